@@ -1,0 +1,43 @@
+/**
+ * NoiseCfgError and the closed table of error codes (SPEC.md "Error codes").
+ * Codes are mapped to exit codes only in cli/ and to HTTP statuses only in lib/api.
+ */
+
+/** Every error code noise-cfg can raise, with the one-line meaning documented in SPEC.md. */
+export const ERROR_CODES = {
+  INVALID_ARGUMENT: 'an argument to a public function is missing or malformed',
+  UNSUPPORTED_PROTOCOL: 'the Noise protocol name is malformed or names a pattern, modifier or primitive this build does not support',
+  INVALID_PATTERN: 'the handshake pattern breaks a validity rule (Noise rev. 34 §7.3, §9.3)',
+  PSK_MISSING: 'the pattern has psk tokens but fewer pre-shared keys were supplied',
+  PSK_INVALID_LENGTH: 'a pre-shared key is not exactly 32 bytes',
+  KEY_MISSING: 'the pattern needs a static or remote static key that was not supplied',
+  INVALID_KEY: 'a key has the wrong length, or a DH with it gave the all-zero result',
+  HANDSHAKE_OUT_OF_ORDER: 'a handshake message was written or read when it was the other side\'s turn, or after the handshake finished',
+  HANDSHAKE_ABORTED: 'the handshake state was used after an earlier failure ended it',
+  MESSAGE_TRUNCATED: 'a Noise message is shorter than its pattern requires',
+  MESSAGE_TOO_LONG: 'a Noise message, or the plaintext for one, exceeds 65535 bytes',
+  DECRYPT_FAILED: 'an AEAD tag did not verify: wrong key, wrong PSK, or tampered bytes',
+  REMOTE_STATIC_MISMATCH: 'the remote static key differs from the one expected (pin)',
+  NONCE_EXHAUSTED: 'the cipher nonce reached 2^64-1, which is reserved; the session must end',
+  CIPHER_UNAVAILABLE: 'the cipher state has no key, or this side may not send in a one-way pattern',
+} as const;
+
+/** A closed union of every error code. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The only error class noise-cfg throws. `message` is safe to show a user: it never holds a secret. */
+export class NoiseCfgError extends Error {
+  /** Which check failed; stable across releases. */
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NoiseCfgError';
+    this.code = code;
+  }
+}
+
+/** True when `error` is a NoiseCfgError, optionally with the given code. */
+export function isNoiseCfgError(error: unknown, code?: ErrorCode): error is NoiseCfgError {
+  return error instanceof NoiseCfgError && (code === undefined || error.code === code);
+}

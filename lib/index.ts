@@ -1,0 +1,7 @@
+/** The public surface of noise-cfg: re-exports only. */
+export { NoiseCfgError, ERROR_CODES, isNoiseCfgError, type ErrorCode } from './errors.js';
+export { HandshakeState, PSK_BYTES, type HandshakeOptions } from './noise/handshake-state.js';
+export { TransportState, MAX_MESSAGE_BYTES, MAX_TRANSPORT_PLAINTEXT_BYTES } from './noise/transport-state.js';
+export { CipherState } from './noise/cipher-state.js';
+export { XXPSK3_PROTOCOL_NAME, NNPSK0_PROTOCOL_NAME, resolveProtocol, type NoiseProtocol } from './noise/protocols.js';
+export { generateKeyPair, keyPairFromSecretKey, keyFromHex, type KeyPair } from './noise/keys.js';

@@ -1,0 +1,359 @@
+/**
+ * HandshakeState (Noise rev. 34 §5.3) driven by pattern data, with the PSK processing of §9.2: every e token also
+ * calls MixKey in a PSK handshake, and psk tokens call MixKeyAndHash. A failed read ends the handshake for good.
+ * Finishing returns a TransportState; the handshake object keeps nothing that could write another message.
+ */
+import sodium from 'sodium-native';
+import { NoiseCfgError } from '../errors.js';
+import { TAG_BYTES } from './cipher-functions.js';
+import { DH_BYTES, dh, generateKeyPair, type KeyPair } from './dh-functions.js';
+import type { MessageToken } from './patterns.js';
+import { resolveProtocol, type NoiseProtocol } from './protocols.js';
+import { SymmetricState } from './symmetric-state.js';
+import { MAX_MESSAGE_BYTES, TransportState } from './transport-state.js';
+
+/** Length of every PSK, in bytes (§9). */
+export const PSK_BYTES = 32;
+
+/** Symbol of the option that fixes the local ephemeral key, for test vectors only; not re-exported. */
+export const FIXED_EPHEMERAL_FOR_TESTING = Symbol('noise-cfg testing only: fixed ephemeral key pair');
+
+/** What a handshake needs; which keys are required depends on the pattern. */
+export interface HandshakeOptions {
+  /** Full protocol name, e.g. `Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b`. */
+  protocolName: string;
+  /** True for the side that sends the first message. */
+  initiator: boolean;
+  /** Bytes both sides must agree on, mixed into h before the first message (§6). Default: empty. */
+  prologue?: Uint8Array;
+  /** Our static key pair (s), when the pattern sends or pre-shares it. */
+  staticKeyPair?: KeyPair;
+  /** The peer's static public key (rs), when the pattern pre-shares it (`<- s ...`). */
+  remoteStaticKey?: Uint8Array;
+  /** When set, a static key received in a handshake message must equal this (constant-time check): a pin. */
+  expectedRemoteStaticKey?: Uint8Array;
+  /** The 32-byte PSKs, in the order of the pattern's psk tokens. */
+  psks?: readonly Uint8Array[];
+}
+
+type Phase = 'running' | 'finished' | 'taken' | 'aborted';
+
+/** One side of a Noise handshake. */
+export class HandshakeState {
+  readonly #protocol: NoiseProtocol;
+  readonly #isInitiator: boolean;
+  readonly #symmetric: SymmetricState;
+  /** s: our static key pair. */
+  readonly #s: KeyPair | null;
+  /** e: our ephemeral key pair, once generated. */
+  #e: KeyPair | null = null;
+  /** rs: the peer's static public key. */
+  #rs: Buffer | null;
+  /** re: the peer's ephemeral public key. */
+  #re: Buffer | null = null;
+  readonly #psks: Buffer[];
+  readonly #expectedRemoteStaticKey: Buffer | null;
+  readonly #fixedEphemeral: KeyPair | null;
+  #messageIndex = 0;
+  #pskIndex = 0;
+  #phase: Phase = 'running';
+  #transport: TransportState | null = null;
+
+  /**
+   * Initialize(): checks that the pattern has every key it needs and runs the pre-messages.
+   * Throws UNSUPPORTED_PROTOCOL, INVALID_PATTERN, KEY_MISSING, INVALID_KEY, PSK_MISSING, PSK_INVALID_LENGTH or
+   * INVALID_ARGUMENT, each naming the argument.
+   */
+  constructor(options: HandshakeOptions) {
+    if (options === null || typeof options !== 'object') throw new NoiseCfgError('INVALID_ARGUMENT', 'options must be an object');
+    if (typeof options.initiator !== 'boolean') throw new NoiseCfgError('INVALID_ARGUMENT', 'initiator must be true or false');
+    const protocol = resolveProtocol(options.protocolName);
+    const pattern = protocol.pattern;
+    this.#protocol = protocol;
+    this.#isInitiator = options.initiator;
+
+    const prologue = options.prologue ?? Buffer.alloc(0);
+    if (!(prologue instanceof Uint8Array)) throw new NoiseCfgError('INVALID_ARGUMENT', 'prologue must be a Uint8Array');
+    this.#s = options.staticKeyPair ? checkKeyPair(options.staticKeyPair, 'staticKeyPair') : null;
+    this.#rs = options.remoteStaticKey ? checkPublicKey(options.remoteStaticKey, 'remoteStaticKey') : null;
+    this.#expectedRemoteStaticKey = options.expectedRemoteStaticKey
+      ? checkPublicKey(options.expectedRemoteStaticKey, 'expectedRemoteStaticKey')
+      : null;
+    const fixed = (options as { [FIXED_EPHEMERAL_FOR_TESTING]?: KeyPair })[FIXED_EPHEMERAL_FOR_TESTING];
+    this.#fixedEphemeral = fixed ? checkKeyPair(fixed, 'ephemeral key pair') : null;
+
+    const pskTokenCount = pattern.messages.reduce((count, message) => count + message.tokens.filter((token) => token === 'psk').length, 0);
+    const psks = options.psks ?? [];
+    if (!Array.isArray(psks)) throw new NoiseCfgError('INVALID_ARGUMENT', 'psks must be an array of 32-byte keys');
+    if (psks.length < pskTokenCount) {
+      throw new NoiseCfgError('PSK_MISSING', `${pattern.name} needs ${pskTokenCount} PSK(s), got ${psks.length}`);
+    }
+    if (psks.length > pskTokenCount) {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `${pattern.name} takes ${pskTokenCount} PSK(s), got ${psks.length}`);
+    }
+    this.#psks = psks.map((psk, index) => {
+      if (!(psk instanceof Uint8Array) || psk.byteLength !== PSK_BYTES) {
+        const length = psk instanceof Uint8Array ? psk.byteLength : typeof psk;
+        throw new NoiseCfgError('PSK_INVALID_LENGTH', `psks[${index}] must be ${PSK_BYTES} bytes, got ${length}`);
+      }
+      return Buffer.from(psk);
+    });
+
+    const ourSide = this.#isInitiator ? 'initiator' : 'responder';
+    const ourPreMessage = this.#isInitiator ? pattern.initiatorPreMessage : pattern.responderPreMessage;
+    const theirPreMessage = this.#isInitiator ? pattern.responderPreMessage : pattern.initiatorPreMessage;
+    const weSendStatic = pattern.messages.some((message) => message.fromInitiator === this.#isInitiator && message.tokens.includes('s'));
+    if ((weSendStatic || ourPreMessage.includes('s')) && this.#s === null) {
+      throw new NoiseCfgError('KEY_MISSING', `${pattern.name} ${ourSide} needs staticKeyPair`);
+    }
+    if (theirPreMessage.includes('s') && this.#rs === null) {
+      throw new NoiseCfgError('KEY_MISSING', `${pattern.name} ${ourSide} needs remoteStaticKey`);
+    }
+    if (pattern.initiatorPreMessage.includes('e') || pattern.responderPreMessage.includes('e')) {
+      throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `${pattern.name}: pre-shared ephemeral keys are not supported`);
+    }
+
+    this.#symmetric = new SymmetricState(protocol);
+    this.#symmetric.mixHash(prologue);
+    // Pre-messages: the initiator's keys first, then the responder's (§7.1).
+    if (pattern.initiatorPreMessage.includes('s')) this.#symmetric.mixHash(this.#isInitiator ? this.#s!.publicKey : this.#rs!);
+    if (pattern.responderPreMessage.includes('s')) this.#symmetric.mixHash(this.#isInitiator ? this.#rs! : this.#s!.publicKey);
+  }
+
+  /** The protocol name this handshake runs. */
+  get protocolName(): string {
+    return this.#protocol.name;
+  }
+
+  /** True for the side that sent the first message. */
+  get isInitiator(): boolean {
+    return this.#isInitiator;
+  }
+
+  /** True when every message of the pattern has been written or read. */
+  get isFinished(): boolean {
+    return this.#phase === 'finished' || this.#phase === 'taken';
+  }
+
+  /** True when the next step is writeMessage, false when it is readMessage or the handshake is over. */
+  get isMyTurn(): boolean {
+    const message = this.#protocol.pattern.messages[this.#messageIndex];
+    return this.#phase === 'running' && message !== undefined && message.fromInitiator === this.#isInitiator;
+  }
+
+  /** The peer's static public key once known (pre-shared or received), else null. */
+  get remoteStaticKey(): Buffer | null {
+    return this.#rs === null ? null : Buffer.from(this.#rs);
+  }
+
+  /**
+   * WriteMessage(payload): the next handshake message. Throws HANDSHAKE_OUT_OF_ORDER when it is not our turn,
+   * HANDSHAKE_ABORTED after a failure, MESSAGE_TOO_LONG when the message would exceed 65535 bytes (checked before
+   * any state changes), INVALID_KEY when a DH gives the all-zero output.
+   */
+  writeMessage(payload: Uint8Array = Buffer.alloc(0)): Buffer {
+    if (!(payload instanceof Uint8Array)) throw new NoiseCfgError('INVALID_ARGUMENT', 'payload must be a Uint8Array');
+    const tokens = this.#nextTokens(true);
+    const length = this.#messageLength(tokens, payload.byteLength);
+    if (length > MAX_MESSAGE_BYTES) {
+      throw new NoiseCfgError('MESSAGE_TOO_LONG', `handshake message would be ${length} bytes, over ${MAX_MESSAGE_BYTES}`);
+    }
+    return this.#endOnFailure(() => {
+      const parts: Buffer[] = [];
+      for (const token of tokens) {
+        if (token === 'e') {
+          this.#e = this.#fixedEphemeral ? copyKeyPair(this.#fixedEphemeral) : generateKeyPair();
+          parts.push(Buffer.from(this.#e.publicKey));
+          this.#mixEphemeral(this.#e.publicKey);
+        } else if (token === 's') {
+          parts.push(this.#symmetric.encryptAndHash(this.#s!.publicKey));
+        } else {
+          this.#processKeyToken(token);
+        }
+      }
+      parts.push(this.#symmetric.encryptAndHash(payload));
+      this.#advance();
+      return Buffer.concat(parts);
+    });
+  }
+
+  /**
+   * ReadMessage(message): checks and consumes the peer's next handshake message and returns its payload.
+   * Any failure ends the handshake (HANDSHAKE_ABORTED from then on). Throws HANDSHAKE_OUT_OF_ORDER,
+   * MESSAGE_TOO_LONG, MESSAGE_TRUNCATED, DECRYPT_FAILED (wrong PSK or key, or tampering), REMOTE_STATIC_MISMATCH,
+   * INVALID_KEY.
+   */
+  readMessage(message: Uint8Array): Buffer {
+    if (!(message instanceof Uint8Array)) throw new NoiseCfgError('INVALID_ARGUMENT', 'message must be a Uint8Array');
+    const tokens = this.#nextTokens(false);
+    return this.#endOnFailure(() => {
+      if (message.byteLength > MAX_MESSAGE_BYTES) {
+        throw new NoiseCfgError('MESSAGE_TOO_LONG', `handshake message of ${message.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+      }
+      let offset = 0;
+      const take = (count: number, what: string): Buffer => {
+        if (offset + count > message.byteLength) {
+          throw new NoiseCfgError('MESSAGE_TRUNCATED', `handshake message of ${message.byteLength} bytes ends inside ${what}`);
+        }
+        const bytes = Buffer.from(message.subarray(offset, offset + count));
+        offset += count;
+        return bytes;
+      };
+      for (const token of tokens) {
+        if (token === 'e') {
+          this.#re = take(DH_BYTES, 'the ephemeral key');
+          this.#mixEphemeral(this.#re);
+        } else if (token === 's') {
+          const sealed = take(DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0), 'the static key');
+          const remoteStatic = this.#symmetric.decryptAndHash(sealed);
+          if (this.#expectedRemoteStaticKey !== null && !sodium.sodium_memcmp(remoteStatic, this.#expectedRemoteStaticKey)) {
+            throw new NoiseCfgError('REMOTE_STATIC_MISMATCH', 'the peer\'s static key is not the expected (pinned) key');
+          }
+          this.#rs = remoteStatic;
+        } else {
+          this.#processKeyToken(token);
+        }
+      }
+      if (this.#symmetric.hasKey && message.byteLength - offset < TAG_BYTES) {
+        throw new NoiseCfgError('MESSAGE_TRUNCATED', `handshake message of ${message.byteLength} bytes ends inside the payload tag`);
+      }
+      const payload = this.#symmetric.decryptAndHash(message.subarray(offset));
+      this.#advance();
+      return payload;
+    });
+  }
+
+  /**
+   * The transport keys, once isFinished. Callable once; afterwards this object holds no key material.
+   * Throws HANDSHAKE_OUT_OF_ORDER before the last message, HANDSHAKE_ABORTED after a failure.
+   */
+  finish(): TransportState {
+    if (this.#phase === 'aborted') throw new NoiseCfgError('HANDSHAKE_ABORTED', 'the handshake failed earlier and cannot finish');
+    if (this.#phase !== 'finished' || this.#transport === null) {
+      throw new NoiseCfgError('HANDSHAKE_OUT_OF_ORDER', this.#phase === 'taken' ? 'finish() was already called' : 'the handshake is not finished');
+    }
+    const transport = this.#transport;
+    this.#transport = null;
+    this.#phase = 'taken';
+    return transport;
+  }
+
+  /** Ends the handshake and zeroes every secret it holds. */
+  dispose(): void {
+    if (this.#phase === 'running') this.#phase = 'aborted';
+    this.#symmetric.dispose();
+    this.#zeroEphemeral();
+    for (const psk of this.#psks) sodium.sodium_memzero(psk);
+    this.#transport?.dispose();
+    this.#transport = null;
+  }
+
+  #nextTokens(isWrite: boolean): readonly MessageToken[] {
+    if (this.#phase === 'aborted') throw new NoiseCfgError('HANDSHAKE_ABORTED', 'the handshake failed earlier and cannot continue');
+    const message = this.#protocol.pattern.messages[this.#messageIndex];
+    if (this.#phase !== 'running' || message === undefined) {
+      throw new NoiseCfgError('HANDSHAKE_OUT_OF_ORDER', 'the handshake is already finished');
+    }
+    if ((message.fromInitiator === this.#isInitiator) !== isWrite) {
+      throw new NoiseCfgError('HANDSHAKE_OUT_OF_ORDER', isWrite ? 'it is the peer\'s turn to send' : 'it is our turn to send');
+    }
+    return message.tokens;
+  }
+
+  // The exact length writeMessage will produce, so an over-long payload is refused before state changes.
+  #messageLength(tokens: readonly MessageToken[], payloadBytes: number): number {
+    let hasKey = this.#symmetric.hasKey;
+    let length = payloadBytes;
+    for (const token of tokens) {
+      if (token === 'e') {
+        length += DH_BYTES;
+        if (this.#protocol.pattern.isPskHandshake) hasKey = true;
+      } else if (token === 's') {
+        length += DH_BYTES + (hasKey ? TAG_BYTES : 0);
+      } else {
+        hasKey = true;
+      }
+    }
+    return length + (hasKey ? TAG_BYTES : 0);
+  }
+
+  #mixEphemeral(publicKey: Buffer): void {
+    this.#symmetric.mixHash(publicKey);
+    if (this.#protocol.pattern.isPskHandshake) this.#symmetric.mixKey(publicKey);
+  }
+
+  #processKeyToken(token: Exclude<MessageToken, 'e' | 's'>): void {
+    if (token === 'psk') {
+      const psk = this.#psks[this.#pskIndex++]!;
+      this.#symmetric.mixKeyAndHash(psk);
+      return;
+    }
+    // The first letter names the initiator's key, the second the responder's (§7.1).
+    const localKind = this.#isInitiator ? token[0] : token[1];
+    const remoteKind = this.#isInitiator ? token[1] : token[0];
+    const localKeyPair = localKind === 'e' ? this.#e : this.#s;
+    const remoteKey = remoteKind === 'e' ? this.#re : this.#rs;
+    if (localKeyPair === null || remoteKey === null) {
+      throw new NoiseCfgError('KEY_MISSING', `"${token}" needs a key this side does not have`);
+    }
+    const shared = dh(localKeyPair, remoteKey);
+    this.#symmetric.mixKey(shared);
+    sodium.sodium_memzero(shared);
+  }
+
+  #advance(): void {
+    this.#messageIndex += 1;
+    if (this.#messageIndex < this.#protocol.pattern.messages.length) return;
+    const handshakeHash = this.#symmetric.getHandshakeHash();
+    const [initiatorToResponder, responderToInitiator] = this.#symmetric.split();
+    const sendCipher = this.#isInitiator ? initiatorToResponder : responderToInitiator;
+    const receiveCipher = this.#isInitiator ? responderToInitiator : initiatorToResponder;
+    if (this.#protocol.pattern.isOneWay) {
+      // Only the initiator sends after a one-way handshake; the other CipherState is discarded (§7.4).
+      if (this.#isInitiator) {
+        receiveCipher.dispose();
+        this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey: this.remoteStaticKey, sendCipher, receiveCipher: null });
+      } else {
+        sendCipher.dispose();
+        this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey: this.remoteStaticKey, sendCipher: null, receiveCipher });
+      }
+    } else {
+      this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey: this.remoteStaticKey, sendCipher, receiveCipher });
+    }
+    this.#zeroEphemeral();
+    for (const psk of this.#psks) sodium.sodium_memzero(psk);
+    this.#phase = 'finished';
+  }
+
+  #zeroEphemeral(): void {
+    if (this.#e !== null) sodium.sodium_memzero(this.#e.secretKey);
+    this.#e = null;
+    this.#re = null;
+  }
+
+  #endOnFailure<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (error) {
+      this.dispose();
+      this.#phase = 'aborted';
+      throw error;
+    }
+  }
+}
+
+function checkPublicKey(key: Uint8Array, name: string): Buffer {
+  if (!(key instanceof Uint8Array) || key.byteLength !== DH_BYTES) {
+    throw new NoiseCfgError('INVALID_KEY', `${name} must be ${DH_BYTES} bytes, got ${key instanceof Uint8Array ? key.byteLength : typeof key}`);
+  }
+  return Buffer.from(key);
+}
+
+function checkKeyPair(keyPair: KeyPair, name: string): KeyPair {
+  if (keyPair === null || typeof keyPair !== 'object') throw new NoiseCfgError('INVALID_ARGUMENT', `${name} must be { publicKey, secretKey }`);
+  return { publicKey: checkPublicKey(keyPair.publicKey, `${name}.publicKey`), secretKey: checkPublicKey(keyPair.secretKey, `${name}.secretKey`) };
+}
+
+function copyKeyPair(keyPair: KeyPair): KeyPair {
+  return { publicKey: Buffer.from(keyPair.publicKey), secretKey: Buffer.from(keyPair.secretKey) };
+}

@@ -1,0 +1,48 @@
+/**
+ * Protocol names (Noise rev. 34 §8): `Noise_<pattern>_<dh>_<cipher>_<hash>` parsed into the pattern and the
+ * functions that run it, and the two protocols the product uses.
+ */
+import { NoiseCfgError } from '../errors.js';
+import { findCipherFunction, isAesGcmAvailable, type CipherFunction, type CipherName } from './cipher-functions.js';
+import { HASH_FUNCTIONS, type HashFunction, type HashName } from './hash-functions.js';
+import { patternFromName, type HandshakePattern } from './patterns.js';
+
+/** The default product protocol: pinned server key, per-client identity keys, PSK. */
+export const XXPSK3_PROTOCOL_NAME = 'Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b';
+/** The PSK-only product protocol: no long-term keys, one round trip. */
+export const NNPSK0_PROTOCOL_NAME = 'Noise_NNpsk0_25519_ChaChaPoly_BLAKE2b';
+
+/** A parsed, runnable protocol. */
+export interface NoiseProtocol {
+  /** The exact protocol name, hashed into h at the start of the handshake. */
+  name: string;
+  pattern: HandshakePattern;
+  cipher: CipherFunction;
+  hash: HashFunction;
+}
+
+const HASH_NAMES = new Set<string>(Object.keys(HASH_FUNCTIONS));
+
+/**
+ * Parses and resolves a protocol name. Throws UNSUPPORTED_PROTOCOL, with the unsupported part named, for a
+ * malformed name, the 448 curve, BLAKE2s, fallback or hfs modifiers, or AESGCM when isAesGcmAvailable() is false.
+ */
+export function resolveProtocol(name: string): NoiseProtocol {
+  if (typeof name !== 'string') throw new NoiseCfgError('INVALID_ARGUMENT', 'protocol name must be a string');
+  const parts = name.split('_');
+  if (parts.length !== 5 || parts[0] !== 'Noise') {
+    throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `"${name}" is not of the form Noise_<pattern>_<dh>_<cipher>_<hash>`);
+  }
+  const [, patternName, dhName, cipherName, hashName] = parts as [string, string, string, string, string];
+  if (dhName !== '25519') throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `DH "${dhName}" is not supported (only 25519)`);
+  if (cipherName !== 'ChaChaPoly' && cipherName !== 'AESGCM') {
+    throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `cipher "${cipherName}" is not supported`);
+  }
+  const cipher = findCipherFunction(cipherName as CipherName);
+  if (cipher === null) {
+    const why = isAesGcmAvailable() ? 'is not bound' : 'needs libsodium AES-256-GCM, which is not available here';
+    throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `cipher "${cipherName}" ${why}`);
+  }
+  if (!HASH_NAMES.has(hashName)) throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `hash "${hashName}" is not supported`);
+  return { name, pattern: patternFromName(patternName), cipher, hash: HASH_FUNCTIONS[hashName as HashName] };
+}

@@ -1,0 +1,76 @@
+/**
+ * `npm run vectors -- FILE...`: runs every vector of the given files that the core supports, prints one line per
+ * file and ends with `N passed, M failed, K skipped`. Files that are not vector files (a README beside them) are
+ * named on stderr and passed over. Exits 1 on any failed vector, 2 on a file that cannot be read.
+ */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { checkVector, type Vector, type VectorOutcome } from './check-vector.js';
+
+/** Counts for one file, with the failures in full and the skip reasons tallied. */
+export interface FileReport {
+  file: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  failures: VectorOutcome[];
+  skipReasons: Map<string, number>;
+}
+
+/** Raised for a file that is not a vector file (not JSON, or no `vectors` array). */
+export class NotAVectorFileError extends Error {}
+
+/** Reads a vector file and checks every vector in it. Throws NotAVectorFileError, or the read error. */
+export function runVectorFile(file: string): FileReport {
+  const text = readFileSync(file, 'utf8');
+  let parsed: { vectors?: unknown };
+  try {
+    parsed = JSON.parse(text) as { vectors?: unknown };
+  } catch {
+    throw new NotAVectorFileError('not JSON');
+  }
+  if (!parsed || !Array.isArray(parsed.vectors)) throw new NotAVectorFileError('no "vectors" array');
+  const report: FileReport = { file, passed: 0, failed: 0, skipped: 0, failures: [], skipReasons: new Map() };
+  for (const vector of parsed.vectors as Vector[]) {
+    const outcome = checkVector(vector);
+    report[outcome.status] += 1;
+    if (outcome.status === 'failed') report.failures.push(outcome);
+    if (outcome.status === 'skipped') report.skipReasons.set(outcome.reason, (report.skipReasons.get(outcome.reason) ?? 0) + 1);
+  }
+  return report;
+}
+
+function main(files: string[]): number {
+  const args = files.filter((file) => file !== '--verbose');
+  const isVerbose = args.length !== files.length;
+  if (args.length === 0) {
+    process.stderr.write('usage: npm run vectors -- [--verbose] FILE...\n');
+    return 2;
+  }
+  let totals = { passed: 0, failed: 0, skipped: 0 };
+  for (const file of args) {
+    let report: FileReport;
+    try {
+      report = runVectorFile(file);
+    } catch (error) {
+      if (error instanceof NotAVectorFileError) {
+        process.stderr.write(`${basename(file)}: not a vector file (${error.message}), passed over\n`);
+        continue;
+      }
+      process.stderr.write(`error: ${file}: ${(error as Error).message}\n`);
+      return 2;
+    }
+    totals = { passed: totals.passed + report.passed, failed: totals.failed + report.failed, skipped: totals.skipped + report.skipped };
+    process.stdout.write(`${basename(file)}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped\n`);
+    for (const failure of report.failures) {
+      process.stdout.write(`  FAIL ${failure.protocolName}: ${failure.status === 'failed' ? failure.reason : ''}\n`);
+    }
+    if (isVerbose) {
+      for (const [reason, count] of report.skipReasons) process.stdout.write(`  skip ${count}× ${reason}\n`);
+    }
+  }
+  process.stdout.write(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);
+  return totals.failed > 0 ? 1 : 0;
+}
+
+process.exitCode = main(process.argv.slice(2));
