@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   HANDSHAKE_OUT_OF_ORDER: 'a handshake message was written or read when it was the other side\'s turn, or after the handshake finished',
   HANDSHAKE_ABORTED: 'the handshake state was used after an earlier failure ended it',
   MESSAGE_TRUNCATED: 'a Noise message is shorter than its pattern requires',
-  MESSAGE_TOO_LONG: 'a Noise message, or the plaintext for one, exceeds 65535 bytes',
+  MESSAGE_TOO_LONG: 'a Noise message would exceed 65535 bytes (a transport plaintext, 65519)',
   DECRYPT_FAILED: 'an AEAD tag did not verify: wrong key, wrong PSK, or tampered bytes',
   REMOTE_STATIC_MISMATCH: 'the remote static key differs from the one expected (pin)',
   NONCE_EXHAUSTED: 'the cipher nonce reached 2^64-1, which is reserved; the session must end',

@@ -242,8 +242,7 @@ export class HandshakeState {
   dispose(): void {
     if (this.#phase === 'running') this.#phase = 'aborted';
     this.#symmetric.dispose();
-    this.#zeroEphemeral();
-    for (const psk of this.#psks) sodium.sodium_memzero(psk);
+    this.#zeroSecrets();
     this.#transport?.dispose();
     this.#transport = null;
   }
@@ -320,15 +319,17 @@ export class HandshakeState {
     } else {
       this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey: this.remoteStaticKey, sendCipher, receiveCipher });
     }
-    this.#zeroEphemeral();
-    for (const psk of this.#psks) sodium.sodium_memzero(psk);
+    this.#zeroSecrets();
     this.#phase = 'finished';
   }
 
-  #zeroEphemeral(): void {
+  // Our copies of e, s and the PSKs; the caller's own key objects are left alone.
+  #zeroSecrets(): void {
     if (this.#e !== null) sodium.sodium_memzero(this.#e.secretKey);
     this.#e = null;
     this.#re = null;
+    if (this.#s !== null) sodium.sodium_memzero(this.#s.secretKey);
+    for (const psk of this.#psks) sodium.sodium_memzero(psk);
   }
 
   #endOnFailure<T>(step: () => T): T {

@@ -1,11 +1,11 @@
 /**
  * The Noise hash functions BLAKE2b, SHA256 and SHA512 with their HMAC and HKDF (Noise rev. 34 §4.3, §12.5–§12.8).
- * Hash primitives are libsodium's. HKDF for BLAKE2b, the product suite, is noise-handshake's `hkdf.js`, which
- * meets §4.3; the package has no SHA-2 HKDF, so this file adds a small HMAC (RFC 2104) over libsodium's SHA-2 for
- * those suites. All three are checked byte for byte by the public vectors.
+ * Hash primitives are libsodium's. HMAC-BLAKE2b, for the product suite, is noise-handshake's `hmac.js`, which meets
+ * §4.3. The package has no SHA-2 HMAC, so this file adds a small one (RFC 2104) over libsodium's SHA-2. HKDF is
+ * ours for all three: noise-handshake's `hkdf.js` leaves its temporary key unzeroed. The public vectors check all.
  */
 import sodium from 'sodium-native';
-import { hkdf as blake2bHkdf } from 'noise-handshake/hkdf.js';
+import blake2bHmac from 'noise-handshake/hmac.js';
 
 /** The hash names this build supports, spelled as in protocol names. */
 export type HashName = 'BLAKE2b' | 'SHA256' | 'SHA512';
@@ -23,15 +23,34 @@ export interface HashFunction {
 
 const BLAKE2B_HASH_BYTES = 64;
 
+type Hmac = (key: Uint8Array, parts: readonly Uint8Array[]) => Buffer;
+
+// HKDF(chainingKey, inputKeyMaterial, numOutputs) exactly as §4.3 spells it out.
+function noiseHkdf(hmac: Hmac, chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, numOutputs: 2 | 3): Buffer[] {
+  const tempKey = hmac(chainingKey, [inputKeyMaterial]);
+  const outputs: Buffer[] = [];
+  let previous: Uint8Array = Buffer.alloc(0);
+  for (let i = 1; i <= numOutputs; i++) {
+    previous = hmac(tempKey, [previous, Uint8Array.of(i)]);
+    outputs.push(previous as Buffer);
+  }
+  sodium.sodium_memzero(tempKey);
+  return outputs;
+}
+
+const hmacBlake2b: Hmac = (key, parts) => {
+  const output = Buffer.alloc(BLAKE2B_HASH_BYTES);
+  blake2bHmac(output, parts, key);
+  return output;
+};
+
 const blake2b: HashFunction = {
   name: 'BLAKE2b',
   hashLength: BLAKE2B_HASH_BYTES,
   hashInto(output, parts) {
     sodium.crypto_generichash_batch(output, parts as Uint8Array[]);
   },
-  hkdf(chainingKey, inputKeyMaterial, numOutputs) {
-    return blake2bHkdf(chainingKey, inputKeyMaterial, '', numOutputs * BLAKE2B_HASH_BYTES);
-  },
+  hkdf: (chainingKey, inputKeyMaterial, numOutputs) => noiseHkdf(hmacBlake2b, chainingKey, inputKeyMaterial, numOutputs),
 };
 
 interface Sha2Primitive {
@@ -74,17 +93,7 @@ function sha2HashFunction(name: 'SHA256' | 'SHA512', hashLength: number, blockLe
     name,
     hashLength,
     hashInto,
-    hkdf(chainingKey, inputKeyMaterial, numOutputs) {
-      const tempKey = hmac(chainingKey, [inputKeyMaterial]);
-      const outputs: Buffer[] = [];
-      let previous: Uint8Array = Buffer.alloc(0);
-      for (let i = 1; i <= numOutputs; i++) {
-        previous = hmac(tempKey, [previous, Uint8Array.of(i)]);
-        outputs.push(previous as Buffer);
-      }
-      sodium.sodium_memzero(tempKey);
-      return outputs;
-    },
+    hkdf: (chainingKey, inputKeyMaterial, numOutputs) => noiseHkdf(hmac, chainingKey, inputKeyMaterial, numOutputs),
   };
 }
 

@@ -1,8 +1,7 @@
 // Only the members of noise-handshake (CommonJS, untyped) that lib/noise uses.
-declare module 'noise-handshake/hkdf.js' {
-  /** HKDF with HMAC-BLAKE2b (Noise rev. 34 §4.3); returns `length / 64` outputs of 64 bytes each. */
-  export function hkdf(salt: Uint8Array, inputKeyMaterial: Uint8Array, info?: string, length?: number): Buffer[];
-  export const HASHLEN: number;
+declare module 'noise-handshake/hmac.js' {
+  /** HMAC-BLAKE2b (64-byte output) of the concatenated `parts` under `key`, written into `output`. */
+  export default function hmac(output: Uint8Array, parts: readonly Uint8Array[], key: Uint8Array): void;
 }
 
 declare module 'noise-handshake/dh.js' {

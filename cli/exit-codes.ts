@@ -1,0 +1,31 @@
+/**
+ * Process exit codes (SPEC.md §6): the only place error codes become exit codes.
+ */
+import type { ErrorCode } from '../lib/index.js';
+
+/** Exit codes by meaning. */
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  AUTHENTICATION_FAILED: 12,
+} as const;
+
+/** The exit code for each error code. */
+export const EXIT_CODE_BY_ERROR: Readonly<Record<ErrorCode, number>> = {
+  INVALID_ARGUMENT: EXIT.USAGE,
+  UNSUPPORTED_PROTOCOL: EXIT.USAGE,
+  INVALID_PATTERN: EXIT.USAGE,
+  PSK_MISSING: EXIT.USAGE,
+  PSK_INVALID_LENGTH: EXIT.USAGE,
+  KEY_MISSING: EXIT.USAGE,
+  INVALID_KEY: EXIT.USAGE,
+  HANDSHAKE_OUT_OF_ORDER: EXIT.FAILURE,
+  HANDSHAKE_ABORTED: EXIT.FAILURE,
+  MESSAGE_TRUNCATED: EXIT.FAILURE,
+  MESSAGE_TOO_LONG: EXIT.FAILURE,
+  DECRYPT_FAILED: EXIT.AUTHENTICATION_FAILED,
+  REMOTE_STATIC_MISMATCH: EXIT.AUTHENTICATION_FAILED,
+  NONCE_EXHAUSTED: EXIT.FAILURE,
+  CIPHER_UNAVAILABLE: EXIT.FAILURE,
+};

@@ -1,0 +1,29 @@
+/** The noise-cfg command line: buildCli(argv) returns the yargs instance, so tests can parse in-process. */
+import yargs, { type Argv } from 'yargs';
+import * as demo from './commands/demo.js';
+import { EXIT } from './exit-codes.js';
+import { reportError } from './output.js';
+
+/** The CLI for an argument array (without `node` and the script path). */
+export function buildCli(argv: readonly string[]): Argv {
+  return yargs([...argv])
+    .scriptName('noise-cfg')
+    .usage('$0 <command> [options]\n\nDeliver configuration updates over Noise (XXpsk3 / NNpsk0) secure channels.')
+    .command(demo)
+    .demandCommand(1, 'name a command; see --help')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .fail((message, error, cli) => {
+      if (error) {
+        reportError(error);
+        return;
+      }
+      process.stderr.write(`noise-cfg: ${message}\nRun 'noise-cfg --help' for usage.\n`);
+      process.exitCode = EXIT.USAGE;
+      void cli;
+    });
+}

@@ -1,0 +1,25 @@
+/** Output helpers: results to stdout (text or --json), progress and errors to stderr, one line each. */
+import { isNoiseCfgError } from '../lib/index.js';
+import { EXIT, EXIT_CODE_BY_ERROR } from './exit-codes.js';
+
+/** Writes one result line, or one JSON document when `asJson`. */
+export function printResult(value: unknown, asJson: boolean, text: string): void {
+  process.stdout.write(asJson ? `${JSON.stringify(value)}\n` : `${text}\n`);
+}
+
+/** Writes one line of progress to stderr. */
+export function printStatus(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Reports an error as one line on stderr and sets the exit code; never prints a stack for a known error. */
+export function reportError(error: unknown): void {
+  if (isNoiseCfgError(error)) {
+    process.stderr.write(`noise-cfg: error: ${error.message} (${error.code})\n`);
+    process.exitCode = EXIT_CODE_BY_ERROR[error.code];
+    return;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`noise-cfg: unexpected error: ${message}\n`);
+  process.exitCode = EXIT.FAILURE;
+}

@@ -1,0 +1,29 @@
+// Every error code has an exit code and a line in SPEC.md's error table (STYLE.md "Errors").
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ERROR_CODES, NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../lib/errors.js';
+import { EXIT_CODE_BY_ERROR } from '../cli/exit-codes.js';
+import { REPO_ROOT } from './support/paths.js';
+
+const codes = Object.keys(ERROR_CODES) as ErrorCode[];
+
+t.test('every code maps to a non-zero exit code', async (t) => {
+  t.same(Object.keys(EXIT_CODE_BY_ERROR).sort(), [...codes].sort(), 'the exit table covers exactly the codes');
+  for (const code of codes) t.ok(EXIT_CODE_BY_ERROR[code] > 0, `${code} exits non-zero`);
+});
+
+t.test('every code has a row in SPEC.md', async (t) => {
+  const spec = readFileSync(join(REPO_ROOT, 'SPEC.md'), 'utf8');
+  for (const code of codes) t.match(spec, new RegExp(`^\\| \`${code}\` \\|`, 'm'), `${code} is documented`);
+});
+
+t.test('NoiseCfgError carries its code and cause', async (t) => {
+  const cause = new Error('inner');
+  const error = new NoiseCfgError('DECRYPT_FAILED', 'tag did not verify', { cause });
+  t.equal(error.code, 'DECRYPT_FAILED');
+  t.equal(error.cause, cause);
+  t.ok(isNoiseCfgError(error, 'DECRYPT_FAILED'));
+  t.notOk(isNoiseCfgError(error, 'INVALID_KEY'));
+  t.notOk(isNoiseCfgError(new Error('plain')));
+});
