@@ -179,7 +179,8 @@ export class HandshakeState {
 
   /**
    * ReadMessage(message): checks and consumes the peer's next handshake message and returns its payload.
-   * Any failure ends the handshake (HANDSHAKE_ABORTED from then on). Throws HANDSHAKE_OUT_OF_ORDER,
+   * Any failure of the message itself ends the handshake (HANDSHAKE_ABORTED from then on); a call out of turn
+   * (HANDSHAKE_OUT_OF_ORDER) changes nothing. Throws HANDSHAKE_OUT_OF_ORDER,
    * MESSAGE_TOO_LONG, MESSAGE_TRUNCATED, DECRYPT_FAILED (wrong PSK or key, or tampering), REMOTE_STATIC_MISMATCH,
    * INVALID_KEY.
    */

@@ -121,7 +121,7 @@ export function parsePattern(name: string, lines: readonly string[], isOneWay = 
 }
 
 /**
- * Checks the rules of §7.3 that a pattern can break by its shape, and the PSK rule of §9.3.
+ * Checks the four rules of §7.3 and the PSK rule of §9.3.
  * Throws INVALID_PATTERN naming the rule.
  */
 export function validatePattern(pattern: HandshakePattern): void {
@@ -139,6 +139,15 @@ export function validatePattern(pattern: HandshakePattern): void {
   const hasE = [pattern.initiatorPreMessage.includes('e'), pattern.responderPreMessage.includes('e')];
   const hasS = [pattern.initiatorPreMessage.includes('s'), pattern.responderPreMessage.includes('s')];
   let hasProcessedPsk = false;
+  const performed = new Set<MessageToken>();
+  // Rule 4: after a DH with its own static key, a party sends no payload until it has done the matching DH with
+  // its ephemeral key (initiator: se needs ee, ss needs es; responder: es needs ee, ss needs se).
+  const checkRule4 = (sender: number): void => {
+    const [staticDh, ephemeralDh] = sender === 0 ? [['se', 'ee'], ['ss', 'es']] : [['es', 'ee'], ['ss', 'se']];
+    for (const [afterStatic, needed] of [staticDh, ephemeralDh] as [MessageToken, MessageToken][]) {
+      if (performed.has(afterStatic) && !performed.has(needed)) fail(`payload after "${afterStatic}" without "${needed}" (§7.3 rule 4)`);
+    }
+  };
   for (const message of pattern.messages) {
     const sender = message.fromInitiator ? 0 : 1;
     for (const token of message.tokens) {
@@ -158,11 +167,17 @@ export function validatePattern(pattern: HandshakePattern): void {
         default: {
           const [initiatorKey, responderKey] = [token[0] === 'e' ? hasE[0] : hasS[0], token[1] === 'e' ? hasE[1] : hasS[1]];
           if (!initiatorKey || !responderKey) fail(`"${token}" before both keys are known`);
+          if (performed.has(token)) fail(`"${token}" appears twice (§7.3 rule 3)`);
+          performed.add(token);
         }
       }
     }
     if (hasProcessedPsk && !hasE[sender]) fail('encrypted payload after psk before sending e (§9.3)');
+    checkRule4(sender);
   }
+  // Transport payloads follow the handshake: from the initiator only in one-way patterns, else from both.
+  checkRule4(0);
+  if (!pattern.isOneWay) checkRule4(1);
 }
 
 /**
