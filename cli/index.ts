@@ -1,5 +1,6 @@
 /** The noise-cfg command line: buildCli(argv) returns the yargs instance, so tests can parse in-process. */
 import yargs, { type Argv } from 'yargs';
+import * as channel from './commands/channel.js';
 import * as demo from './commands/demo.js';
 import { EXIT } from './exit-codes.js';
 import { reportError } from './output.js';
@@ -9,10 +10,12 @@ export function buildCli(argv: readonly string[]): Argv {
   return yargs([...argv])
     .scriptName('noise-cfg')
     .usage('$0 <command> [options]\n\nDeliver configuration updates over Noise (XXpsk3 / NNpsk0) secure channels.')
+    .command(channel)
     .command(demo)
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .recommendCommands()
+    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 11 cannot reach the peer, 12 authentication failed (wrong token or key, pin mismatch). See SPEC.md §6.')
     .help()
     .alias('help', 'h')
     .version()

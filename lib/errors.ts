@@ -20,6 +20,19 @@ export const ERROR_CODES = {
   REMOTE_STATIC_MISMATCH: 'the remote static key differs from the one expected (pin)',
   NONCE_EXHAUSTED: 'the cipher nonce reached 2^64-1, which is reserved; the session must end',
   CIPHER_UNAVAILABLE: 'the cipher state has no key, or this side may not send in a one-way pattern',
+  FRAME_INVALID: 'a frame length exceeds the limit for this stage, or a record inside a frame is malformed',
+  PREAMBLE_INVALID: 'the clear connection preamble is malformed (magic, length or task id)',
+  UNSUPPORTED_VERSION: 'the peer speaks a protocol version this build does not',
+  UNSUPPORTED_MODE: 'the preamble names a mode other than xxpsk3 or nnpsk0',
+  AUTHENTICATION_FAILED: 'the handshake failed: wrong token or PSK, unknown or ended task, or tampered bytes',
+  REPLAY_DETECTED: 'a first handshake message repeats an ephemeral key seen recently (a replay)',
+  HANDSHAKE_TIMEOUT: 'the handshake did not finish within the handshake deadline',
+  IDLE_TIMEOUT: 'nothing arrived on an established connection within the idle timeout',
+  CONNECTION_TRUNCATED: 'the connection ended (FIN or RST) before the authenticated end message',
+  CONNECTION_CLOSED: 'the connection is already closed',
+  MESSAGE_TOO_LARGE: 'an application message exceeds the configured maximum message size',
+  TOO_MANY_CONNECTIONS: 'the server is at its limit of unauthenticated connections',
+  CONNECTION_FAILED: 'the TCP connection could not be made (refused, unreachable, or name not found)',
 } as const;
 
 /** A closed union of every error code. */

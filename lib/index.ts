@@ -5,3 +5,18 @@ export { TransportState, MAX_MESSAGE_BYTES, MAX_TRANSPORT_PLAINTEXT_BYTES } from
 export { CipherState } from './noise/cipher-state.js';
 export { XXPSK3_PROTOCOL_NAME, NNPSK0_PROTOCOL_NAME, resolveProtocol, type NoiseProtocol } from './noise/protocols.js';
 export { generateKeyPair, keyPairFromSecretKey, keyFromHex, type KeyPair } from './noise/keys.js';
+export { SecureConnection, type ConnectionInfo } from './transport/secure-connection.js';
+export {
+  connectSecure,
+  secureClientSocket,
+  acceptSecureSocket,
+  rawSecureSocket,
+  type ClientChannelOptions,
+  type ServerChannelOptions,
+  type RawChannelOptions,
+  type TaskKey,
+} from './transport/secure-socket.js';
+export { SecureServer, type SecureServerOptions, type ChannelEvent } from './transport/secure-server.js';
+export { DEFAULT_LIMITS, type ChannelLimits } from './transport/limits.js';
+export { ReplayCache } from './transport/replay-cache.js';
+export { type ChannelMode } from './transport/preamble.js';

@@ -1,7 +1,11 @@
 /** `npm run vectors:generate`: writes the project's published vectors into vectors/. */
 import { writeFileSync } from 'node:fs';
+import { channelTranscriptsText } from './channel-transcripts.js';
 import { coreVectorsText } from './core-vectors.js';
 
-const target = new URL('../../../vectors/noise-cfg-core.json', import.meta.url);
-writeFileSync(target, coreVectorsText());
-process.stdout.write(`wrote ${target.pathname}\n`);
+const core = new URL('../../../vectors/noise-cfg-core.json', import.meta.url);
+writeFileSync(core, coreVectorsText());
+process.stdout.write(`wrote ${core.pathname}\n`);
+const channel = new URL('../../../vectors/noise-cfg-channel.json', import.meta.url);
+writeFileSync(channel, await channelTranscriptsText());
+process.stdout.write(`wrote ${channel.pathname}\n`);

@@ -1,0 +1,129 @@
+/**
+ * The wire framing of SPEC.md §2.1 (Noise rev. 34 §13): every Noise message is sent as a 2-byte big-endian length
+ * followed by the message. The decoder is incremental and pure: it accepts any chunking, and it holds at most one
+ * partial frame (at most `maxFrameBytes` + 2 bytes) besides what it has already handed out.
+ */
+import { NoiseCfgError } from '../errors.js';
+
+/** Bytes in the length prefix. */
+export const FRAME_HEADER_BYTES = 2;
+/** The largest frame body: one Noise message (Noise rev. 34 §3). */
+export const MAX_FRAME_BYTES = 65535;
+
+/** Prefixes `message` with its 2-byte big-endian length. Throws MESSAGE_TOO_LONG over MAX_FRAME_BYTES. */
+export function encodeFrame(message: Uint8Array): Buffer {
+  if (message.byteLength > MAX_FRAME_BYTES) {
+    throw new NoiseCfgError('MESSAGE_TOO_LONG', `frame body of ${message.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`);
+  }
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + message.byteLength);
+  frame.writeUInt16BE(message.byteLength, 0);
+  frame.set(message, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/** Splits a byte stream into frame bodies. */
+export class FrameDecoder {
+  #maxFrameBytes: number;
+  /** Bytes of the frame being assembled (header included); null between frames. */
+  #partial: Buffer | null = null;
+  /** How many bytes of #partial are filled. */
+  #filled = 0;
+  /** Header bytes seen when a chunk ends inside the 2-byte prefix. */
+  readonly #header = Buffer.alloc(FRAME_HEADER_BYTES);
+  #headerFilled = 0;
+  #hasFailed = false;
+
+  /** `maxFrameBytes` (at most MAX_FRAME_BYTES) bounds a frame body; a larger length prefix is FRAME_INVALID. */
+  constructor(maxFrameBytes: number = MAX_FRAME_BYTES) {
+    this.#maxFrameBytes = checkMaxFrameBytes(maxFrameBytes);
+  }
+
+  /** Changes the bound for frames not yet started, e.g. once a peer has authenticated. */
+  set maxFrameBytes(value: number) {
+    this.#maxFrameBytes = checkMaxFrameBytes(value);
+  }
+
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
+  }
+
+  /** True when no partial frame is buffered (a clean place for the stream to end). */
+  get isAtFrameBoundary(): boolean {
+    return this.#partial === null && this.#headerFilled === 0;
+  }
+
+  /** Bytes held for the frame in progress. */
+  get bufferedBytes(): number {
+    return this.#partial === null ? this.#headerFilled : this.#filled;
+  }
+
+  /**
+   * Consumes one chunk and returns the frame bodies it completes, in order. Throws FRAME_INVALID on a length
+   * prefix over the bound; the decoder is then unusable (the stream cannot be resynchronised).
+   */
+  push(chunk: Uint8Array): Buffer[] {
+    if (this.#hasFailed) throw new NoiseCfgError('FRAME_INVALID', 'the frame decoder already failed');
+    const frames: Buffer[] = [];
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      if (this.#partial === null) {
+        // Whole frames that sit inside the chunk are sliced out without a copy of the header.
+        if (this.#headerFilled === 0 && chunk.byteLength - offset >= FRAME_HEADER_BYTES) {
+          const length = (chunk[offset]! << 8) | chunk[offset + 1]!;
+          this.#checkLength(length);
+          const end = offset + FRAME_HEADER_BYTES + length;
+          if (end <= chunk.byteLength) {
+            frames.push(Buffer.from(chunk.buffer, chunk.byteOffset + offset + FRAME_HEADER_BYTES, length));
+            offset = end;
+            continue;
+          }
+          this.#startFrame(length);
+          offset += FRAME_HEADER_BYTES;
+          continue;
+        }
+        this.#header[this.#headerFilled++] = chunk[offset++]!;
+        if (this.#headerFilled === FRAME_HEADER_BYTES) {
+          const length = this.#header.readUInt16BE(0);
+          this.#checkLength(length);
+          this.#headerFilled = 0;
+          if (length === 0) {
+            frames.push(Buffer.alloc(0));
+            continue;
+          }
+          this.#startFrame(length);
+        }
+        continue;
+      }
+      const partial: Buffer = this.#partial;
+      const take = Math.min(partial.byteLength - this.#filled, chunk.byteLength - offset);
+      partial.set(chunk.subarray(offset, offset + take), this.#filled);
+      this.#filled += take;
+      offset += take;
+      if (this.#filled === partial.byteLength) {
+        frames.push(partial);
+        this.#partial = null;
+        this.#filled = 0;
+      }
+    }
+    return frames;
+  }
+
+  #startFrame(length: number): void {
+    this.#partial = Buffer.allocUnsafe(length);
+    this.#filled = 0;
+  }
+
+  #checkLength(length: number): void {
+    if (length > this.#maxFrameBytes) {
+      this.#hasFailed = true;
+      throw new NoiseCfgError('FRAME_INVALID', `frame length ${length} exceeds the limit of ${this.#maxFrameBytes} bytes`);
+    }
+  }
+}
+
+function checkMaxFrameBytes(value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_FRAME_BYTES) {
+    throw new NoiseCfgError('INVALID_ARGUMENT', `maxFrameBytes must be an integer from 0 to ${MAX_FRAME_BYTES}, got ${value}`);
+  }
+  return value;
+}

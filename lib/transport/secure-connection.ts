@@ -1,0 +1,325 @@
+/**
+ * An established channel (SPEC.md §2.5): application messages of any size up to a limit, split into records,
+ * encrypted as Noise transport messages and framed; an authenticated END; REKEY on a schedule; backpressure both
+ * ways. In raw mode each message is one plain Noise transport message and the stream simply ends.
+ */
+import type { Socket } from 'node:net';
+import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
+import { MAX_TRANSPORT_PLAINTEXT_BYTES, type TransportState } from '../noise/transport-state.js';
+import { encodeFrame, MAX_FRAME_BYTES } from './framing.js';
+import type { ReaderLeftovers } from './frame-reader.js';
+import type { ChannelLimits } from './limits.js';
+import type { ChannelMode } from './preamble.js';
+import { decodeRecord, encodeRecord, MAX_RECORD_BODY_BYTES, type RecordType } from './records.js';
+
+/** Symbol of the test-only door to the connection's TransportState; not re-exported from the package. */
+export const TRANSPORT_FOR_TESTING = Symbol('noise-cfg testing only: transport state');
+
+/** Who is at the other end, as the handshake established it. */
+export interface ConnectionInfo {
+  /** `xxpsk3`, `nnpsk0`, or `raw` for plain Noise over the framing. */
+  mode: ChannelMode | 'raw';
+  /** The task id from the preamble; null in raw mode. */
+  taskId: string | null;
+  /** Final handshake hash, equal on both sides (channel binding). */
+  handshakeHash: Buffer;
+  /** The peer's static public key, when the pattern carries one. */
+  remoteStaticKey: Buffer | null;
+}
+
+type ReceiveState = 'open' | 'ended' | 'failed';
+
+/** One secure connection after the handshake. Read with `for await (const message of connection)` or receive(). */
+export class SecureConnection implements AsyncIterable<Buffer> {
+  readonly mode: ChannelMode | 'raw';
+  readonly taskId: string | null;
+  readonly handshakeHash: Buffer;
+  readonly remoteStaticKey: Buffer | null;
+  /** The peer's address and port, for logs. */
+  readonly remoteAddress: string;
+
+  readonly #socket: Socket;
+  readonly #transport: TransportState;
+  readonly #limits: ChannelLimits;
+  readonly #isRaw: boolean;
+  readonly #now: () => number;
+  readonly #decoder: ReaderLeftovers['decoder'];
+
+  readonly #messages: Buffer[] = [];
+  #queuedBytes = 0;
+  #fragments: Buffer[] = [];
+  #fragmentBytes = 0;
+  #receiveState: ReceiveState = 'open';
+  #failure: NoiseCfgError | null = null;
+  #readWaiters: { resolve: (message: Buffer | null) => void; reject: (error: Error) => void }[] = [];
+
+  #sendChain: Promise<void> = Promise.resolve();
+  #isSendClosed = false;
+  #closing: Promise<void> | null = null;
+  #sentUnderKey = 0;
+  #keyStartedAt: number;
+  #isSocketClosed = false;
+  readonly #closeListeners: (() => void)[] = [];
+
+  constructor(socket: Socket, transport: TransportState, leftovers: ReaderLeftovers, options: {
+    info: ConnectionInfo;
+    limits: ChannelLimits;
+    now?: () => number;
+  }) {
+    this.#socket = socket;
+    this.#transport = transport;
+    this.#limits = options.limits;
+    this.#isRaw = options.info.mode === 'raw';
+    this.#now = options.now ?? Date.now;
+    this.#keyStartedAt = this.#now();
+    this.mode = options.info.mode;
+    this.taskId = options.info.taskId;
+    this.handshakeHash = options.info.handshakeHash;
+    this.remoteStaticKey = options.info.remoteStaticKey;
+    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.#decoder = leftovers.decoder;
+    this.#decoder.maxFrameBytes = MAX_FRAME_BYTES;
+
+    socket.on('data', (chunk: Buffer) => this.#receiveChunk(chunk));
+    socket.on('end', () => this.#onPeerEnd());
+    socket.on('error', (error) => this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `connection error: ${error.message}`, { cause: error })));
+    socket.on('close', () => {
+      this.#isSocketClosed = true;
+      this.#onPeerEnd();
+      this.#transport.dispose();
+      for (const listener of this.#closeListeners.splice(0)) listener();
+    });
+    if (this.#limits.idleTimeoutMs > 0) {
+      socket.setTimeout(this.#limits.idleTimeoutMs, () => {
+        this.destroy(new NoiseCfgError('IDLE_TIMEOUT', `no data for ${this.#limits.idleTimeoutMs} ms`));
+      });
+    }
+    for (const frame of leftovers.frames) this.#receiveFrame(frame);
+    if (leftovers.isEnded) this.#onPeerEnd();
+  }
+
+  /**
+   * Sends one application message. Resolves once it is handed to the socket without exceeding its buffer, so
+   * awaiting each send respects backpressure. Throws MESSAGE_TOO_LARGE, CONNECTION_CLOSED, NONCE_EXHAUSTED.
+   */
+  send(message: Uint8Array): Promise<void> {
+    if (!(message instanceof Uint8Array)) return Promise.reject(new NoiseCfgError('INVALID_ARGUMENT', 'message must be a Uint8Array'));
+    const limit = this.#isRaw ? MAX_TRANSPORT_PLAINTEXT_BYTES : this.#limits.maxMessageBytes;
+    if (message.byteLength > limit) {
+      return Promise.reject(new NoiseCfgError('MESSAGE_TOO_LARGE', `message of ${message.byteLength} bytes exceeds the limit of ${limit}`));
+    }
+    if (this.#isSendClosed || this.#isSocketClosed) return Promise.reject(new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed'));
+    const sending = this.#sendChain.then(() => this.#writeMessage(message));
+    this.#sendChain = sending.catch(() => undefined);
+    return sending;
+  }
+
+  /** The next message, or null after the peer's authenticated END. Rejects with the connection's error. */
+  receive(): Promise<Buffer | null> {
+    const message = this.#messages.shift();
+    if (message) {
+      this.#queuedBytes -= message.byteLength;
+      if (this.#queuedBytes <= this.#limits.receiveHighWaterBytes && !this.#isSocketClosed) this.#socket.resume();
+      return Promise.resolve(message);
+    }
+    if (this.#receiveState === 'ended') return Promise.resolve(null);
+    if (this.#receiveState === 'failed') return Promise.reject(this.#failure!);
+    return new Promise((resolve, reject) => this.#readWaiters.push({ resolve, reject }));
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    for (;;) {
+      const message = await this.receive();
+      if (message === null) return;
+      yield message;
+    }
+  }
+
+  /** Sends the authenticated END (not in raw mode) after pending sends, then half-closes the socket. */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#isSendClosed = true;
+    this.#closing = this.#sendChain.then(async () => {
+      if (this.#isSocketClosed || this.#failure) return;
+      if (!this.#isRaw) this.#writeRecord('END');
+      await new Promise<void>((resolve) => this.#socket.end(resolve));
+    });
+    return this.#closing;
+  }
+
+  /** Closes at once, without END; pending and later reads reject with `error` (CONNECTION_CLOSED by default). */
+  destroy(error?: NoiseCfgError): void {
+    this.#fail(error ?? new NoiseCfgError('CONNECTION_CLOSED', 'the connection was closed locally'));
+    this.#isSendClosed = true;
+    this.#socket.destroy();
+  }
+
+  /** Resolves when the socket has closed. */
+  waitClosed(): Promise<void> {
+    if (this.#isSocketClosed) return Promise.resolve();
+    return new Promise((resolve) => this.#closeListeners.push(resolve));
+  }
+
+  /** The error that ended the connection, if any. */
+  get failure(): NoiseCfgError | null {
+    return this.#failure;
+  }
+
+  get [TRANSPORT_FOR_TESTING](): TransportState {
+    return this.#transport;
+  }
+
+  async #writeMessage(message: Uint8Array): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    try {
+      if (this.#isRaw) {
+        this.#writeFrame(this.#transport.encrypt(message));
+      } else {
+        let offset = 0;
+        do {
+          const end = Math.min(offset + MAX_RECORD_BODY_BYTES, message.byteLength);
+          this.#writeRecord(end === message.byteLength ? 'FINAL' : 'FRAGMENT', message.subarray(offset, end));
+          offset = end;
+          if (this.#socket.writableNeedDrain) await this.#drain();
+        } while (offset < message.byteLength);
+      }
+      if (this.#socket.writableNeedDrain) await this.#drain();
+    } catch (error) {
+      if (isNoiseCfgError(error) && error.code === 'NONCE_EXHAUSTED') this.destroy(error);
+      throw error;
+    }
+  }
+
+  #writeRecord(type: RecordType, body?: Uint8Array): void {
+    if (type !== 'REKEY' && this.#isRekeyDue()) {
+      this.#writeRecord('REKEY');
+      this.#transport.rekeySend();
+      this.#sentUnderKey = 0;
+      this.#keyStartedAt = this.#now();
+    }
+    this.#writeFrame(this.#transport.encrypt(encodeRecord(type, body)));
+    this.#sentUnderKey += 1;
+  }
+
+  #isRekeyDue(): boolean {
+    return this.#sentUnderKey >= this.#limits.rekeyAfterMessages || this.#now() - this.#keyStartedAt >= this.#limits.rekeyAfterMs;
+  }
+
+  #writeFrame(ciphertext: Buffer): void {
+    if (this.#isSocketClosed || this.#socket.destroyed) throw new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed');
+    this.#socket.write(encodeFrame(ciphertext));
+  }
+
+  #drain(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onDrain = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onClose = (): void => {
+        cleanup();
+        reject(this.#failure ?? new NoiseCfgError('CONNECTION_CLOSED', 'the connection closed while sending'));
+      };
+      const cleanup = (): void => {
+        this.#socket.off('drain', onDrain);
+        this.#socket.off('close', onClose);
+      };
+      this.#socket.on('drain', onDrain);
+      this.#socket.on('close', onClose);
+    });
+  }
+
+  #receiveChunk(chunk: Buffer): void {
+    if (this.#receiveState !== 'open') return;
+    let frames: Buffer[];
+    try {
+      frames = this.#decoder.push(chunk);
+    } catch (error) {
+      this.destroy(error as NoiseCfgError);
+      return;
+    }
+    for (const frame of frames) {
+      if (this.#receiveState !== 'open') break;
+      this.#receiveFrame(frame);
+    }
+  }
+
+  #receiveFrame(frame: Buffer): void {
+    try {
+      if (this.#receiveState === 'ended') throw new NoiseCfgError('FRAME_INVALID', 'data after the END record');
+      const plaintext = this.#transport.decrypt(frame);
+      if (this.#isRaw) {
+        this.#deliver(plaintext);
+        return;
+      }
+      const { type, body } = decodeRecord(plaintext);
+      switch (type) {
+        case 'FRAGMENT':
+        case 'FINAL':
+          this.#fragmentBytes += body.byteLength;
+          if (this.#fragmentBytes > this.#limits.maxMessageBytes) {
+            throw new NoiseCfgError('MESSAGE_TOO_LARGE', `incoming message exceeds the limit of ${this.#limits.maxMessageBytes} bytes`);
+          }
+          this.#fragments.push(body);
+          if (type === 'FINAL') {
+            const message = this.#fragments.length === 1 ? this.#fragments[0]! : Buffer.concat(this.#fragments, this.#fragmentBytes);
+            this.#fragments = [];
+            this.#fragmentBytes = 0;
+            this.#deliver(message);
+          }
+          break;
+        case 'REKEY':
+          this.#transport.rekeyReceive();
+          break;
+        case 'END':
+          if (this.#fragments.length > 0) throw new NoiseCfgError('CONNECTION_TRUNCATED', 'END arrived in the middle of a message');
+          this.#receiveState = 'ended';
+          this.#wakeReaders();
+          break;
+        case 'READY':
+          throw new NoiseCfgError('FRAME_INVALID', 'READY after the handshake');
+      }
+    } catch (error) {
+      this.destroy(isNoiseCfgError(error) ? error : new NoiseCfgError('FRAME_INVALID', (error as Error).message, { cause: error }));
+    }
+  }
+
+  #deliver(message: Buffer): void {
+    const waiter = this.#readWaiters.shift();
+    if (waiter) {
+      waiter.resolve(message);
+      return;
+    }
+    this.#messages.push(message);
+    this.#queuedBytes += message.byteLength;
+    // A reader that does not keep up stops the socket; TCP flow control then slows the sender.
+    if (this.#queuedBytes > this.#limits.receiveHighWaterBytes) this.#socket.pause();
+  }
+
+  #onPeerEnd(): void {
+    if (this.#receiveState !== 'open') return;
+    if (this.#isRaw) {
+      this.#receiveState = 'ended';
+      this.#wakeReaders();
+      return;
+    }
+    const partial = this.#fragments.length > 0 ? ' in the middle of a message' : '';
+    this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `the peer closed the connection before its END record${partial}`));
+  }
+
+  #fail(error: NoiseCfgError): void {
+    if (this.#receiveState === 'failed') return;
+    if (this.#receiveState === 'ended' && error.code === 'CONNECTION_TRUNCATED') return;
+    this.#failure = error;
+    this.#receiveState = 'failed';
+    this.#fragments = [];
+    this.#wakeReaders();
+  }
+
+  #wakeReaders(): void {
+    for (const waiter of this.#readWaiters.splice(0)) {
+      if (this.#receiveState === 'failed') waiter.reject(this.#failure!);
+      else waiter.resolve(null);
+    }
+  }
+}
