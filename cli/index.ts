@@ -2,6 +2,7 @@
 import yargs, { type Argv } from 'yargs';
 import * as channel from './commands/channel.js';
 import * as demo from './commands/demo.js';
+import * as token from './commands/token.js';
 import { EXIT } from './exit-codes.js';
 import { reportError } from './output.js';
 
@@ -12,10 +13,11 @@ export function buildCli(argv: readonly string[]): Argv {
     .usage('$0 <command> [options]\n\nDeliver configuration updates over Noise (XXpsk3 / NNpsk0) secure channels.')
     .command(channel)
     .command(demo)
+    .command(token)
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .recommendCommands()
-    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 11 cannot reach the peer, 12 authentication failed (wrong token or key, pin mismatch). See SPEC.md §6.')
+    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 10 bad token, 11 cannot reach the peer, 12 authentication failed (wrong token or key, pin mismatch). See SPEC.md §6.')
     .help()
     .alias('help', 'h')
     .version()

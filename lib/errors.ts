@@ -33,6 +33,10 @@ export const ERROR_CODES = {
   MESSAGE_TOO_LARGE: 'an application message exceeds the configured maximum message size',
   TOO_MANY_CONNECTIONS: 'the server is at its limit of unauthenticated connections',
   CONNECTION_FAILED: 'the TCP connection could not be made (refused, unreachable, or name not found)',
+  TOKEN_MALFORMED: 'the text is not a noise-cfg token, or its fields do not parse',
+  TOKEN_VERSION_UNSUPPORTED: 'the token is of a version this build cannot read',
+  TOKEN_CHECKSUM_MISMATCH: 'the token\'s checksum does not match: it was mistyped or truncated',
+  TOKEN_EXPIRED: 'the token\'s expiry time has passed',
 } as const;
 
 /** A closed union of every error code. */

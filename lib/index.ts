@@ -20,3 +20,5 @@ export { SecureServer, type SecureServerOptions, type ChannelEvent } from './tra
 export { DEFAULT_LIMITS, type ChannelLimits } from './transport/limits.js';
 export { ReplayCache } from './transport/replay-cache.js';
 export { type ChannelMode } from './transport/preamble.js';
+export { encodeToken, decodeToken, checkTokenExpiry, describeToken, TOKEN_PREFIX, type TokenFields, type TokenMode } from './token/token.js';
+export { generateTaskId, isTaskId } from './token/task-id.js';
