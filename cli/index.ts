@@ -2,6 +2,9 @@
 import yargs, { type Argv } from 'yargs';
 import * as channel from './commands/channel.js';
 import * as demo from './commands/demo.js';
+import * as pull from './commands/pull.js';
+import * as serve from './commands/serve.js';
+import * as task from './commands/task.js';
 import * as token from './commands/token.js';
 import { EXIT } from './exit-codes.js';
 import { reportError } from './output.js';
@@ -11,13 +14,16 @@ export function buildCli(argv: readonly string[]): Argv {
   return yargs([...argv])
     .scriptName('noise-cfg')
     .usage('$0 <command> [options]\n\nDeliver configuration updates over Noise (XXpsk3 / NNpsk0) secure channels.')
+    .command(serve)
+    .command(task)
+    .command(pull)
+    .command(token)
     .command(channel)
     .command(demo)
-    .command(token)
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .recommendCommands()
-    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 10 bad token, 11 cannot reach the peer, 12 authentication failed (wrong token or key, pin mismatch). See SPEC.md §6.')
+    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 task already ended, 5 data directory or database problem, 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed. See SPEC.md §6.')
     .help()
     .alias('help', 'h')
     .version()

@@ -37,6 +37,18 @@ export const ERROR_CODES = {
   TOKEN_VERSION_UNSUPPORTED: 'the token is of a version this build cannot read',
   TOKEN_CHECKSUM_MISMATCH: 'the token\'s checksum does not match: it was mistyped or truncated',
   TOKEN_EXPIRED: 'the token\'s expiry time has passed',
+  PATH_UNSAFE: 'a file path is absolute, climbs out with .., or is otherwise unsafe to write under the output directory',
+  FILE_UNREADABLE: 'a file named for a task cannot be read, or a limit on task files is exceeded',
+  TASK_NOT_FOUND: 'no task has that id',
+  TASK_ENDED: 'the task has already ended (expired, cancelled or completed)',
+  CLIENT_NOT_FOUND: 'the task has no client with that identity',
+  DATA_DIR_INSECURE: 'a key file in the data directory is readable by group or others, or has the wrong size',
+  STORE_CORRUPT: 'the task database is damaged or of a newer schema; it is never reset silently',
+  PROTOCOL_ERROR: 'a message of the update protocol is malformed or out of place',
+  REJECTED: 'the server refused the pull (expired, cancelled, full, revoked, completed or unsupported)',
+  DIGEST_MISMATCH: 'received content does not match the digest the server announced',
+  APPLY_FAILED: 'the files could not be written under the output directory',
+  COMMAND_FAILED: 'the --exec command exited non-zero or could not run',
 } as const;
 
 /** A closed union of every error code. */

@@ -1,4 +1,4 @@
-// Only the members of sodium-native that lib/noise uses; its published types lag the library.
+// Only the members of sodium-native that noise-cfg uses; its published types lag the library.
 declare module 'sodium-native' {
   type Bytes = Uint8Array;
   const sodium: {
@@ -11,6 +11,10 @@ declare module 'sodium-native' {
     crypto_aead_aes256gcm_is_available?: () => boolean;
     crypto_generichash(output: Bytes, input: Bytes, key?: Bytes): void;
     crypto_generichash_batch(output: Bytes, inputs: Bytes[], key?: Bytes): void;
+    crypto_generichash_init(state: Bytes, key: Bytes | null, outputLength: number): void;
+    crypto_generichash_update(state: Bytes, input: Bytes): void;
+    crypto_generichash_final(state: Bytes, output: Bytes): void;
+    crypto_generichash_STATEBYTES: number;
     crypto_hash_sha256(output: Bytes, input: Bytes): void;
     crypto_hash_sha256_init(state: Bytes): void;
     crypto_hash_sha256_update(state: Bytes, input: Bytes): void;

@@ -1,0 +1,83 @@
+/**
+ * `noise-cfg pull [TOKEN] --out DIR`: fetch a task's files, apply them atomically, run --exec, report the outcome
+ * (CONTRACT.md, SPEC.md §4). Exit codes distinguish every failure (SPEC.md §6).
+ */
+import type { Argv } from 'yargs';
+import { isNoiseCfgError, pull, type PullResult } from '../../lib/index.js';
+import { EXIT_CODE_BY_ERROR } from '../exit-codes.js';
+import { printResult, printStatus, reportError } from '../output.js';
+import { readTokenText, type TokenSources } from '../token-input.js';
+
+interface PullArguments extends TokenSources {
+  out?: string;
+  exec?: string;
+  name?: string;
+  dryRun: boolean;
+  check: boolean;
+  identityDir?: string;
+  json: boolean;
+}
+
+export const command = 'pull [token]';
+export const describe = 'Pull a task\'s files with a token and apply them atomically';
+
+export function builder(yargs: Argv): Argv<PullArguments> {
+  return yargs
+    .positional('token', { type: 'string', describe: 'The task token (prefer --token-file or NOISE_CFG_TOKEN: argv is visible in process lists)' })
+    .option('token-file', { type: 'string', requiresArg: true, describe: 'Read the token from FILE (- for stdin)' })
+    .option('out', { type: 'string', describe: 'Output directory, owned by noise-cfg (a link to the current version)' })
+    .option('exec', { type: 'string', describe: 'Shell command to run after applying; its exit code decides applied or failed' })
+    .option('name', { type: 'string', describe: 'How this client appears to the operator (default: host name)' })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'Show what would change; write and report nothing' })
+    .option('check', { type: 'boolean', default: false, describe: 'Check the token, the server and its pin; take no client slot' })
+    .option('identity-dir', { type: 'string', describe: 'Where this client\'s identity key lives (default $XDG_CONFIG_HOME/noise-cfg)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+    .check((argv) => {
+      if (argv['dry-run'] && argv.check) throw new Error('--dry-run and --check do not go together');
+      if (!argv.check && argv.out === undefined) throw new Error('--out DIR is required (or use --check)');
+      return true;
+    })
+    .epilogue('Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server, 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed.') as unknown as Argv<PullArguments>;
+}
+
+function describeResult(result: PullResult, outDir: string | undefined): string {
+  switch (result.status) {
+    case 'applied':
+      return `applied ${result.files.length} file(s) to ${outDir}${result.exitCode !== undefined ? `; command exited ${result.exitCode}` : ''}`;
+    case 'up-to-date':
+      return `up to date: ${outDir} already holds task ${result.taskId}`;
+    case 'checked':
+      return `ok: the token is valid, the server is reachable and its key matches the pin`;
+    case 'dry-run': {
+      const changes = result.changes!;
+      return [
+        `dry run for ${outDir}: ${changes.added.length} added, ${changes.changed.length} changed, ${changes.removed.length} removed, ${changes.unchanged.length} unchanged`,
+        ...changes.added.map((path) => `  + ${path}`),
+        ...changes.changed.map((path) => `  ~ ${path}`),
+        ...changes.removed.map((path) => `  - ${path}`),
+      ].join('\n');
+    }
+    case 'failed':
+      return `failed: ${result.failure?.message ?? 'unknown'}`;
+  }
+}
+
+export async function handler(argv: PullArguments): Promise<void> {
+  try {
+    const token = readTokenText(argv, { warnOnArgv: true });
+    const result = await pull({
+      token,
+      intent: argv.check ? 'check' : argv.dryRun ? 'dry-run' : 'pull',
+      ...(argv.out !== undefined ? { outDir: argv.out } : {}),
+      ...(argv.exec !== undefined ? { exec: argv.exec } : {}),
+      ...(argv.name !== undefined ? { name: argv.name } : {}),
+      ...(argv.identityDir !== undefined ? { identityDir: argv.identityDir } : {}),
+      onProgress: (line) => printStatus(line),
+    });
+    printResult(result, argv.json, describeResult(result, argv.out));
+    if (result.status === 'failed' && result.failure) process.exitCode = EXIT_CODE_BY_ERROR[result.failure.code];
+  } catch (error) {
+    if (argv.json && isNoiseCfgError(error)) printResult({ status: 'failed', failure: { code: error.code, message: error.message } }, true, '');
+    reportError(error);
+  }
+}

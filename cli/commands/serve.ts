@@ -1,0 +1,79 @@
+/**
+ * `noise-cfg serve`: the update server (CONTRACT.md). Creates the data directory and its keys on first start,
+ * logs one line per connection outcome (text or JSON) on stdout, and stops cleanly on SIGINT or SIGTERM.
+ */
+import type { Argv } from 'yargs';
+import { TaskAdmin, TaskServer, type LogRecord } from '../../lib/index.js';
+import { parseHostPort } from '../host-port.js';
+import { printStatus, reportError } from '../output.js';
+
+interface ServeArguments {
+  data: string;
+  listen: string;
+  advertise?: string;
+  logFormat: 'text' | 'json';
+  demo: boolean;
+  graceSeconds: number;
+}
+
+export const command = 'serve';
+export const describe = 'Run the update server';
+
+export function builder(yargs: Argv): Argv<ServeArguments> {
+  return yargs
+    .option('data', { type: 'string', default: './noise-cfg-data', describe: 'Data directory: keys (0600) and the task database' })
+    .option('listen', { type: 'string', default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
+    .option('advertise', { type: 'string', describe: 'HOST:PORT written into tokens (default: the listen address, or this machine\'s first IPv4 address)' })
+    .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'One line per connection outcome, as text or JSON' })
+    .option('demo', { type: 'boolean', default: false, describe: 'Also create a demo task (1 file, 1 hour) and print how to pull it' })
+    .option('grace-seconds', { type: 'number', default: 10, describe: 'On SIGINT/SIGTERM, how long pulls in flight may finish' }) as unknown as Argv<ServeArguments>;
+}
+
+function formatText(record: LogRecord): string {
+  const { time, event, ...rest } = record;
+  const fields = Object.entries(rest).map(([key, value]) => `${key}=${typeof value === 'string' && /\s/.test(value) ? JSON.stringify(value) : String(value)}`);
+  return [time, event, ...fields].join(' ');
+}
+
+export async function handler(argv: ServeArguments): Promise<void> {
+  try {
+    const listen = parseHostPort(argv.listen, '--listen');
+    const advertise = argv.advertise === undefined ? undefined : parseHostPort(argv.advertise, '--advertise');
+    const server = new TaskServer({
+      dataDir: argv.data,
+      listen,
+      ...(advertise ? { advertise } : {}),
+      log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? JSON.stringify(record) : formatText(record)}\n`),
+    });
+    const address = await server.start();
+    printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
+    if (argv.demo) {
+      const admin = TaskAdmin.open(argv.data);
+      try {
+        const created = admin.createTask({
+          name: 'demo',
+          files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
+        });
+        printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
+        printStatus(`  NOISE_CFG_TOKEN=${created.token} noise-cfg pull --out ./demo-out`);
+      } finally {
+        admin.close();
+      }
+    }
+    await new Promise<void>((resolve) => {
+      const onSignal = (signal: NodeJS.Signals): void => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        printStatus(`${signal}: stopping (pulls in flight get ${argv.graceSeconds} s)`);
+        server.stop(argv.graceSeconds * 1000).then(resolve, (error: unknown) => {
+          reportError(error);
+          resolve();
+        });
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    });
+  } catch (error) {
+    reportError(error);
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The update server (SPEC.md §4): a SecureServer whose connections speak the update protocol. Task state is
+ * read from the store at each connection, so a `task cancel` or `revoke` from another process holds for the next
+ * client. Results are acknowledged only after they are durable (group commit). One log line per connection.
+ */
+import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
+import type { ChannelLimits } from '../transport/limits.js';
+import type { SecureConnection } from '../transport/secure-connection.js';
+import { SecureServer, type ChannelEvent } from '../transport/secure-server.js';
+import { deriveTaskPsk, openDataDir, type DataDir } from './data-dir.js';
+import { encodeMessage, expectMessage, MAX_CHUNK_BYTES, UPDATE_PROTOCOL_VERSION, type Hello, type RejectReason, type UpdateMessage } from './messages.js';
+import { saveAdvertisedAddress, defaultAdvertiseHost, type AdvertisedAddress } from './operator.js';
+import { TaskStore, type ClientRecord, type TaskRecord } from './store.js';
+import { taskState } from './task.js';
+
+/** Where to listen and what to do. */
+export interface TaskServerOptions {
+  dataDir: string;
+  listen: { host: string; port: number };
+  /** The address put in tokens; default: the listen address, or this machine's first IPv4 address for 0.0.0.0. */
+  advertise?: AdvertisedAddress;
+  limits?: Partial<ChannelLimits>;
+  /** Receives one record per connection outcome; never holds a secret. */
+  log?: (record: LogRecord) => void;
+  now?: () => number;
+  /** The software string sent nowhere but logged. */
+  software?: string;
+}
+
+/** One log line's fields. */
+export interface LogRecord {
+  time: string;
+  event: 'listening' | 'pull' | 'handshake-failed' | 'refused' | 'stopping' | 'stopped';
+  remote?: string;
+  task?: string;
+  client?: string;
+  identity?: string;
+  outcome?: string;
+  code?: ErrorCode;
+  bytes?: number;
+  ms?: number;
+  message?: string;
+  address?: string;
+}
+
+/** How long a server waits for RESULT while a client applies and runs its command, in milliseconds. */
+export const DEFAULT_APPLY_TIMEOUT_MS = 30 * 60 * 1000;
+
+/** A running update server. */
+export class TaskServer {
+  readonly #options: TaskServerOptions;
+  readonly #now: () => number;
+  #dataDir: DataDir | null = null;
+  #store: TaskStore | null = null;
+  #server: SecureServer | null = null;
+  #address: { host: string; port: number } | null = null;
+  readonly #slotHolders = new Map<string, Set<string>>();
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(options: TaskServerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The bound address, once started. */
+  get address(): { host: string; port: number } {
+    if (!this.#address) throw new NoiseCfgError('INVALID_ARGUMENT', 'the server is not started');
+    return this.#address;
+  }
+
+  /** The open data directory, once started. */
+  get dataDir(): DataDir {
+    if (!this.#dataDir) throw new NoiseCfgError('INVALID_ARGUMENT', 'the server is not started');
+    return this.#dataDir;
+  }
+
+  /** The store, once started. */
+  get store(): TaskStore {
+    if (!this.#store) throw new NoiseCfgError('INVALID_ARGUMENT', 'the server is not started');
+    return this.#store;
+  }
+
+  /**
+   * Creates the data directory and its keys on first start, opens and checks the store, and listens. Throws
+   * DATA_DIR_INSECURE, STORE_CORRUPT or CONNECTION_FAILED.
+   */
+  async start(): Promise<{ host: string; port: number }> {
+    this.#dataDir = openDataDir(this.#options.dataDir, { create: true });
+    this.#store = TaskStore.open(this.#dataDir.databasePath, { check: true });
+    const dataDir = this.#dataDir;
+    const store = this.#store;
+    this.#server = new SecureServer({
+      staticKeyPair: dataDir.serverKeyPair,
+      resolveTask: (taskId) => {
+        const task = store.getTask(taskId);
+        return task ? { psk: deriveTaskPsk(dataDir.masterKey, taskId), mode: task.mode } : null;
+      },
+      onConnection: (connection) => this.#track(this.#serve(connection)),
+      onEvent: (event) => this.#logChannelEvent(event),
+      limits: { idleTimeoutMs: DEFAULT_APPLY_TIMEOUT_MS, ...this.#options.limits },
+      now: this.#now,
+    });
+    try {
+      const bound = await this.#server.listen(this.#options.listen.port, this.#options.listen.host);
+      this.#address = { host: bound.address, port: bound.port };
+    } catch (error) {
+      this.#store.close();
+      throw error;
+    }
+    const listenHost = this.#options.listen.host;
+    const advertise = this.#options.advertise ?? {
+      host: listenHost === '0.0.0.0' || listenHost === '::' ? defaultAdvertiseHost() : listenHost,
+      port: this.#address.port,
+    };
+    saveAdvertisedAddress(dataDir, advertise);
+    this.#log({ event: 'listening', address: `${this.#address.host}:${this.#address.port}`, message: `advertised as ${advertise.host}:${advertise.port}` });
+    return this.#address;
+  }
+
+  /** Stops accepting, lets pulls in flight finish for up to `graceMs`, cuts the rest, and flushes the store. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.#log({ event: 'stopping' });
+    const server = this.#server;
+    this.#server = null;
+    if (server) {
+      await server.close(graceMs);
+      await Promise.allSettled([...this.#inFlight]);
+    }
+    this.#store?.close();
+    this.#store = null;
+    this.#log({ event: 'stopped' });
+  }
+
+  #track(work: Promise<void>): void {
+    this.#inFlight.add(work);
+    void work.finally(() => this.#inFlight.delete(work));
+  }
+
+  #log(fields: Omit<LogRecord, 'time'>): void {
+    this.#options.log?.({ time: new Date(this.#now()).toISOString(), ...fields });
+  }
+
+  #logChannelEvent(event: ChannelEvent): void {
+    if (event.event === 'authenticated') return;
+    this.#log({
+      event: event.event === 'refused' ? 'refused' : 'handshake-failed',
+      remote: event.remoteAddress,
+      ...(event.code ? { code: event.code } : {}),
+      ...(event.message ? { message: event.message } : {}),
+    });
+  }
+
+  #slots(taskId: string): Set<string> {
+    let holders = this.#slotHolders.get(taskId);
+    if (!holders) {
+      holders = new Set(this.store.listClients(taskId).filter((client) => client.hasSlot).map((client) => client.identity));
+      this.#slotHolders.set(taskId, holders);
+    }
+    return holders;
+  }
+
+  async #serve(connection: SecureConnection): Promise<void> {
+    const started = this.#now();
+    const taskId = connection.taskId!;
+    const record: Omit<LogRecord, 'time'> = { event: 'pull', remote: connection.remoteAddress, task: taskId };
+    let bytes = 0;
+    try {
+      const hello = expectMessage(await connection.receive(), ['HELLO']).body;
+      record.client = hello.name;
+      const outcome = await this.#negotiate(connection, taskId, hello, (sent) => {
+        bytes += sent;
+      }, record);
+      record.outcome = outcome;
+      await connection.close();
+    } catch (error) {
+      record.outcome = 'error';
+      record.code = isNoiseCfgError(error) ? error.code : 'PROTOCOL_ERROR';
+      record.message = (error as Error).message;
+      connection.destroy();
+    } finally {
+      this.#log({ ...record, bytes, ms: this.#now() - started });
+    }
+  }
+
+  async #send(connection: SecureConnection, message: UpdateMessage): Promise<void> {
+    await connection.send(encodeMessage(message));
+  }
+
+  async #reject(connection: SecureConnection, reason: RejectReason, message: string): Promise<string> {
+    await this.#send(connection, { type: 'REJECT', body: { reason, message } });
+    return `rejected:${reason}`;
+  }
+
+  async #negotiate(connection: SecureConnection, taskId: string, hello: Hello, countBytes: (sent: number) => void, record: Omit<LogRecord, 'time'>): Promise<string> {
+    const store = this.store;
+    if (hello.protocol !== UPDATE_PROTOCOL_VERSION) {
+      return this.#reject(connection, 'unsupported-version', `this server speaks update protocol ${UPDATE_PROTOCOL_VERSION}, the client ${hello.protocol}`);
+    }
+    let identity: string;
+    if (connection.mode === 'xxpsk3') {
+      identity = connection.remoteStaticKey!.toString('hex');
+    } else {
+      if (hello.clientId === null) return this.#reject(connection, 'bad-request', 'nnpsk0 clients must send a clientId');
+      identity = hello.clientId;
+    }
+    record.identity = identity.slice(0, 16);
+    const task = store.getTask(taskId);
+    if (!task) return this.#reject(connection, 'cancelled', 'the task no longer exists');
+    const now = this.#now();
+    const state = taskState(task, now);
+    if (state === 'expired') return this.#reject(connection, 'expired', `the task expired at ${new Date(task.expiresAt).toISOString()}`);
+    if (state === 'cancelled') return this.#reject(connection, 'cancelled', 'the task was cancelled');
+    const existing = store.getClient(taskId, identity);
+    if (existing?.state === 'revoked') return this.#reject(connection, 'revoked', 'this client was revoked from the task');
+
+    if (hello.intent === 'check') {
+      await this.#send(connection, { type: 'CHECKED', body: { state: 'active', files: task.fileCount, totalBytes: task.totalBytes, expiresAt: new Date(task.expiresAt).toISOString() } });
+      return 'checked';
+    }
+    const client: ClientRecord = existing ?? {
+      taskId, identity, name: hello.name, remoteAddress: connection.remoteAddress, state: 'connected',
+      firstSeenAt: now, updatedAt: now, exitCode: null, message: null, appliedDigest: null, hasSlot: false,
+    };
+    client.name = hello.name;
+    client.remoteAddress = connection.remoteAddress;
+    const hasApplied = (existing?.state === 'applied' && existing.appliedDigest === task.digest) || hello.have === task.digest;
+    if (hasApplied) {
+      await this.#send(connection, { type: 'UP_TO_DATE', body: { digest: task.digest } });
+      if (existing?.state !== 'applied') {
+        await store.saveClient({ ...client, state: 'applied', updatedAt: now, appliedDigest: task.digest, message: 'already held the files' });
+      }
+      return 'up-to-date';
+    }
+    if (state === 'completed') return this.#reject(connection, 'completed', 'the task is complete: every expected client has applied it');
+    const slots = this.#slots(taskId);
+    if (task.maxClients !== null && !slots.has(identity) && slots.size >= task.maxClients) {
+      return this.#reject(connection, 'full', `the task is full: ${task.maxClients} clients already took it`);
+    }
+    const files = store.getFiles(taskId);
+    if (hello.intent === 'dry-run') {
+      await this.#send(connection, { type: 'OFFER', body: { digest: task.digest, totalBytes: task.totalBytes, files, hasContent: false } });
+      return 'dry-run';
+    }
+    slots.add(identity);
+    // Not awaited: the offer need not be durable before the files go out; a store failure is logged.
+    store.saveClient({ ...client, state: 'offered', updatedAt: now, hasSlot: true }).catch((error: Error) => {
+      this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
+    });
+    await this.#send(connection, { type: 'OFFER', body: { digest: task.digest, totalBytes: task.totalBytes, files, hasContent: true } });
+    await this.#streamContent(connection, task, files.length, countBytes);
+
+    const result = expectMessage(await connection.receive(), ['RESULT']).body;
+    const at = this.#now();
+    const isApplied = result.status === 'applied' && result.digest === task.digest;
+    await store.saveClient({
+      ...client, state: isApplied ? 'applied' : 'failed', updatedAt: at, hasSlot: true,
+      exitCode: result.exitCode, message: result.message, appliedDigest: isApplied ? task.digest : client.appliedDigest,
+    }, result.message);
+    // The ACK goes out only now: the result above is committed and fsynced.
+    await this.#send(connection, { type: 'ACK', body: { status: isApplied ? 'applied' : 'failed' } });
+    if (isApplied && task.maxClients !== null) this.#completeIfDone(task, at);
+    return isApplied ? 'applied' : 'failed';
+  }
+
+  async #streamContent(connection: SecureConnection, task: TaskRecord, fileCount: number, countBytes: (sent: number) => void): Promise<void> {
+    for (let position = 0; position < fileCount; position++) {
+      const content = this.store.getFileContent(task.id, position);
+      for (let offset = 0; offset < content.byteLength; offset += MAX_CHUNK_BYTES) {
+        const chunk = content.subarray(offset, Math.min(offset + MAX_CHUNK_BYTES, content.byteLength));
+        await this.#send(connection, { type: 'CHUNK', body: chunk });
+        countBytes(chunk.byteLength);
+      }
+    }
+  }
+
+  #completeIfDone(task: TaskRecord, at: number): void {
+    const applied = this.store.listClients(task.id).filter((client) => client.state === 'applied' && client.appliedDigest === task.digest).length;
+    if (applied >= task.maxClients!) {
+      this.store.completeTask(task.id, at).catch((error: Error) => {
+        this.#log({ event: 'pull', task: task.id, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
+      });
+    }
+  }
+}

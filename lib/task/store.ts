@@ -1,0 +1,356 @@
+/**
+ * The embedded task database (SPEC.md §4.1): SQLite through better-sqlite3, WAL journal with synchronous=FULL,
+ * so a committed transaction survives SIGKILL and power loss. Server writes go through a group-commit queue:
+ * all writes queued while the event loop is busy share one transaction and one fsync. The schema is versioned
+ * (PRAGMA user_version) and migrated forward; a damaged or newer database is an error, never reset.
+ */
+import Database from 'better-sqlite3';
+import { NoiseCfgError } from '../errors.js';
+import type { FileEntry } from './digests.js';
+
+/** Task states as stored; `expired` is derived from the clock (task.ts). */
+export type StoredTaskState = 'active' | 'cancelled' | 'completed';
+/** Client states. */
+export type ClientState = 'connected' | 'offered' | 'applied' | 'failed' | 'revoked';
+
+/** A task row. Times are milliseconds since the Unix epoch. */
+export interface TaskRecord {
+  id: string;
+  name: string;
+  mode: 'xxpsk3' | 'nnpsk0';
+  createdAt: number;
+  expiresAt: number;
+  maxClients: number | null;
+  state: StoredTaskState;
+  endedAt: number | null;
+  digest: string;
+  totalBytes: number;
+  fileCount: number;
+}
+
+/** A client row. */
+export interface ClientRecord {
+  taskId: string;
+  /** Hex static public key (xxpsk3) or the client's chosen id (nnpsk0). */
+  identity: string;
+  name: string;
+  remoteAddress: string;
+  state: ClientState;
+  firstSeenAt: number;
+  updatedAt: number;
+  exitCode: number | null;
+  message: string | null;
+  appliedDigest: string | null;
+  /** True once the client was offered the files: it counts against maxClients. */
+  hasSlot: boolean;
+}
+
+/** One state change, for `task watch` and the events API. */
+export interface TaskEvent {
+  id: number;
+  taskId: string;
+  identity: string | null;
+  name: string | null;
+  state: string;
+  at: number;
+  detail: string | null;
+}
+
+/** A file of a new task, with its content. */
+export interface NewTaskFile extends FileEntry {
+  content: Buffer;
+}
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE tasks (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     mode TEXT NOT NULL CHECK (mode IN ('xxpsk3', 'nnpsk0')),
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     max_clients INTEGER,
+     state TEXT NOT NULL CHECK (state IN ('active', 'cancelled', 'completed')),
+     ended_at INTEGER,
+     digest TEXT NOT NULL,
+     total_bytes INTEGER NOT NULL,
+     file_count INTEGER NOT NULL
+   );
+   CREATE TABLE task_files (
+     task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+     position INTEGER NOT NULL,
+     path TEXT NOT NULL,
+     mode INTEGER NOT NULL,
+     size INTEGER NOT NULL,
+     digest TEXT NOT NULL,
+     content BLOB NOT NULL,
+     PRIMARY KEY (task_id, position)
+   );
+   CREATE TABLE clients (
+     task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+     identity TEXT NOT NULL,
+     name TEXT NOT NULL,
+     remote_address TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('connected', 'offered', 'applied', 'failed', 'revoked')),
+     first_seen_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     exit_code INTEGER,
+     message TEXT,
+     applied_digest TEXT,
+     has_slot INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (task_id, identity)
+   );
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     task_id TEXT NOT NULL,
+     identity TEXT,
+     name TEXT,
+     state TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     detail TEXT
+   );
+   CREATE INDEX events_by_task ON events (task_id, id);`,
+];
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+function storeError(error: unknown, path: string): NoiseCfgError {
+  const code = (error as { code?: string }).code ?? '';
+  if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) {
+    return new NoiseCfgError('STORE_CORRUPT', `the database ${path} is damaged (${code}); restore it from a backup or move it away (it is never reset automatically)`, { cause: error });
+  }
+  return new NoiseCfgError('STORE_CORRUPT', `the database ${path} cannot be used: ${(error as Error).message}`, { cause: error });
+}
+
+interface TaskRow {
+  id: string; name: string; mode: 'xxpsk3' | 'nnpsk0'; created_at: number; expires_at: number; max_clients: number | null;
+  state: StoredTaskState; ended_at: number | null; digest: string; total_bytes: number; file_count: number;
+}
+interface ClientRow {
+  task_id: string; identity: string; name: string; remote_address: string; state: ClientState; first_seen_at: number;
+  updated_at: number; exit_code: number | null; message: string | null; applied_digest: string | null; has_slot: number;
+}
+
+const toTask = (row: TaskRow): TaskRecord => ({
+  id: row.id, name: row.name, mode: row.mode, createdAt: row.created_at, expiresAt: row.expires_at, maxClients: row.max_clients,
+  state: row.state, endedAt: row.ended_at, digest: row.digest, totalBytes: row.total_bytes, fileCount: row.file_count,
+});
+const toClient = (row: ClientRow): ClientRecord => ({
+  taskId: row.task_id, identity: row.identity, name: row.name, remoteAddress: row.remote_address, state: row.state,
+  firstSeenAt: row.first_seen_at, updatedAt: row.updated_at, exitCode: row.exit_code, message: row.message,
+  appliedDigest: row.applied_digest, hasSlot: row.has_slot === 1,
+});
+
+interface QueuedWrite {
+  apply: () => void;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/** The task database of one data directory. Safe to open from several processes at once. */
+export class TaskStore {
+  readonly path: string;
+  readonly #db: Database.Database;
+  #queue: QueuedWrite[] = [];
+  #isFlushScheduled = false;
+  #commits = 0;
+
+  private constructor(path: string, db: Database.Database) {
+    this.path = path;
+    this.#db = db;
+  }
+
+  /**
+   * Opens the database, creating and migrating it as needed. Throws STORE_CORRUPT for a damaged file or a schema
+   * newer than this build; `check` also runs SQLite's quick_check (the server does, at start).
+   */
+  static open(path: string, options: { check?: boolean } = {}): TaskStore {
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path);
+      db.pragma('busy_timeout = 10000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      if (options.check) {
+        const result = db.pragma('quick_check', { simple: true });
+        if (result !== 'ok') throw Object.assign(new Error(`quick_check: ${String(result)}`), { code: 'SQLITE_CORRUPT' });
+      }
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > SCHEMA_VERSION) {
+        throw new NoiseCfgError('STORE_CORRUPT', `the database ${path} has schema version ${version}, newer than this build's ${SCHEMA_VERSION}; upgrade noise-cfg`);
+      }
+      for (let next = version; next < SCHEMA_VERSION; next++) {
+        db.transaction(() => {
+          db!.exec(MIGRATIONS[next]!);
+          db!.pragma(`user_version = ${next + 1}`);
+        }).immediate();
+      }
+      return new TaskStore(path, db);
+    } catch (error) {
+      db?.close();
+      if (error instanceof NoiseCfgError) throw error;
+      throw storeError(error, path);
+    }
+  }
+
+  /** Transactions committed by this handle (each is one WAL fsync). */
+  get commitCount(): number {
+    return this.#commits;
+  }
+
+  /** Creates a task with its files in one transaction, durable on return. */
+  createTask(task: TaskRecord, files: readonly NewTaskFile[]): void {
+    this.#run(() => {
+      this.#db.transaction(() => {
+        this.#db.prepare(`INSERT INTO tasks (id, name, mode, created_at, expires_at, max_clients, state, ended_at, digest, total_bytes, file_count)
+          VALUES (@id, @name, @mode, @createdAt, @expiresAt, @maxClients, @state, @endedAt, @digest, @totalBytes, @fileCount)`).run(task);
+        const insert = this.#db.prepare('INSERT INTO task_files (task_id, position, path, mode, size, digest, content) VALUES (?, ?, ?, ?, ?, ?, ?)');
+        files.forEach((file, position) => insert.run(task.id, position, file.path, file.mode, file.size, file.digest, file.content));
+        this.#insertEvent(task.id, null, null, 'created', task.createdAt, null);
+      }).immediate();
+      this.#commits++;
+    });
+  }
+
+  getTask(id: string): TaskRecord | null {
+    return this.#run(() => {
+      const row = this.#db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+      return row ? toTask(row) : null;
+    });
+  }
+
+  listTasks(): TaskRecord[] {
+    return this.#run(() => (this.#db.prepare('SELECT * FROM tasks ORDER BY created_at DESC, id').all() as TaskRow[]).map(toTask));
+  }
+
+  /** The file list of a task, in position order, without contents. */
+  getFiles(taskId: string): FileEntry[] {
+    return this.#run(() => this.#db.prepare('SELECT path, mode, size, digest FROM task_files WHERE task_id = ? ORDER BY position').all(taskId) as FileEntry[]);
+  }
+
+  /** The content of one file (by its position in the list). */
+  getFileContent(taskId: string, position: number): Buffer {
+    return this.#run(() => {
+      const row = this.#db.prepare('SELECT content FROM task_files WHERE task_id = ? AND position = ?').get(taskId, position) as { content: Buffer } | undefined;
+      if (!row) throw new NoiseCfgError('STORE_CORRUPT', `file ${position} of task ${taskId} is missing from ${this.path}`);
+      return row.content;
+    });
+  }
+
+  getClient(taskId: string, identity: string): ClientRecord | null {
+    return this.#run(() => {
+      const row = this.#db.prepare('SELECT * FROM clients WHERE task_id = ? AND identity = ?').get(taskId, identity) as ClientRow | undefined;
+      return row ? toClient(row) : null;
+    });
+  }
+
+  listClients(taskId: string): ClientRecord[] {
+    return this.#run(() => (this.#db.prepare('SELECT * FROM clients WHERE task_id = ? ORDER BY first_seen_at, identity').all(taskId) as ClientRow[]).map(toClient));
+  }
+
+  /** Events of a task after `afterId`, oldest first. */
+  listEvents(taskId: string, afterId = 0): TaskEvent[] {
+    return this.#run(() => this.#db.prepare('SELECT id, task_id AS taskId, identity, name, state, at, detail FROM events WHERE task_id = ? AND id > ? ORDER BY id').all(taskId, afterId) as TaskEvent[]);
+  }
+
+  /** Marks an active task cancelled or completed, durable on return. Returns false if it was not active. */
+  endTask(taskId: string, state: 'cancelled' | 'completed', at: number): boolean {
+    return this.#run(() => {
+      let changed = false;
+      this.#db.transaction(() => {
+        changed = this.#db.prepare("UPDATE tasks SET state = ?, ended_at = ? WHERE id = ? AND state = 'active'").run(state, at, taskId).changes === 1;
+        if (changed) this.#insertEvent(taskId, null, null, state, at, null);
+      }).immediate();
+      this.#commits++;
+      return changed;
+    });
+  }
+
+  /** Marks a client revoked, durable on return. Returns false when the task has no such client. */
+  revokeClient(taskId: string, identity: string, at: number): boolean {
+    return this.#run(() => {
+      let changed = false;
+      this.#db.transaction(() => {
+        changed = this.#db.prepare("UPDATE clients SET state = 'revoked', updated_at = ? WHERE task_id = ? AND identity = ?").run(at, taskId, identity).changes === 1;
+        if (changed) this.#insertEvent(taskId, identity, null, 'revoked', at, null);
+      }).immediate();
+      this.#commits++;
+      return changed;
+    });
+  }
+
+  /**
+   * Queues an upsert of a client's state (group commit). Resolves once the batch holding it is committed and
+   * durable; the ACK of a result is sent only then.
+   */
+  saveClient(client: ClientRecord, detail: string | null = null): Promise<void> {
+    return this.#enqueue(() => {
+      this.#db.prepare(`INSERT INTO clients (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot)
+        VALUES (@taskId, @identity, @name, @remoteAddress, @state, @firstSeenAt, @updatedAt, @exitCode, @message, @appliedDigest, @hasSlot)
+        ON CONFLICT (task_id, identity) DO UPDATE SET name = excluded.name, remote_address = excluded.remote_address,
+          state = CASE WHEN clients.state = 'revoked' THEN 'revoked' ELSE excluded.state END,
+          updated_at = excluded.updated_at, exit_code = excluded.exit_code, message = excluded.message,
+          applied_digest = excluded.applied_digest, has_slot = MAX(clients.has_slot, excluded.has_slot)`)
+        .run({ ...client, hasSlot: client.hasSlot ? 1 : 0 });
+      this.#insertEvent(client.taskId, client.identity, client.name, client.state, client.updatedAt, detail);
+    });
+  }
+
+  /** Queues marking a task completed (group commit). */
+  completeTask(taskId: string, at: number): Promise<void> {
+    return this.#enqueue(() => {
+      if (this.#db.prepare("UPDATE tasks SET state = 'completed', ended_at = ? WHERE id = ? AND state = 'active'").run(at, taskId).changes === 1) {
+        this.#insertEvent(taskId, null, null, 'completed', at, null);
+      }
+    });
+  }
+
+  /** Commits whatever is queued now, instead of at the next turn of the event loop. */
+  flush(): void {
+    this.#isFlushScheduled = false;
+    const batch = this.#queue;
+    if (batch.length === 0) return;
+    this.#queue = [];
+    try {
+      this.#db.transaction(() => {
+        for (const write of batch) write.apply();
+      }).immediate();
+      this.#commits++;
+    } catch (error) {
+      const failure = storeError(error, this.path);
+      for (const write of batch) write.reject(failure);
+      return;
+    }
+    for (const write of batch) write.resolve();
+  }
+
+  /** Commits what is queued and closes the database. */
+  close(): void {
+    this.flush();
+    this.#db.close();
+  }
+
+  #enqueue(apply: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ apply, resolve, reject });
+      if (!this.#isFlushScheduled) {
+        this.#isFlushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  #insertEvent(taskId: string, identity: string | null, name: string | null, state: string, at: number, detail: string | null): void {
+    this.#db.prepare('INSERT INTO events (task_id, identity, name, state, at, detail) VALUES (?, ?, ?, ?, ?, ?)').run(taskId, identity, name, state, at, detail);
+  }
+
+  #run<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (error) {
+      if (error instanceof NoiseCfgError) throw error;
+      throw storeError(error, this.path);
+    }
+  }
+}
