@@ -2,6 +2,7 @@
  * `noise-cfg serve`: the update server (CONTRACT.md). Creates the data directory and its keys on first start,
  * logs one line per connection outcome (text or JSON) on stdout, and stops cleanly on SIGINT or SIGTERM.
  */
+import { basename } from 'node:path';
 import type { Argv } from 'yargs';
 import { TaskAdmin, TaskServer, type LogRecord } from '../../lib/index.js';
 import { parseHostPort } from '../host-port.js';
@@ -27,6 +28,12 @@ export function builder(yargs: Argv): Argv<ServeArguments> {
     .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'One line per connection outcome, as text or JSON' })
     .option('demo', { type: 'boolean', default: false, describe: 'Also create a demo task (1 file, 1 hour) and print how to pull it' })
     .option('grace-seconds', { type: 'number', default: 10, describe: 'On SIGINT/SIGTERM, how long pulls in flight may finish' }) as unknown as Argv<ServeArguments>;
+}
+
+// How this CLI was started, so printed commands work as pasted: `noise-cfg` when installed, else node + path.
+function selfCommand(): string {
+  const script = process.argv[1] ?? 'noise-cfg';
+  return basename(script) === 'noise-cfg' ? 'noise-cfg' : `node ${script}`;
 }
 
 function formatText(record: LogRecord): string {
@@ -55,7 +62,7 @@ export async function handler(argv: ServeArguments): Promise<void> {
           files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
         });
         printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
-        printStatus(`  NOISE_CFG_TOKEN=${created.token} noise-cfg pull --out ./demo-out`);
+        printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
       } finally {
         admin.close();
       }
