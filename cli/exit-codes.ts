@@ -13,6 +13,7 @@ export const EXIT = {
   BAD_TOKEN: 10,
   NOT_FOUND: 3,
   ENDED: 4,
+  TASK_INCOMPLETE: 6,
   DATA_DIR: 5,
   REJECTED: 13,
   DIGEST_MISMATCH: 14,

@@ -20,6 +20,7 @@ export function buildCli(argv: readonly string[]): Argv {
     .command(token)
     .command(channel)
     .command(demo)
+    .completion('completion', 'Print a shell completion script (bash or zsh): noise-cfg completion >> ~/.bashrc')
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .recommendCommands()

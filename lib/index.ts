@@ -29,3 +29,7 @@ export { readTaskFiles, type TaskFileInput } from './task/file-set.js';
 export { parseDurationSeconds, DEFAULT_TTL_SECONDS, type TaskView, type ClientView, type TaskState } from './task/task.js';
 export { DEFAULT_PORT, type CreatedTask, type CreateTaskOptions, type AdvertisedAddress } from './task/operator.js';
 export { type TaskEvent } from './task/store.js';
+export { ApiClient } from './api/client.js';
+export { startApiServer, createApiApp, DEFAULT_API_BODY_LIMIT_BYTES, type ApiServerOptions } from './api/server.js';
+export { buildOpenApiDocument } from './api/openapi.js';
+export { type TaskStreamEvent } from './task/task.js';

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ERROR_CODES, NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../lib/errors.js';
 import { EXIT_CODE_BY_ERROR } from '../cli/exit-codes.js';
+import { HTTP_STATUS_BY_ERROR } from '../lib/api/http-status.js';
 import { REPO_ROOT } from './support/paths.js';
 
 const codes = Object.keys(ERROR_CODES) as ErrorCode[];
@@ -11,6 +12,11 @@ const codes = Object.keys(ERROR_CODES) as ErrorCode[];
 t.test('every code maps to a non-zero exit code', async (t) => {
   t.same(Object.keys(EXIT_CODE_BY_ERROR).sort(), [...codes].sort(), 'the exit table covers exactly the codes');
   for (const code of codes) t.ok(EXIT_CODE_BY_ERROR[code] > 0, `${code} exits non-zero`);
+});
+
+t.test('every code maps to an HTTP error status', async (t) => {
+  t.same(Object.keys(HTTP_STATUS_BY_ERROR).sort(), [...codes].sort(), 'the HTTP table covers exactly the codes');
+  for (const code of codes) t.ok(HTTP_STATUS_BY_ERROR[code] >= 400 && HTTP_STATUS_BY_ERROR[code] < 600, `${code} is a 4xx or 5xx`);
 });
 
 t.test('every code has a row in SPEC.md', async (t) => {

@@ -2,15 +2,17 @@
  * `noise-cfg serve`: the update server (CONTRACT.md). Creates the data directory and its keys on first start,
  * logs one line per connection outcome (text or JSON) on stdout, and stops cleanly on SIGINT or SIGTERM.
  */
-import { basename } from 'node:path';
 import type { Argv } from 'yargs';
-import { TaskAdmin, TaskServer, type LogRecord } from '../../lib/index.js';
+import { NoiseCfgError, startApiServer, TaskAdmin, TaskServer, type LogRecord } from '../../lib/index.js';
 import { parseHostPort } from '../host-port.js';
 import { printStatus, reportError } from '../output.js';
+import { selfCommand } from '../self-command.js';
 
 interface ServeArguments {
   data: string;
   listen: string;
+  api: string;
+  apiAllowRemote: boolean;
   advertise?: string;
   logFormat: 'text' | 'json';
   demo: boolean;
@@ -24,16 +26,18 @@ export function builder(yargs: Argv): Argv<ServeArguments> {
   return yargs
     .option('data', { type: 'string', default: './noise-cfg-data', describe: 'Data directory: keys (0600) and the task database' })
     .option('listen', { type: 'string', default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
+    .option('api', { type: 'string', default: '127.0.0.1:7448', describe: 'Address of the REST API, HOST:PORT, or "off"' })
+    .option('api-allow-remote', { type: 'boolean', default: false, describe: 'Allow the API on a non-loopback address (it carries tokens: put it behind TLS)' })
     .option('advertise', { type: 'string', describe: 'HOST:PORT written into tokens (default: the listen address, or this machine\'s first IPv4 address)' })
     .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'One line per connection outcome, as text or JSON' })
     .option('demo', { type: 'boolean', default: false, describe: 'Also create a demo task (1 file, 1 hour) and print how to pull it' })
     .option('grace-seconds', { type: 'number', default: 10, describe: 'On SIGINT/SIGTERM, how long pulls in flight may finish' }) as unknown as Argv<ServeArguments>;
 }
 
-// How this CLI was started, so printed commands work as pasted: `noise-cfg` when installed, else node + path.
-function selfCommand(): string {
-  const script = process.argv[1] ?? 'noise-cfg';
-  return basename(script) === 'noise-cfg' ? 'noise-cfg' : `node ${script}`;
+const VERSION = '0.1.0';
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 function formatText(record: LogRecord): string {
@@ -52,8 +56,23 @@ export async function handler(argv: ServeArguments): Promise<void> {
       ...(advertise ? { advertise } : {}),
       log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? JSON.stringify(record) : formatText(record)}\n`),
     });
+    const apiAddress = argv.api === 'off' ? null : parseHostPort(argv.api, '--api');
+    if (apiAddress && !isLoopback(apiAddress.host) && !argv.apiAllowRemote) {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `--api ${argv.api} is not a loopback address; the API hands out tokens, so add --api-allow-remote (and put it behind TLS) or use 127.0.0.1`);
+    }
     const address = await server.start();
     printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
+    let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
+    if (apiAddress) {
+      try {
+        api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, version: VERSION }, apiAddress);
+      } catch (error) {
+        await server.stop(0);
+        throw error;
+      }
+      if (!isLoopback(apiAddress.host)) printStatus(`warning: the REST API listens on ${api.host}:${api.port}, reachable from the network; it carries tokens, so put it behind a TLS proxy`);
+      printStatus(`REST API on http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}/v1 (bearer token in ${argv.data}/admin.token)`);
+    }
     if (argv.demo) {
       const admin = TaskAdmin.open(argv.data);
       try {
@@ -72,7 +91,7 @@ export async function handler(argv: ServeArguments): Promise<void> {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         printStatus(`${signal}: stopping (pulls in flight get ${argv.graceSeconds} s)`);
-        server.stop(argv.graceSeconds * 1000).then(resolve, (error: unknown) => {
+        Promise.resolve(api?.app.close()).then(() => server.stop(argv.graceSeconds * 1000)).then(resolve, (error: unknown) => {
           reportError(error);
           resolve();
         });

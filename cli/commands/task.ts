@@ -1,14 +1,25 @@
 /**
- * `noise-cfg task create|list|show|cancel|revoke` (CONTRACT.md), acting on the data directory whether or not a
- * server runs on it. `create` prints the token on stdout and the details on stderr (or all of it with --json).
+ * `noise-cfg task create|list|show|cancel|revoke|watch` (CONTRACT.md). With --data DIR they act on the data
+ * directory directly, whether or not a server runs on it; with --api URL they go through the REST API, with the
+ * admin token from --data DIR/admin.token or NOISE_CFG_ADMIN_TOKEN.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Argv } from 'yargs';
-import { NoiseCfgError, parseDurationSeconds, readTaskFiles, TaskAdmin, type TaskView } from '../../lib/index.js';
+import {
+  ApiClient, NoiseCfgError, parseDurationSeconds, readTaskFiles, TaskAdmin,
+  type CreatedTask, type CreateTaskOptions, type TaskStreamEvent, type TaskView,
+} from '../../lib/index.js';
+import { EXIT } from '../exit-codes.js';
 import { parseHostPort } from '../host-port.js';
 import { printResult, printStatus, reportError } from '../output.js';
+import { renderQr } from '../qr.js';
+import { selfCommand } from '../self-command.js';
+import { renderWatchFrame, watchLine } from '../watch-view.js';
 
 interface CommonArguments {
   data: string;
+  api?: string;
   json: boolean;
 }
 
@@ -19,26 +30,56 @@ interface CreateArguments extends CommonArguments {
   mode: 'xxpsk3' | 'nnpsk0';
   name?: string;
   advertise?: string;
+  quiet: boolean;
+  printPullCommand: boolean;
+  qr: boolean;
+}
+
+/** What the task commands need, locally (TaskAdmin) or through the API (ApiClient). */
+interface TaskOperations {
+  createTask(options: CreateTaskOptions): CreatedTask | Promise<CreatedTask>;
+  listTasks(): TaskView[] | Promise<TaskView[]>;
+  showTask(id: string): TaskView | Promise<TaskView>;
+  cancelTask(id: string): TaskView | Promise<TaskView>;
+  revokeClient(id: string, identity: string): TaskView | Promise<TaskView>;
+  watch(id: string): AsyncGenerator<TaskStreamEvent>;
 }
 
 export const command = 'task';
-export const describe = 'Create, list, show, cancel update tasks and revoke clients';
+export const describe = 'Create, follow and manage update tasks';
 
 function common(yargs: Argv): Argv {
   return yargs
-    .option('data', { type: 'string', default: './noise-cfg-data', describe: 'Data directory of the server' })
+    .option('data', { type: 'string', default: './noise-cfg-data', describe: 'Data directory of the server (also where --api finds admin.token)' })
+    .option('api', { type: 'string', describe: 'Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data directory' })
     .option('json', { type: 'boolean', default: false, describe: 'Print JSON' });
 }
 
-function withAdmin<T>(argv: CommonArguments, work: (admin: TaskAdmin) => T): void {
+function adminToken(argv: CommonArguments): string {
+  const fromEnvironment = process.env['NOISE_CFG_ADMIN_TOKEN'];
+  if (fromEnvironment && fromEnvironment.trim() !== '') return fromEnvironment.trim();
+  const path = join(argv.data, 'admin.token');
   try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    throw new NoiseCfgError('INVALID_ARGUMENT', `--api needs the admin token: set NOISE_CFG_ADMIN_TOKEN or give --data DIR holding admin.token (${path} is not readable)`);
+  }
+}
+
+async function withOperations(argv: CommonArguments, work: (operations: TaskOperations) => Promise<void>): Promise<void> {
+  try {
+    if (argv.api !== undefined) {
+      await work(new ApiClient(argv.api, adminToken(argv)));
+      return;
+    }
     const admin = TaskAdmin.open(argv.data);
     try {
-      work(admin);
+      await work(admin);
     } finally {
       admin.close();
     }
   } catch (error) {
+    if (argv.json && error instanceof NoiseCfgError) printResult({ error: { code: error.code, message: error.message } }, true, '');
     reportError(error);
   }
 }
@@ -49,8 +90,64 @@ function describeTask(task: TaskView): string {
     `task ${task.id}${task.name ? ` (${task.name})` : ''}: ${task.state}, ${task.mode}, expires ${task.expiresAt}`,
     `  files: ${task.files.length}, ${task.totalBytes} bytes, digest ${task.digest.slice(0, 16)}…`,
     `  clients: ${task.counts.applied}${limit} applied, ${task.counts.failed} failed, ${task.counts.offered} receiving, ${task.counts.revoked} revoked`,
-    ...task.clients.map((client) => `  - ${client.name || '(no name)'} ${client.identity.slice(0, 16)} ${client.state}${client.result ? ` (exit ${client.result.exitCode ?? '-'}: ${client.result.message})` : ''} ${client.remoteAddress}`),
+    ...task.clients.map((client) => `  - ${client.name || '(no name)'} ${client.identity} ${client.state}${client.result ? ` (exit ${client.result.exitCode ?? '-'}: ${client.result.message})` : ''} ${client.remoteAddress}`),
   ].join('\n');
+}
+
+async function create(operations: TaskOperations, options: CreateArguments): Promise<void> {
+  const ttlSeconds = parseDurationSeconds(options.ttl);
+  if (ttlSeconds === null) throw new NoiseCfgError('INVALID_ARGUMENT', `--ttl must look like 90s, 10m, 1h or 2d, got "${options.ttl}"`);
+  if (options.maxClients !== undefined && !Number.isInteger(options.maxClients)) throw new NoiseCfgError('INVALID_ARGUMENT', '--max-clients must be a whole number');
+  if (options.advertise !== undefined && options.api !== undefined) throw new NoiseCfgError('INVALID_ARGUMENT', '--advertise goes with --data; through --api the server uses its own address');
+  const created = await operations.createTask({
+    files: readTaskFiles(options.file),
+    ttlSeconds,
+    mode: options.mode,
+    ...(options.maxClients !== undefined ? { maxClients: options.maxClients } : {}),
+    ...(options.name !== undefined ? { name: options.name } : {}),
+    ...(options.advertise !== undefined ? { advertise: parseHostPort(options.advertise, '--advertise') } : {}),
+  });
+  // The token goes into the environment of the printed command, never into its argv.
+  const pullCommand = `NOISE_CFG_TOKEN='${created.token}' ${selfCommand()} pull --out ./config`;
+  if (options.json) {
+    printResult({ id: created.id, token: created.token, expiresAt: created.expiresAt, ...(options.printPullCommand ? { pullCommand } : {}), task: created.task }, true, '');
+  } else if (options.printPullCommand) {
+    printResult(null, false, pullCommand);
+  } else {
+    printResult(null, false, created.token);
+  }
+  if (options.qr) process.stderr.write(`${renderQr(created.token)}\n`);
+  if (!options.quiet && !options.json) {
+    printStatus(`created task ${created.id}: ${created.task.files.length} file(s), ${created.task.totalBytes} bytes, ${created.task.mode}, expires ${created.expiresAt}`);
+    if (!options.printPullCommand) printStatus(`clients pull it with: NOISE_CFG_TOKEN=<token> ${selfCommand()} pull --out DIR`);
+  }
+}
+
+/** Exit code of `task watch` for the task as it ended: 0 completed (or expired with every client applied). */
+export function watchExitCode(task: TaskView): number {
+  if (task.state === 'completed') return EXIT.OK;
+  const isUnreached = task.maxClients !== null && task.counts.applied < task.maxClients;
+  if (task.state === 'expired' && task.counts.failed === 0 && !isUnreached && task.counts.offered === 0) return EXIT.OK;
+  return EXIT.TASK_INCOMPLETE;
+}
+
+async function watch(operations: TaskOperations, id: string, asJson: boolean): Promise<void> {
+  const isTerminal = process.stdout.isTTY === true && !asJson;
+  let view: TaskView | null = null;
+  const recent: string[] = [];
+  for await (const event of operations.watch(id)) {
+    if (event.type === 'task' || event.type === 'end') view = event.task;
+    if (asJson) {
+      process.stdout.write(`${JSON.stringify(event)}\n`);
+    } else if (isTerminal) {
+      if (event.type === 'change') recent.push(watchLine(event));
+      if (event.type === 'change' && view) view = await operations.showTask(id);
+      if (view) process.stdout.write(renderWatchFrame(view, recent.slice(-8)));
+    } else {
+      process.stdout.write(`${watchLine(event)}\n`);
+    }
+  }
+  if (view) process.exitCode = watchExitCode(view);
 }
 
 export function builder(yargs: Argv): Argv {
@@ -61,51 +158,37 @@ export function builder(yargs: Argv): Argv {
       .option('max-clients', { type: 'number', describe: 'Complete the task once this many clients have applied it' })
       .option('mode', { choices: ['xxpsk3', 'nnpsk0'] as const, default: 'xxpsk3' as const, describe: 'xxpsk3 (pinned server key, client identities) or nnpsk0 (PSK only)' })
       .option('name', { type: 'string', describe: 'A name for people' })
-      .option('advertise', { type: 'string', describe: 'HOST:PORT clients connect to (default: what serve advertised)' }),
-    (argv) => withAdmin(argv as unknown as CreateArguments, (admin) => {
-      const options = argv as unknown as CreateArguments;
-      const ttlSeconds = parseDurationSeconds(options.ttl);
-      if (ttlSeconds === null) throw new NoiseCfgError('INVALID_ARGUMENT', `--ttl must look like 90s, 10m, 1h or 2d, got "${options.ttl}"`);
-      if (options.maxClients !== undefined && !Number.isInteger(options.maxClients)) throw new NoiseCfgError('INVALID_ARGUMENT', '--max-clients must be a whole number');
-      const created = admin.createTask({
-        files: readTaskFiles(options.file),
-        ttlSeconds,
-        mode: options.mode,
-        ...(options.maxClients !== undefined ? { maxClients: options.maxClients } : {}),
-        ...(options.name !== undefined ? { name: options.name } : {}),
-        ...(options.advertise !== undefined ? { advertise: parseHostPort(options.advertise, '--advertise') } : {}),
-      });
-      if (options.json) {
-        printResult({ id: created.id, token: created.token, expiresAt: created.expiresAt, task: created.task }, true, '');
-      } else {
-        printResult(null, false, created.token);
-        printStatus(`created task ${created.id}: ${created.task.files.length} file(s), ${created.task.totalBytes} bytes, ${created.task.mode}, expires ${created.expiresAt}`);
-        printStatus('clients pull it with: NOISE_CFG_TOKEN=<token> noise-cfg pull --out DIR');
-      }
-    }))
-    .command('list', 'List tasks, newest first', (sub) => common(sub), (argv) => withAdmin(argv as unknown as CommonArguments, (admin) => {
-      const tasks = admin.listTasks();
+      .option('advertise', { type: 'string', describe: 'HOST:PORT clients connect to (with --data; default: what serve advertised)' })
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the token, nothing on stderr' })
+      .option('print-pull-command', { type: 'boolean', default: false, describe: 'Print a ready pull command that passes the token in the environment' })
+      .option('qr', { type: 'boolean', default: false, describe: 'Also draw the token as a QR code (on stderr)' }),
+    (argv) => withOperations(argv as unknown as CreateArguments, (operations) => create(operations, argv as unknown as CreateArguments)))
+    .command('list', 'List tasks, newest first', (sub) => common(sub), (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
+      const tasks = await operations.listTasks();
       const text = tasks.length === 0 ? 'no tasks' : tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied  expires ${task.expiresAt}  ${task.name}`).join('\n');
       printResult(tasks, (argv as unknown as CommonArguments).json, text);
     }))
     .command('show <id>', 'Show a task with its files and clients', (sub) => common(sub).positional('id', { type: 'string', demandOption: true }),
-      (argv) => withAdmin(argv as unknown as CommonArguments, (admin) => {
-        const task = admin.showTask(String(argv['id']));
+      (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
+        const task = await operations.showTask(String(argv['id']));
         printResult(task, (argv as unknown as CommonArguments).json, describeTask(task));
       }))
+    .command('watch <id>', 'Follow a task live until it completes, expires or is cancelled', (sub) => common(sub).positional('id', { type: 'string', demandOption: true })
+      .epilogue('Exit codes: 0 completed (or expired with every client applied), 6 ended incomplete (failures, unreached clients, cancelled).'),
+    (argv) => withOperations(argv as unknown as CommonArguments, (operations) => watch(operations, String(argv['id']), (argv as unknown as CommonArguments).json)))
     .command('cancel <id>', 'Cancel a task: its clients are refused from the next connection on', (sub) => common(sub).positional('id', { type: 'string', demandOption: true }),
-      (argv) => withAdmin(argv as unknown as CommonArguments, (admin) => {
-        const task = admin.cancelTask(String(argv['id']));
+      (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
+        const task = await operations.cancelTask(String(argv['id']));
         printResult(task, (argv as unknown as CommonArguments).json, `cancelled task ${task.id}`);
       }))
     .command('revoke <id> <identity>', 'Refuse one client of a task from now on', (sub) => common(sub)
       .positional('id', { type: 'string', demandOption: true })
       .positional('identity', { type: 'string', demandOption: true, describe: 'The client identity (hex key in xxpsk3, client id in nnpsk0)' }),
-    (argv) => withAdmin(argv as unknown as CommonArguments, (admin) => {
-      const task = admin.revokeClient(String(argv['id']), String(argv['identity']));
+    (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
+      const task = await operations.revokeClient(String(argv['id']), String(argv['identity']));
       printResult(task, (argv as unknown as CommonArguments).json, `revoked ${String(argv['identity'])} from task ${task.id}`);
     }))
-    .demandCommand(1, 'name an action: create, list, show, cancel or revoke');
+    .demandCommand(1, 'name an action: create, list, show, watch, cancel or revoke');
 }
 
 /** The subcommands do the work. */

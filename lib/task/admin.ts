@@ -6,18 +6,25 @@ import { NoiseCfgError } from '../errors.js';
 import { openDataDir, type DataDir } from './data-dir.js';
 import { cancelTask, createTask, listTasks, revokeClient, showTask, taskToken, type AdvertisedAddress, type CreatedTask, type CreateTaskOptions } from './operator.js';
 import { TaskStore, type TaskEvent } from './store.js';
-import type { TaskView } from './task.js';
+import type { TaskStreamEvent, TaskView } from './task.js';
 
 /** Operator access to one data directory. Close it when done. */
 export class TaskAdmin {
   readonly #dataDir: DataDir;
   readonly #store: TaskStore;
   readonly #now: () => number;
+  readonly #ownsStore: boolean;
 
-  private constructor(dataDir: DataDir, store: TaskStore, now: () => number) {
+  private constructor(dataDir: DataDir, store: TaskStore, now: () => number, ownsStore: boolean) {
     this.#dataDir = dataDir;
     this.#store = store;
     this.#now = now;
+    this.#ownsStore = ownsStore;
+  }
+
+  /** An admin sharing a store that someone else (the running server) opened and closes. */
+  static attach(dataDir: DataDir, store: TaskStore, now: () => number = Date.now): TaskAdmin {
+    return new TaskAdmin(dataDir, store, now, false);
   }
 
   /**
@@ -26,7 +33,7 @@ export class TaskAdmin {
    */
   static open(dataDirPath: string, options: { now?: () => number } = {}): TaskAdmin {
     const dataDir = openDataDir(dataDirPath, { create: true });
-    return new TaskAdmin(dataDir, TaskStore.open(dataDir.databasePath), options.now ?? Date.now);
+    return new TaskAdmin(dataDir, TaskStore.open(dataDir.databasePath), options.now ?? Date.now, true);
   }
 
   /** The server's static public key (the pin in xxpsk3 tokens). */
@@ -67,7 +74,36 @@ export class TaskAdmin {
     return taskToken(this.#dataDir, task, advertise);
   }
 
+  /** The current state of a task, for following it (`task watch`, the events API). */
+  taskState(id: string): TaskView['state'] {
+    return this.showTask(id).state;
+  }
+
+  /**
+   * Follows a task through the store (another process may be serving it): the task now, every change after,
+   * and the task as it ended. Polls every `pollMs`.
+   */
+  async *watch(id: string, options: { pollMs?: number; signal?: AbortSignal } = {}): AsyncGenerator<TaskStreamEvent> {
+    const pollMs = options.pollMs ?? 250;
+    let view = this.showTask(id);
+    let after = this.#store.listEvents(id).at(-1)?.id ?? 0;
+    yield { type: 'task', task: view };
+    for (;;) {
+      for (const event of this.#store.listEvents(id, after)) {
+        after = event.id;
+        yield { type: 'change', change: { ...event, at: new Date(event.at).toISOString() } };
+      }
+      view = this.showTask(id);
+      if (view.state !== 'active') {
+        yield { type: 'end', task: view };
+        return;
+      }
+      if (options.signal?.aborted) return;
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
   close(): void {
-    this.#store.close();
+    if (this.#ownsStore) this.#store.close();
   }
 }

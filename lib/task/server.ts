@@ -7,6 +7,7 @@ import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
 import type { ChannelLimits } from '../transport/limits.js';
 import type { SecureConnection } from '../transport/secure-connection.js';
 import { SecureServer, type ChannelEvent } from '../transport/secure-server.js';
+import { TaskAdmin } from './admin.js';
 import { deriveTaskPsk, openDataDir, type DataDir } from './data-dir.js';
 import { encodeMessage, expectMessage, MAX_CHUNK_BYTES, UPDATE_PROTOCOL_VERSION, type Hello, type RejectReason, type UpdateMessage } from './messages.js';
 import { saveAdvertisedAddress, defaultAdvertiseHost, type AdvertisedAddress } from './operator.js';
@@ -72,6 +73,11 @@ export class TaskServer {
   get dataDir(): DataDir {
     if (!this.#dataDir) throw new NoiseCfgError('INVALID_ARGUMENT', 'the server is not started');
     return this.#dataDir;
+  }
+
+  /** Operator access sharing this server's store (for the REST API). */
+  admin(): TaskAdmin {
+    return TaskAdmin.attach(this.dataDir, this.store, this.#now);
   }
 
   /** The store, once started. */

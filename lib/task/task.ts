@@ -2,7 +2,7 @@
  * Task and client states (SPEC.md §4.4) and the views `task show --json` and the REST API print. The clock is
  * passed in. Pure.
  */
-import type { ClientRecord, TaskRecord } from './store.js';
+import type { ClientRecord, TaskEvent, TaskRecord } from './store.js';
 
 /** A task's state as users see it. */
 export type TaskState = 'active' | 'expired' | 'cancelled' | 'completed';
@@ -90,3 +90,9 @@ export function parseDurationSeconds(text: string): number | null {
   const seconds = value * unit;
   return seconds > 0 ? seconds : null;
 }
+
+/** One step of following a task: the task now, one state change, or the task as it ended. */
+export type TaskStreamEvent =
+  | { type: 'task'; task: TaskView }
+  | { type: 'change'; change: Omit<TaskEvent, 'at'> & { at: string } }
+  | { type: 'end'; task: TaskView };

@@ -1,0 +1,118 @@
+/**
+ * A client of the REST API (SPEC.md §8) with the same operations as TaskAdmin, for `noise-cfg task … --api URL`
+ * and for scripts. Uses Node's fetch. API errors come back as NoiseCfgError with the server's code where it is
+ * one of ours.
+ */
+import { ERROR_CODES, NoiseCfgError, type ErrorCode } from '../errors.js';
+import type { CreatedTask, CreateTaskOptions } from '../task/operator.js';
+import type { TaskStreamEvent, TaskView } from '../task/task.js';
+
+/** The API, remotely. */
+export class ApiClient {
+  readonly #baseUrl: string;
+  readonly #adminToken: string;
+
+  /** `baseUrl` like `http://127.0.0.1:7448`. Throws INVALID_ARGUMENT for a URL that is not http(s). */
+  constructor(baseUrl: string, adminToken: string) {
+    let url: URL;
+    try {
+      url = new URL(baseUrl);
+    } catch {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `--api must be a URL such as http://127.0.0.1:7448, got "${baseUrl}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new NoiseCfgError('INVALID_ARGUMENT', `--api must be an http or https URL, got "${baseUrl}"`);
+    this.#baseUrl = url.origin + url.pathname.replace(/\/$/, '');
+    this.#adminToken = adminToken;
+  }
+
+  async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.#baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.#adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (error) {
+      throw new NoiseCfgError('CONNECTION_FAILED', `cannot reach the API at ${this.#baseUrl}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`, { cause: error });
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? null : JSON.parse(text);
+    } catch {
+      throw new NoiseCfgError('PROTOCOL_ERROR', `the API answered ${response.status} with a body that is not JSON`);
+    }
+    if (!response.ok) throw apiError(response.status, parsed);
+    return parsed as T;
+  }
+
+  async createTask(options: CreateTaskOptions): Promise<CreatedTask> {
+    return this.#request('POST', '/v1/tasks', {
+      files: options.files.map((file) => ({ path: file.path, content: Buffer.from(file.content).toString('base64'), ...(file.mode !== undefined ? { mode: file.mode } : {}) })),
+      ...(options.ttlSeconds !== undefined ? { ttlSeconds: options.ttlSeconds } : {}),
+      ...(options.maxClients !== undefined && options.maxClients !== null ? { maxClients: options.maxClients } : {}),
+      ...(options.mode !== undefined ? { mode: options.mode } : {}),
+      ...(options.name !== undefined ? { name: options.name } : {}),
+    });
+  }
+
+  listTasks(): Promise<TaskView[]> {
+    return this.#request('GET', '/v1/tasks');
+  }
+
+  showTask(id: string): Promise<TaskView> {
+    return this.#request('GET', `/v1/tasks/${encodeURIComponent(id)}`);
+  }
+
+  cancelTask(id: string): Promise<TaskView> {
+    return this.#request('DELETE', `/v1/tasks/${encodeURIComponent(id)}`);
+  }
+
+  revokeClient(id: string, identity: string): Promise<TaskView> {
+    return this.#request('DELETE', `/v1/tasks/${encodeURIComponent(id)}/clients/${encodeURIComponent(identity)}`);
+  }
+
+  /** Follows a task's event stream until its `end` event (or until `signal` aborts). */
+  async *watch(id: string, signal?: AbortSignal): AsyncGenerator<TaskStreamEvent> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.#baseUrl}/v1/tasks/${encodeURIComponent(id)}/events`, {
+        headers: { authorization: `Bearer ${this.#adminToken}`, accept: 'text/event-stream' },
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      throw new NoiseCfgError('CONNECTION_FAILED', `cannot reach the API at ${this.#baseUrl}: ${(error as Error).message}`, { cause: error });
+    }
+    if (!response.ok || !response.body) {
+      const text = await response.text();
+      throw apiError(response.status, text ? JSON.parse(text) : null);
+    }
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let boundary: number;
+      while ((boundary = buffer.indexOf('\n\n')) !== -1) {
+        const block = buffer.slice(0, boundary);
+        buffer = buffer.slice(boundary + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (!event || data === undefined) continue;
+        const value = JSON.parse(data) as TaskView;
+        if (event === 'task') yield { type: 'task', task: value };
+        else if (event === 'end') {
+          yield { type: 'end', task: value };
+          return;
+        } else if (event === 'change') yield { type: 'change', change: value as unknown as Extract<TaskStreamEvent, { type: 'change' }>['change'] };
+      }
+    }
+    throw new NoiseCfgError('CONNECTION_TRUNCATED', 'the event stream ended before the task did');
+  }
+}
+
+function apiError(status: number, body: unknown): NoiseCfgError {
+  const error = (body as { error?: { code?: string; message?: string } } | null)?.error;
+  const code = error?.code && error.code in ERROR_CODES ? (error.code as ErrorCode) : status === 401 ? 'AUTHENTICATION_FAILED' : status === 404 ? 'TASK_NOT_FOUND' : 'INVALID_ARGUMENT';
+  return new NoiseCfgError(code, `the API answered ${status}: ${error?.message ?? 'no message'}`);
+}

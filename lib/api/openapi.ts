@@ -1,0 +1,35 @@
+/** The OpenAPI 3.1 document of the REST API, built from the route table and its JSON schemas (SPEC.md §8). */
+import { ROUTES } from './routes.js';
+
+/** The OpenAPI document for a server whose software version is `version`. */
+export function buildOpenApiDocument(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const route of ROUTES) {
+    const params = route.params as { properties?: Record<string, object> } | undefined;
+    const operation: Record<string, unknown> = {
+      operationId: route.name,
+      summary: route.summary,
+      ...(route.isAuthenticated ? {} : { security: [] }),
+      ...(params?.properties ? {
+        parameters: Object.entries(params.properties).map(([name, schema]) => ({ name, in: 'path', required: true, schema })),
+      } : {}),
+      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: route.body } } } } : {}),
+      responses: Object.fromEntries(Object.entries(route.responses).map(([status, response]) => [status, {
+        description: response.description,
+        ...(response.schema ? { content: { [response.contentType ?? 'application/json']: { schema: response.schema } } } : {}),
+      }])),
+    };
+    paths[route.path] = { ...paths[route.path], [route.method.toLowerCase()]: operation };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'noise-cfg REST API',
+      version,
+      description: 'Create and follow update tasks. Authenticate with `Authorization: Bearer <admin token>` (DATA_DIR/admin.token).',
+    },
+    components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+    security: [{ adminToken: [] }],
+    paths,
+  };
+}

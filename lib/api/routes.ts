@@ -1,0 +1,73 @@
+/**
+ * The REST API's routes as data (SPEC.md §8): method, path, schemas and responses. The server registers them and
+ * openapi.ts describes them, from the same objects.
+ */
+import { CREATE_TASK_BODY, CREATED_TASK_SCHEMA, ERROR_SCHEMA, HEALTH_SCHEMA, REVOKE_PARAMS, TASK_ID_PARAMS, TASK_SCHEMA } from './schemas.js';
+
+/** One response of a route. */
+export interface ResponseSpec {
+  description: string;
+  schema?: object;
+  contentType?: string;
+}
+
+/** One route. `path` is in OpenAPI form (`/v1/tasks/{id}`). */
+export interface RouteSpec {
+  name: 'createTask' | 'listTasks' | 'showTask' | 'cancelTask' | 'revokeClient' | 'taskEvents' | 'health' | 'openapi';
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  summary: string;
+  isAuthenticated: boolean;
+  params?: object;
+  body?: object;
+  responses: Record<number, ResponseSpec>;
+}
+
+const errors = (...statuses: number[]): Record<number, ResponseSpec> => Object.fromEntries(statuses.map((status) => [status, {
+  description: ({ 400: 'Invalid request; `error.field` names the field', 401: 'Missing or wrong bearer token', 404: 'No such task (or client)', 409: 'The task has already ended', 413: 'Body over the size limit' } as Record<number, string>)[status]!,
+  schema: ERROR_SCHEMA,
+}]));
+
+/** Every route of /v1. */
+export const ROUTES: readonly RouteSpec[] = [
+  {
+    name: 'createTask', method: 'POST', path: '/v1/tasks', summary: 'Create a task and get its token', isAuthenticated: true,
+    body: CREATE_TASK_BODY,
+    responses: { 201: { description: 'Created', schema: CREATED_TASK_SCHEMA }, ...errors(400, 401, 413) },
+  },
+  {
+    name: 'listTasks', method: 'GET', path: '/v1/tasks', summary: 'List tasks, newest first', isAuthenticated: true,
+    responses: { 200: { description: 'The tasks', schema: { type: 'array', items: TASK_SCHEMA } }, ...errors(401) },
+  },
+  {
+    name: 'showTask', method: 'GET', path: '/v1/tasks/{id}', summary: 'One task with its files and clients', isAuthenticated: true,
+    params: TASK_ID_PARAMS,
+    responses: { 200: { description: 'The task', schema: TASK_SCHEMA }, ...errors(400, 401, 404) },
+  },
+  {
+    name: 'cancelTask', method: 'DELETE', path: '/v1/tasks/{id}', summary: 'Cancel a task', isAuthenticated: true,
+    params: TASK_ID_PARAMS,
+    responses: { 200: { description: 'The cancelled task', schema: TASK_SCHEMA }, ...errors(400, 401, 404, 409) },
+  },
+  {
+    name: 'revokeClient', method: 'DELETE', path: '/v1/tasks/{id}/clients/{identity}', summary: 'Refuse one client of a task from now on', isAuthenticated: true,
+    params: REVOKE_PARAMS,
+    responses: { 200: { description: 'The task after the revocation', schema: TASK_SCHEMA }, ...errors(400, 401, 404) },
+  },
+  {
+    name: 'taskEvents', method: 'GET', path: '/v1/tasks/{id}/events', summary: 'Server-sent events: the task, each client state change, and a final end event', isAuthenticated: true,
+    params: TASK_ID_PARAMS,
+    responses: {
+      200: { description: 'An event stream: `task` (the task now), `change` (one state change), `end` (the task as it ended)', contentType: 'text/event-stream', schema: { type: 'string' } },
+      ...errors(400, 401, 404),
+    },
+  },
+  {
+    name: 'health', method: 'GET', path: '/v1/health', summary: 'Liveness; needs no token', isAuthenticated: false,
+    responses: { 200: { description: 'The server is up', schema: HEALTH_SCHEMA } },
+  },
+  {
+    name: 'openapi', method: 'GET', path: '/v1/openapi.json', summary: 'This document; needs no token', isAuthenticated: false,
+    responses: { 200: { description: 'The OpenAPI document', schema: { type: 'object' } } },
+  },
+];

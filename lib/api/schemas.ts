@@ -1,0 +1,124 @@
+/**
+ * JSON schemas of the REST API (SPEC.md §8): fastify validates requests with them, and openapi.ts builds the
+ * OpenAPI document from the same objects, so the two cannot drift apart.
+ */
+
+export const ERROR_SCHEMA = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string', description: 'A stable code: an error code of SPEC.md §6, or UNAUTHORIZED, INVALID_REQUEST, BODY_TOO_LARGE, NOT_FOUND' },
+        message: { type: 'string' },
+        field: { type: 'string', description: 'For INVALID_REQUEST: the JSON path of the field at fault' },
+      },
+    },
+  },
+} as const;
+
+export const CREATE_TASK_BODY = {
+  type: 'object',
+  required: ['files'],
+  additionalProperties: false,
+  properties: {
+    files: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 10000,
+      items: {
+        type: 'object',
+        required: ['path', 'content'],
+        additionalProperties: false,
+        properties: {
+          path: { type: 'string', minLength: 1, maxLength: 1024, description: 'Relative path under the client\'s output directory' },
+          content: { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'File content, base64' },
+          mode: { type: 'integer', minimum: 0, maximum: 511, description: 'Permission bits (default 420 = 0644)' },
+        },
+      },
+    },
+    ttlSeconds: { type: 'integer', minimum: 1, maximum: 31536000, description: 'Time to live (default 3600)' },
+    maxClients: { type: 'integer', minimum: 1, maximum: 1000000 },
+    mode: { type: 'string', enum: ['xxpsk3', 'nnpsk0'] },
+    name: { type: 'string', maxLength: 200 },
+  },
+} as const;
+
+const CLIENT_SCHEMA = {
+  type: 'object',
+  required: ['identity', 'name', 'state', 'result'],
+  properties: {
+    identity: { type: 'string', description: 'Hex static public key (xxpsk3) or the client id (nnpsk0)' },
+    name: { type: 'string' },
+    remoteAddress: { type: 'string' },
+    state: { type: 'string', enum: ['connected', 'offered', 'applied', 'failed', 'revoked'] },
+    firstSeenAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+    result: {
+      anyOf: [
+        { type: 'null' },
+        { type: 'object', required: ['exitCode', 'message'], properties: { exitCode: { anyOf: [{ type: 'integer' }, { type: 'null' }] }, message: { type: 'string' } } },
+      ],
+    },
+  },
+} as const;
+
+export const TASK_SCHEMA = {
+  type: 'object',
+  required: ['id', 'state', 'expiresAt', 'clients'],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    mode: { type: 'string', enum: ['xxpsk3', 'nnpsk0'] },
+    state: { type: 'string', enum: ['active', 'expired', 'cancelled', 'completed'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    expiresAt: { type: 'string', format: 'date-time' },
+    endedAt: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'null' }] },
+    maxClients: { anyOf: [{ type: 'integer' }, { type: 'null' }] },
+    digest: { type: 'string' },
+    files: {
+      type: 'array',
+      items: { type: 'object', properties: { path: { type: 'string' }, size: { type: 'integer' }, mode: { type: 'string' }, digest: { type: 'string' } } },
+    },
+    totalBytes: { type: 'integer' },
+    counts: {
+      type: 'object',
+      properties: Object.fromEntries(['connected', 'offered', 'applied', 'failed', 'revoked'].map((state) => [state, { type: 'integer' }])),
+    },
+    clients: { type: 'array', items: CLIENT_SCHEMA },
+  },
+} as const;
+
+export const CREATED_TASK_SCHEMA = {
+  type: 'object',
+  required: ['id', 'token', 'expiresAt', 'task'],
+  properties: {
+    id: { type: 'string' },
+    token: { type: 'string', description: 'The ncfg1 token; the only place the PSK appears' },
+    expiresAt: { type: 'string', format: 'date-time' },
+    task: TASK_SCHEMA,
+  },
+} as const;
+
+export const TASK_ID_PARAMS = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: '^[0-9a-hjkmnp-tv-z]{16}$', description: 'Task id' } },
+} as const;
+
+export const REVOKE_PARAMS = {
+  type: 'object',
+  required: ['id', 'identity'],
+  properties: {
+    id: TASK_ID_PARAMS.properties.id,
+    identity: { type: 'string', minLength: 1, maxLength: 128, description: 'Client identity' },
+  },
+} as const;
+
+export const HEALTH_SCHEMA = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { type: 'string', enum: ['ok'] }, version: { type: 'string' }, uptimeSeconds: { type: 'number' } },
+} as const;
