@@ -22,6 +22,9 @@ export interface NoiseProtocol {
 }
 
 const HASH_NAMES = new Set<string>(Object.keys(HASH_FUNCTIONS));
+// Parsing and validating a pattern costs more than a hash; every handshake of a server asks for the same names.
+const RESOLVED = new Map<string, NoiseProtocol>();
+const MAX_RESOLVED = 256;
 
 /**
  * Parses and resolves a protocol name. Throws UNSUPPORTED_PROTOCOL, with the unsupported part named, for a
@@ -29,6 +32,14 @@ const HASH_NAMES = new Set<string>(Object.keys(HASH_FUNCTIONS));
  */
 export function resolveProtocol(name: string): NoiseProtocol {
   if (typeof name !== 'string') throw new NoiseCfgError('INVALID_ARGUMENT', 'protocol name must be a string');
+  const cached = RESOLVED.get(name);
+  if (cached) return cached;
+  const protocol = parseProtocol(name);
+  if (RESOLVED.size < MAX_RESOLVED) RESOLVED.set(name, protocol);
+  return protocol;
+}
+
+function parseProtocol(name: string): NoiseProtocol {
   const parts = name.split('_');
   if (parts.length !== 5 || parts[0] !== 'Noise') {
     throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `"${name}" is not of the form Noise_<pattern>_<dh>_<cipher>_<hash>`);
