@@ -57,6 +57,7 @@ export class TaskServer {
   #address: { host: string; port: number } | null = null;
   readonly #slotHolders = new Map<string, Set<string>>();
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #psks = new Map<string, Buffer>();
 
   constructor(options: TaskServerOptions) {
     this.#options = options;
@@ -99,7 +100,7 @@ export class TaskServer {
       staticKeyPair: dataDir.serverKeyPair,
       resolveTask: (taskId) => {
         const task = store.getTask(taskId);
-        return task ? { psk: deriveTaskPsk(dataDir.masterKey, taskId), mode: task.mode } : null;
+        return task ? { psk: this.#psk(taskId), mode: task.mode } : null;
       },
       onConnection: (connection) => this.#track(this.#serve(connection)),
       onEvent: (event) => this.#logChannelEvent(event),
@@ -135,6 +136,17 @@ export class TaskServer {
     this.#store?.close();
     this.#store = null;
     this.#log({ event: 'stopped' });
+  }
+
+  // Derived once per task: an HKDF per connection is work a stranger could make us repeat.
+  #psk(taskId: string): Buffer {
+    let psk = this.#psks.get(taskId);
+    if (!psk) {
+      if (this.#psks.size >= 10_000) this.#psks.clear();
+      psk = deriveTaskPsk(this.dataDir.masterKey, taskId);
+      this.#psks.set(taskId, psk);
+    }
+    return psk;
   }
 
   #track(work: Promise<void>): void {

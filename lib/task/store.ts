@@ -152,6 +152,7 @@ export class TaskStore {
   readonly path: string;
   readonly #db: Database.Database;
   #queue: QueuedWrite[] = [];
+  readonly #statements = new Map<string, Database.Statement>();
   #isFlushScheduled = false;
   #commits = 0;
 
@@ -203,9 +204,9 @@ export class TaskStore {
   createTask(task: TaskRecord, files: readonly NewTaskFile[]): void {
     this.#run(() => {
       this.#db.transaction(() => {
-        this.#db.prepare(`INSERT INTO tasks (id, name, mode, created_at, expires_at, max_clients, state, ended_at, digest, total_bytes, file_count)
+        this.#statement(`INSERT INTO tasks (id, name, mode, created_at, expires_at, max_clients, state, ended_at, digest, total_bytes, file_count)
           VALUES (@id, @name, @mode, @createdAt, @expiresAt, @maxClients, @state, @endedAt, @digest, @totalBytes, @fileCount)`).run(task);
-        const insert = this.#db.prepare('INSERT INTO task_files (task_id, position, path, mode, size, digest, content) VALUES (?, ?, ?, ?, ?, ?, ?)');
+        const insert = this.#statement('INSERT INTO task_files (task_id, position, path, mode, size, digest, content) VALUES (?, ?, ?, ?, ?, ?, ?)');
         files.forEach((file, position) => insert.run(task.id, position, file.path, file.mode, file.size, file.digest, file.content));
         this.#insertEvent(task.id, null, null, 'created', task.createdAt, null);
       }).immediate();
@@ -215,24 +216,24 @@ export class TaskStore {
 
   getTask(id: string): TaskRecord | null {
     return this.#run(() => {
-      const row = this.#db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+      const row = this.#statement('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
       return row ? toTask(row) : null;
     });
   }
 
   listTasks(): TaskRecord[] {
-    return this.#run(() => (this.#db.prepare('SELECT * FROM tasks ORDER BY created_at DESC, id').all() as TaskRow[]).map(toTask));
+    return this.#run(() => (this.#statement('SELECT * FROM tasks ORDER BY created_at DESC, id').all() as TaskRow[]).map(toTask));
   }
 
   /** The file list of a task, in position order, without contents. */
   getFiles(taskId: string): FileEntry[] {
-    return this.#run(() => this.#db.prepare('SELECT path, mode, size, digest FROM task_files WHERE task_id = ? ORDER BY position').all(taskId) as FileEntry[]);
+    return this.#run(() => this.#statement('SELECT path, mode, size, digest FROM task_files WHERE task_id = ? ORDER BY position').all(taskId) as FileEntry[]);
   }
 
   /** The content of one file (by its position in the list). */
   getFileContent(taskId: string, position: number): Buffer {
     return this.#run(() => {
-      const row = this.#db.prepare('SELECT content FROM task_files WHERE task_id = ? AND position = ?').get(taskId, position) as { content: Buffer } | undefined;
+      const row = this.#statement('SELECT content FROM task_files WHERE task_id = ? AND position = ?').get(taskId, position) as { content: Buffer } | undefined;
       if (!row) throw new NoiseCfgError('STORE_CORRUPT', `file ${position} of task ${taskId} is missing from ${this.path}`);
       return row.content;
     });
@@ -240,18 +241,18 @@ export class TaskStore {
 
   getClient(taskId: string, identity: string): ClientRecord | null {
     return this.#run(() => {
-      const row = this.#db.prepare('SELECT * FROM clients WHERE task_id = ? AND identity = ?').get(taskId, identity) as ClientRow | undefined;
+      const row = this.#statement('SELECT * FROM clients WHERE task_id = ? AND identity = ?').get(taskId, identity) as ClientRow | undefined;
       return row ? toClient(row) : null;
     });
   }
 
   listClients(taskId: string): ClientRecord[] {
-    return this.#run(() => (this.#db.prepare('SELECT * FROM clients WHERE task_id = ? ORDER BY first_seen_at, identity').all(taskId) as ClientRow[]).map(toClient));
+    return this.#run(() => (this.#statement('SELECT * FROM clients WHERE task_id = ? ORDER BY first_seen_at, identity').all(taskId) as ClientRow[]).map(toClient));
   }
 
   /** Events of a task after `afterId`, oldest first. */
   listEvents(taskId: string, afterId = 0): TaskEvent[] {
-    return this.#run(() => this.#db.prepare('SELECT id, task_id AS taskId, identity, name, state, at, detail FROM events WHERE task_id = ? AND id > ? ORDER BY id').all(taskId, afterId) as TaskEvent[]);
+    return this.#run(() => this.#statement('SELECT id, task_id AS taskId, identity, name, state, at, detail FROM events WHERE task_id = ? AND id > ? ORDER BY id').all(taskId, afterId) as TaskEvent[]);
   }
 
   /** Marks an active task cancelled or completed, durable on return. Returns false if it was not active. */
@@ -259,7 +260,7 @@ export class TaskStore {
     return this.#run(() => {
       let changed = false;
       this.#db.transaction(() => {
-        changed = this.#db.prepare("UPDATE tasks SET state = ?, ended_at = ? WHERE id = ? AND state = 'active'").run(state, at, taskId).changes === 1;
+        changed = this.#statement("UPDATE tasks SET state = ?, ended_at = ? WHERE id = ? AND state = 'active'").run(state, at, taskId).changes === 1;
         if (changed) this.#insertEvent(taskId, null, null, state, at, null);
       }).immediate();
       this.#commits++;
@@ -272,7 +273,7 @@ export class TaskStore {
     return this.#run(() => {
       let changed = false;
       this.#db.transaction(() => {
-        changed = this.#db.prepare("UPDATE clients SET state = 'revoked', updated_at = ? WHERE task_id = ? AND identity = ?").run(at, taskId, identity).changes === 1;
+        changed = this.#statement("UPDATE clients SET state = 'revoked', updated_at = ? WHERE task_id = ? AND identity = ?").run(at, taskId, identity).changes === 1;
         if (changed) this.#insertEvent(taskId, identity, null, 'revoked', at, null);
       }).immediate();
       this.#commits++;
@@ -286,7 +287,7 @@ export class TaskStore {
    */
   saveClient(client: ClientRecord, detail: string | null = null): Promise<void> {
     return this.#enqueue(() => {
-      this.#db.prepare(`INSERT INTO clients (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot)
+      this.#statement(`INSERT INTO clients (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot)
         VALUES (@taskId, @identity, @name, @remoteAddress, @state, @firstSeenAt, @updatedAt, @exitCode, @message, @appliedDigest, @hasSlot)
         ON CONFLICT (task_id, identity) DO UPDATE SET name = excluded.name, remote_address = excluded.remote_address,
           state = CASE WHEN clients.state = 'revoked' THEN 'revoked' ELSE excluded.state END,
@@ -300,7 +301,7 @@ export class TaskStore {
   /** Queues marking a task completed (group commit). */
   completeTask(taskId: string, at: number): Promise<void> {
     return this.#enqueue(() => {
-      if (this.#db.prepare("UPDATE tasks SET state = 'completed', ended_at = ? WHERE id = ? AND state = 'active'").run(at, taskId).changes === 1) {
+      if (this.#statement("UPDATE tasks SET state = 'completed', ended_at = ? WHERE id = ? AND state = 'active'").run(at, taskId).changes === 1) {
         this.#insertEvent(taskId, null, null, 'completed', at, null);
       }
     });
@@ -342,7 +343,17 @@ export class TaskStore {
   }
 
   #insertEvent(taskId: string, identity: string | null, name: string | null, state: string, at: number, detail: string | null): void {
-    this.#db.prepare('INSERT INTO events (task_id, identity, name, state, at, detail) VALUES (?, ?, ?, ?, ?, ?)').run(taskId, identity, name, state, at, detail);
+    this.#statement('INSERT INTO events (task_id, identity, name, state, at, detail) VALUES (?, ?, ?, ?, ?, ?)').run(taskId, identity, name, state, at, detail);
+  }
+
+  // better-sqlite3 compiles SQL on every prepare(); each statement here is compiled once per handle.
+  #statement(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   #run<T>(step: () => T): T {

@@ -12,6 +12,9 @@ import type { ChannelLimits } from './limits.js';
 import type { ChannelMode } from './preamble.js';
 import { decodeRecord, encodeRecord, MAX_RECORD_BODY_BYTES, type RecordType } from './records.js';
 
+/** Encrypted bytes a sender lets queue in its socket before send() waits for the socket to drain. */
+export const SEND_BUFFER_BYTES = 1024 * 1024;
+
 /** Symbol of the test-only door to the connection's TransportState; not re-exported from the package. */
 export const TRANSPORT_FOR_TESTING = Symbol('noise-cfg testing only: transport state');
 
@@ -180,10 +183,11 @@ export class SecureConnection implements AsyncIterable<Buffer> {
           const end = Math.min(offset + MAX_RECORD_BODY_BYTES, message.byteLength);
           this.#writeRecord(end === message.byteLength ? 'FINAL' : 'FRAGMENT', message.subarray(offset, end));
           offset = end;
-          if (this.#socket.writableNeedDrain) await this.#drain();
+          // Encrypting ahead of the kernel keeps both busy; waiting at Node's 16 KiB high-water mark would not.
+          if (this.#socket.writableLength > SEND_BUFFER_BYTES) await this.#drain();
         } while (offset < message.byteLength);
       }
-      if (this.#socket.writableNeedDrain) await this.#drain();
+      if (this.#socket.writableLength > SEND_BUFFER_BYTES) await this.#drain();
     } catch (error) {
       if (isNoiseCfgError(error) && error.code === 'NONCE_EXHAUSTED') this.destroy(error);
       throw error;

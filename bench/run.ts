@@ -1,0 +1,152 @@
+/**
+ * `npm run bench [-- --quick]`: the benchmark suite of issue 6. Every figure is the median of at least 5 runs with
+ * its min–max; every comparison is a ratio of paired runs measured in the same run, interleaved. Prints a table
+ * and writes bench/results.json.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { measurePrimitives, ceilingNow } from './primitives.js';
+import { handshakeRates } from './handshakes.js';
+import { pullFigures } from './pulls.js';
+import { figure, formatFigure } from './stats.js';
+import { BenchServer, bulkRun, handshakeRun, idleMemoryRun } from './tcp.js';
+import type { ServerKind } from './fixtures.js';
+
+const isQuick = process.argv.includes('--quick');
+const RUNS = 5;
+const settings = isQuick
+  ? { primitiveMs: 60, handshakes: 300, ceilingMs: 40, tcpMs: 300, bulkBytes: 16 * 1024 * 1024, idleConnections: 300, pulls: 200, pullConcurrency: 50, bigPulls: 20, pullRuns: 1 }
+  : { primitiveMs: 300, handshakes: 2000, ceilingMs: 200, tcpMs: 2000, bulkBytes: 256 * 1024 * 1024, idleConnections: 2000, pulls: 5000, pullConcurrency: 100, bigPulls: 200, pullRuns: 1 };
+
+const rows: [string, string, string][] = [];
+const results: Record<string, unknown> = { date: new Date().toISOString(), quick: isQuick, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version };
+
+function row(measure: string, value: string, note = ''): void {
+  rows.push([measure, value, note]);
+  process.stderr.write(`  ${measure}: ${value}${note ? `  ${note}` : ''}\n`);
+}
+
+async function main(): Promise<void> {
+  process.stderr.write(`noise-cfg bench${isQuick ? ' --quick' : ''}: ${results['cpu']} × ${results['cores']}, node ${process.version}\n`);
+
+  // 1. The limit.
+  const primitives = measurePrimitives(RUNS, settings.primitiveMs);
+  results['primitives'] = primitives;
+  row('X25519 DH/s', formatFigure(primitives.dhPerSecond));
+  row('X25519 keypairs/s', formatFigure(primitives.keypairPerSecond));
+  row('ChaCha20-Poly1305 MB/s, 64 KiB', formatFigure(primitives.chachaMBps64k));
+  row('ChaCha20-Poly1305 MB/s, 1 KiB', formatFigure(primitives.chachaMBps1k));
+  row('BLAKE2b MB/s, 64 KiB', formatFigure(primitives.blake2bMBps));
+  row('ceiling per side, XXpsk3 (keypair + 3 DH)/s', formatFigure(primitives.xxpsk3CeilingPerSecond));
+  row('ceiling per side, NNpsk0 (keypair + 1 DH)/s', formatFigure(primitives.nnpsk0CeilingPerSecond));
+
+  // 2. In-process handshakes, each paired with a fresh ceiling measurement.
+  for (const protocol of ['xxpsk3', 'nnpsk0'] as const) {
+    const responder: number[] = [];
+    const initiator: number[] = [];
+    const responderShare: number[] = [];
+    const initiatorShare: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const rates = handshakeRates(protocol, settings.handshakes);
+      const ceiling = ceilingNow(protocol, settings.ceilingMs);
+      responder.push(rates.responder);
+      initiator.push(rates.initiator);
+      responderShare.push(rates.responder / ceiling);
+      initiatorShare.push(rates.initiator / ceiling);
+    }
+    results[`inProcess_${protocol}`] = { responder: figure(responder), initiator: figure(initiator), responderShare: figure(responderShare), initiatorShare: figure(initiatorShare) };
+    row(`${protocol} in-process responder handshakes/s`, formatFigure(figure(responder)), `share of ceiling ${formatFigure(figure(responderShare))} (goal ≥ ${protocol === 'xxpsk3' ? '0.80' : '0.70'})`);
+    row(`${protocol} in-process initiator handshakes/s`, formatFigure(figure(initiator)), `share of ceiling ${formatFigure(figure(initiatorShare))}`);
+  }
+
+  // 3. Over 127.0.0.1, against TLS-PSK, interleaved.
+  const servers = new Map<ServerKind, BenchServer>();
+  for (const kind of ['noise-xxpsk3', 'noise-nnpsk0', 'tls13', 'tls12'] as ServerKind[]) servers.set(kind, await BenchServer.start(kind, 'handshake'));
+  try {
+    for (const concurrency of [1, 50]) {
+      const perCore: Record<string, number[]> = { 'noise-xxpsk3': [], 'noise-nnpsk0': [], tls13: [], tls12: [] };
+      const perSecond: Record<string, number[]> = { 'noise-xxpsk3': [], 'noise-nnpsk0': [], tls13: [], tls12: [] };
+      const micros: Record<string, number[]> = { 'noise-xxpsk3': [], 'noise-nnpsk0': [], tls13: [], tls12: [] };
+      const ratios: Record<string, number[]> = { xx: [], nn: [], tls12: [] };
+      for (let run = 0; run < RUNS; run++) {
+        const round: Record<string, number> = {};
+        for (const kind of servers.keys()) {
+          const result = await handshakeRun(servers.get(kind)!, kind, concurrency, settings.tcpMs);
+          perCore[kind]!.push(result.perServerCoreSecond);
+          perSecond[kind]!.push(result.perSecond);
+          micros[kind]!.push(result.serverMicrosPerHandshake);
+          round[kind] = result.perServerCoreSecond;
+        }
+        ratios['xx']!.push(round['noise-xxpsk3']! / round['tls13']!);
+        ratios['nn']!.push(round['noise-nnpsk0']! / round['tls13']!);
+        ratios['tls12']!.push(round['tls12']! / round['tls13']!);
+      }
+      const summary = Object.fromEntries(Object.keys(perCore).map((kind) => [kind, { perSecond: figure(perSecond[kind]!), perServerCoreSecond: figure(perCore[kind]!), serverMicrosPerHandshake: figure(micros[kind]!) }]));
+      results[`tcpHandshakes_c${concurrency}`] = { ...summary, ratioXxVsTls13: figure(ratios['xx']!), ratioNnVsTls13: figure(ratios['nn']!) };
+      for (const kind of Object.keys(perCore)) {
+        row(`TCP c=${concurrency} ${kind} handshakes/s`, formatFigure(figure(perSecond[kind]!)), `server ${formatFigure(figure(micros[kind]!), ' µs')}/handshake, ${formatFigure(figure(perCore[kind]!))} per core-second`);
+      }
+      row(`TCP c=${concurrency} XXpsk3 vs TLS 1.3-PSK (per server core-second)`, formatFigure(figure(ratios['xx']!), '×'), 'goal ≥ 1.5×');
+      row(`TCP c=${concurrency} NNpsk0 vs TLS 1.3-PSK (per server core-second)`, formatFigure(figure(ratios['nn']!), '×'), 'goal ≥ 2.5×');
+    }
+  } finally {
+    for (const server of servers.values()) await server.stop();
+  }
+
+  // 4. Bulk, server to client, one connection.
+  const bulkServers = new Map<ServerKind, BenchServer>();
+  for (const kind of ['noise-xxpsk3', 'tls13', 'raw'] as ServerKind[]) bulkServers.set(kind, await BenchServer.start(kind, 'bulk', settings.bulkBytes));
+  try {
+    const noise: number[] = [];
+    const tlsValues: number[] = [];
+    const raw: number[] = [];
+    const ratio: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const noiseRate = await bulkRun(bulkServers.get('noise-xxpsk3')!, 'noise-xxpsk3', settings.bulkBytes);
+      const tlsRate = await bulkRun(bulkServers.get('tls13')!, 'tls13', settings.bulkBytes);
+      raw.push(await bulkRun(bulkServers.get('raw')!, 'raw', settings.bulkBytes));
+      noise.push(noiseRate);
+      tlsValues.push(tlsRate);
+      ratio.push(noiseRate / tlsRate);
+    }
+    results['bulk'] = { bytes: settings.bulkBytes, noiseMBps: figure(noise), tls13MBps: figure(tlsValues), rawMBps: figure(raw), ratioVsTls13: figure(ratio), shareOfAead: figure(noise.map((value) => value / primitives.chachaMBps64k.median)) };
+    row(`bulk ${settings.bulkBytes / 1048576} MiB noise-cfg MB/s`, formatFigure(figure(noise)), `vs TLS 1.3-PSK ${formatFigure(figure(ratio), '×')} (goal ≥ 1.0×), ${(figure(noise).median / primitives.chachaMBps64k.median).toFixed(2)} of the AEAD`);
+    row(`bulk TLS 1.3-PSK (ChaCha20) MB/s`, formatFigure(figure(tlsValues)));
+    row(`bulk raw TCP MB/s`, formatFigure(figure(raw)));
+  } finally {
+    for (const server of bulkServers.values()) await server.stop();
+  }
+
+  // 5. Memory per idle authenticated connection.
+  const memoryRuns = isQuick ? 1 : 3;
+  const memory: Record<string, number[]> = { 'noise-xxpsk3': [], tls13: [], raw: [] };
+  for (let run = 0; run < memoryRuns; run++) {
+    for (const kind of Object.keys(memory) as ServerKind[]) memory[kind]!.push(await idleMemoryRun(kind, settings.idleConnections));
+  }
+  const memoryRatio = memory['noise-xxpsk3']!.map((value, index) => value / memory['tls13']![index]!);
+  results['memory'] = { connections: settings.idleConnections, bytesPerConnection: Object.fromEntries(Object.entries(memory).map(([kind, values]) => [kind, figure(values)])), ratioVsTls13: figure(memoryRatio) };
+  row(`server RSS per idle connection (${settings.idleConnections}), noise-cfg`, formatFigure(figure(memory['noise-xxpsk3']!.map((value) => value / 1024)), ' KiB'), `vs TLS-PSK ${formatFigure(figure(memoryRatio), '×')} (goal ≤ 0.5×; ${memoryRuns} run(s))`);
+  row('server RSS per idle connection, TLS 1.3-PSK', formatFigure(figure(memory['tls13']!.map((value) => value / 1024)), ' KiB'));
+  row('server RSS per idle connection, raw TCP', formatFigure(figure(memory['raw']!.map((value) => value / 1024)), ' KiB'));
+
+  // 6. Whole pulls.
+  for (const [count, bytes] of [[settings.pulls, 64 * 1024], [settings.bigPulls, 4 * 1024 * 1024]] as const) {
+    const concurrency = Math.min(settings.pullConcurrency, count);
+    const pulls = await pullFigures(settings.pullRuns, count, concurrency, bytes);
+    results[`pulls_${bytes}`] = { count, concurrency, ...pulls };
+    row(`${count} pulls of ${bytes / 1024} KiB, c=${concurrency}: pulls/s`, formatFigure(pulls.pullsPerSecond), `p50 ${pulls.p50Ms.median.toFixed(1)} ms, p99 ${pulls.p99Ms.median.toFixed(1)} ms`);
+    row(`  server CPU per pull`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 ? 'goal ≤ 300 µs (XXpsk3)' : '');
+    row(`  store commits (fsyncs) per pull`, formatFigure(pulls.fsyncsPerPull, '', 2), 'goal: well under 1');
+  }
+
+  const width = Math.max(...rows.map(([measure]) => measure.length));
+  process.stdout.write(`\nnoise-cfg bench${isQuick ? ' --quick' : ''}, ${results['date']}, ${results['cpu']} × ${results['cores']} cores, node ${process.version}\n`);
+  process.stdout.write(`figures: median (min–max) of ${RUNS} runs unless noted\n\n`);
+  for (const [measure, value, note] of rows) process.stdout.write(`${measure.padEnd(width)}  ${value}${note ? `   ${note}` : ''}\n`);
+  writeFileSync(new URL('../../bench/results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+}
+
+void main().catch((error: Error) => {
+  process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,119 @@
+/**
+ * A bench server in its own process, so its CPU time and memory are its own: a noise-cfg channel, TLS-PSK, raw
+ * TCP, or the whole task server. Talks to the parent over IPC: sends `{ port }` (and `token` for pulls), answers
+ * `stats` with ServerStats, stops on `stop`.
+ */
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SecureServer, TaskAdmin, TaskServer, type SecureConnection } from '../lib/index.js';
+import { BENCH_PSK, BENCH_TASK_ID, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type ServerBehaviour, type ServerKind, type ServerStats } from './fixtures.js';
+
+const [kind, behaviour, bulkBytesText, taskBytesText] = process.argv.slice(2) as [ServerKind, ServerBehaviour, string, string];
+const bulkBytes = Number(bulkBytesText ?? 0);
+const CHUNK = Buffer.alloc(1024 * 1024, 0x5a);
+const held: unknown[] = [];
+let connections = 0;
+let commits = (): number => 0;
+let stop: () => Promise<void> = async () => undefined;
+
+function send(message: unknown): void {
+  process.send!(message);
+}
+
+async function writeBulk(socket: Socket): Promise<void> {
+  let left = bulkBytes;
+  while (left > 0) {
+    const piece = left >= CHUNK.byteLength ? CHUNK : CHUNK.subarray(0, left);
+    left -= piece.byteLength;
+    if (!socket.write(piece)) await new Promise((resolve) => socket.once('drain', resolve));
+  }
+  socket.end();
+}
+
+async function serveNoise(connection: SecureConnection): Promise<void> {
+  connections++;
+  if (behaviour === 'idle') {
+    held.push(connection);
+    return;
+  }
+  if (behaviour === 'bulk') {
+    let left = bulkBytes;
+    while (left > 0) {
+      const piece = left >= CHUNK.byteLength ? CHUNK : CHUNK.subarray(0, left);
+      left -= piece.byteLength;
+      await connection.send(piece);
+    }
+  }
+  await connection.close().catch(() => undefined);
+}
+
+async function main(): Promise<void> {
+  let port: number;
+  if (kind === 'noise-xxpsk3' || kind === 'noise-nnpsk0') {
+    const mode = kind === 'noise-xxpsk3' ? 'xxpsk3' : 'nnpsk0';
+    const server = new SecureServer({
+      staticKeyPair: SERVER_KEYS,
+      resolveTask: (taskId) => (taskId === BENCH_TASK_ID ? { psk: BENCH_PSK, mode } : null),
+      onConnection: (connection) => void serveNoise(connection),
+      limits: { maxUnauthenticatedConnections: 100_000, idleTimeoutMs: 0 },
+    });
+    port = (await server.listen(0, '127.0.0.1')).port;
+    stop = () => server.close();
+  } else if (kind === 'tls13' || kind === 'tls12') {
+    const server = tls.createServer({ ...TLS_OPTIONS[kind], pskCallback: (_socket, identity) => (identity === TLS_IDENTITY ? BENCH_PSK : null) }, (socket) => {
+      connections++;
+      socket.on('error', () => undefined);
+      if (behaviour === 'idle') held.push(socket);
+      else if (behaviour === 'bulk') void writeBulk(socket);
+      else socket.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as net.AddressInfo).port;
+    stop = () => new Promise((resolve) => server.close(() => resolve()));
+  } else if (kind === 'raw') {
+    const server = net.createServer((socket) => {
+      connections++;
+      socket.on('error', () => undefined);
+      if (behaviour === 'idle') held.push(socket);
+      else if (behaviour === 'bulk') void writeBulk(socket);
+      else socket.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as net.AddressInfo).port;
+    stop = () => new Promise((resolve) => server.close(() => resolve()));
+  } else {
+    const dataDir = mkdtempSync(join(tmpdir(), 'noise-cfg-bench-'));
+    const server = new TaskServer({ dataDir, listen: { host: '127.0.0.1', port: 0 } });
+    port = (await server.start()).port;
+    const admin = TaskAdmin.open(dataDir);
+    const { token } = admin.createTask({ files: [{ path: 'bench/payload.bin', content: Buffer.alloc(Number(taskBytesText), 0x42) }], ttlSeconds: 3600 });
+    admin.close();
+    commits = () => server.store.commitCount;
+    stop = async () => {
+      await server.stop(0);
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+    send({ port, token });
+    return;
+  }
+  send({ port });
+}
+
+process.on('message', (message: string) => {
+  if (message === 'stats' || message === 'gc-stats') {
+    if (message === 'gc-stats') (globalThis as { gc?: () => void }).gc?.();
+    const cpu = process.cpuUsage();
+    const stats: ServerStats = { cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss, connections, commits: commits() };
+    send(stats);
+  } else if (message === 'stop') {
+    void stop().finally(() => process.exit(0));
+  }
+});
+
+void main().catch((error: Error) => {
+  process.stderr.write(`bench server failed: ${error.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,154 @@
+/**
+ * Sections 3–5 over 127.0.0.1, server and client in separate processes: handshakes per second and server CPU per
+ * handshake, bulk throughput, and server memory per idle connection; noise-cfg side by side with Node's TLS-PSK.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { connectSecure, type SecureConnection } from '../lib/index.js';
+import { BENCH_PSK, BENCH_TASK_ID, CLIENT_KEYS, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type ServerBehaviour, type ServerKind, type ServerStats } from './fixtures.js';
+
+const SERVER_SCRIPT = fileURLToPath(new URL('./server-process.js', import.meta.url));
+
+/** A running bench server process. */
+export class BenchServer {
+  readonly #child: ChildProcess;
+  port = 0;
+  token = '';
+
+  private constructor(child: ChildProcess) {
+    this.#child = child;
+  }
+
+  static async start(kind: ServerKind, behaviour: ServerBehaviour, bulkBytes = 0, taskBytes = 0): Promise<BenchServer> {
+    const child = fork(SERVER_SCRIPT, [kind, behaviour, String(bulkBytes), String(taskBytes)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const server = new BenchServer(child);
+    const ready = await new Promise<{ port: number; token?: string }>((resolve, reject) => {
+      child.once('message', (message) => resolve(message as { port: number; token?: string }));
+      child.once('exit', (code) => reject(new Error(`bench server ${kind} exited with ${code}`)));
+    });
+    server.port = ready.port;
+    server.token = ready.token ?? '';
+    return server;
+  }
+
+  stats(collectGarbage = false): Promise<ServerStats> {
+    return new Promise((resolve) => {
+      this.#child.once('message', (message) => resolve(message as ServerStats));
+      this.#child.send(collectGarbage ? 'gc-stats' : 'stats');
+    });
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((resolve) => this.#child.once('exit', resolve));
+    this.#child.send('stop');
+    await exited;
+  }
+}
+
+/** One client handshake to a server of `kind`; resolves once both sides are authenticated. */
+async function handshakeOnce(kind: ServerKind, port: number): Promise<void> {
+  if (kind === 'noise-xxpsk3' || kind === 'noise-nnpsk0') {
+    const connection = await connectSecure('127.0.0.1', port, kind === 'noise-xxpsk3'
+      ? { mode: 'xxpsk3', taskId: BENCH_TASK_ID, psk: BENCH_PSK, staticKeyPair: CLIENT_KEYS, serverPublicKey: SERVER_KEYS.publicKey }
+      : { mode: 'nnpsk0', taskId: BENCH_TASK_ID, psk: BENCH_PSK });
+    connection.destroy();
+    return;
+  }
+  const options = TLS_OPTIONS[kind as 'tls13' | 'tls12'];
+  await new Promise<void>((resolve, reject) => {
+    const socket = tls.connect({ ...options, host: '127.0.0.1', port, checkServerIdentity: () => undefined, pskCallback: () => ({ psk: BENCH_PSK, identity: TLS_IDENTITY }) });
+    socket.once('secureConnect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Handshakes for `durationMs` at `concurrency`; returns handshakes per second and server CPU µs per handshake. */
+export async function handshakeRun(server: BenchServer, kind: ServerKind, concurrency: number, durationMs: number): Promise<{ perSecond: number; serverMicrosPerHandshake: number; perServerCoreSecond: number }> {
+  const before = await server.stats();
+  const started = performance.now();
+  const deadline = started + durationMs;
+  let count = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < deadline) {
+      await handshakeOnce(kind, server.port);
+      count++;
+    }
+  }));
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  const after = await server.stats();
+  const serverMicros = after.cpuMicros - before.cpuMicros;
+  return { perSecond: count / elapsedSeconds, serverMicrosPerHandshake: serverMicros / count, perServerCoreSecond: count / (serverMicros / 1e6) };
+}
+
+/** Receives `bytes` from a bulk server of `kind`; returns MB/s from the first byte to the last. */
+export async function bulkRun(server: BenchServer, kind: ServerKind, bytes: number): Promise<number> {
+  let received = 0;
+  let firstAt = 0;
+  if (kind === 'noise-xxpsk3' || kind === 'noise-nnpsk0') {
+    const connection: SecureConnection = await connectSecure('127.0.0.1', server.port, kind === 'noise-xxpsk3'
+      ? { mode: 'xxpsk3', taskId: BENCH_TASK_ID, psk: BENCH_PSK, staticKeyPair: CLIENT_KEYS, serverPublicKey: SERVER_KEYS.publicKey }
+      : { mode: 'nnpsk0', taskId: BENCH_TASK_ID, psk: BENCH_PSK });
+    for await (const message of connection) {
+      if (firstAt === 0) firstAt = performance.now();
+      received += message.byteLength;
+    }
+    await connection.close();
+  } else {
+    await new Promise<void>((resolve, reject) => {
+      const socket = kind === 'raw'
+        ? net.connect({ host: '127.0.0.1', port: server.port })
+        : tls.connect({ ...TLS_OPTIONS[kind as 'tls13' | 'tls12'], host: '127.0.0.1', port: server.port, checkServerIdentity: () => undefined, pskCallback: () => ({ psk: BENCH_PSK, identity: TLS_IDENTITY }) });
+      socket.on('data', (chunk: Buffer) => {
+        if (firstAt === 0) firstAt = performance.now();
+        received += chunk.byteLength;
+      });
+      socket.once('end', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', reject);
+    });
+  }
+  const seconds = (performance.now() - firstAt) / 1000;
+  if (received !== bytes) throw new Error(`bulk ${kind}: received ${received} of ${bytes} bytes`);
+  return bytes / seconds / 1e6;
+}
+
+/** Opens `count` idle connections to a server of `kind`; returns the server's RSS growth per connection, in bytes. */
+export async function idleMemoryRun(kind: ServerKind, count: number): Promise<number> {
+  const server = await BenchServer.start(kind, 'idle');
+  const held: { destroy(): void }[] = [];
+  try {
+    const before = await server.stats(true);
+    for (let opened = 0; opened < count; opened += 100) {
+      await Promise.all(Array.from({ length: Math.min(100, count - opened) }, async () => {
+        if (kind === 'raw') {
+          held.push(await new Promise<net.Socket>((resolve) => {
+            const socket = net.connect({ host: '127.0.0.1', port: server.port }, () => resolve(socket));
+          }));
+        } else if (kind === 'tls13' || kind === 'tls12') {
+          held.push(await new Promise<tls.TLSSocket>((resolve, reject) => {
+            const socket = tls.connect({ ...TLS_OPTIONS[kind], host: '127.0.0.1', port: server.port, checkServerIdentity: () => undefined, pskCallback: () => ({ psk: BENCH_PSK, identity: TLS_IDENTITY }) }, () => resolve(socket));
+            socket.once('error', reject);
+          }));
+        } else {
+          held.push(await connectSecure('127.0.0.1', server.port, kind === 'noise-xxpsk3'
+            ? { mode: 'xxpsk3', taskId: BENCH_TASK_ID, psk: BENCH_PSK, staticKeyPair: CLIENT_KEYS, serverPublicKey: SERVER_KEYS.publicKey }
+            : { mode: 'nnpsk0', taskId: BENCH_TASK_ID, psk: BENCH_PSK }));
+        }
+      }));
+    }
+    // Let the server finish accepting before measuring.
+    for (let attempt = 0; attempt < 100 && (await server.stats()).connections < count; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+    const after = await server.stats(true);
+    return (after.rss - before.rss) / count;
+  } finally {
+    for (const socket of held) socket.destroy();
+    await server.stop();
+  }
+}
