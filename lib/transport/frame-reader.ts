@@ -7,7 +7,7 @@ import { NoiseCfgError } from '../errors.js';
 import { FrameDecoder } from './framing.js';
 import { MAX_PREAMBLE_BYTES, parsePreamble, type Preamble } from './preamble.js';
 
-/** Frames a peer may have queued during the handshake before it is malformed: msg2 and READY arrive together. */
+/** Frames a client may have queued at the server during the handshake: it never sends more than one at a time. */
 const MAX_HANDSHAKE_FRAMES_QUEUED = 4;
 
 /** What the reader hands to the connection once the handshake is done. */
@@ -28,6 +28,7 @@ export class FrameReader {
   #frameWaiter: { resolve: (frame: Buffer) => void; reject: (error: Error) => void } | null = null;
   #failure: Error | null = null;
   #isEnded = false;
+  readonly #isServer: boolean;
   readonly #onData = (chunk: Buffer): void => this.#receive(chunk);
   readonly #onEnd = (): void => {
     this.#isEnded = true;
@@ -43,6 +44,7 @@ export class FrameReader {
     this.#socket = socket;
     this.#decoder = new FrameDecoder(options.maxFrameBytes);
     this.#preambleBytes = options.expectPreamble ? Buffer.alloc(0) : null;
+    this.#isServer = options.expectPreamble;
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
@@ -66,9 +68,9 @@ export class FrameReader {
 
   /** Resolves with the next frame body; rejects when the connection fails or ends first (CONNECTION_TRUNCATED). */
   readFrame(): Promise<Buffer> {
+    if (this.#failure) return Promise.reject(this.#failure);
     const frame = this.#frames.shift();
     if (frame) return Promise.resolve(frame);
-    if (this.#failure) return Promise.reject(this.#failure);
     if (this.#isEnded) return Promise.reject(truncated());
     return new Promise((resolve, reject) => {
       this.#frameWaiter = { resolve, reject };
@@ -106,7 +108,8 @@ export class FrameReader {
         rest = pending.subarray(parsed.bytes.byteLength);
       }
       for (const frame of this.#decoder.push(rest)) this.#frames.push(frame);
-      if (this.#frames.length > MAX_HANDSHAKE_FRAMES_QUEUED) {
+      // Only a server bounds this: a client may get READY and the server's first messages in one chunk.
+      if (this.#isServer && this.#frames.length > MAX_HANDSHAKE_FRAMES_QUEUED) {
         throw new NoiseCfgError('FRAME_INVALID', `peer sent ${this.#frames.length} frames before the handshake allowed them`);
       }
     } catch (error) {

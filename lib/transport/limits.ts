@@ -8,7 +8,7 @@ import { NoiseCfgError } from '../errors.js';
 export interface ChannelLimits {
   /** The whole handshake, from TCP accept or connect to the last handshake message, in milliseconds. */
   handshakeTimeoutMs: number;
-  /** An established connection that receives nothing for this long is closed, in milliseconds (0 = never). */
+  /** An established connection with no traffic either way for this long is closed, in milliseconds (0 = never). */
   idleTimeoutMs: number;
   /** The largest application message, in bytes, after reassembly of its fragments. */
   maxMessageBytes: number;

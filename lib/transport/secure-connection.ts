@@ -143,7 +143,11 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     if (this.#closing) return this.#closing;
     this.#isSendClosed = true;
     this.#closing = this.#sendChain.then(async () => {
-      if (this.#isSocketClosed || this.#failure) return;
+      if (this.#isSocketClosed) return;
+      if (this.#failure) {
+        this.#socket.destroy();
+        return;
+      }
       if (!this.#isRaw) this.#writeRecord('END');
       await new Promise<void>((resolve) => this.#socket.end(resolve));
     });
@@ -234,7 +238,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   }
 
   #receiveChunk(chunk: Buffer): void {
-    if (this.#receiveState !== 'open') return;
+    if (this.#receiveState === 'failed') return;
     let frames: Buffer[];
     try {
       frames = this.#decoder.push(chunk);
@@ -243,7 +247,8 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       return;
     }
     for (const frame of frames) {
-      if (this.#receiveState !== 'open') break;
+      // A frame can fail the connection; the ones after it are not read.
+      if (this.#failure !== null) break;
       this.#receiveFrame(frame);
     }
   }
@@ -303,6 +308,10 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   #onPeerEnd(): void {
     if (this.#receiveState !== 'open') return;
     if (this.#isRaw) {
+      if (!this.#decoder.isAtFrameBoundary) {
+        this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection in the middle of a frame'));
+        return;
+      }
       this.#receiveState = 'ended';
       this.#wakeReaders();
       return;
