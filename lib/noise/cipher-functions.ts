@@ -17,10 +17,16 @@ export const KEY_BYTES = 32;
 /** A Noise cipher function. `nonce` is the 64-bit counter as two 32-bit halves so it stays exact. */
 export interface CipherFunction {
   readonly name: CipherName;
-  /** ENCRYPT(k, n, ad, plaintext): returns ciphertext || tag. */
-  encrypt(key: Uint8Array, nonceHigh: number, nonceLow: number, additionalData: Uint8Array, plaintext: Uint8Array): Buffer;
-  /** DECRYPT(k, n, ad, ciphertext): returns the plaintext, or throws DECRYPT_FAILED. */
-  decrypt(key: Uint8Array, nonceHigh: number, nonceLow: number, additionalData: Uint8Array, ciphertext: Uint8Array): Buffer;
+  /**
+   * ENCRYPT(k, n, ad, plaintext): ciphertext || tag, written into `output` when given (plaintext length + 16
+   * bytes; it may start at the plaintext itself, for encryption in place).
+   */
+  encrypt(key: Uint8Array, nonceHigh: number, nonceLow: number, additionalData: Uint8Array, plaintext: Uint8Array, output?: Buffer): Buffer;
+  /**
+   * DECRYPT(k, n, ad, ciphertext): the plaintext, written into `output` when given (ciphertext length − 16 bytes;
+   * it may be the ciphertext's own start). Throws DECRYPT_FAILED, and then `output` holds nothing of the plaintext.
+   */
+  decrypt(key: Uint8Array, nonceHigh: number, nonceLow: number, additionalData: Uint8Array, ciphertext: Uint8Array, output?: Buffer): Buffer;
 }
 
 // The 96-bit ChaChaPoly nonce: 32 zero bits, then the 64-bit counter little-endian (§12.3).
@@ -33,16 +39,18 @@ function chachaNonce(nonceHigh: number, nonceLow: number): Buffer {
 
 const chachaPoly: CipherFunction = {
   name: 'ChaChaPoly',
-  encrypt(key, nonceHigh, nonceLow, additionalData, plaintext) {
-    const ciphertext = Buffer.allocUnsafe(plaintext.byteLength + TAG_BYTES);
+  encrypt(key, nonceHigh, nonceLow, additionalData, plaintext, output) {
+    // libsodium's ChaCha20-Poly1305 allows the ciphertext to overlap the message exactly (in place).
+    const ciphertext = output ?? Buffer.allocUnsafe(plaintext.byteLength + TAG_BYTES);
     sodium.crypto_aead_chacha20poly1305_ietf_encrypt(ciphertext, plaintext, additionalData, null, chachaNonce(nonceHigh, nonceLow), key);
     return ciphertext;
   },
-  decrypt(key, nonceHigh, nonceLow, additionalData, ciphertext) {
+  decrypt(key, nonceHigh, nonceLow, additionalData, ciphertext, output) {
     if (ciphertext.byteLength < TAG_BYTES) {
       throw new NoiseCfgError('DECRYPT_FAILED', `ciphertext of ${ciphertext.byteLength} bytes is shorter than the ${TAG_BYTES}-byte tag`);
     }
-    const plaintext = Buffer.allocUnsafe(ciphertext.byteLength - TAG_BYTES);
+    // The tag is checked before anything is written, so decrypting in place leaves a forgery's bytes untouched.
+    const plaintext = output ?? Buffer.allocUnsafe(ciphertext.byteLength - TAG_BYTES);
     try {
       sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, ciphertext, additionalData, chachaNonce(nonceHigh, nonceLow), key);
     } catch (cause) {

@@ -48,23 +48,27 @@ export class CipherState {
     return (BigInt(this.#nonceHigh) << 32n) | BigInt(this.#nonceLow);
   }
 
-  /** EncryptWithAd(ad, plaintext); plaintext is returned as is (copied) when there is no key. Throws NONCE_EXHAUSTED. */
-  encryptWithAd(additionalData: Uint8Array, plaintext: Uint8Array): Buffer {
+  /**
+   * EncryptWithAd(ad, plaintext); plaintext is returned as is (copied) when there is no key. `output`, if given,
+   * receives the ciphertext (plaintext length + 16 bytes; it may begin at the plaintext). Throws NONCE_EXHAUSTED.
+   */
+  encryptWithAd(additionalData: Uint8Array, plaintext: Uint8Array, output?: Buffer): Buffer {
     if (this.#k === null) return Buffer.from(plaintext);
     this.#assertNonceLeft();
-    const ciphertext = this.#cipher.encrypt(this.#k, this.#nonceHigh, this.#nonceLow, additionalData, plaintext);
+    const ciphertext = this.#cipher.encrypt(this.#k, this.#nonceHigh, this.#nonceLow, additionalData, plaintext, output);
     this.#incrementNonce();
     return ciphertext;
   }
 
   /**
    * DecryptWithAd(ad, ciphertext). Throws DECRYPT_FAILED when the tag does not verify; n does not advance then, so
-   * the state stays usable (§5.1). Throws NONCE_EXHAUSTED.
+   * the state stays usable (§5.1). `output`, if given, receives the plaintext (it may be the ciphertext's start).
+   * Throws NONCE_EXHAUSTED.
    */
-  decryptWithAd(additionalData: Uint8Array, ciphertext: Uint8Array): Buffer {
+  decryptWithAd(additionalData: Uint8Array, ciphertext: Uint8Array, output?: Buffer): Buffer {
     if (this.#k === null) return Buffer.from(ciphertext);
     this.#assertNonceLeft();
-    const plaintext = this.#cipher.decrypt(this.#k, this.#nonceHigh, this.#nonceLow, additionalData, ciphertext);
+    const plaintext = this.#cipher.decrypt(this.#k, this.#nonceHigh, this.#nonceLow, additionalData, ciphertext, output);
     this.#incrementNonce();
     return plaintext;
   }

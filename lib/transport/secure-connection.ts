@@ -5,12 +5,13 @@
  */
 import type { Socket } from 'node:net';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
+import { TAG_BYTES } from '../noise/cipher-functions.js';
 import { MAX_TRANSPORT_PLAINTEXT_BYTES, type TransportState } from '../noise/transport-state.js';
-import { encodeFrame, MAX_FRAME_BYTES } from './framing.js';
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './framing.js';
 import type { ReaderLeftovers } from './frame-reader.js';
 import type { ChannelLimits } from './limits.js';
 import type { ChannelMode } from './preamble.js';
-import { decodeRecord, encodeRecord, MAX_RECORD_BODY_BYTES, type RecordType } from './records.js';
+import { decodeRecord, MAX_RECORD_BODY_BYTES, RECORD_TYPES, type RecordType } from './records.js';
 
 /** Encrypted bytes a sender lets queue in its socket before send() waits for the socket to drain. */
 export const SEND_BUFFER_BYTES = 1024 * 1024;
@@ -180,7 +181,9 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     if (this.#failure) throw this.#failure;
     try {
       if (this.#isRaw) {
-        this.#writeFrame(this.#transport.encrypt(message));
+        const frame = this.#newFrame(message.byteLength);
+        frame.set(message, FRAME_HEADER_BYTES);
+        this.#sealFrame(frame, message.byteLength);
       } else {
         let offset = 0;
         do {
@@ -205,17 +208,29 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       this.#sentUnderKey = 0;
       this.#keyStartedAt = this.#now();
     }
-    this.#writeFrame(this.#transport.encrypt(encodeRecord(type, body)));
+    // One buffer per frame: length, type byte and body, encrypted in place (one copy of the body in all).
+    const plaintextBytes = 1 + (body?.byteLength ?? 0);
+    const frame = this.#newFrame(plaintextBytes);
+    frame[FRAME_HEADER_BYTES] = RECORD_TYPES[type];
+    if (body) frame.set(body, FRAME_HEADER_BYTES + 1);
+    this.#sealFrame(frame, plaintextBytes);
     this.#sentUnderKey += 1;
+  }
+
+  #newFrame(plaintextBytes: number): Buffer {
+    if (this.#isSocketClosed || this.#socket.destroyed) throw new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed');
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + plaintextBytes + TAG_BYTES);
+    frame.writeUInt16BE(plaintextBytes + TAG_BYTES, 0);
+    return frame;
+  }
+
+  #sealFrame(frame: Buffer, plaintextBytes: number): void {
+    this.#transport.encryptInPlace(frame.subarray(FRAME_HEADER_BYTES), plaintextBytes);
+    this.#socket.write(frame);
   }
 
   #isRekeyDue(): boolean {
     return this.#sentUnderKey >= this.#limits.rekeyAfterMessages || this.#now() - this.#keyStartedAt >= this.#limits.rekeyAfterMs;
-  }
-
-  #writeFrame(ciphertext: Buffer): void {
-    if (this.#isSocketClosed || this.#socket.destroyed) throw new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed');
-    this.#socket.write(encodeFrame(ciphertext));
   }
 
   #drain(): Promise<void> {
@@ -256,7 +271,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   #receiveFrame(frame: Buffer): void {
     try {
       if (this.#receiveState === 'ended') throw new NoiseCfgError('FRAME_INVALID', 'data after the END record');
-      const plaintext = this.#transport.decrypt(frame);
+      const plaintext = this.#transport.decryptInPlace(frame);
       if (this.#isRaw) {
         this.#deliver(plaintext);
         return;
