@@ -3,7 +3,7 @@
  * (CONTRACT.md, SPEC.md §4). Exit codes distinguish every failure (SPEC.md §6).
  */
 import type { Argv } from 'yargs';
-import { isNoiseCfgError, pull, type PullResult } from '../../lib/index.js';
+import { decodeToken, isNoiseCfgError, pull, type PullResult } from '../../lib/index.js';
 import { EXIT_CODE_BY_ERROR } from '../exit-codes.js';
 import { printResult, printStatus, reportError } from '../output.js';
 import { readTokenText, type TokenSources } from '../token-input.js';
@@ -63,8 +63,14 @@ function describeResult(result: PullResult, outDir: string | undefined): string 
 }
 
 export async function handler(argv: PullArguments): Promise<void> {
+  let taskId: string | null = null;
   try {
     const token = readTokenText(argv, { warnOnArgv: true });
+    try {
+      taskId = decodeToken(token).taskId;
+    } catch {
+      // pull() reports the token's fault itself.
+    }
     const result = await pull({
       token,
       intent: argv.check ? 'check' : argv.dryRun ? 'dry-run' : 'pull',
@@ -77,7 +83,7 @@ export async function handler(argv: PullArguments): Promise<void> {
     printResult(result, argv.json, describeResult(result, argv.out));
     if (result.status === 'failed' && result.failure) process.exitCode = EXIT_CODE_BY_ERROR[result.failure.code];
   } catch (error) {
-    if (argv.json && isNoiseCfgError(error)) printResult({ status: 'failed', failure: { code: error.code, message: error.message } }, true, '');
+    if (argv.json && isNoiseCfgError(error)) printResult({ status: 'failed', taskId, files: [], failure: { code: error.code, message: error.message } }, true, '');
     reportError(error);
   }
 }

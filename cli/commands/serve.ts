@@ -61,7 +61,6 @@ export async function handler(argv: ServeArguments): Promise<void> {
       throw new NoiseCfgError('INVALID_ARGUMENT', `--api ${argv.api} is not a loopback address; the API hands out tokens, so add --api-allow-remote (and put it behind TLS) or use 127.0.0.1`);
     }
     const address = await server.start();
-    printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
     let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
     if (apiAddress) {
       try {
@@ -70,9 +69,11 @@ export async function handler(argv: ServeArguments): Promise<void> {
         await server.stop(0);
         throw error;
       }
+      printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
       if (!isLoopback(apiAddress.host)) printStatus(`warning: the REST API listens on ${api.host}:${api.port}, reachable from the network; it carries tokens, so put it behind a TLS proxy`);
       printStatus(`REST API on http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}/v1 (bearer token in ${argv.data}/admin.token)`);
     }
+    if (!apiAddress) printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
     if (argv.demo) {
       const admin = TaskAdmin.open(argv.data);
       try {

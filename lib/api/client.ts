@@ -21,7 +21,8 @@ export class ApiClient {
       throw new NoiseCfgError('INVALID_ARGUMENT', `--api must be a URL such as http://127.0.0.1:7448, got "${baseUrl}"`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new NoiseCfgError('INVALID_ARGUMENT', `--api must be an http or https URL, got "${baseUrl}"`);
-    this.#baseUrl = url.origin + url.pathname.replace(/\/$/, '');
+    // serve prints the API as http://HOST:PORT/v1; the routes carry /v1 themselves.
+    this.#baseUrl = url.origin + url.pathname.replace(/\/$/, '').replace(/\/v1$/, '');
     this.#adminToken = adminToken;
   }
 
@@ -113,6 +114,6 @@ export class ApiClient {
 
 function apiError(status: number, body: unknown): NoiseCfgError {
   const error = (body as { error?: { code?: string; message?: string } } | null)?.error;
-  const code = error?.code && error.code in ERROR_CODES ? (error.code as ErrorCode) : status === 401 ? 'AUTHENTICATION_FAILED' : status === 404 ? 'TASK_NOT_FOUND' : 'INVALID_ARGUMENT';
+  const code = error?.code && error.code in ERROR_CODES ? (error.code as ErrorCode) : status === 401 ? 'AUTHENTICATION_FAILED' : 'INVALID_ARGUMENT';
   return new NoiseCfgError(code, `the API answered ${status}: ${error?.message ?? 'no message'}`);
 }

@@ -65,7 +65,8 @@ function decodeFiles(files: CreateTaskBody['files']): TaskFileInput[] {
 
 /** Builds the fastify app (not listening), for the server and for tests with inject(). */
 export function createApiApp(options: ApiServerOptions): FastifyInstance {
-  const app = Fastify({ bodyLimit: options.bodyLimitBytes ?? DEFAULT_API_BODY_LIMIT_BYTES, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } } });
+  // maxParamLength: the schemas, not fastify's default of 100 characters, decide how long a path parameter may be.
+  const app = Fastify({ maxParamLength: 1024, bodyLimit: options.bodyLimitBytes ?? DEFAULT_API_BODY_LIMIT_BYTES, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } } });
   const expected = tokenDigest(options.adminToken);
   const admin = options.admin;
   const openApi = buildOpenApiDocument(options.version);
@@ -74,7 +75,8 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
   app.setErrorHandler((error: FastifyError & { field?: string }, _request, reply) => {
     if (error.validation) {
       const issue = error.validation[0];
-      const extra = (issue?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
+      const issueParams = issue?.params as { additionalProperty?: string; missingProperty?: string } | undefined;
+      const extra = issueParams?.additionalProperty ?? issueParams?.missingProperty;
       const field = fieldPath(error.validationContext ?? 'body', `${issue?.instancePath ?? ''}${extra ? `/${extra}` : ''}`);
       return sendError(reply, 400, 'INVALID_REQUEST', `${field} ${issue?.message ?? 'is invalid'}`, field);
     }
@@ -151,12 +153,13 @@ async function streamEvents(request: FastifyRequest, reply: FastifyReply, admin:
     };
     const poll = (): void => {
       try {
+        // The state is read before the events: a change committed between the two reads is then never lost.
+        const current: TaskView = admin.showTask(id);
         for (const event of admin.events(id, after)) {
           send('change', { ...event, at: new Date(event.at).toISOString() }, event.id);
           after = event.id;
           lastWrite = Date.now();
         }
-        const current: TaskView = admin.showTask(id);
         if (current.state !== 'active') {
           send('end', current);
           raw.end();

@@ -3,9 +3,9 @@
  * nonce and wraps silently after 2^32 messages. Here the counter is a full 64 bits held as two exact 32-bit halves;
  * 2^64-1 is reserved, and reaching it is NONCE_EXHAUSTED, never a wrap.
  */
-import sodium from 'sodium-native';
 import { NoiseCfgError } from '../errors.js';
 import { KEY_BYTES, type CipherFunction } from './cipher-functions.js';
+import { wipe } from './wipe.js';
 
 const HALF_MAX = 0xffffffff;
 const EMPTY = Buffer.alloc(0);
@@ -32,7 +32,7 @@ export class CipherState {
   /** InitializeKey(k): sets the key (copied) and resets n to 0. */
   initializeKey(k: Uint8Array): void {
     if (k.byteLength !== KEY_BYTES) throw new NoiseCfgError('INVALID_KEY', `cipher key must be ${KEY_BYTES} bytes, got ${k.byteLength}`);
-    if (this.#k !== null) sodium.sodium_memzero(this.#k);
+    if (this.#k !== null) wipe(this.#k);
     this.#k = Buffer.from(k);
     this.#nonceHigh = 0;
     this.#nonceLow = 0;
@@ -77,14 +77,14 @@ export class CipherState {
   rekey(): void {
     if (this.#k === null) throw new NoiseCfgError('CIPHER_UNAVAILABLE', 'cannot rekey a cipher state that has no key');
     const next = this.#cipher.encrypt(this.#k, HALF_MAX, HALF_MAX, EMPTY, REKEY_PLAINTEXT);
-    sodium.sodium_memzero(this.#k);
+    wipe(this.#k);
     this.#k = Buffer.from(next.subarray(0, KEY_BYTES));
-    sodium.sodium_memzero(next);
+    wipe(next);
   }
 
   /** Zeroes the key; the state has no key afterwards. */
   dispose(): void {
-    if (this.#k !== null) sodium.sodium_memzero(this.#k);
+    if (this.#k !== null) wipe(this.#k);
     this.#k = null;
   }
 

@@ -11,6 +11,7 @@ import type { MessageToken } from './patterns.js';
 import { resolveProtocol, type NoiseProtocol } from './protocols.js';
 import { SymmetricState } from './symmetric-state.js';
 import { MAX_MESSAGE_BYTES, TransportState } from './transport-state.js';
+import { wipe } from './wipe.js';
 
 /** Length of every PSK, in bytes (§9). */
 export const PSK_BYTES = 32;
@@ -298,7 +299,7 @@ export class HandshakeState {
     }
     const shared = dh(localKeyPair, remoteKey);
     this.#symmetric.mixKey(shared);
-    sodium.sodium_memzero(shared);
+    wipe(shared);
   }
 
   #advance(): void {
@@ -326,11 +327,11 @@ export class HandshakeState {
 
   // Our copies of e, s and the PSKs; the caller's own key objects are left alone.
   #zeroSecrets(): void {
-    if (this.#e !== null) sodium.sodium_memzero(this.#e.secretKey);
+    if (this.#e !== null) wipe(this.#e.secretKey);
     this.#e = null;
     this.#re = null;
-    if (this.#s !== null) sodium.sodium_memzero(this.#s.secretKey);
-    for (const psk of this.#psks) sodium.sodium_memzero(psk);
+    if (this.#s !== null) wipe(this.#s.secretKey);
+    for (const psk of this.#psks) wipe(psk);
   }
 
   #endOnFailure<T>(step: () => T): T {

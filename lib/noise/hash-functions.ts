@@ -1,11 +1,12 @@
 /**
  * The Noise hash functions BLAKE2b, SHA256 and SHA512 with their HMAC and HKDF (Noise rev. 34 §4.3, §12.5–§12.8).
- * Hash primitives are libsodium's. HMAC-BLAKE2b, for the product suite, is noise-handshake's `hmac.js`, which meets
- * §4.3. The package has no SHA-2 HMAC, so this file adds a small one (RFC 2104) over libsodium's SHA-2. HKDF is
- * ours for all three: noise-handshake's `hkdf.js` leaves its temporary key unzeroed. The public vectors check all.
+ * Hash primitives are libsodium's; HMAC (RFC 2104) and HKDF are ours for all three. noise-handshake's `hkdf.js`
+ * leaves its temporary key unzeroed, and its `hmac.js` makes five native calls per HMAC (three of them memzero)
+ * where two suffice: on the handshake path that overhead exceeded the hashing (see bench/, SPEC.md §1.3). The
+ * public vectors check every suite byte for byte, and the interop tests run against noise-handshake itself.
  */
 import sodium from 'sodium-native';
-import blake2bHmac from 'noise-handshake/hmac.js';
+import { wipe } from './wipe.js';
 
 /** The hash names this build supports, spelled as in protocol names. */
 export type HashName = 'BLAKE2b' | 'SHA256' | 'SHA512';
@@ -34,13 +35,33 @@ function noiseHkdf(hmac: Hmac, chainingKey: Uint8Array, inputKeyMaterial: Uint8A
     previous = hmac(tempKey, [previous, Uint8Array.of(i)]);
     outputs.push(previous as Buffer);
   }
-  sodium.sodium_memzero(tempKey);
+  wipe(tempKey);
   return outputs;
 }
 
-const hmacBlake2b: Hmac = (key, parts) => {
-  const output = Buffer.alloc(BLAKE2B_HASH_BYTES);
-  blake2bHmac(output, parts, key);
+const BLAKE2B_BLOCK_BYTES = 128;
+// Inner and outer pads share one scratch buffer, wiped after every HMAC; calls are synchronous, so it is never shared.
+const blake2bPads = Buffer.alloc(2 * BLAKE2B_BLOCK_BYTES);
+const blake2bInnerPad = blake2bPads.subarray(0, BLAKE2B_BLOCK_BYTES);
+const blake2bOuterPad = blake2bPads.subarray(BLAKE2B_BLOCK_BYTES);
+
+const hmacBlake2b: Hmac = (givenKey, parts) => {
+  // A key longer than the block is hashed first (RFC 2104); Noise's own keys are HASHLEN bytes and never are.
+  let key = givenKey;
+  if (key.byteLength > BLAKE2B_BLOCK_BYTES) {
+    key = Buffer.allocUnsafe(BLAKE2B_HASH_BYTES);
+    sodium.crypto_generichash(key, givenKey);
+  }
+  for (let i = 0; i < BLAKE2B_BLOCK_BYTES; i++) {
+    const byte = i < key.byteLength ? key[i]! : 0;
+    blake2bInnerPad[i] = byte ^ 0x36;
+    blake2bOuterPad[i] = byte ^ 0x5c;
+  }
+  const output = Buffer.allocUnsafe(BLAKE2B_HASH_BYTES);
+  sodium.crypto_generichash_batch(output, parts.length === 1 ? [blake2bInnerPad, parts[0]!] : [blake2bInnerPad, ...parts]);
+  sodium.crypto_generichash_batch(output, [blake2bOuterPad, output]);
+  wipe(blake2bPads);
+  if (key !== givenKey) wipe(key);
   return output;
 };
 
@@ -83,9 +104,9 @@ function sha2HashFunction(name: 'SHA256' | 'SHA512', hashLength: number, blockLe
     const output = Buffer.alloc(hashLength);
     hashInto(output, [innerPad, ...parts]);
     hashInto(output, [outerPad, output]);
-    sodium.sodium_memzero(paddedKey);
-    sodium.sodium_memzero(innerPad);
-    sodium.sodium_memzero(outerPad);
+    wipe(paddedKey);
+    wipe(innerPad);
+    wipe(outerPad);
     return output;
   }
 

@@ -1,9 +1,4 @@
 // Only the members of noise-handshake (CommonJS, untyped) that lib/noise uses.
-declare module 'noise-handshake/hmac.js' {
-  /** HMAC-BLAKE2b (64-byte output) of the concatenated `parts` under `key`, written into `output`. */
-  export default function hmac(output: Uint8Array, parts: readonly Uint8Array[], key: Uint8Array): void;
-}
-
 declare module 'noise-handshake/dh.js' {
   export interface NoiseHandshakeKeyPair { publicKey: Buffer; secretKey: Buffer }
   /** X25519 key pair; with `secretKey`, derives the public key from it. */

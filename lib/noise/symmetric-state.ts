@@ -3,10 +3,10 @@
  * Ours, because noise-handshake's is BLAKE2b-only and inherits its 32-bit nonce; it uses the package's HKDF
  * through hash-functions.ts.
  */
-import sodium from 'sodium-native';
 import { KEY_BYTES } from './cipher-functions.js';
 import { CipherState } from './cipher-state.js';
 import type { NoiseProtocol } from './protocols.js';
+import { wipe } from './wipe.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -37,7 +37,7 @@ export class SymmetricState {
     const [ck, tempK] = this.#protocol.hash.hkdf(this.#ck, inputKeyMaterial, 2) as [Buffer, Buffer];
     this.#replaceChainingKey(ck);
     this.#cipherState.initializeKey(tempK.subarray(0, KEY_BYTES));
-    sodium.sodium_memzero(tempK);
+    wipe(tempK);
   }
 
   /** MixHash(data). */
@@ -51,8 +51,8 @@ export class SymmetricState {
     this.#replaceChainingKey(ck);
     this.mixHash(tempH);
     this.#cipherState.initializeKey(tempK.subarray(0, KEY_BYTES));
-    sodium.sodium_memzero(tempH);
-    sodium.sodium_memzero(tempK);
+    wipe(tempH);
+    wipe(tempK);
   }
 
   /** HasKey() of the inner CipherState. */
@@ -84,21 +84,21 @@ export class SymmetricState {
     const [tempK1, tempK2] = this.#protocol.hash.hkdf(this.#ck, EMPTY, 2) as [Buffer, Buffer];
     const initiatorToResponder = new CipherState(this.#protocol.cipher, tempK1.subarray(0, KEY_BYTES));
     const responderToInitiator = new CipherState(this.#protocol.cipher, tempK2.subarray(0, KEY_BYTES));
-    sodium.sodium_memzero(tempK1);
-    sodium.sodium_memzero(tempK2);
+    wipe(tempK1);
+    wipe(tempK2);
     this.dispose();
     return [initiatorToResponder, responderToInitiator];
   }
 
   /** Zeroes ck, h and the handshake key. */
   dispose(): void {
-    sodium.sodium_memzero(this.#ck);
-    sodium.sodium_memzero(this.#h);
+    wipe(this.#ck);
+    wipe(this.#h);
     this.#cipherState.dispose();
   }
 
   #replaceChainingKey(ck: Buffer): void {
-    sodium.sodium_memzero(this.#ck);
+    wipe(this.#ck);
     this.#ck = ck;
   }
 }

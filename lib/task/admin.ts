@@ -89,12 +89,14 @@ export class TaskAdmin {
     let after = this.#store.listEvents(id).at(-1)?.id ?? 0;
     yield { type: 'task', task: view };
     for (;;) {
+      // The state is read before the events, so changes committed between the two reads are still sent before end.
+      view = this.showTask(id);
       for (const event of this.#store.listEvents(id, after)) {
         after = event.id;
         yield { type: 'change', change: { ...event, at: new Date(event.at).toISOString() } };
       }
-      view = this.showTask(id);
       if (view.state !== 'active') {
+        view = this.showTask(id);
         yield { type: 'end', task: view };
         return;
       }

@@ -17,6 +17,8 @@ export interface AppliedState {
   digest: string;
   version: string;
   appliedAt: string;
+  /** False when the files are current but the --exec command that followed failed: the next pull redoes both. */
+  isCommandDone?: boolean;
 }
 
 const STATE_FILE = 'state.json';
@@ -43,6 +45,14 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+async function writeStateFile(versionsDir: string, state: AppliedState): Promise<void> {
+  const stateTemp = join(versionsDir, `.${STATE_FILE}.${process.pid}`);
+  await fs.writeFile(stateTemp, `${JSON.stringify(state)}\n`);
+  await fsyncPath(stateTemp);
+  await fs.rename(stateTemp, join(versionsDir, STATE_FILE));
+  await fsyncPath(versionsDir);
 }
 
 /** The paths noise-cfg uses for one output directory. */
@@ -87,6 +97,13 @@ export class ManagedOutput {
     }
     if (stats.isDirectory() && (await fs.readdir(this.outDir)).length === 0) return;
     throw new NoiseCfgError('APPLY_FAILED', `${this.outDir} already exists and is not managed by noise-cfg; move it away or choose an empty or new --out`);
+  }
+
+  /** Records whether the command after the current version succeeded (state.json, written atomically). */
+  async setCommandDone(isDone: boolean): Promise<void> {
+    const state = await this.readState();
+    if (!state) return;
+    await writeStateFile(this.versionsDir, { ...state, isCommandDone: isDone });
   }
 
   /** Files of the current version with their sizes, for a dry run. */
@@ -246,12 +263,7 @@ export class StagedVersion {
       await fs.symlink(join(basename(output.versionsDir), version), linkTemp);
       await fs.rename(linkTemp, output.outDir);
       await fsyncPath(dirname(output.outDir));
-      const state: AppliedState = { taskId: this.#taskId, digest: this.#digest, version, appliedAt: new Date().toISOString() };
-      const stateTemp = join(output.versionsDir, `.${STATE_FILE}.${process.pid}`);
-      await fs.writeFile(stateTemp, `${JSON.stringify(state)}\n`);
-      await fsyncPath(stateTemp);
-      await fs.rename(stateTemp, join(output.versionsDir, STATE_FILE));
-      await fsyncPath(output.versionsDir);
+      await writeStateFile(output.versionsDir, { taskId: this.#taskId, digest: this.#digest, version, appliedAt: new Date().toISOString() });
       for (const name of await fs.readdir(output.versionsDir)) {
         // Older versions go; dot-names (staging and link temporaries of other pulls) are left to their owners.
         if (name !== version && name !== STATE_FILE && !name.startsWith('.')) {

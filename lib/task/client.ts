@@ -95,7 +95,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const output = options.outDir === undefined ? null : new ManagedOutput(options.outDir);
   if (output && intent === 'pull') await output.checkTarget();
   const state = output ? await output.readState() : null;
-  const have = state && state.taskId === token.taskId ? state.digest : null;
+  // A version whose command failed is not "had": the next pull applies it and runs the command again.
+  const have = state && state.taskId === token.taskId && state.isCommandDone !== false ? state.digest : null;
   const identityDir = options.identityDir ?? defaultIdentityDir();
   const isXx = token.mode === 'xxpsk3';
 
@@ -191,14 +192,17 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   }
   if (failure === null && options.exec !== undefined) {
     progress(`running: ${options.exec}`);
+    await output.setCommandDone(false);
     exitCode = await runCommand(options.exec, { NOISE_CFG_TASK_ID: token.taskId, NOISE_CFG_OUT_DIR: output.outDir, NOISE_CFG_DIGEST: offer.digest });
     if (exitCode !== 0) failure = { code: 'COMMAND_FAILED', message: `the command exited with ${exitCode}` };
+    else await output.setCommandDone(true);
   }
-  await send(connection, { type: 'RESULT', body: {
-    status: failure === null ? 'applied' : 'failed', exitCode, message: failure?.message.slice(0, 1024) ?? 'applied', digest: offer.digest,
-  } });
   let isAcknowledged = false;
+  // From here on the outcome is settled locally; a lost connection only means the server may not know it yet.
   try {
+    await send(connection, { type: 'RESULT', body: {
+      status: failure === null ? 'applied' : 'failed', exitCode, message: failure?.message.slice(0, 1024) ?? 'applied', digest: offer.digest,
+    } });
     expectMessage(await connection.receive(), ['ACK']);
     isAcknowledged = true;
     await connection.close();

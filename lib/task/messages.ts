@@ -97,6 +97,7 @@ export function decodeMessage(bytes: Buffer): UpdateMessage {
   if (type === undefined) fail(`unknown message type ${bytes[0]}`);
   const body = bytes.subarray(1);
   if (type === 'CHUNK') {
+    if (body.byteLength === 0) fail('empty CHUNK (a CHUNK carries 1 byte to 1 MiB)');
     if (body.byteLength > MAX_CHUNK_BYTES) fail(`CHUNK of ${body.byteLength} bytes exceeds ${MAX_CHUNK_BYTES}`);
     return { type, body };
   }

@@ -16,7 +16,7 @@ export function checkTaskPath(path: string): string {
   if (typeof path !== 'string' || path === '') fail('is empty');
   if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) fail(`is longer than ${MAX_PATH_BYTES} bytes`);
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f\\]/.test(path)) fail('has a backslash or control character');
+  if (/[\u0000-\u001f\u007f-\u009f\\]/.test(path)) fail('has a backslash or control character');
   if (path.startsWith('/')) fail('is absolute');
   const segments = path.split('/');
   for (const segment of segments) {

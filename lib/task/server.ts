@@ -246,6 +246,7 @@ export class TaskServer {
       await this.#send(connection, { type: 'UP_TO_DATE', body: { digest: task.digest } });
       if (existing?.state !== 'applied') {
         await store.saveClient({ ...client, state: 'applied', updatedAt: now, appliedDigest: task.digest, message: 'already held the files' });
+        if (task.maxClients !== null) this.#completeIfDone(task, now);
       }
       return 'up-to-date';
     }

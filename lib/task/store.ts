@@ -4,6 +4,7 @@
  * all writes queued while the event loop is busy share one transaction and one fsync. The schema is versioned
  * (PRAGMA user_version) and migrated forward; a damaged or newer database is an error, never reset.
  */
+import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { NoiseCfgError } from '../errors.js';
 import type { FileEntry } from './digests.js';
@@ -166,13 +167,15 @@ export class TaskStore {
    * newer than this build; `check` also runs SQLite's quick_check (the server does, at start).
    */
   static open(path: string, options: { check?: boolean } = {}): TaskStore {
+    // An existing empty file is a database that lost its contents, not a new one: never set it up afresh.
+    if (existsSync(path) && statSync(path).size === 0) {
+      throw new NoiseCfgError('STORE_CORRUPT', `the database ${path} is an empty file (truncated?); restore it from a backup or move it away (it is never reset automatically)`);
+    }
     let db: Database.Database | undefined;
     try {
       db = new Database(path);
       db.pragma('busy_timeout = 10000');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.pragma('foreign_keys = ON');
+      // Checks come before anything that writes (the journal mode changes the file header).
       if (options.check) {
         const result = db.pragma('quick_check', { simple: true });
         if (result !== 'ok') throw Object.assign(new Error(`quick_check: ${String(result)}`), { code: 'SQLITE_CORRUPT' });
@@ -181,6 +184,9 @@ export class TaskStore {
       if (version > SCHEMA_VERSION) {
         throw new NoiseCfgError('STORE_CORRUPT', `the database ${path} has schema version ${version}, newer than this build's ${SCHEMA_VERSION}; upgrade noise-cfg`);
       }
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
       for (let next = version; next < SCHEMA_VERSION; next++) {
         db.transaction(() => {
           db!.exec(MIGRATIONS[next]!);

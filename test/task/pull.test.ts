@@ -1,0 +1,612 @@
+// pull against a real TaskServer over 127.0.0.1, in both modes (SPEC.md §4.6, §4.7): nested files applied by
+// several identities, up to date, expired / cancelled / full / revoked, wrong and corrupted tokens, --exec, dry run
+// and check, version replacement, refused output directories, unsafe task paths, malicious servers, and a client
+// killed in the middle of the content.
+import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { generateKeyPair } from '../../lib/noise/keys.js';
+import { fileDigest, taskDigest, type FileEntry } from '../../lib/task/digests.js';
+import { encodeMessage, expectMessage, type Result } from '../../lib/task/messages.js';
+import { pull, type PullOptions, type PullResult } from '../../lib/task/client.js';
+import { generateTaskId } from '../../lib/token/task-id.js';
+import { decodeToken, encodeToken } from '../../lib/token/token.js';
+import type { SecureConnection } from '../../lib/transport/secure-connection.js';
+import { SecureServer } from '../../lib/transport/secure-server.js';
+import type { TaskAdmin } from '../../lib/task/admin.js';
+import type { TaskFileInput } from '../../lib/task/file-set.js';
+import { fileStamps, openAdmin, readTree, spawnCli, startServer, type RunningServer, type TreeFile } from './support.js';
+
+type Mode = 'xxpsk3' | 'nnpsk0';
+const MODES: readonly Mode[] = ['xxpsk3', 'nnpsk0'];
+
+const NESTED: TaskFileInput[] = [
+  { path: 'etc/app.conf', content: Buffer.from('listen = 8080\nworkers = 4\n') },
+  { path: 'etc/conf.d/a.conf', content: Buffer.from('a = 1\n'), mode: 0o600 },
+  { path: 'bin/run.sh', content: Buffer.from('#!/bin/sh\nexec /usr/bin/app "$@"\n'), mode: 0o755 },
+];
+
+function expectedTree(files: readonly TaskFileInput[]): Record<string, TreeFile> {
+  return Object.fromEntries(files.map((file) => [file.path, { content: Buffer.from(file.content).toString('latin1'), mode: file.mode ?? 0o644 }]));
+}
+
+interface Setup {
+  dir: string;
+  dataDir: string;
+  running: RunningServer;
+  admin: TaskAdmin;
+  /** Set to move the server's clock; null is the real clock. */
+  setServerClock: (ms: number | null) => void;
+  create: (files?: readonly TaskFileInput[], options?: { ttlSeconds?: number; maxClients?: number; nowMs?: number }) => { id: string; token: string; expiresAtMs: number };
+  /** Pulls with the identity called `who` (its own identity directory), into `out` (default: out-<who>). */
+  pullAs: (who: string, token: string, options?: Partial<PullOptions>) => Promise<PullResult>;
+  outDir: (who: string) => string;
+  identityDir: (who: string) => string;
+  /** Pulls with intent check as a fresh identity and waits for its log line: every earlier connection is logged by then. */
+  settleLogs: (token: string) => Promise<void>;
+}
+
+async function setup(t: Test, mode: Mode, options: { adminNow?: () => number } = {}): Promise<Setup> {
+  const dir = t.testdir();
+  const dataDir = join(dir, 'data');
+  let serverClock: number | null = null;
+  const running = await startServer(t, dataDir, { now: () => serverClock ?? Date.now() });
+  const admin = openAdmin(t, dataDir, options.adminNow ? { now: options.adminNow } : {});
+  const identityDir = (who: string): string => join(dir, 'identities', who);
+  const outDir = (who: string): string => join(dir, `out-${who}`);
+  let settles = 0;
+  return {
+    dir, dataDir, running, admin, identityDir, outDir,
+    setServerClock: (ms) => {
+      serverClock = ms;
+    },
+    create: (files = NESTED, createOptions = {}) => {
+      const created = admin.createTask({ files, mode, advertise: { host: '127.0.0.1', port: running.port }, ...createOptions });
+      return { id: created.id, token: created.token, expiresAtMs: Date.parse(created.expiresAt) };
+    },
+    pullAs: (who, token, pullOptions = {}) => pull({ token, outDir: outDir(who), identityDir: identityDir(who), name: who, ...pullOptions }),
+    settleLogs: async (token) => {
+      const name = `settle-${++settles}`;
+      const result = await pull({ token, intent: 'check', identityDir: identityDir(name), name });
+      if (result.status !== 'checked') throw new Error(`settle pull: ${result.status}`);
+      await running.waitForLog((record) => record.event === 'pull' && record.client === name);
+    },
+  };
+}
+
+function listing(directory: string): string[] {
+  return existsSync(directory) ? readdirSync(directory).sort() : [];
+}
+
+for (const mode of MODES) {
+  t.test(`${mode}: three identities apply nested files; the server records each as applied`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create();
+    const results = await Promise.all(['a', 'b', 'c'].map((who) => s.pullAs(who, token)));
+    for (const [index, who] of ['a', 'b', 'c'].entries()) {
+      const result = results[index]!;
+      t.equal(result.status, 'applied', `${who}: applied`);
+      t.equal(result.taskId, id);
+      t.same([...result.files].sort(), NESTED.map((file) => file.path).sort(), `${who}: files written`);
+      t.equal(result.isAcknowledged, true, `${who}: acknowledged`);
+      t.same(readTree(s.outDir(who)), expectedTree(NESTED), `${who}: exactly the task's files, bytes and modes`);
+      const out = s.outDir(who);
+      t.ok(lstatSync(out).isSymbolicLink(), `${who}: --out is a symbolic link`);
+      t.match(readlinkSync(out), new RegExp(`^\\.out-${who}\\.noise-cfg/${id}-[0-9a-f]{16}-\\d+$`), `${who}: into .out-${who}.noise-cfg/`);
+      const state = JSON.parse(readFileSync(join(s.dir, `.out-${who}.noise-cfg`, 'state.json'), 'utf8')) as { taskId: string; digest: string };
+      t.equal(state.taskId, id);
+    }
+    const view = s.admin.showTask(id);
+    t.equal(view.state, 'active');
+    t.equal(view.clients.length, 3, 'three client records');
+    t.same(view.clients.map((client) => client.name).sort(), ['a', 'b', 'c']);
+    for (const client of view.clients) {
+      t.equal(client.state, 'applied', `${client.name}: applied`);
+      t.same(client.result, { exitCode: null, message: 'applied' }, `${client.name}: result with exit code null`);
+      if (mode === 'xxpsk3') t.match(client.identity, /^[0-9a-f]{64}$/, 'identity is the static public key in hex');
+      else t.equal(client.identity, readFileSync(join(s.identityDir(client.name), 'client-id'), 'utf8').trim(), 'identity is the client id');
+    }
+    t.equal(new Set(view.clients.map((client) => client.identity)).size, 3, 'three distinct identities');
+    t.equal(view.counts.applied, 3);
+    const pulls = await s.running.waitForPullLogs(3);
+    t.same(pulls.map((record) => record.outcome), ['applied', 'applied', 'applied'], 'one log line per connection');
+    t.ok(pulls.every((record) => record.task === id && typeof record.bytes === 'number' && record.bytes > 0));
+  });
+
+  t.test(`${mode}: a re-pull by the same identity is up to date and touches nothing`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create();
+    t.equal((await s.pullAs('a', token)).status, 'applied');
+    const out = s.outDir('a');
+    const link = readlinkSync(out);
+    const stamps = fileStamps(out, NESTED.map((file) => file.path));
+    const versions = listing(join(s.dir, '.out-a.noise-cfg'));
+    const again = await s.pullAs('a', token);
+    t.equal(again.status, 'up-to-date');
+    t.same(again.files, []);
+    t.equal(readlinkSync(out), link, 'the link is unchanged');
+    t.same(fileStamps(out, NESTED.map((file) => file.path)), stamps, 'inodes and mtimes unchanged');
+    t.same(listing(join(s.dir, '.out-a.noise-cfg')), versions, 'no new version directory');
+    t.equal(s.admin.showTask(id).clients.length, 1);
+    t.equal(s.admin.showTask(id).clients[0]!.state, 'applied');
+    t.same((await s.running.waitForPullLogs(2)).map((record) => record.outcome).sort(), ['applied', 'up-to-date']);
+
+    // The same identity with a fresh --out is not "up to date" by `have`, but the server knows it applied the digest.
+    const elsewhere = await s.pullAs('a', token, { outDir: join(s.dir, 'out-a2') });
+    t.equal(elsewhere.status, 'up-to-date', 'the server remembers the identity applied this digest');
+  });
+
+  t.test(`${mode}: an expired token fails locally before any connection (TOKEN_EXPIRED)`, async (t) => {
+    const s = await setup(t, mode);
+    const { token, expiresAtMs } = s.create(NESTED, { ttlSeconds: 60 });
+    await t.rejects(s.pullAs('a', token, { now: () => expiresAtMs }), { code: 'TOKEN_EXPIRED' }, 'at exactly the expiry');
+    await t.rejects(s.pullAs('a', token, { now: () => expiresAtMs + 3_600_000 }), { code: 'TOKEN_EXPIRED' }, 'an hour later');
+    await s.settleLogs(token);
+    t.same(s.running.connectionLogs().map((record) => record.client), ['settle-1'], 'the server saw only the later check');
+    t.same(listing(s.dir).filter((name) => name.includes('out-a')), [], 'nothing written');
+  });
+
+  t.test(`${mode}: the server refuses an expired task at exactly expiresAt by its own clock (REJECTED expired)`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token, expiresAtMs } = s.create(NESTED, { ttlSeconds: 3600 });
+    s.setServerClock(expiresAtMs);
+    await t.rejects(s.pullAs('a', token), { code: 'REJECTED', message: /expired/ });
+    t.equal((await s.running.waitForPullLogs(1))[0]!.outcome, 'rejected:expired');
+    t.same(s.admin.showTask(id).clients, [], 'no client record');
+    t.notOk(existsSync(s.outDir('a')), 'nothing written');
+    s.setServerClock(expiresAtMs - 1);
+    t.equal((await s.pullAs('a', token)).status, 'applied', 'one millisecond earlier the task is active');
+  });
+
+  t.test(`${mode}: a task expired on the server while the client clock says otherwise is REJECTED expired`, async (t) => {
+    const past = Date.now() - 2 * 3600_000;
+    const s = await setup(t, mode, { adminNow: () => past });
+    const { id, token, expiresAtMs } = s.create(NESTED, { ttlSeconds: 3600 });
+    t.ok(expiresAtMs < Date.now(), 'expired an hour ago by the real clock');
+    await t.rejects(s.pullAs('a', token), { code: 'TOKEN_EXPIRED' }, 'the real clock: refused locally');
+    await t.rejects(s.pullAs('a', token, { now: () => expiresAtMs - 60_000 }), { code: 'REJECTED', message: /expired/ }, 'a client clock before the expiry: refused by the server');
+    t.same(s.admin.showTask(id).clients, []);
+    t.equal(openAdmin(t, s.dataDir).showTask(id).state, 'expired', 'expired by the real clock');
+  });
+
+  t.test(`${mode}: a cancelled task is REJECTED cancelled`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create();
+    t.equal((await s.pullAs('a', token)).status, 'applied');
+    t.equal(s.admin.cancelTask(id).state, 'cancelled');
+    await t.rejects(s.pullAs('b', token), { code: 'REJECTED', message: /cancelled/ }, 'a new identity');
+    await t.rejects(s.pullAs('a', token), { code: 'REJECTED', message: /cancelled/ }, 'an identity that applied it');
+    t.notOk(existsSync(s.outDir('b')));
+    t.same(s.admin.showTask(id).clients.map((client) => client.name), ['a']);
+    t.throws(() => s.admin.cancelTask(id), { code: 'TASK_ENDED' });
+  });
+
+  t.test(`${mode}: maxClients 2: a failed client keeps its slot, a third identity is REJECTED full`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create(NESTED, { maxClients: 2 });
+    t.equal((await s.pullAs('a', token)).status, 'applied');
+    const failed = await s.pullAs('b', token, { exec: 'exit 1' });
+    t.equal(failed.status, 'failed');
+    t.equal(failed.failure?.code, 'COMMAND_FAILED');
+    t.equal(s.admin.showTask(id).state, 'active', 'one applied of two: not complete');
+    await t.rejects(s.pullAs('c', token), { code: 'REJECTED', message: /full/ });
+    t.notOk(existsSync(s.outDir('c')), 'c wrote nothing');
+    t.same(s.admin.showTask(id).clients.map((client) => client.name).sort(), ['a', 'b'], 'no record for c');
+    t.same((await s.running.waitForPullLogs(3)).map((record) => record.outcome).sort(), ['applied', 'failed', 'rejected:full']);
+    t.equal((await s.pullAs('a', token)).status, 'up-to-date', 'a full task still answers an identity that applied it');
+  });
+
+  t.test(`${mode}: maxClients 2: a failed command is redone by the next pull, which completes the task`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create(NESTED, { maxClients: 2 });
+    t.equal((await s.pullAs('a', token)).status, 'applied');
+    t.equal((await s.pullAs('b', token, { exec: 'exit 1' })).status, 'failed');
+    // The files are in place but the command failed, so b does not claim to have them (SPEC.md §4.7): the next pull
+    // applies again and runs the command again.
+    const marker = join(s.dir, 'b-ran');
+    const retry = await s.pullAs('b', token, { exec: `touch ${marker}` });
+    t.equal(retry.status, 'applied', 'b applies again');
+    t.ok(existsSync(marker), 'and its command runs again');
+    await s.running.waitForPullLogs(3);
+    await s.settleLogs(token);
+    const view = s.admin.showTask(id);
+    t.equal(view.clients.find((client) => client.name === 'b')!.state, 'applied', 'b is recorded as applied');
+    t.equal(view.counts.applied, 2);
+    t.equal(view.state, 'completed', 'two applied of two: completed (SPEC.md §4.6)');
+    await t.rejects(s.pullAs('c', token), { code: 'REJECTED', message: /completed/ });
+    t.equal((await s.pullAs('a', token)).status, 'up-to-date', 'an identity that applied is still up to date');
+  });
+
+  t.test(`${mode}: maxClients 2: an identity recorded applied through UP_TO_DATE completes the task`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create(NESTED, { maxClients: 2 });
+    t.equal((await s.pullAs('a', token)).status, 'applied');
+    // b pulls into a directory that already holds this task's files (a's), so it sends `have` and is up to date.
+    const viaHave = await s.pullAs('b', token, { outDir: s.outDir('a') });
+    t.equal(viaHave.status, 'up-to-date', 'b is told it is up to date');
+    await s.running.waitForPullLogs(2);
+    await s.settleLogs(token);
+    const view = s.admin.showTask(id);
+    t.equal(view.clients.find((client) => client.name === 'b')!.state, 'applied', 'b is recorded as applied');
+    t.equal(view.state, 'completed', 'two applied of two: completed');
+  });
+
+  t.test(`${mode}: a revoked identity is REJECTED revoked; the others go on`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create();
+    t.equal((await s.pullAs('a', token)).status, 'applied');
+    const identity = s.admin.showTask(id).clients.find((client) => client.name === 'a')!.identity;
+    const revoked = s.admin.revokeClient(id, identity);
+    t.equal(revoked.clients.find((client) => client.identity === identity)!.state, 'revoked');
+    await t.rejects(s.pullAs('a', token), { code: 'REJECTED', message: /revoked/ }, 'with its files in place');
+    await t.rejects(s.pullAs('a', token, { outDir: join(s.dir, 'out-a-fresh') }), { code: 'REJECTED', message: /revoked/ }, 'and from a fresh directory');
+    t.notOk(existsSync(join(s.dir, 'out-a-fresh')));
+    t.equal((await s.pullAs('b', token)).status, 'applied', 'another identity still applies');
+    t.equal(s.admin.showTask(id).clients.find((client) => client.name === 'a')!.state, 'revoked', 'still revoked');
+    t.throws(() => s.admin.revokeClient(id, 'f'.repeat(64)), { code: 'CLIENT_NOT_FOUND' });
+  });
+
+  t.test(`${mode}: a token with the wrong PSK is AUTHENTICATION_FAILED`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create();
+    const fields = decodeToken(token);
+    const wrong = encodeToken({ ...fields, psk: randomBytes(32) });
+    await t.rejects(s.pullAs('a', wrong), { code: 'AUTHENTICATION_FAILED' });
+    const failure = await s.running.waitForLog((record) => record.event === 'handshake-failed');
+    t.ok(failure.remote?.startsWith('127.0.0.1:'), 'the server logged a failed handshake');
+    t.notOk(existsSync(s.outDir('a')), 'nothing written');
+    t.same(s.admin.showTask(id).clients, [], 'no client record');
+    t.notOk(JSON.stringify(s.running.logs).includes(fields.psk.toString('hex')), 'no PSK in the log');
+    t.equal((await s.pullAs('a', token)).status, 'applied', 'the right token still works');
+  });
+
+  t.test(`${mode}: a corrupted token is TOKEN_CHECKSUM_MISMATCH before any connection`, async (t) => {
+    const s = await setup(t, mode);
+    const { token } = s.create();
+    const alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+    for (const at of [20, Math.floor(token.length / 2), token.length - 1]) {
+      const replacement = [...alphabet].find((symbol) => symbol !== token[at])!;
+      const corrupted = `${token.slice(0, at)}${replacement}${token.slice(at + 1)}`;
+      await t.rejects(s.pullAs('a', corrupted), { code: 'TOKEN_CHECKSUM_MISMATCH' }, `character ${at} changed`);
+    }
+    await t.rejects(s.pullAs('a', token.slice(0, -3)), { code: 'TOKEN_CHECKSUM_MISMATCH' }, 'truncated');
+    await s.settleLogs(token);
+    t.same(s.running.connectionLogs().map((record) => record.client), ['settle-1'], 'no connection but the later check');
+    t.notOk(existsSync(s.outDir('a')));
+  });
+
+  t.test(`${mode}: --exec sees the task id, out dir and digest; exit 0 applied, exit 3 failed and recorded`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create();
+    const envFile = join(s.dir, 'env.txt');
+    const command = `printf '%s\\n%s\\n%s\\n' "$NOISE_CFG_TASK_ID" "$NOISE_CFG_OUT_DIR" "$NOISE_CFG_DIGEST" > '${envFile}' && cat "$NOISE_CFG_OUT_DIR/etc/app.conf" >> '${envFile}'`;
+    const applied = await s.pullAs('a', token, { exec: command });
+    t.equal(applied.status, 'applied');
+    t.equal(applied.exitCode, 0);
+    const digest = s.admin.showTask(id).digest;
+    t.equal(readFileSync(envFile, 'utf8'), `${id}\n${s.outDir('a')}\n${digest}\n${NESTED[0]!.content.toString()}`, 'the environment, and the files are in place when it runs');
+    t.same(s.admin.showTask(id).clients[0]!.result, { exitCode: 0, message: 'applied' });
+
+    const failed = await s.pullAs('b', token, { exec: 'exit 3' });
+    t.equal(failed.status, 'failed');
+    t.equal(failed.exitCode, 3);
+    t.equal(failed.failure?.code, 'COMMAND_FAILED');
+    t.match(failed.failure?.message, /3/);
+    t.equal(failed.isAcknowledged, true);
+    t.same(readTree(s.outDir('b')), expectedTree(NESTED), 'the files were applied before the command ran');
+    const b = s.admin.showTask(id).clients.find((client) => client.name === 'b')!;
+    t.equal(b.state, 'failed');
+    t.equal(b.result?.exitCode, 3, 'the server records exit code 3');
+    t.same((await s.running.waitForPullLogs(2)).map((record) => record.outcome).sort(), ['applied', 'failed']);
+  });
+
+  t.test(`${mode}: dry run lists added, changed and removed paths and writes and records nothing; check takes no slot`, async (t) => {
+    const s = await setup(t, mode);
+    const v1: TaskFileInput[] = [
+      { path: 'etc/app.conf', content: Buffer.from('version 1\n') },
+      { path: 'etc/keep.conf', content: Buffer.from('same\n') },
+      { path: 'etc/mode.conf', content: Buffer.from('same bytes\n') },
+      { path: 'bin/old.sh', content: Buffer.from('old\n'), mode: 0o755 },
+    ];
+    const v2: TaskFileInput[] = [
+      { path: 'etc/app.conf', content: Buffer.from('version 2\n') },
+      { path: 'etc/keep.conf', content: Buffer.from('same\n') },
+      { path: 'etc/mode.conf', content: Buffer.from('same bytes\n'), mode: 0o600 },
+      { path: 'etc/new.conf', content: Buffer.from('new\n') },
+    ];
+    const first = s.create(v1);
+    t.equal((await s.pullAs('a', first.token)).status, 'applied');
+    const out = s.outDir('a');
+    const versionsDir = join(s.dir, '.out-a.noise-cfg');
+    const link = readlinkSync(out);
+    const versions = listing(versionsDir);
+    const stamps = fileStamps(out, v1.map((file) => file.path));
+    const second = s.create(v2);
+    const dry = await s.pullAs('a', second.token, { intent: 'dry-run' });
+    t.equal(dry.status, 'dry-run');
+    t.equal(dry.taskId, second.id);
+    t.same([...dry.files].sort(), v2.map((file) => file.path).sort(), 'files: the offered paths');
+    t.same(dry.changes, { added: ['etc/new.conf'], changed: ['etc/app.conf', 'etc/mode.conf'], removed: ['bin/old.sh'], unchanged: ['etc/keep.conf'] });
+    t.equal(readlinkSync(out), link, 'the link is unchanged');
+    t.same(listing(versionsDir), versions, 'no version or staging directory');
+    t.same(fileStamps(out, v1.map((file) => file.path)), stamps, 'files untouched');
+    t.same(readTree(out), expectedTree(v1));
+    t.same(s.admin.showTask(second.id).clients, [], 'no client record on the second task');
+
+    const fresh = await s.pullAs('z', second.token, { intent: 'dry-run' });
+    t.same(fresh.changes?.added.sort(), v2.map((file) => file.path).sort(), 'against a missing --out everything is added');
+    t.notOk(existsSync(s.outDir('z')), 'and it is not created');
+
+    const checked = await pull({ token: second.token, intent: 'check', identityDir: s.identityDir('a'), name: 'a' });
+    t.equal(checked.status, 'checked');
+    t.same(s.admin.showTask(second.id).clients, [], 'check leaves no client record');
+    t.same((await s.running.waitForPullLogs(4)).map((record) => record.outcome).sort(), ['applied', 'checked', 'dry-run', 'dry-run']);
+
+    const limited = s.create(v2, { maxClients: 1 });
+    await s.pullAs('a', limited.token, { intent: 'dry-run' });
+    await pull({ token: limited.token, intent: 'check', identityDir: s.identityDir('a') });
+    t.equal((await s.pullAs('b', limited.token)).status, 'applied', 'dry run and check took no slot of a one-client task');
+  });
+
+  t.test(`${mode}: a second task replaces the version in the same --out atomically`, async (t) => {
+    const s = await setup(t, mode);
+    const first = s.create();
+    t.equal((await s.pullAs('a', first.token)).status, 'applied');
+    const out = s.outDir('a');
+    const versionsDir = join(s.dir, '.out-a.noise-cfg');
+    const oldVersion = readlinkSync(out).split('/')[1]!;
+    t.ok(existsSync(join(versionsDir, oldVersion)));
+    const v2: TaskFileInput[] = [{ path: 'etc/app.conf', content: Buffer.from('listen = 9090\n') }, { path: 'etc/other.conf', content: Buffer.from('x\n') }];
+    const second = s.create(v2);
+    t.equal((await s.pullAs('a', second.token)).status, 'applied');
+    const newTarget = readlinkSync(out);
+    t.match(newTarget, new RegExp(`^\\.out-a\\.noise-cfg/${second.id}-`), 'the link points to the second task\'s version');
+    t.notOk(existsSync(join(versionsDir, oldVersion)), 'the old version directory is removed');
+    t.same(listing(versionsDir), [newTarget.split('/')[1]!, 'state.json'].sort(), 'only the current version and state.json remain');
+    t.same(readTree(out), expectedTree(v2), 'exactly the new files: none of the old ones linger');
+    const state = JSON.parse(readFileSync(join(versionsDir, 'state.json'), 'utf8')) as { taskId: string; version: string };
+    t.equal(state.taskId, second.id);
+    t.equal(state.version, newTarget.split('/')[1]);
+  });
+
+  t.test(`${mode}: an --out that noise-cfg does not own is APPLY_FAILED before connecting`, async (t) => {
+    const s = await setup(t, mode);
+    const { token } = s.create();
+    const nonEmpty = join(s.dir, 'mine');
+    mkdirSync(nonEmpty);
+    writeFileSync(join(nonEmpty, 'precious.txt'), 'keep me\n');
+    await t.rejects(pull({ token, outDir: nonEmpty, identityDir: s.identityDir('a') }), { code: 'APPLY_FAILED' }, 'a non-empty directory');
+    t.same(readTree(nonEmpty), { 'precious.txt': { content: 'keep me\n', mode: statSync(join(nonEmpty, 'precious.txt')).mode & 0o777 } }, 'left as it was');
+    const plainFile = join(s.dir, 'a-file');
+    writeFileSync(plainFile, 'x');
+    await t.rejects(pull({ token, outDir: plainFile, identityDir: s.identityDir('a') }), { code: 'APPLY_FAILED' }, 'a file');
+    const foreignLink = join(s.dir, 'foreign-link');
+    symlinkSync(nonEmpty, foreignLink);
+    await t.rejects(pull({ token, outDir: foreignLink, identityDir: s.identityDir('a') }), { code: 'APPLY_FAILED' }, 'a link noise-cfg does not own');
+    t.equal(readlinkSync(foreignLink), nonEmpty);
+    t.notOk(existsSync(join(s.dir, '.mine.noise-cfg')), 'no versions directory beside it');
+    await s.settleLogs(token);
+    t.same(s.running.connectionLogs().map((record) => record.client), ['settle-1'], 'the server saw none of the refused pulls');
+
+    const empty = join(s.dir, 'empty');
+    mkdirSync(empty);
+    t.equal((await pull({ token, outDir: empty, identityDir: s.identityDir('a') })).status, 'applied', 'an empty directory is taken over');
+    t.ok(lstatSync(empty).isSymbolicLink());
+  });
+
+  t.test(`${mode}: task paths that climb out are PATH_UNSAFE at creation`, async (t) => {
+    const s = await setup(t, mode);
+    for (const path of ['../x', '/etc/x', 'a/../../b', 'a/./b', '.noise-cfg/x']) {
+      t.throws(() => s.create([{ path, content: Buffer.from('x') }]), { code: 'PATH_UNSAFE' }, path);
+    }
+    t.throws(() => s.create([{ path: 'a', content: Buffer.from('x') }, { path: 'a/b', content: Buffer.from('y') }]), { code: 'PATH_UNSAFE' }, 'a and a/b');
+    t.same(s.admin.listTasks(), [], 'no task was created');
+  });
+
+  t.test(`${mode}: a malicious server offering ../escape is refused by the decoder (PROTOCOL_ERROR), nothing written`, async (t) => {
+    const dir = t.testdir();
+    const content = Buffer.from('pwned\n');
+    const files: FileEntry[] = [{ path: '../escape', mode: 0o644, size: content.byteLength, digest: fileDigest(content) }];
+    const fake = await startFakeServer(t, mode, async (connection) => {
+      expectMessage(await connection.receive(), ['HELLO']);
+      await connection.send(encodeMessage({ type: 'OFFER', body: { digest: taskDigest(files), totalBytes: content.byteLength, files, hasContent: true } }));
+      await connection.send(encodeMessage({ type: 'CHUNK', body: content }));
+      await connection.receive().catch(() => null);
+    });
+    const before = listing(dir);
+    await t.rejects(pull({ token: fake.token, outDir: join(dir, 'sub', 'out'), identityDir: join(dir, 'id') }), { code: 'PROTOCOL_ERROR', message: /\.\./ });
+    t.same(listing(dir).filter((name) => name !== 'id'), before, 'nothing beside out');
+    t.notOk(existsSync(join(dir, 'sub', 'escape')), 'no escape file');
+    t.notOk(existsSync(join(dir, 'escape')));
+    t.notOk(existsSync(join(dir, 'sub')), 'not even the parent of out');
+    t.equal(fake.sessions(), 1, 'the client did connect (the refusal is the decoder\'s)');
+  });
+
+  t.test(`${mode}: a malicious server sending bytes that do not match the digest: failed DIGEST_MISMATCH, previous version intact`, async (t) => {
+    const dir = t.testdir();
+    const out = join(dir, 'out');
+    const v1 = [{ path: 'etc/app.conf', content: Buffer.from('good version 1\n') }];
+    const v2 = [{ path: 'etc/app.conf', content: Buffer.from('good version 2\n') }, { path: 'etc/z.conf', content: Buffer.from('announced content\n') }];
+    const entries = (files: { path: string; content: Buffer }[]): FileEntry[] => files.map((file) => ({ path: file.path, mode: 0o644, size: file.content.byteLength, digest: fileDigest(file.content) }));
+    let sendBadContent = false;
+    const results: Result[] = [];
+    const fake = await startFakeServer(t, mode, async (connection) => {
+      expectMessage(await connection.receive(), ['HELLO']);
+      const files = sendBadContent ? v2 : v1;
+      const list = entries(files);
+      await connection.send(encodeMessage({ type: 'OFFER', body: { digest: taskDigest(list), totalBytes: list.reduce((sum, file) => sum + file.size, 0), files: list, hasContent: true } }));
+      for (const file of files) {
+        // The last file's bytes are replaced by others of the same length.
+        const body = sendBadContent && file === files.at(-1) ? Buffer.from('X'.repeat(file.content.byteLength)) : file.content;
+        await connection.send(encodeMessage({ type: 'CHUNK', body }));
+      }
+      results.push(expectMessage(await connection.receive(), ['RESULT']).body);
+      await connection.send(encodeMessage({ type: 'ACK', body: { status: results.at(-1)!.status } }));
+      await connection.close();
+    });
+    const identityDir = join(dir, 'id');
+    t.equal((await pull({ token: fake.token, outDir: out, identityDir })).status, 'applied', 'version 1 from the (still honest) server');
+    const link = readlinkSync(out);
+    const stateBefore = readFileSync(join(dir, '.out.noise-cfg', 'state.json'));
+    sendBadContent = true;
+    const result = await pull({ token: fake.token, outDir: out, identityDir });
+    t.equal(result.status, 'failed');
+    t.equal(result.failure?.code, 'DIGEST_MISMATCH');
+    t.same(result.files, [], 'no files reported written');
+    t.equal(result.isAcknowledged, true);
+    t.equal(results.at(-1)?.status, 'failed', 'the client reported the failure to the server');
+    t.match(results.at(-1)?.message, /etc\/z\.conf/);
+    t.equal(readlinkSync(out), link, 'the link still points to version 1');
+    t.same(readTree(out), { 'etc/app.conf': { content: 'good version 1\n', mode: 0o644 } }, 'version 1 intact');
+    t.ok(readFileSync(join(dir, '.out.noise-cfg', 'state.json')).equals(stateBefore), 'state.json unchanged');
+    t.same(listing(join(dir, '.out.noise-cfg')), [link.split('/')[1]!, 'state.json'].sort(), 'the staging directory was removed');
+  });
+
+  t.test(`${mode}: a server that dies after the content: the files are applied and the result says unacknowledged`, async (t) => {
+    const dir = t.testdir();
+    const out = join(dir, 'out');
+    const content = Buffer.from('applied before the server died\n');
+    const list: FileEntry[] = [{ path: 'etc/app.conf', mode: 0o644, size: content.byteLength, digest: fileDigest(content) }];
+    const fake = await startFakeServer(t, mode, async (connection) => {
+      expectMessage(await connection.receive(), ['HELLO']);
+      await connection.send(encodeMessage({ type: 'OFFER', body: { digest: taskDigest(list), totalBytes: content.byteLength, files: list, hasContent: true } }));
+      await connection.send(encodeMessage({ type: 'CHUNK', body: content }));
+      // The server process dies here: no RESULT is read and no ACK is sent.
+      connection.destroy();
+    });
+    const progress: string[] = [];
+    const outcome = await pull({ token: fake.token, outDir: out, identityDir: join(dir, 'id'), exec: 'true', onProgress: (line) => progress.push(line) })
+      .then((result) => ({ result }), (error: Error & { code?: string }) => ({ error }));
+    t.same(readTree(out), { 'etc/app.conf': { content: content.toString(), mode: 0o644 } }, 'the files were made current');
+    // SPEC.md §4.7: isAcknowledged is false when the ACK did not arrive, and a re-pull settles it. A pull that made
+    // its files current must say so, not fail with a connection error (the CLI would exit 1 over applied files).
+    t.notOk('error' in outcome, `pull resolves instead of throwing ${'error' in outcome ? outcome.error.code : ''}`);
+    if ('result' in outcome) {
+      t.equal(outcome.result.status, 'applied');
+      t.equal(outcome.result.isAcknowledged, false);
+    }
+  });
+
+  t.test(`${mode}: a client killed in the middle of the content leaves --out untouched; the next pull cleans up`, async (t) => {
+    const s = await setup(t, mode);
+    const first = s.create();
+    t.equal((await s.pullAs('a', first.token)).status, 'applied');
+    const out = s.outDir('a');
+    const versionsDir = join(s.dir, '.out-a.noise-cfg');
+    const before = readTree(out);
+    const link = readlinkSync(out);
+    const stateBefore = readFileSync(join(versionsDir, 'state.json'));
+
+    const big = Buffer.alloc(20 * 1024 * 1024);
+    for (let offset = 0; offset < big.byteLength; offset += 65_536) randomBytes(16).copy(big, offset);
+    const v2: TaskFileInput[] = [{ path: 'etc/app.conf', content: Buffer.from('version 2\n') }, { path: 'var/big.bin', content: big }];
+    // The token points at a proxy that forwards the first 6 MiB from the server and then holds the rest back, so
+    // the kill lands in the middle of the content whatever the speed of the machine.
+    const proxy = await startStallingProxy(t, s.running.port, 6 * 1024 * 1024);
+    const created = s.admin.createTask({ files: v2, mode, advertise: { host: '127.0.0.1', port: proxy.port } });
+    const child = spawnCli(t, ['pull', '--out', out, '--identity-dir', s.identityDir('a'), '--name', 'a', '--json'], {
+      env: { NOISE_CFG_TOKEN: created.token, XDG_CONFIG_HOME: join(s.dir, 'xdg') },
+    });
+    await Promise.race([proxy.stalled, child.exited.then((exit) => {
+      throw new Error(`pull exited (${exit.code}) before the content stalled: ${child.stderr()}`);
+    })]);
+    const staging = await waitForStagedBytes(versionsDir, 'var/big.bin');
+    t.ok(staging.bytes > 0, `the child had written ${staging.bytes} bytes of var/big.bin into ${staging.name}`);
+    child.child.kill('SIGKILL');
+    const exit = await child.exited;
+    t.equal(exit.signal, 'SIGKILL');
+
+    t.equal(readlinkSync(out), link, 'the link still points to the previous version');
+    t.same(readTree(out), before, 'the previous version byte for byte');
+    t.ok(readFileSync(join(versionsDir, 'state.json')).equals(stateBefore), 'state.json unchanged');
+    t.ok(listing(versionsDir).includes(staging.name), 'the dead pull left its staging directory');
+
+    const again = await s.pullAs('a', s.admin.token(created.id, { host: '127.0.0.1', port: s.running.port }));
+    t.equal(again.status, 'applied', 'a re-pull completes');
+    t.notOk(listing(versionsDir).some((name) => name.startsWith('.staging-')), 'and removes the stale staging directory');
+    t.equal(listing(versionsDir).length, 2, 'one version and state.json');
+    t.ok(readFileSync(join(out, 'var/big.bin')).equals(big), 'the 20 MiB file arrived whole');
+    t.equal(s.admin.showTask(created.id).clients[0]!.state, 'applied');
+  });
+}
+
+/** A channel server that speaks the update protocol however `behave` likes, with a token for it. */
+async function startFakeServer(t: Test, mode: Mode, behave: (connection: SecureConnection) => Promise<void>): Promise<{ token: string; sessions: () => number }> {
+  const keyPair = generateKeyPair();
+  const psk = randomBytes(32);
+  const taskId = generateTaskId();
+  let sessions = 0;
+  const server = new SecureServer({
+    staticKeyPair: keyPair,
+    resolveTask: (id) => (id === taskId ? { psk, mode } : null),
+    onConnection: (connection) => {
+      sessions++;
+      behave(connection).catch(() => connection.destroy());
+    },
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  t.teardown(() => server.close(0));
+  const token = encodeToken({
+    mode, host: '127.0.0.1', port, taskId, expiresAtSeconds: Math.floor(Date.now() / 1000) + 3600, psk,
+    serverPublicKey: mode === 'xxpsk3' ? keyPair.publicKey : null,
+  });
+  return { token, sessions: () => sessions };
+}
+
+/** A TCP proxy to `targetPort` that forwards `limitBytes` from the server to the client, then holds the rest. */
+async function startStallingProxy(t: Test, targetPort: number, limitBytes: number): Promise<{ port: number; stalled: Promise<void> }> {
+  let markStalled: () => void = () => undefined;
+  const stalled = new Promise<void>((resolve) => {
+    markStalled = resolve;
+  });
+  const sockets = new Set<net.Socket>();
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    let forwarded = 0;
+    let isStalled = false;
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => {
+      if (isStalled) return;
+      const room = limitBytes - forwarded;
+      if (chunk.byteLength < room) {
+        forwarded += chunk.byteLength;
+        client.write(chunk);
+        return;
+      }
+      client.write(chunk.subarray(0, room));
+      forwarded = limitBytes;
+      isStalled = true;
+      upstream.pause();
+      markStalled();
+    });
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => proxy.close(() => resolve()));
+  });
+  return { port: (proxy.address() as net.AddressInfo).port, stalled };
+}
+
+/** Waits (bounded) until a staging directory in `versionsDir` holds some bytes of `path`. */
+async function waitForStagedBytes(versionsDir: string, path: string): Promise<{ name: string; bytes: number }> {
+  for (let attempt = 0; attempt < 3000; attempt++) {
+    for (const name of listing(versionsDir).filter((entry) => entry.startsWith('.staging-'))) {
+      const file = join(versionsDir, name, path);
+      const bytes = existsSync(file) ? statSync(file).size : 0;
+      if (bytes > 0) return { name, bytes };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`no staging directory with ${path} appeared in ${versionsDir}`);
+}

@@ -1,0 +1,249 @@
+// The task database (SPEC.md §4.1): schema version and migration, tasks with their files, the client upsert,
+// group commit, durability across close and open, and damaged or newer databases refused and left untouched.
+import t, { type Test } from 'tap';
+import Database from 'better-sqlite3';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileDigest, taskDigest } from '../../lib/task/digests.js';
+import { SCHEMA_VERSION, TaskStore, type ClientRecord, type NewTaskFile, type TaskRecord } from '../../lib/task/store.js';
+import { seededRandom } from './support.js';
+
+const TASK_ID = 'kw3dg76w18whjmr0';
+
+function file(path: string, content: Buffer | string, mode = 0o644): NewTaskFile {
+  const bytes = Buffer.from(content);
+  return { path, mode, size: bytes.byteLength, digest: fileDigest(bytes), content: bytes };
+}
+
+function taskRecord(id: string, files: readonly NewTaskFile[], overrides: Partial<TaskRecord> = {}): TaskRecord {
+  return {
+    id, name: 'test task', mode: 'xxpsk3', createdAt: 1_700_000_000_000, expiresAt: 1_700_003_600_000, maxClients: null,
+    state: 'active', endedAt: null, digest: taskDigest(files), totalBytes: files.reduce((sum, entry) => sum + entry.size, 0),
+    fileCount: files.length, ...overrides,
+  };
+}
+
+function clientRecord(identity: string, overrides: Partial<ClientRecord> = {}): ClientRecord {
+  return {
+    taskId: TASK_ID, identity, name: `client ${identity}`, remoteAddress: '127.0.0.1:40000', state: 'connected',
+    firstSeenAt: 1_700_000_001_000, updatedAt: 1_700_000_001_000, exitCode: null, message: null, appliedDigest: null,
+    hasSlot: false, ...overrides,
+  };
+}
+
+function openStore(t: Test, path: string, options: { check?: boolean } = {}): TaskStore {
+  const store = TaskStore.open(path, options);
+  let isClosed = false;
+  const close = store.close.bind(store);
+  store.close = () => {
+    if (isClosed) return;
+    isClosed = true;
+    close();
+  };
+  t.teardown(() => store.close());
+  return store;
+}
+
+const FILES = [
+  file('etc/app.conf', 'listen = 8080\n'),
+  file('etc/conf.d/a.conf', 'a = 1\n'),
+  file('bin/run.sh', '#!/bin/sh\nexec app\n', 0o755),
+  file('data/blob.bin', Buffer.from(Array.from({ length: 70_000 }, (_, index) => index % 251))),
+];
+
+t.test('a new database is created at schema version 1 with its tables', async (t) => {
+  const path = join(t.testdir(), 'noise-cfg.db');
+  t.equal(SCHEMA_VERSION, 1);
+  const store = openStore(t, path, { check: true });
+  store.close();
+  const db = new Database(path, { readonly: true });
+  t.teardown(() => db.close());
+  t.equal(db.pragma('user_version', { simple: true }), 1);
+  t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((row) => row.name);
+  t.same(tables.filter((name) => !name.startsWith('sqlite_')), ['clients', 'events', 'task_files', 'tasks']);
+});
+
+t.test('a database of schema version 0 (empty) is migrated forward; reopening does not migrate again', async (t) => {
+  const path = join(t.testdir(), 'noise-cfg.db');
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  t.equal(db.pragma('user_version', { simple: true }), 0);
+  db.close();
+  openStore(t, path).close();
+  const store = openStore(t, path);
+  store.createTask(taskRecord(TASK_ID, FILES), FILES);
+  store.close();
+  const check = new Database(path, { readonly: true });
+  t.teardown(() => check.close());
+  t.equal(check.pragma('user_version', { simple: true }), 1);
+  t.equal((check.prepare('SELECT count(*) AS n FROM tasks').get() as { n: number }).n, 1);
+});
+
+t.test('createTask stores the task and its files; getFiles and getFileContent give them back in order', async (t) => {
+  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
+  const commits = store.commitCount;
+  const task = taskRecord(TASK_ID, FILES, { maxClients: 3 });
+  store.createTask(task, FILES);
+  t.equal(store.commitCount, commits + 1, 'one transaction');
+  t.same(store.getTask(TASK_ID), task);
+  t.equal(store.getTask('0000000000000000'), null);
+  t.same(store.getFiles(TASK_ID), FILES.map(({ path, mode, size, digest }) => ({ path, mode, size, digest })));
+  FILES.forEach((entry, position) => t.ok(store.getFileContent(TASK_ID, position).equals(entry.content), `content of ${entry.path}`));
+  t.throws(() => store.getFileContent(TASK_ID, FILES.length), { code: 'STORE_CORRUPT' }, 'a missing position is an error, not undefined');
+  t.same(store.listTasks().map((entry) => entry.id), [TASK_ID]);
+  t.same(store.listEvents(TASK_ID).map((event) => event.state), ['created']);
+  t.throws(() => store.createTask(task, FILES), { code: 'STORE_CORRUPT' }, 'a duplicate id is refused');
+  t.same(store.getFiles(TASK_ID).length, FILES.length, 'the failed duplicate added no files');
+});
+
+t.test('saveClient inserts, then updates; revoked and hasSlot never go back', async (t) => {
+  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
+  store.createTask(taskRecord(TASK_ID, FILES), FILES);
+  await store.saveClient(clientRecord('alice'));
+  t.same(store.getClient(TASK_ID, 'alice'), clientRecord('alice'));
+
+  await store.saveClient(clientRecord('alice', { state: 'offered', hasSlot: true, updatedAt: 1_700_000_002_000, name: 'renamed' }));
+  let alice = store.getClient(TASK_ID, 'alice')!;
+  t.equal(alice.state, 'offered');
+  t.equal(alice.hasSlot, true);
+  t.equal(alice.name, 'renamed');
+  t.equal(alice.firstSeenAt, 1_700_000_001_000, 'first seen is kept from the insert');
+
+  await store.saveClient(clientRecord('alice', { state: 'failed', hasSlot: false, exitCode: 3, message: 'exit 3', updatedAt: 1_700_000_003_000 }));
+  alice = store.getClient(TASK_ID, 'alice')!;
+  t.equal(alice.state, 'failed');
+  t.equal(alice.hasSlot, true, 'a slot once taken stays taken');
+  t.equal(alice.exitCode, 3);
+  t.equal(alice.updatedAt, 1_700_000_003_000);
+
+  t.equal(store.revokeClient(TASK_ID, 'alice', 1_700_000_004_000), true);
+  t.equal(store.getClient(TASK_ID, 'alice')!.state, 'revoked');
+  await store.saveClient(clientRecord('alice', { state: 'applied', hasSlot: true, appliedDigest: taskDigest(FILES), updatedAt: 1_700_000_005_000 }));
+  t.equal(store.getClient(TASK_ID, 'alice')!.state, 'revoked', 'revoked is final: a later save does not undo it');
+
+  t.equal(store.revokeClient(TASK_ID, 'nobody', 1_700_000_004_000), false, 'revoking an unknown identity returns false');
+  t.equal(store.getClient(TASK_ID, 'nobody'), null, 'and creates no record');
+  t.equal(store.revokeClient('0000000000000000', 'alice', 1_700_000_004_000), false, 'revoking in an unknown task returns false');
+  t.same(store.listClients(TASK_ID).map((client) => client.identity), ['alice']);
+});
+
+t.test('saveClient for an unknown task rejects with STORE_CORRUPT (foreign key) and the batch resolves nothing', async (t) => {
+  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
+  await t.rejects(store.saveClient({ ...clientRecord('ghost'), taskId: '0000000000000000' }), { code: 'STORE_CORRUPT' });
+  t.same(store.listClients('0000000000000000'), []);
+});
+
+t.test('group commit: writes queued before the event loop turns share one transaction, and all resolve', async (t) => {
+  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
+  store.createTask(taskRecord(TASK_ID, FILES), FILES);
+  const before = store.commitCount;
+  const count = 50;
+  const saves = Array.from({ length: count }, (_, index) => store.saveClient(clientRecord(`client-${index}`, { state: 'offered', hasSlot: true })));
+  saves.push(store.completeTask(TASK_ID, 1_700_000_009_000));
+  t.equal(store.commitCount, before, 'nothing is committed synchronously');
+  t.same(store.listClients(TASK_ID), [], 'nor visible before the commit');
+  const settled = await Promise.allSettled(saves);
+  t.equal(settled.filter((result) => result.status === 'fulfilled').length, count + 1, 'every write resolves');
+  t.equal(store.commitCount, before + 1, `${count + 1} writes, one commit`);
+  t.equal(store.listClients(TASK_ID).length, count);
+  t.equal(store.getTask(TASK_ID)!.state, 'completed');
+
+  const second = [store.saveClient(clientRecord('late-1')), store.saveClient(clientRecord('late-2'))];
+  await Promise.all(second);
+  t.equal(store.commitCount, before + 2, 'the next turn is the next batch');
+});
+
+t.test('endTask and revokeClient return whether they changed something', async (t) => {
+  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
+  store.createTask(taskRecord(TASK_ID, FILES), FILES);
+  await store.saveClient(clientRecord('bob'));
+  t.equal(store.endTask(TASK_ID, 'cancelled', 1_700_000_010_000), true);
+  t.equal(store.getTask(TASK_ID)!.state, 'cancelled');
+  t.equal(store.getTask(TASK_ID)!.endedAt, 1_700_000_010_000);
+  t.equal(store.endTask(TASK_ID, 'completed', 1_700_000_011_000), false, 'an ended task does not end again');
+  t.equal(store.getTask(TASK_ID)!.state, 'cancelled', 'and keeps its state');
+  t.equal(store.endTask('0000000000000000', 'cancelled', 1), false, 'an unknown task');
+  t.equal(store.revokeClient(TASK_ID, 'bob', 1_700_000_012_000), true);
+  t.equal(store.revokeClient(TASK_ID, 'bob', 1_700_000_013_000), true, 'revoking twice still names an existing client');
+  t.same(store.listEvents(TASK_ID).map((event) => event.state), ['created', 'connected', 'cancelled', 'revoked', 'revoked']);
+});
+
+t.test('what was committed survives close and reopen, including writes queued at close', async (t) => {
+  const path = join(t.testdir(), 'noise-cfg.db');
+  const first = openStore(t, path);
+  first.createTask(taskRecord(TASK_ID, FILES, { maxClients: 2 }), FILES);
+  await first.saveClient(clientRecord('carol', { state: 'applied', hasSlot: true, exitCode: 0, message: 'applied', appliedDigest: taskDigest(FILES) }));
+  const queued = first.saveClient(clientRecord('dave', { state: 'offered', hasSlot: true }));
+  first.close();
+  await queued;
+
+  const second = openStore(t, path, { check: true });
+  t.same(second.getTask(TASK_ID), taskRecord(TASK_ID, FILES, { maxClients: 2 }));
+  t.equal(second.getClient(TASK_ID, 'carol')!.state, 'applied');
+  t.equal(second.getClient(TASK_ID, 'carol')!.appliedDigest, taskDigest(FILES));
+  t.equal(second.getClient(TASK_ID, 'dave')!.state, 'offered', 'close() committed the queued write');
+  t.ok(second.getFileContent(TASK_ID, 3).equals(FILES[3]!.content), 'file contents survive');
+});
+
+t.test('two handles on one file (serve and task --data) see each other\'s commits', async (t) => {
+  const path = join(t.testdir(), 'noise-cfg.db');
+  const server = openStore(t, path);
+  const admin = openStore(t, path);
+  admin.createTask(taskRecord(TASK_ID, FILES), FILES);
+  t.equal(server.getTask(TASK_ID)!.state, 'active');
+  t.equal(admin.endTask(TASK_ID, 'cancelled', 1_700_000_020_000), true);
+  t.equal(server.getTask(TASK_ID)!.state, 'cancelled', 'the other handle sees the cancel at once');
+});
+
+t.test('a truncated database is STORE_CORRUPT and is not modified', async (t) => {
+  const dir = t.testdir();
+  const source = join(dir, 'source.db');
+  const store = openStore(t, source);
+  store.createTask(taskRecord(TASK_ID, FILES), FILES);
+  store.close();
+  const full = readFileSync(source);
+  t.ok(full.byteLength >= 8 * 4096, `the source database has ${full.byteLength} bytes`);
+  for (const length of [50, 100, 4096, 8192, Math.floor(full.byteLength / 2), full.byteLength - 4096]) {
+    const path = join(dir, `truncated-${length}.db`);
+    const bytes = full.subarray(0, length);
+    writeFileSync(path, bytes);
+    t.throws(() => TaskStore.open(path, { check: true }), { code: 'STORE_CORRUPT' }, `truncated to ${length} bytes`);
+    t.ok(readFileSync(path).equals(bytes), `truncated to ${length} bytes: the file is byte for byte as it was`);
+    t.notOk(existsSync(`${path}-wal`) && readFileSync(`${path}-wal`).byteLength > 0, 'no WAL content was written beside it');
+  }
+});
+
+t.test('a garbage file is STORE_CORRUPT and is not modified', async (t) => {
+  const dir = t.testdir();
+  const random = seededRandom(7);
+  const samples: [string, Buffer][] = [
+    ['text', Buffer.from('this is not a database\n'.repeat(500))],
+    ['random bytes', Buffer.from(Array.from({ length: 12_288 }, () => Math.floor(random() * 256)))],
+    ['a SQLite header then random bytes', Buffer.concat([Buffer.from('SQLite format 3\0'), Buffer.from(Array.from({ length: 8_176 }, () => Math.floor(random() * 256)))])],
+  ];
+  for (const [what, bytes] of samples) {
+    const path = join(dir, `${what.replace(/\W+/g, '-')}.db`);
+    writeFileSync(path, bytes);
+    t.throws(() => TaskStore.open(path, { check: true }), { code: 'STORE_CORRUPT' }, what);
+    t.ok(readFileSync(path).equals(bytes), `${what}: unchanged`);
+  }
+});
+
+t.test('a database of a newer schema (user_version 99) is STORE_CORRUPT and left as it was', async (t) => {
+  const path = join(t.testdir(), 'noise-cfg.db');
+  const store = openStore(t, path);
+  store.createTask(taskRecord(TASK_ID, FILES), FILES);
+  store.close();
+  const db = new Database(path);
+  db.pragma('user_version = 99');
+  db.close();
+  const before = readFileSync(path);
+  t.throws(() => TaskStore.open(path), { code: 'STORE_CORRUPT', message: /schema version 99/ });
+  t.throws(() => TaskStore.open(path, { check: true }), { code: 'STORE_CORRUPT' });
+  t.ok(readFileSync(path).equals(before), 'unchanged');
+  const check = new Database(path, { readonly: true });
+  t.teardown(() => check.close());
+  t.equal(check.pragma('user_version', { simple: true }), 99, 'not migrated down or reset');
+  t.equal((check.prepare('SELECT count(*) AS n FROM task_files').get() as { n: number }).n, FILES.length);
+});
