@@ -3,13 +3,14 @@
  * the admin API token and the database. Secret files are created 0600 in a 0700 directory, never overwritten,
  * and refused when group or others can read them.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import sodium from 'sodium-native';
 import { NoiseCfgError } from '../errors.js';
 import { keyPairFromSecretKey, type KeyPair } from '../noise/dh-functions.js';
 import { HASH_FUNCTIONS } from '../noise/hash-functions.js';
+import { loadOrCreateSecretFile } from './secret-files.js';
 
 /** File names inside the data directory. */
 export const DATA_FILES = {
@@ -31,35 +32,6 @@ export interface DataDir {
   adminToken: string;
 }
 
-function writeNewSecretFile(path: string, text: string): void {
-  // O_EXCL: never replace a secret that already exists; mode 0600 from the start.
-  const fd = openSync(path, 'wx', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function readSecretFile(path: string, pattern: RegExp, what: string): string {
-  const mode = statSync(path).mode & 0o777;
-  if ((mode & 0o077) !== 0) {
-    throw new NoiseCfgError('DATA_DIR_INSECURE', `${path} (${what}) is readable by group or others (mode ${mode.toString(8)}); fix it with: chmod 600 ${path}`);
-  }
-  const text = readFileSync(path, 'utf8').trim();
-  if (!pattern.test(text)) throw new NoiseCfgError('DATA_DIR_INSECURE', `${path} (${what}) is damaged: expected ${pattern.source}`);
-  return text;
-}
-
-function loadOrCreate(path: string, create: () => string, pattern: RegExp, what: string, canCreate: boolean): string {
-  if (!existsSync(path)) {
-    if (!canCreate) throw new NoiseCfgError('DATA_DIR_INSECURE', `${path} (${what}) is missing; start 'noise-cfg serve --data' once to create it`);
-    writeNewSecretFile(path, `${create()}\n`);
-  }
-  return readSecretFile(path, pattern, what);
-}
-
 /**
  * Opens (and with `create`, first makes) a data directory. Throws DATA_DIR_INSECURE for a world-readable or
  * damaged secret file, with the fix in the message, and INVALID_ARGUMENT when the path is not a directory.
@@ -71,9 +43,9 @@ export function openDataDir(path: string, options: { create: boolean }): DataDir
   }
   if (!statSync(path).isDirectory()) throw new NoiseCfgError('INVALID_ARGUMENT', `data directory ${path} is not a directory`);
   const hex64 = /^[0-9a-f]{64}$/;
-  const serverSecret = loadOrCreate(join(path, DATA_FILES.serverKey), () => randomBytes(32).toString('hex'), hex64, 'server static key', options.create);
-  const masterKey = loadOrCreate(join(path, DATA_FILES.masterKey), () => randomBytes(32).toString('hex'), hex64, 'master secret', options.create);
-  const adminToken = loadOrCreate(join(path, DATA_FILES.adminToken), () => randomBytes(32).toString('base64url'), /^[A-Za-z0-9_-]{43}$/, 'admin API token', options.create);
+  const serverSecret = loadOrCreateSecretFile(join(path, DATA_FILES.serverKey), () => randomBytes(32).toString('hex'), hex64, 'server static key', options.create);
+  const masterKey = loadOrCreateSecretFile(join(path, DATA_FILES.masterKey), () => randomBytes(32).toString('hex'), hex64, 'master secret', options.create);
+  const adminToken = loadOrCreateSecretFile(join(path, DATA_FILES.adminToken), () => randomBytes(32).toString('base64url'), /^[A-Za-z0-9_-]{43}$/, 'admin API token', options.create);
   return {
     path,
     databasePath: join(path, DATA_FILES.database),
