@@ -24,7 +24,7 @@ export interface CipherFunction {
   encrypt(key: Uint8Array, nonceHigh: number, nonceLow: number, additionalData: Uint8Array, plaintext: Uint8Array, output?: Buffer): Buffer;
   /**
    * DECRYPT(k, n, ad, ciphertext): the plaintext, written into `output` when given (ciphertext length − 16 bytes;
-   * it may be the ciphertext's own start). Throws DECRYPT_FAILED, and then `output` holds nothing of the plaintext.
+   * it may be the ciphertext's own start). Throws DECRYPT_FAILED, and then `output` is zeroed, never plaintext.
    */
   decrypt(key: Uint8Array, nonceHigh: number, nonceLow: number, additionalData: Uint8Array, ciphertext: Uint8Array, output?: Buffer): Buffer;
 }
@@ -49,7 +49,7 @@ const chachaPoly: CipherFunction = {
     if (ciphertext.byteLength < TAG_BYTES) {
       throw new NoiseCfgError('DECRYPT_FAILED', `ciphertext of ${ciphertext.byteLength} bytes is shorter than the ${TAG_BYTES}-byte tag`);
     }
-    // The tag is checked before anything is written, so decrypting in place leaves a forgery's bytes untouched.
+    // libsodium checks the tag before decrypting; on a forgery it zeroes the output, which in place is the input.
     const plaintext = output ?? Buffer.allocUnsafe(ciphertext.byteLength - TAG_BYTES);
     try {
       sodium.crypto_aead_chacha20poly1305_ietf_decrypt(plaintext, null, ciphertext, additionalData, chachaNonce(nonceHigh, nonceLow), key);

@@ -168,9 +168,9 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   let staged: StagedVersion | null = null;
   let failure: { code: ErrorCode; message: string } | null = null;
   let exitCode: number | null = null;
+  let received = 0;
   try {
     staged = await output.stage(token.taskId, offer.digest, offer.files);
-    let received = 0;
     while (!staged.isComplete) {
       const chunk = expectMessage(await connection.receive(), ['CHUNK']).body;
       received += chunk.byteLength;
@@ -189,6 +189,11 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
     } else {
       throw error;
     }
+    // The server is still streaming; the rest of the content is read and dropped so that RESULT follows it.
+    while (received < offer.totalBytes) {
+      received += expectMessage(await connection.receive(), ['CHUNK']).body.byteLength;
+    }
+    if (received > offer.totalBytes) throw new NoiseCfgError('PROTOCOL_ERROR', 'the server sent more content than it offered');
   }
   if (failure === null && options.exec !== undefined) {
     progress(`running: ${options.exec}`);

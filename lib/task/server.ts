@@ -243,11 +243,12 @@ export class TaskServer {
     client.remoteAddress = connection.remoteAddress;
     const hasApplied = (existing?.state === 'applied' && existing.appliedDigest === task.digest) || hello.have === task.digest;
     if (hasApplied) {
-      await this.#send(connection, { type: 'UP_TO_DATE', body: { digest: task.digest } });
+      // Durable before the answer: a client told it is up to date never reports again.
       if (existing?.state !== 'applied') {
         await store.saveClient({ ...client, state: 'applied', updatedAt: now, appliedDigest: task.digest, message: 'already held the files' });
         if (task.maxClients !== null) this.#completeIfDone(task, now);
       }
+      await this.#send(connection, { type: 'UP_TO_DATE', body: { digest: task.digest } });
       return 'up-to-date';
     }
     if (state === 'completed') return this.#reject(connection, 'completed', 'the task is complete: every expected client has applied it');

@@ -15,6 +15,8 @@ const PIN_BYTES = 32;
 const CHECKSUM_BYTES = 4;
 const MAX_HOSTNAME_BYTES = 253;
 const MODE_BITS = { xxpsk3: 1, nnpsk0: 2 } as const;
+/** Longer than any token (a hostname of 253 characters gives about 470). */
+const MAX_TOKEN_CHARACTERS = 600;
 const ADDRESS_BITS = { ipv4: 0, ipv6: 1, hostname: 2 } as const;
 const HOSTNAME_PATTERN = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
@@ -118,6 +120,8 @@ export function encodeToken(fields: TokenFields): string {
 export function decodeToken(text: string): TokenFields {
   if (typeof text !== 'string') fail('TOKEN_MALFORMED', 'the token must be a string');
   const token = text.trim();
+  // Base58 decoding is quadratic; no real token is near this long, so a huge input is refused before it.
+  if (token.length > MAX_TOKEN_CHARACTERS) fail('TOKEN_MALFORMED', `the text is ${token.length} characters long; a token has at most ${MAX_TOKEN_CHARACTERS}`);
   // The version is the one character after "ncfg"; the base58 payload may itself start with a digit.
   const versionMatch = /^ncfg([0-9])/.exec(token);
   if (!versionMatch) fail('TOKEN_MALFORMED', 'this is not a noise-cfg token: it must start with "ncfg1"');

@@ -61,7 +61,8 @@ export class SecureServer {
         reject(new NoiseCfgError('CONNECTION_FAILED', `cannot listen on ${host}:${port}: ${error.code ?? error.message}`, { cause: error }));
       };
       this.#server.once('error', onError);
-      this.#server.listen(port, host, () => {
+      // A deep accept queue: a burst of connects waits in the kernel instead of a 1 s SYN retransmit.
+      this.#server.listen({ port, host, backlog: 4096 }, () => {
         this.#server.off('error', onError);
         resolve(this.#server.address() as AddressInfo);
       });

@@ -229,7 +229,7 @@ async function readHandshakeFrame(reader: FrameReader): Promise<Buffer> {
     return await reader.readFrame();
   } catch (error) {
     if (isNoiseCfgError(error, 'CONNECTION_TRUNCATED')) {
-      throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token or PSK, or the task is unknown or has ended', { cause: error });
+      throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token or PSK, the task is unknown or has ended, or the server is overloaded', { cause: error });
     }
     throw error;
   }
