@@ -58,6 +58,7 @@ export class TaskServer {
   readonly #slotHolders = new Map<string, Set<string>>();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #psks = new Map<string, Buffer>();
+  readonly #appliedIdentities = new Map<string, Set<string>>();
 
   constructor(options: TaskServerOptions) {
     this.#options = options;
@@ -245,8 +246,7 @@ export class TaskServer {
     if (hasApplied) {
       // Durable before the answer: a client told it is up to date never reports again.
       if (existing?.state !== 'applied') {
-        await store.saveClient({ ...client, state: 'applied', updatedAt: now, appliedDigest: task.digest, message: 'already held the files' });
-        if (task.maxClients !== null) this.#completeIfDone(task, now);
+        await this.#saveApplied(task, { ...client, state: 'applied', updatedAt: now, appliedDigest: task.digest, message: 'already held the files' }, null);
       }
       await this.#send(connection, { type: 'UP_TO_DATE', body: { digest: task.digest } });
       return 'up-to-date';
@@ -272,13 +272,14 @@ export class TaskServer {
     const result = expectMessage(await connection.receive(), ['RESULT']).body;
     const at = this.#now();
     const isApplied = result.status === 'applied' && result.digest === task.digest;
-    await store.saveClient({
+    const outcome: ClientRecord = {
       ...client, state: isApplied ? 'applied' : 'failed', updatedAt: at, hasSlot: true,
       exitCode: result.exitCode, message: result.message, appliedDigest: isApplied ? task.digest : client.appliedDigest,
-    }, result.message);
+    };
+    if (isApplied) await this.#saveApplied(task, outcome, result.message);
+    else await store.saveClient(outcome, result.message);
     // The ACK goes out only now: the result above is committed and fsynced.
     await this.#send(connection, { type: 'ACK', body: { status: isApplied ? 'applied' : 'failed' } });
-    if (isApplied && task.maxClients !== null) this.#completeIfDone(task, at);
     return isApplied ? 'applied' : 'failed';
   }
 
@@ -293,12 +294,21 @@ export class TaskServer {
     }
   }
 
-  #completeIfDone(task: TaskRecord, at: number): void {
-    const applied = this.store.listClients(task.id).filter((client) => client.state === 'applied' && client.appliedDigest === task.digest).length;
-    if (applied >= task.maxClients!) {
-      this.store.completeTask(task.id, at).catch((error: Error) => {
-        this.#log({ event: 'pull', task: task.id, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
-      });
+  // Saves an applied client and, when it is the last one maxClients waits for, completes the task in the same
+  // group commit, so both are durable before the client hears back. Who has applied is counted in memory (as
+  // slots are), because writes of concurrent clients are still queued when the decision is made.
+  async #saveApplied(task: TaskRecord, client: ClientRecord, detail: string | null): Promise<void> {
+    const writes = [this.store.saveClient(client, detail)];
+    if (task.maxClients !== null) {
+      let applied = this.#appliedIdentities.get(task.id);
+      if (!applied) {
+        applied = new Set(this.store.listClients(task.id).filter((other) => other.state === 'applied' && other.appliedDigest === task.digest).map((other) => other.identity));
+        this.#appliedIdentities.set(task.id, applied);
+      }
+      const wasCounted = applied.size >= task.maxClients;
+      applied.add(client.identity);
+      if (!wasCounted && applied.size >= task.maxClients) writes.push(this.store.completeTask(task.id, client.updatedAt));
     }
+    await Promise.all(writes);
   }
 }
