@@ -33,6 +33,14 @@ async function writeBulk(socket: Socket): Promise<void> {
   socket.end();
 }
 
+function serveSocket(socket: Socket): void {
+  connections++;
+  socket.on('error', () => undefined);
+  if (behaviour === 'idle') held.push(socket);
+  else if (behaviour === 'bulk') void writeBulk(socket);
+  else socket.end();
+}
+
 async function serveNoise(connection: SecureConnection): Promise<void> {
   connections++;
   if (behaviour === 'idle') {
@@ -62,25 +70,10 @@ async function main(): Promise<void> {
     });
     port = (await server.listen(0, '127.0.0.1')).port;
     stop = () => server.close();
-  } else if (kind === 'tls13' || kind === 'tls12') {
-    const server = tls.createServer({ ...TLS_OPTIONS[kind], pskCallback: (_socket, identity) => (identity === TLS_IDENTITY ? BENCH_PSK : null) }, (socket) => {
-      connections++;
-      socket.on('error', () => undefined);
-      if (behaviour === 'idle') held.push(socket);
-      else if (behaviour === 'bulk') void writeBulk(socket);
-      else socket.end();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as net.AddressInfo).port;
-    stop = () => new Promise((resolve) => server.close(() => resolve()));
-  } else if (kind === 'raw') {
-    const server = net.createServer((socket) => {
-      connections++;
-      socket.on('error', () => undefined);
-      if (behaviour === 'idle') held.push(socket);
-      else if (behaviour === 'bulk') void writeBulk(socket);
-      else socket.end();
-    });
+  } else if (kind === 'tls13' || kind === 'tls12' || kind === 'raw') {
+    const server = kind === 'raw'
+      ? net.createServer(serveSocket)
+      : tls.createServer({ ...TLS_OPTIONS[kind], pskCallback: (_socket, identity) => (identity === TLS_IDENTITY ? BENCH_PSK : null) }, serveSocket);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
     stop = () => new Promise((resolve) => server.close(() => resolve()));

@@ -74,11 +74,6 @@ export class TaskAdmin {
     return taskToken(this.#dataDir, task, advertise);
   }
 
-  /** The current state of a task, for following it (`task watch`, the events API). */
-  taskState(id: string): TaskView['state'] {
-    return this.showTask(id).state;
-  }
-
   /**
    * Follows a task through the store (another process may be serving it): the task now, every change after,
    * and the task as it ended. Polls every `pollMs`.

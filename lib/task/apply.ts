@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { NoiseCfgError } from '../errors.js';
-import { StreamingDigest, type FileEntry } from './digests.js';
+import { fileDigest, StreamingDigest, type FileEntry } from './digests.js';
 import { checkPathSet } from './paths.js';
 
 /** What a managed output directory records of its current version. */
@@ -118,10 +118,8 @@ export class ManagedOutput {
         if (entry.isDirectory()) await walk(join(directory, entry.name), path);
         else if (entry.isFile()) {
           const content = await fs.readFile(join(directory, entry.name));
-          const digest = new StreamingDigest();
-          digest.update(content);
           const stats = await fs.stat(join(directory, entry.name));
-          found.set(path, { path, size: content.byteLength, mode: stats.mode & 0o777, digest: digest.digest() });
+          found.set(path, { path, size: content.byteLength, mode: stats.mode & 0o777, digest: fileDigest(content) });
         }
       }
     };

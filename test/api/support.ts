@@ -1,11 +1,11 @@
 // Helpers shared by the REST API and operator CLI tests: a TaskServer with the API on 127.0.0.1 port 0, an
 // incremental reader of server-sent events, and CLI child processes whose output can be awaited (no sleeps).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { startApiServer, type ApiServerOptions } from '../../lib/api/server.js';
 import { pull, type PullResult } from '../../lib/task/client.js';
 import { TaskServer } from '../../lib/task/server.js';
 import { CLI_BIN } from '../support/paths.js';
+import { spawnWatched, type CliProcess } from '../support/watched-process.js';
 
 /** The subset of a tap Test these helpers use. */
 export interface Teardowns {
@@ -117,15 +117,7 @@ export async function openEvents(t: Teardowns, api: RunningApi, id: string, head
   return { response, reader };
 }
 
-/** A CLI child process with its collected output. */
-export interface CliProcess {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** Resolves with the first match of `pattern` in stderr (or stdout), rejects if the process exits first. */
-  waitFor: (pattern: RegExp, stream?: 'stdout' | 'stderr') => Promise<RegExpMatchArray>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+export type { CliProcess } from '../support/watched-process.js';
 
 /** This process's environment without tap's child-process tracking (it only slows the CLI down), plus `extra`. */
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -137,56 +129,9 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 /** Spawns `command args` (the built CLI unless `command` is given); SIGKILLs it in teardown if still running. */
 export function spawnProcess(t: Teardowns, command: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): CliProcess {
-  const child = spawn(command, args, { env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin!.end();
-  let stdout = '';
-  let stderr = '';
-  let hasExited = false;
-  const listeners = new Set<() => void>();
-  const notify = (): void => {
-    for (const listener of [...listeners]) listener();
-  };
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-    notify();
-  });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    notify();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('close', (code, signal) => {
-      hasExited = true;
-      notify();
-      resolve({ code, signal });
-    });
-  });
-  t.teardown(() => {
-    if (!hasExited) child.kill('SIGKILL');
-  });
-  return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited,
-    waitFor: (pattern, stream = 'stderr') => new Promise((resolve, reject) => {
-      const check = (): void => {
-        const match = (stream === 'stderr' ? stderr : stdout).match(pattern);
-        if (match) {
-          listeners.delete(check);
-          resolve(match);
-        } else if (hasExited) {
-          listeners.delete(check);
-          reject(new Error(`the process exited before ${pattern} appeared on ${stream}; stdout: ${stdout}; stderr: ${stderr}`));
-        }
-      };
-      listeners.add(check);
-      check();
-    }),
-  };
+  return spawnWatched(t, command, args, { env: childEnv(env) });
 }
 
-/** Spawns the built CLI. */
 export function spawnCli(t: Teardowns, args: readonly string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   return spawnProcess(t, process.execPath, [CLI_BIN, ...args], env);
 }

@@ -15,21 +15,7 @@ export const SEED = 0x5eed_c0de;
 /** The subset of a tap Test that the helpers use. */
 export type TestLike = Pick<Test, 'teardown' | 'comment' | 'notOk'>;
 
-/** mulberry32: a small seeded generator of floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = Math.imul(state ^ (state >>> 15), state | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** An integer in [min, max]. */
-export function randomInt(random: () => number, min: number, max: number): number {
-  return min + Math.floor(random() * (max - min + 1));
-}
+export { randomInt, seededRandom } from '../support/seeded-random.js';
 
 /** `length` bytes from `random`. */
 export function randomBytesFrom(random: () => number, length: number): Buffer {

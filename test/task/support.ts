@@ -1,27 +1,18 @@
 // Helpers shared by the update-task tests: servers on 127.0.0.1 port 0, trees read back from disk, a seeded
 // generator, and CLI child processes whose output lines can be awaited (no sleeps).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskAdmin } from '../../lib/task/admin.js';
 import { TaskServer, type LogRecord, type TaskServerOptions } from '../../lib/task/server.js';
 import { CLI_BIN } from '../support/paths.js';
+import { spawnWatched, type CliProcess } from '../support/watched-process.js';
 
 /** The subset of a tap Test these helpers use. */
 export interface Teardowns {
   teardown: (fn: () => void | Promise<void>) => void;
 }
 
-/** A small seeded generator (mulberry32), so a failure reproduces. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = Math.imul(state ^ (state >>> 15), 1 | state);
-    value = (value + Math.imul(value ^ (value >>> 7), 61 | value)) ^ value;
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../support/seeded-random.js';
 
 /** A running TaskServer and everything it logged. */
 export interface RunningServer {
@@ -112,69 +103,11 @@ export function fileStamps(root: string, paths: readonly string[]): Record<strin
   }));
 }
 
-/** A CLI child process with its collected output. */
-export interface CliProcess {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** Resolves with the first match of `pattern` in stderr (or stdout with `stream`), rejects if the process exits first. */
-  waitFor: (pattern: RegExp, stream?: 'stdout' | 'stderr') => Promise<RegExpMatchArray>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+export type { CliProcess } from '../support/watched-process.js';
 
 /** Spawns the built CLI; kills it (SIGKILL) in teardown if it is still running. */
 export function spawnCli(t: Teardowns, args: readonly string[], options: { env?: NodeJS.ProcessEnv; stdin?: string } = {}): CliProcess {
-  const child = spawn(process.execPath, [CLI_BIN, ...args], {
-    env: { ...process.env, ...options.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  const listeners = new Set<() => void>();
-  const notify = (): void => {
-    for (const listener of [...listeners]) listener();
-  };
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-    notify();
-  });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    notify();
-  });
-  if (options.stdin !== undefined) child.stdin!.end(options.stdin);
-  else child.stdin!.end();
-  let hasExited = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('close', (code, signal) => {
-      hasExited = true;
-      notify();
-      resolve({ code, signal });
-    });
-  });
-  t.teardown(() => {
-    if (!hasExited) child.kill('SIGKILL');
-  });
-  return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited,
-    waitFor: (pattern, stream = 'stderr') => new Promise((resolve, reject) => {
-      const check = (): void => {
-        const match = (stream === 'stderr' ? stderr : stdout).match(pattern);
-        if (match) {
-          listeners.delete(check);
-          resolve(match);
-        } else if (hasExited) {
-          listeners.delete(check);
-          reject(new Error(`process exited before ${pattern} appeared on ${stream}; stdout: ${stdout}; stderr: ${stderr}`));
-        }
-      };
-      listeners.add(check);
-      check();
-    }),
-  };
+  return spawnWatched(t, process.execPath, [CLI_BIN, ...args], { env: { ...process.env, ...options.env }, ...(options.stdin !== undefined ? { stdin: options.stdin } : {}) });
 }
 
 /** Runs the CLI to completion. */

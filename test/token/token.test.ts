@@ -8,19 +8,9 @@ import { generateTaskId, isTaskId, taskIdFromBytes, taskIdToBytes } from '../../
 import { checkTokenExpiry, decodeToken, describeToken, encodeToken, type TokenFields } from '../../lib/token/token.js';
 import { tokenVectorsText } from '../../tools/vectors/token-vectors.js';
 import { CLI_BIN, REPO_ROOT } from '../support/paths.js';
+import { seededRandom } from '../support/seeded-random.js';
 
 const VECTOR_FILE = join(REPO_ROOT, 'vectors', 'noise-cfg-token.json');
-
-// A small seeded generator (mulberry32), so every run mutates the same way and a failure reproduces.
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = Math.imul(state ^ (state >>> 15), 1 | state);
-    value = (value + Math.imul(value ^ (value >>> 7), 61 | value)) ^ value;
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytesFrom(random: () => number, length: number): Buffer {
   return Buffer.from(Array.from({ length }, () => Math.floor(random() * 256)));

@@ -30,22 +30,7 @@ export const TASK_IDS: Readonly<Record<ChannelMode, string>> = { xxpsk3: 'task-x
 /** Both channel modes, for tests that run in each. */
 export const MODES: readonly ChannelMode[] = ['xxpsk3', 'nnpsk0'];
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** An integer in [min, max] from `rand`. */
-export function randomInt(rand: () => number, min: number, max: number): number {
-  return min + Math.floor(rand() * (max - min + 1));
-}
+export { randomInt, seededRandom as prng } from '../support/seeded-random.js';
 
 /** `length` bytes from `rand`. */
 export function randomBytesFrom(rand: () => number, length: number): Buffer {
