@@ -29,12 +29,13 @@ export interface CipherFunction {
   decrypt(key: Uint8Array, nonceHigh: number, nonceLow: number, additionalData: Uint8Array, ciphertext: Uint8Array, output?: Buffer): Buffer;
 }
 
-// The 96-bit ChaChaPoly nonce: 32 zero bits, then the 64-bit counter little-endian (§12.3).
+// The 96-bit ChaChaPoly nonce: 32 zero bits, then the 64-bit counter little-endian (§12.3). One buffer serves every
+// call: calls are synchronous and libsodium reads the nonce before it returns; a nonce is not secret.
+const chachaNonceBuffer = Buffer.alloc(12);
 function chachaNonce(nonceHigh: number, nonceLow: number): Buffer {
-  const nonce = Buffer.alloc(12);
-  nonce.writeUInt32LE(nonceLow, 4);
-  nonce.writeUInt32LE(nonceHigh, 8);
-  return nonce;
+  chachaNonceBuffer.writeUInt32LE(nonceLow, 4);
+  chachaNonceBuffer.writeUInt32LE(nonceHigh, 8);
+  return chachaNonceBuffer;
 }
 
 const chachaPoly: CipherFunction = {

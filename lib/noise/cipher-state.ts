@@ -32,8 +32,9 @@ export class CipherState {
   /** InitializeKey(k): sets the key (copied) and resets n to 0. */
   initializeKey(k: Uint8Array): void {
     if (k.byteLength !== KEY_BYTES) throw new NoiseCfgError('INVALID_KEY', `cipher key must be ${KEY_BYTES} bytes, got ${k.byteLength}`);
-    if (this.#k !== null) wipe(this.#k);
-    this.#k = Buffer.from(k);
+    // The key buffer is reused: a handshake rekeys its CipherState at every MixKey.
+    if (this.#k === null) this.#k = Buffer.alloc(KEY_BYTES);
+    this.#k.set(k);
     this.#nonceHigh = 0;
     this.#nonceLow = 0;
   }
@@ -50,10 +51,15 @@ export class CipherState {
 
   /**
    * EncryptWithAd(ad, plaintext); plaintext is returned as is (copied) when there is no key. `output`, if given,
-   * receives the ciphertext (plaintext length + 16 bytes; it may begin at the plaintext). Throws NONCE_EXHAUSTED.
+   * receives the ciphertext (plaintext length + 16 bytes, or the plaintext length without a key; it may begin at
+   * the plaintext). Throws NONCE_EXHAUSTED.
    */
   encryptWithAd(additionalData: Uint8Array, plaintext: Uint8Array, output?: Buffer): Buffer {
-    if (this.#k === null) return Buffer.from(plaintext);
+    if (this.#k === null) {
+      if (output === undefined) return Buffer.from(plaintext);
+      output.set(plaintext);
+      return output;
+    }
     this.#assertNonceLeft();
     const ciphertext = this.#cipher.encrypt(this.#k, this.#nonceHigh, this.#nonceLow, additionalData, plaintext, output);
     this.#incrementNonce();
@@ -77,8 +83,7 @@ export class CipherState {
   rekey(): void {
     if (this.#k === null) throw new NoiseCfgError('CIPHER_UNAVAILABLE', 'cannot rekey a cipher state that has no key');
     const next = this.#cipher.encrypt(this.#k, HALF_MAX, HALF_MAX, EMPTY, REKEY_PLAINTEXT);
-    wipe(this.#k);
-    this.#k = Buffer.from(next.subarray(0, KEY_BYTES));
+    this.#k.set(next.subarray(0, KEY_BYTES));
     wipe(next);
   }
 

@@ -6,6 +6,7 @@
 import sodium from 'sodium-native';
 import { NoiseCfgError } from '../errors.js';
 import { TAG_BYTES } from './cipher-functions.js';
+import type { CipherState } from './cipher-state.js';
 import { DH_BYTES, dh, generateKeyPair, type KeyPair } from './dh-functions.js';
 import type { MessageToken } from './patterns.js';
 import { resolveProtocol, type NoiseProtocol } from './protocols.js';
@@ -15,6 +16,8 @@ import { wipe } from './wipe.js';
 
 /** Length of every PSK, in bytes (§9). */
 export const PSK_BYTES = 32;
+
+const EMPTY = Buffer.alloc(0);
 
 /** Symbol of the option that fixes the local ephemeral key, for test vectors only; not re-exported. */
 export const FIXED_EPHEMERAL_FOR_TESTING = Symbol('noise-cfg testing only: fixed ephemeral key pair');
@@ -73,7 +76,7 @@ export class HandshakeState {
     this.#protocol = protocol;
     this.#isInitiator = options.initiator;
 
-    const prologue = options.prologue ?? Buffer.alloc(0);
+    const prologue = options.prologue ?? EMPTY;
     if (!(prologue instanceof Uint8Array)) throw new NoiseCfgError('INVALID_ARGUMENT', 'prologue must be a Uint8Array');
     this.#s = options.staticKeyPair ? checkKeyPair(options.staticKeyPair, 'staticKeyPair') : null;
     this.#rs = options.remoteStaticKey ? checkPublicKey(options.remoteStaticKey, 'remoteStaticKey') : null;
@@ -83,7 +86,7 @@ export class HandshakeState {
     const fixed = (options as { [FIXED_EPHEMERAL_FOR_TESTING]?: KeyPair })[FIXED_EPHEMERAL_FOR_TESTING];
     this.#fixedEphemeral = fixed ? checkKeyPair(fixed, 'ephemeral key pair') : null;
 
-    const pskTokenCount = pattern.messages.reduce((count, message) => count + message.tokens.filter((token) => token === 'psk').length, 0);
+    const pskTokenCount = pattern.pskCount;
     const psks = options.psks ?? [];
     if (!Array.isArray(psks)) throw new NoiseCfgError('INVALID_ARGUMENT', 'psks must be an array of 32-byte keys');
     if (psks.length < pskTokenCount) {
@@ -103,7 +106,7 @@ export class HandshakeState {
     const ourSide = this.#isInitiator ? 'initiator' : 'responder';
     const ourPreMessage = this.#isInitiator ? pattern.initiatorPreMessage : pattern.responderPreMessage;
     const theirPreMessage = this.#isInitiator ? pattern.responderPreMessage : pattern.initiatorPreMessage;
-    const weSendStatic = pattern.messages.some((message) => message.fromInitiator === this.#isInitiator && message.tokens.includes('s'));
+    const weSendStatic = this.#isInitiator ? pattern.initiatorSendsStatic : pattern.responderSendsStatic;
     if ((weSendStatic || ourPreMessage.includes('s')) && this.#s === null) {
       throw new NoiseCfgError('KEY_MISSING', `${pattern.name} ${ourSide} needs staticKeyPair`);
     }
@@ -152,30 +155,38 @@ export class HandshakeState {
    * HANDSHAKE_ABORTED after a failure, MESSAGE_TOO_LONG when the message would exceed 65535 bytes (checked before
    * any state changes), INVALID_KEY when a DH gives the all-zero output.
    */
-  writeMessage(payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  writeMessage(payload: Uint8Array = EMPTY): Buffer {
     if (!(payload instanceof Uint8Array)) throw new NoiseCfgError('INVALID_ARGUMENT', 'payload must be a Uint8Array');
     const tokens = this.#nextTokens(true);
     const length = this.#messageLength(tokens, payload.byteLength);
     if (length > MAX_MESSAGE_BYTES) {
       throw new NoiseCfgError('MESSAGE_TOO_LONG', `handshake message would be ${length} bytes, over ${MAX_MESSAGE_BYTES}`);
     }
-    return this.#endOnFailure(() => {
-      const parts: Buffer[] = [];
+    try {
+      // One buffer of the exact length; every byte of it is written below.
+      const message = Buffer.allocUnsafe(length);
+      let offset = 0;
       for (const token of tokens) {
         if (token === 'e') {
           this.#e = this.#fixedEphemeral ? copyKeyPair(this.#fixedEphemeral) : generateKeyPair();
-          parts.push(Buffer.from(this.#e.publicKey));
+          message.set(this.#e.publicKey, offset);
+          offset += DH_BYTES;
           this.#mixEphemeral(this.#e.publicKey);
         } else if (token === 's') {
-          parts.push(this.#symmetric.encryptAndHash(this.#s!.publicKey));
+          const sealedBytes = DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0);
+          this.#symmetric.encryptAndHash(this.#s!.publicKey, message.subarray(offset, offset + sealedBytes));
+          offset += sealedBytes;
         } else {
           this.#processKeyToken(token);
         }
       }
-      parts.push(this.#symmetric.encryptAndHash(payload));
+      this.#symmetric.encryptAndHash(payload, message.subarray(offset));
       this.#advance();
-      return Buffer.concat(parts);
-    });
+      return message;
+    } catch (error) {
+      this.#abort();
+      throw error;
+    }
   }
 
   /**
@@ -188,26 +199,22 @@ export class HandshakeState {
   readMessage(message: Uint8Array): Buffer {
     if (!(message instanceof Uint8Array)) throw new NoiseCfgError('INVALID_ARGUMENT', 'message must be a Uint8Array');
     const tokens = this.#nextTokens(false);
-    return this.#endOnFailure(() => {
+    try {
       if (message.byteLength > MAX_MESSAGE_BYTES) {
         throw new NoiseCfgError('MESSAGE_TOO_LONG', `handshake message of ${message.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`);
       }
       let offset = 0;
-      const take = (count: number, what: string): Buffer => {
-        if (offset + count > message.byteLength) {
-          throw new NoiseCfgError('MESSAGE_TRUNCATED', `handshake message of ${message.byteLength} bytes ends inside ${what}`);
-        }
-        const bytes = Buffer.from(message.subarray(offset, offset + count));
-        offset += count;
-        return bytes;
-      };
       for (const token of tokens) {
         if (token === 'e') {
-          this.#re = take(DH_BYTES, 'the ephemeral key');
+          checkRemaining(message, offset, DH_BYTES, 'the ephemeral key');
+          this.#re = Buffer.copyBytesFrom(message, offset, DH_BYTES);
+          offset += DH_BYTES;
           this.#mixEphemeral(this.#re);
         } else if (token === 's') {
-          const sealed = take(DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0), 'the static key');
-          const remoteStatic = this.#symmetric.decryptAndHash(sealed);
+          const sealedBytes = DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0);
+          checkRemaining(message, offset, sealedBytes, 'the static key');
+          const remoteStatic = this.#symmetric.decryptAndHash(message.subarray(offset, offset + sealedBytes));
+          offset += sealedBytes;
           if (this.#expectedRemoteStaticKey !== null && !sodium.sodium_memcmp(remoteStatic, this.#expectedRemoteStaticKey)) {
             throw new NoiseCfgError('REMOTE_STATIC_MISMATCH', 'the peer\'s static key is not the expected (pinned) key');
           }
@@ -222,7 +229,10 @@ export class HandshakeState {
       const payload = this.#symmetric.decryptAndHash(message.subarray(offset));
       this.#advance();
       return payload;
-    });
+    } catch (error) {
+      this.#abort();
+      throw error;
+    }
   }
 
   /**
@@ -307,20 +317,16 @@ export class HandshakeState {
     if (this.#messageIndex < this.#protocol.pattern.messages.length) return;
     const handshakeHash = this.#symmetric.getHandshakeHash();
     const [initiatorToResponder, responderToInitiator] = this.#symmetric.split();
-    const sendCipher = this.#isInitiator ? initiatorToResponder : responderToInitiator;
-    const receiveCipher = this.#isInitiator ? responderToInitiator : initiatorToResponder;
+    let sendCipher: CipherState | null = this.#isInitiator ? initiatorToResponder : responderToInitiator;
+    let receiveCipher: CipherState | null = this.#isInitiator ? responderToInitiator : initiatorToResponder;
     if (this.#protocol.pattern.isOneWay) {
       // Only the initiator sends after a one-way handshake; the other CipherState is discarded (§7.4).
-      if (this.#isInitiator) {
-        receiveCipher.dispose();
-        this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey: this.remoteStaticKey, sendCipher, receiveCipher: null });
-      } else {
-        sendCipher.dispose();
-        this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey: this.remoteStaticKey, sendCipher: null, receiveCipher });
-      }
-    } else {
-      this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey: this.remoteStaticKey, sendCipher, receiveCipher });
+      const unused = this.#isInitiator ? receiveCipher : sendCipher;
+      unused.dispose();
+      if (this.#isInitiator) receiveCipher = null;
+      else sendCipher = null;
     }
+    this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey: this.remoteStaticKey, sendCipher, receiveCipher });
     this.#zeroSecrets();
     this.#phase = 'finished';
   }
@@ -334,14 +340,16 @@ export class HandshakeState {
     for (const psk of this.#psks) wipe(psk);
   }
 
-  #endOnFailure<T>(step: () => T): T {
-    try {
-      return step();
-    } catch (error) {
-      this.dispose();
-      this.#phase = 'aborted';
-      throw error;
-    }
+  // A failed message ends the handshake for good (SPEC.md §1.3).
+  #abort(): void {
+    this.dispose();
+    this.#phase = 'aborted';
+  }
+}
+
+function checkRemaining(message: Uint8Array, offset: number, count: number, what: string): void {
+  if (offset + count > message.byteLength) {
+    throw new NoiseCfgError('MESSAGE_TRUNCATED', `handshake message of ${message.byteLength} bytes ends inside ${what}`);
   }
 }
 

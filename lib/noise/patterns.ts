@@ -28,6 +28,12 @@ export interface HandshakePattern {
   messages: readonly MessagePattern[];
   /** True when the pattern has a psk token, which makes `e` also call MixKey (§9.2). */
   isPskHandshake: boolean;
+  /** How many psk tokens the messages hold: the number of PSKs a handshake needs. */
+  pskCount: number;
+  /** True when a message from the initiator carries its static key. */
+  initiatorSendsStatic: boolean;
+  /** True when a message from the responder carries its static key. */
+  responderSendsStatic: boolean;
   /** True for one-way patterns (N, K, X): only the initiator sends transport messages (§7.4). */
   isOneWay: boolean;
 }
@@ -114,6 +120,9 @@ export function parsePattern(name: string, lines: readonly string[], isOneWay = 
     responderPreMessage,
     messages,
     isPskHandshake: messages.some((message) => message.tokens.includes('psk')),
+    pskCount: messages.reduce((count, message) => count + message.tokens.filter((token) => token === 'psk').length, 0),
+    initiatorSendsStatic: messages.some((message) => message.fromInitiator && message.tokens.includes('s')),
+    responderSendsStatic: messages.some((message) => !message.fromInitiator && message.tokens.includes('s')),
     isOneWay,
   };
   validatePattern(pattern);

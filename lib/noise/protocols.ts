@@ -19,6 +19,8 @@ export interface NoiseProtocol {
   pattern: HandshakePattern;
   cipher: CipherFunction;
   hash: HashFunction;
+  /** h (and ck) after InitializeSymmetric: the name padded to HASHLEN, or its hash when longer (§5.2). */
+  initialHash: Buffer;
 }
 
 const HASH_NAMES = new Set<string>(Object.keys(HASH_FUNCTIONS));
@@ -55,5 +57,10 @@ function parseProtocol(name: string): NoiseProtocol {
     throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `cipher "${cipherName}" ${why}`);
   }
   if (!HASH_NAMES.has(hashName)) throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `hash "${hashName}" is not supported`);
-  return { name, pattern: patternFromName(patternName), cipher, hash: HASH_FUNCTIONS[hashName as HashName] };
+  const hash = HASH_FUNCTIONS[hashName as HashName];
+  const nameBytes = Buffer.from(name, 'ascii');
+  const initialHash = Buffer.alloc(hash.hashLength);
+  if (nameBytes.byteLength <= hash.hashLength) nameBytes.copy(initialHash);
+  else hash.hashInto(initialHash, [nameBytes]);
+  return { name, pattern: patternFromName(patternName), cipher, hash, initialHash };
 }

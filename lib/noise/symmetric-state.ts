@@ -1,7 +1,7 @@
 /**
  * SymmetricState (Noise rev. 34 §5.2): the chaining key, the handshake hash and the handshake's CipherState.
- * Ours, because noise-handshake's is BLAKE2b-only and inherits its 32-bit nonce; it uses the package's HKDF
- * through hash-functions.ts.
+ * Ours, because noise-handshake's is BLAKE2b-only and inherits its 32-bit nonce. HKDF outputs are written into
+ * buffers this state owns (ck in place), so a handshake step allocates nothing for its keys.
  */
 import { KEY_BYTES } from './cipher-functions.js';
 import { CipherState } from './cipher-state.js';
@@ -13,10 +13,18 @@ const EMPTY = Buffer.alloc(0);
 /** The symmetric part of a handshake. */
 export class SymmetricState {
   readonly #protocol: NoiseProtocol;
+  /** ck, h and the two HKDF outputs below, in one buffer. */
+  readonly #fields: Buffer;
   /** ck: the chaining key, HASHLEN bytes. */
-  #ck: Buffer;
+  readonly #ck: Buffer;
   /** h: the handshake hash, HASHLEN bytes. */
   readonly #h: Buffer;
+  /** HKDF's second and third outputs, HASHLEN bytes each; wiped after every use. */
+  readonly #output2: Buffer;
+  readonly #output3: Buffer;
+  /** The first KEY_BYTES of output 2 and of output 3: the cipher keys they give. */
+  readonly #output2Key: Buffer;
+  readonly #output3Key: Buffer;
   /** The CipherState keyed by MixKey and MixKeyAndHash. */
   readonly #cipherState: CipherState;
 
@@ -24,35 +32,39 @@ export class SymmetricState {
   constructor(protocol: NoiseProtocol) {
     this.#protocol = protocol;
     const hashLength = protocol.hash.hashLength;
-    const nameBytes = Buffer.from(protocol.name, 'ascii');
-    this.#h = Buffer.alloc(hashLength);
-    if (nameBytes.byteLength <= hashLength) nameBytes.copy(this.#h);
-    else protocol.hash.hashInto(this.#h, [nameBytes]);
-    this.#ck = Buffer.from(this.#h);
+    // One allocation for the four HASHLEN fields.
+    const fields = Buffer.alloc(4 * hashLength);
+    this.#fields = fields;
+    this.#ck = fields.subarray(0, hashLength);
+    this.#h = fields.subarray(hashLength, 2 * hashLength);
+    this.#output2 = fields.subarray(2 * hashLength, 3 * hashLength);
+    this.#output3 = fields.subarray(3 * hashLength);
+    this.#output2Key = this.#output2.subarray(0, KEY_BYTES);
+    this.#output3Key = this.#output3.subarray(0, KEY_BYTES);
+    this.#h.set(protocol.initialHash);
+    this.#ck.set(protocol.initialHash);
     this.#cipherState = new CipherState(protocol.cipher);
   }
 
   /** MixKey(inputKeyMaterial). */
   mixKey(inputKeyMaterial: Uint8Array): void {
-    const [ck, tempK] = this.#protocol.hash.hkdf(this.#ck, inputKeyMaterial, 2) as [Buffer, Buffer];
-    this.#replaceChainingKey(ck);
-    this.#cipherState.initializeKey(tempK.subarray(0, KEY_BYTES));
-    wipe(tempK);
+    this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck, this.#output2]);
+    this.#cipherState.initializeKey(this.#output2Key);
+    wipe(this.#output2);
   }
 
   /** MixHash(data). */
   mixHash(data: Uint8Array): void {
-    this.#protocol.hash.hashInto(this.#h, [this.#h, data]);
+    this.#protocol.hash.mixHashInPlace(this.#h, data);
   }
 
   /** MixKeyAndHash(inputKeyMaterial), used for psk tokens (§9.1). */
   mixKeyAndHash(inputKeyMaterial: Uint8Array): void {
-    const [ck, tempH, tempK] = this.#protocol.hash.hkdf(this.#ck, inputKeyMaterial, 3) as [Buffer, Buffer, Buffer];
-    this.#replaceChainingKey(ck);
-    this.mixHash(tempH);
-    this.#cipherState.initializeKey(tempK.subarray(0, KEY_BYTES));
-    wipe(tempH);
-    wipe(tempK);
+    this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck, this.#output2, this.#output3]);
+    this.mixHash(this.#output2);
+    this.#cipherState.initializeKey(this.#output3Key);
+    wipe(this.#output2);
+    wipe(this.#output3);
   }
 
   /** HasKey() of the inner CipherState. */
@@ -65,9 +77,12 @@ export class SymmetricState {
     return Buffer.from(this.#h);
   }
 
-  /** EncryptAndHash(plaintext). */
-  encryptAndHash(plaintext: Uint8Array): Buffer {
-    const ciphertext = this.#cipherState.encryptWithAd(this.#h, plaintext);
+  /**
+   * EncryptAndHash(plaintext). With `output` (plaintext length + 16 bytes, or the plaintext length without a
+   * key) the ciphertext is written there; otherwise into a new buffer.
+   */
+  encryptAndHash(plaintext: Uint8Array, output?: Buffer): Buffer {
+    const ciphertext = this.#cipherState.encryptWithAd(this.#h, plaintext, output);
     this.mixHash(ciphertext);
     return ciphertext;
   }
@@ -81,24 +96,16 @@ export class SymmetricState {
 
   /** Split(): the initiator-to-responder and responder-to-initiator CipherStates. Zeroes ck, h and k after. */
   split(): [CipherState, CipherState] {
-    const [tempK1, tempK2] = this.#protocol.hash.hkdf(this.#ck, EMPTY, 2) as [Buffer, Buffer];
-    const initiatorToResponder = new CipherState(this.#protocol.cipher, tempK1.subarray(0, KEY_BYTES));
-    const responderToInitiator = new CipherState(this.#protocol.cipher, tempK2.subarray(0, KEY_BYTES));
-    wipe(tempK1);
-    wipe(tempK2);
+    this.#protocol.hash.hkdfInto(this.#ck, EMPTY, [this.#output2, this.#output3]);
+    const initiatorToResponder = new CipherState(this.#protocol.cipher, this.#output2Key);
+    const responderToInitiator = new CipherState(this.#protocol.cipher, this.#output3Key);
     this.dispose();
     return [initiatorToResponder, responderToInitiator];
   }
 
-  /** Zeroes ck, h and the handshake key. */
+  /** Zeroes ck, h, the HKDF outputs and the handshake key. */
   dispose(): void {
-    wipe(this.#ck);
-    wipe(this.#h);
+    wipe(this.#fields);
     this.#cipherState.dispose();
-  }
-
-  #replaceChainingKey(ck: Buffer): void {
-    wipe(this.#ck);
-    this.#ck = ck;
   }
 }
