@@ -56,6 +56,19 @@ async function handshakeOnce(kind: ServerKind, port: number): Promise<void> {
     connection.destroy();
     return;
   }
+  if (kind === 'raw') {
+    // The floor under every protocol: a TCP accept, the server's end, and the close.
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.once('end', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', reject);
+      socket.resume();
+    });
+    return;
+  }
   const options = TLS_OPTIONS[kind as 'tls13' | 'tls12'];
   await new Promise<void>((resolve, reject) => {
     const socket = tls.connect({ ...options, host: '127.0.0.1', port, checkServerIdentity: () => undefined, pskCallback: () => ({ psk: BENCH_PSK, identity: TLS_IDENTITY }) });

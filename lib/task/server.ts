@@ -9,10 +9,11 @@ import type { SecureConnection } from '../transport/secure-connection.js';
 import { SecureServer, type ChannelEvent } from '../transport/secure-server.js';
 import { TaskAdmin } from './admin.js';
 import { deriveTaskPsk, openDataDir, type DataDir } from './data-dir.js';
-import { encodeMessage, expectMessage, MAX_CHUNK_BYTES, UPDATE_PROTOCOL_VERSION, type Hello, type RejectReason, type UpdateMessage } from './messages.js';
+import { encodeMessage, expectMessage, UPDATE_PROTOCOL_VERSION, type Hello, type RejectReason, type UpdateMessage } from './messages.js';
 import { saveAdvertisedAddress, defaultAdvertiseHost, type AdvertisedAddress } from './operator.js';
 import { TaskStore, type ClientRecord, type TaskRecord } from './store.js';
 import { taskState } from './task.js';
+import { CHUNK_CONTENT_BYTES, TaskContentCache } from './task-content.js';
 
 /** Where to listen and what to do. */
 export interface TaskServerOptions {
@@ -26,6 +27,8 @@ export interface TaskServerOptions {
   now?: () => number;
   /** The software string sent nowhere but logged. */
   software?: string;
+  /** Bytes of encoded task content kept in memory (default 64 MiB); a bigger task is read from the store per pull. */
+  contentCacheBytes?: number;
 }
 
 /** One log line's fields. */
@@ -59,10 +62,12 @@ export class TaskServer {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #psks = new Map<string, Buffer>();
   readonly #appliedIdentities = new Map<string, Set<string>>();
+  readonly #contents: TaskContentCache;
 
   constructor(options: TaskServerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#contents = new TaskContentCache(options.contentCacheBytes);
   }
 
   /** The bound address, once started. */
@@ -256,9 +261,9 @@ export class TaskServer {
     if (task.maxClients !== null && !slots.has(identity) && slots.size >= task.maxClients) {
       return this.#reject(connection, 'full', `the task is full: ${task.maxClients} clients already took it`);
     }
-    const files = store.getFiles(taskId);
+    const content = this.#contents.get(task, store);
     if (hello.intent === 'dry-run') {
-      await this.#send(connection, { type: 'OFFER', body: { digest: task.digest, totalBytes: task.totalBytes, files, hasContent: false } });
+      await connection.send(content.dryRunOffer);
       return 'dry-run';
     }
     slots.add(identity);
@@ -266,8 +271,15 @@ export class TaskServer {
     store.saveClient({ ...client, state: 'offered', updatedAt: now, hasSlot: true }).catch((error: Error) => {
       this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
     });
-    await this.#send(connection, { type: 'OFFER', body: { digest: task.digest, totalBytes: task.totalBytes, files, hasContent: true } });
-    await this.#streamContent(connection, task, files.length, countBytes);
+    await connection.send(content.offer);
+    if (content.chunks !== null) {
+      for (const chunk of content.chunks) {
+        await connection.send(chunk);
+        countBytes(chunk.byteLength - 1);
+      }
+    } else {
+      await this.#streamContent(connection, task, content.files.length, countBytes);
+    }
 
     const result = expectMessage(await connection.receive(), ['RESULT']).body;
     const at = this.#now();
@@ -283,11 +295,12 @@ export class TaskServer {
     return isApplied ? 'applied' : 'failed';
   }
 
+  // A task too big for the content cache is read file by file from the store as it is sent.
   async #streamContent(connection: SecureConnection, task: TaskRecord, fileCount: number, countBytes: (sent: number) => void): Promise<void> {
     for (let position = 0; position < fileCount; position++) {
       const content = this.store.getFileContent(task.id, position);
-      for (let offset = 0; offset < content.byteLength; offset += MAX_CHUNK_BYTES) {
-        const chunk = content.subarray(offset, Math.min(offset + MAX_CHUNK_BYTES, content.byteLength));
+      for (let offset = 0; offset < content.byteLength; offset += CHUNK_CONTENT_BYTES) {
+        const chunk = content.subarray(offset, Math.min(offset + CHUNK_CONTENT_BYTES, content.byteLength));
         await this.#send(connection, { type: 'CHUNK', body: chunk });
         countBytes(chunk.byteLength);
       }

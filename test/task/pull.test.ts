@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { generateKeyPair } from '../../lib/noise/keys.js';
 import { fileDigest, taskDigest, type FileEntry } from '../../lib/task/digests.js';
 import { encodeMessage, expectMessage, type Result } from '../../lib/task/messages.js';
+import { CHUNK_CONTENT_BYTES } from '../../lib/task/task-content.js';
 import { pull, type PullOptions, type PullResult } from '../../lib/task/client.js';
 import { generateTaskId } from '../../lib/token/task-id.js';
 import { decodeToken, encodeToken } from '../../lib/token/token.js';
@@ -48,11 +49,14 @@ interface Setup {
   settleLogs: (token: string) => Promise<void>;
 }
 
-async function setup(t: Test, mode: Mode, options: { adminNow?: () => number } = {}): Promise<Setup> {
+async function setup(t: Test, mode: Mode, options: { adminNow?: () => number; contentCacheBytes?: number } = {}): Promise<Setup> {
   const dir = t.testdir();
   const dataDir = join(dir, 'data');
   let serverClock: number | null = null;
-  const running = await startServer(t, dataDir, { now: () => serverClock ?? Date.now() });
+  const running = await startServer(t, dataDir, {
+    now: () => serverClock ?? Date.now(),
+    ...(options.contentCacheBytes === undefined ? {} : { contentCacheBytes: options.contentCacheBytes }),
+  });
   const admin = openAdmin(t, dataDir, options.adminNow ? { now: options.adminNow } : {});
   const identityDir = (who: string): string => join(dir, 'identities', who);
   const outDir = (who: string): string => join(dir, `out-${who}`);
@@ -113,6 +117,25 @@ for (const mode of MODES) {
     const pulls = await s.running.waitForPullLogs(3);
     t.same(pulls.map((record) => record.outcome), ['applied', 'applied', 'applied'], 'one log line per connection');
     t.ok(pulls.every((record) => record.task === id && typeof record.bytes === 'number' && record.bytes > 0));
+  });
+
+  t.test(`${mode}: files across CHUNK boundaries apply byte for byte, from the content cache and streamed from the store`, async (t) => {
+    const random = randomBytes;
+    const files: TaskFileInput[] = [
+      { path: 'big/a.bin', content: random(CHUNK_CONTENT_BYTES + 7) },
+      { path: 'big/empty', content: Buffer.alloc(0) },
+      { path: 'big/b.bin', content: random(3) },
+      { path: 'big/c.bin', content: random(2 * CHUNK_CONTENT_BYTES - 5) },
+    ];
+    for (const [how, contentCacheBytes] of [['cached', undefined], ['streamed', 0]] as const) {
+      const s = await setup(t, mode, { contentCacheBytes });
+      const { token } = s.create(files);
+      const result = await s.pullAs(how, token);
+      t.equal(result.status, 'applied', `${how}: applied`);
+      t.same(readTree(s.outDir(how)), expectedTree(files), `${how}: exactly the task's bytes`);
+      const [log] = await s.running.waitForPullLogs(1);
+      t.equal(log!.bytes, files.reduce((sum, file) => sum + file.content.byteLength, 0), `${how}: the log counts the content bytes sent`);
+    }
   });
 
   t.test(`${mode}: a re-pull by the same identity is up to date and touches nothing`, async (t) => {

@@ -1,0 +1,105 @@
+/**
+ * What the update server sends for a task (SPEC.md §4.5), encoded once and kept in memory: the file list, both
+ * OFFERs and the CHUNK messages. A task's files never change after it is created, so an entry stays valid for
+ * the task's life; the cache is bounded by bytes and drops the least recently used task first.
+ */
+import { encodeMessage, MAX_CHUNK_BYTES, type Offer } from './messages.js';
+import { MAX_RECORD_BODY_BYTES } from '../transport/records.js';
+import type { FileEntry } from './digests.js';
+import type { TaskRecord } from './store.js';
+
+/**
+ * Content bytes per CHUNK: one CHUNK message is one channel record, so a receiver never reassembles fragments.
+ * SPEC.md §4.5 lets CHUNKs cut the content stream anywhere.
+ */
+export const CHUNK_CONTENT_BYTES = Math.min(MAX_CHUNK_BYTES, MAX_RECORD_BODY_BYTES - 1);
+
+/** The default bound on cached CHUNK bytes, in bytes. */
+export const DEFAULT_CONTENT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Tasks held at most, whatever their size (a file list alone can be large). */
+const MAX_CACHED_TASKS = 256;
+
+/** A task's messages, ready to send. */
+export interface TaskContent {
+  files: FileEntry[];
+  /** The OFFER of a pull (hasContent true), encoded. */
+  offer: Buffer;
+  /** The OFFER of a dry run (hasContent false), encoded. */
+  dryRunOffer: Buffer;
+  /** The CHUNK messages, encoded, in order; null when the task is too big to cache (read them from the store). */
+  chunks: Buffer[] | null;
+}
+
+/** Where the content comes from: the store, in file order. */
+export interface ContentSource {
+  getFiles(taskId: string): FileEntry[];
+  getFileContent(taskId: string, position: number): Buffer;
+}
+
+/** Cuts `contents` (in order) into encoded CHUNK messages of CHUNK_CONTENT_BYTES, the last one shorter. */
+export function encodeChunks(contents: Iterable<Buffer>): Buffer[] {
+  const chunks: Buffer[] = [];
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const cut = (): void => {
+    chunks.push(encodeMessage({ type: 'CHUNK', body: pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes) }));
+    pending = [];
+    pendingBytes = 0;
+  };
+  for (const content of contents) {
+    for (let offset = 0; offset < content.byteLength;) {
+      const take = Math.min(CHUNK_CONTENT_BYTES - pendingBytes, content.byteLength - offset);
+      pending.push(content.subarray(offset, offset + take));
+      pendingBytes += take;
+      offset += take;
+      if (pendingBytes === CHUNK_CONTENT_BYTES) cut();
+    }
+  }
+  if (pendingBytes > 0) cut();
+  return chunks;
+}
+
+/** A bounded, least-recently-used cache of TaskContent. */
+export class TaskContentCache {
+  readonly #maxBytes: number;
+  readonly #entries = new Map<string, { content: TaskContent; bytes: number }>();
+  #bytes = 0;
+
+  constructor(maxBytes = DEFAULT_CONTENT_CACHE_BYTES) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Bytes of CHUNK messages held now. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** The content of `task`, from the cache or built from `source`. Throws what the source throws. */
+  get(task: TaskRecord, source: ContentSource): TaskContent {
+    const cached = this.#entries.get(task.id);
+    if (cached) {
+      // Map order is insertion order: re-inserting marks the entry most recently used.
+      this.#entries.delete(task.id);
+      this.#entries.set(task.id, cached);
+      return cached.content;
+    }
+    const files = source.getFiles(task.id);
+    const offerBody: Offer = { digest: task.digest, totalBytes: task.totalBytes, files, hasContent: true };
+    const isCacheable = task.totalBytes <= this.#maxBytes;
+    const content: TaskContent = {
+      files,
+      offer: encodeMessage({ type: 'OFFER', body: offerBody }),
+      dryRunOffer: encodeMessage({ type: 'OFFER', body: { ...offerBody, hasContent: false } }),
+      chunks: isCacheable ? encodeChunks(files.map((_, position) => source.getFileContent(task.id, position))) : null,
+    };
+    const bytes = isCacheable ? task.totalBytes : 0;
+    this.#entries.set(task.id, { content, bytes });
+    this.#bytes += bytes;
+    for (const [id, entry] of this.#entries) {
+      if (this.#bytes <= this.#maxBytes && this.#entries.size <= MAX_CACHED_TASKS) break;
+      this.#entries.delete(id);
+      this.#bytes -= entry.bytes;
+    }
+    return content;
+  }
+}

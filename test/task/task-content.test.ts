@@ -1,0 +1,89 @@
+// The server's encoded task content (lib/task/task-content.ts): CHUNKs cut the content stream at
+// CHUNK_CONTENT_BYTES whatever the file boundaries (SPEC.md §4.5), each fits one channel record, and the cache
+// holds at most its byte bound, dropping the least recently used task.
+import t from 'tap';
+import { decodeMessage, MESSAGE_TYPES } from '../../lib/task/messages.js';
+import type { FileEntry } from '../../lib/task/digests.js';
+import type { TaskRecord } from '../../lib/task/store.js';
+import { CHUNK_CONTENT_BYTES, encodeChunks, TaskContentCache, type ContentSource } from '../../lib/task/task-content.js';
+import { MAX_RECORD_BODY_BYTES } from '../../lib/transport/records.js';
+import { seededRandom } from './support.js';
+
+function chunkBodies(chunks: Buffer[]): Buffer[] {
+  return chunks.map((chunk) => {
+    const message = decodeMessage(chunk);
+    if (message.type !== 'CHUNK') throw new Error(`expected CHUNK, got ${message.type}`);
+    return message.body;
+  });
+}
+
+t.test('encodeChunks cuts the concatenated contents into full CHUNKs and one shorter last CHUNK', async (t) => {
+  t.equal(CHUNK_CONTENT_BYTES + 1, MAX_RECORD_BODY_BYTES, 'a CHUNK message (type byte + content) is exactly one record body');
+  const random = seededRandom(6);
+  const cases: [string, number[]][] = [
+    ['no files', []],
+    ['empty files only', [0, 0]],
+    ['one byte', [1]],
+    ['exactly one CHUNK', [CHUNK_CONTENT_BYTES]],
+    ['one CHUNK and one byte', [CHUNK_CONTENT_BYTES + 1]],
+    ['64 KiB', [65536]],
+    ['files straddling CHUNK boundaries', [10, CHUNK_CONTENT_BYTES - 5, 7, 0, 2 * CHUNK_CONTENT_BYTES + 3]],
+    ['many small files', Array.from({ length: 300 }, () => 500)],
+  ];
+  for (const [name, sizes] of cases) {
+    const contents = sizes.map((size) => Buffer.from(Array.from({ length: size }, () => Math.floor(random() * 256))));
+    const whole = Buffer.concat(contents);
+    const bodies = chunkBodies(encodeChunks(contents));
+    t.same(Buffer.concat(bodies), whole, `${name}: the CHUNKs hold the content stream, in order`);
+    t.equal(bodies.length, Math.ceil(whole.byteLength / CHUNK_CONTENT_BYTES), `${name}: ${bodies.length} CHUNK(s)`);
+    t.ok(bodies.slice(0, -1).every((body) => body.byteLength === CHUNK_CONTENT_BYTES), `${name}: every CHUNK but the last is full`);
+    t.ok(bodies.every((body) => body.byteLength > 0), `${name}: no empty CHUNK`);
+  }
+});
+
+function task(id: string, totalBytes: number): TaskRecord {
+  return { id, name: id, mode: 'xxpsk3', createdAt: 0, expiresAt: 1, maxClients: null, state: 'active', endedAt: null, digest: 'a'.repeat(64), totalBytes, fileCount: 1 };
+}
+
+/** A store stand-in with one file per task, counting its reads. */
+function countingSource(sizes: Record<string, number>): ContentSource & { reads: string[] } {
+  const reads: string[] = [];
+  return {
+    reads,
+    getFiles(taskId: string): FileEntry[] {
+      return [{ path: 'f', mode: 0o644, size: sizes[taskId]!, digest: 'b'.repeat(64) }];
+    },
+    getFileContent(taskId: string): Buffer {
+      reads.push(taskId);
+      return Buffer.alloc(sizes[taskId]!, taskId.charCodeAt(0));
+    },
+  };
+}
+
+t.test('the cache reads a task from the store once and holds at most its byte bound, least recently used out first', async (t) => {
+  const source = countingSource({ a: 400, b: 400, c: 400, huge: 2000 });
+  const cache = new TaskContentCache(1000);
+  const first = cache.get(task('a', 400), source);
+  t.equal(cache.get(task('a', 400), source), first, 'a second get returns the same entry');
+  t.same(source.reads, ['a'], 'the content was read once');
+  t.equal(first.offer[0], MESSAGE_TYPES.OFFER, 'the OFFER is encoded');
+  const offer = decodeMessage(first.offer);
+  const dryRun = decodeMessage(first.dryRunOffer);
+  t.ok(offer.type === 'OFFER' && offer.body.hasContent, 'the pull OFFER announces content');
+  t.ok(dryRun.type === 'OFFER' && !dryRun.body.hasContent, 'the dry-run OFFER does not');
+
+  cache.get(task('b', 400), source);
+  cache.get(task('a', 400), source);
+  t.equal(cache.bytes, 800, 'two tasks held');
+  cache.get(task('c', 400), source);
+  t.equal(cache.bytes, 800, 'the third pushed one out');
+  cache.get(task('a', 400), source);
+  t.same(source.reads, ['a', 'b', 'c'], 'a, used most recently, stayed');
+  cache.get(task('b', 400), source);
+  t.same(source.reads, ['a', 'b', 'c', 'b'], 'b, used least recently, was dropped and is read again');
+
+  const huge = cache.get(task('huge', 2000), source);
+  t.equal(huge.chunks, null, 'a task over the bound is not cached: its content is streamed from the store');
+  t.equal(cache.bytes, 800, 'and it takes none of the budget');
+  t.notOk(source.reads.includes('huge'), 'its content was not read to build the entry');
+});
