@@ -17,6 +17,19 @@ export function deriveMac1Key(psk: Uint8Array): Buffer {
   return key;
 }
 
+// A server derives the key for every connection to a task, from the same PSK buffer: derived once per buffer.
+const mac1Keys = new WeakMap<Uint8Array, Buffer>();
+
+/** deriveMac1Key(psk), remembered for as long as this `psk` buffer lives. `psk` must not change afterwards. */
+export function mac1KeyForPsk(psk: Uint8Array): Buffer {
+  let key = mac1Keys.get(psk);
+  if (key === undefined) {
+    key = deriveMac1Key(psk);
+    mac1Keys.set(psk, key);
+  }
+  return key;
+}
+
 /** mac1 = BLAKE2b-128(key = mac1Key, message = preamble || message1). */
 export function computeMac1(mac1Key: Uint8Array, preamble: Uint8Array, message1: Uint8Array): Buffer {
   const mac = Buffer.alloc(MAC1_BYTES);

@@ -36,7 +36,8 @@ export class ReplayCache {
       this.#current = new Set();
       this.#rotatedAt = now;
     }
-    const id = Buffer.from(key).toString('base64');
+    // Latin-1 maps each byte to one character: a compact key string made without copying the bytes first.
+    const id = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
     if (this.#current.has(id) || this.#previous.has(id)) return false;
     this.#current.add(id);
     return true;

@@ -7,7 +7,7 @@ import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
 import { resolveLimits, type ChannelLimits } from './limits.js';
 import { ReplayCache } from './replay-cache.js';
 import type { SecureConnection } from './secure-connection.js';
-import { acceptSecureSocket, type ServerChannelOptions } from './secure-socket.js';
+import { acceptWithLimits, type ServerChannelOptions } from './secure-socket.js';
 
 /** One line's worth of what happened to a connection; never holds a key or a PSK. */
 export interface ChannelEvent {
@@ -42,6 +42,7 @@ export class SecureServer {
   readonly #limits: ChannelLimits;
   readonly #server: Server;
   readonly #replayCache: ReplayCache;
+  readonly #channelOptions: ServerChannelOptions;
   readonly #pending = new Set<Socket>();
   readonly #established = new Set<SecureConnection>();
   #refusedSinceReport = 0;
@@ -51,6 +52,7 @@ export class SecureServer {
     this.#options = options;
     this.#limits = resolveLimits(options.limits);
     this.#replayCache = new ReplayCache({ now: options.now ?? Date.now });
+    this.#channelOptions = { ...options, replayCache: this.#replayCache, limits: this.#limits };
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#accept(socket));
   }
 
@@ -113,7 +115,7 @@ export class SecureServer {
     }
     this.#pending.add(socket);
     socket.on('error', () => undefined);
-    acceptSecureSocket(socket, { ...this.#options, replayCache: this.#replayCache, limits: this.#limits }).then(
+    acceptWithLimits(socket, this.#channelOptions, this.#limits).then(
       (connection) => {
         this.#pending.delete(socket);
         this.#established.add(connection);

@@ -5,68 +5,20 @@
  * and sends READY. Toward the peer every handshake failure is the same silent close.
  */
 import net, { type Socket } from 'node:net';
-import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
-import { HandshakeState, type HandshakeOptions } from '../noise/handshake-state.js';
-import type { KeyPair } from '../noise/dh-functions.js';
-import { NNPSK0_PROTOCOL_NAME, XXPSK3_PROTOCOL_NAME } from '../noise/protocols.js';
-import { createHandshakeStateWithFixedEphemeralForTesting } from '../noise/testing.js';
+import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
+import { HandshakeState } from '../noise/handshake-state.js';
+import { PROTOCOL_BY_MODE, type ClientChannelOptions, type RawChannelOptions, type ServerChannelOptions } from './channel-options.js';
 import { encodeFrame, MAX_FRAME_BYTES } from './framing.js';
 import { FrameReader } from './frame-reader.js';
-import { MAX_UNAUTHENTICATED_FRAME_BYTES, resolveLimits, type ChannelLimits } from './limits.js';
-import { computeMac1, deriveMac1Key, MAC1_BYTES, verifyMac1 } from './mac1.js';
-import { checkTaskId, decodeRejection, encodePreamble, encodeRejection, type ChannelMode } from './preamble.js';
-import { decodeRecord, encodeRecord } from './records.js';
-import type { ReplayCache } from './replay-cache.js';
+import { resolveLimits, type ChannelLimits } from './limits.js';
+import { computeMac1, mac1KeyForPsk } from './mac1.js';
+import { checkTaskId, decodeRejection, encodePreamble } from './preamble.js';
+import { decodeRecord } from './records.js';
 import { SecureConnection } from './secure-connection.js';
+import { asAuthenticationFailure, createHandshake, EPHEMERAL_FOR_TESTING, ServerHandshake } from './server-handshake.js';
 
-/** Symbol of the option that fixes a side's ephemeral key, for the channel transcripts in vectors/ only. */
-export const EPHEMERAL_FOR_TESTING = Symbol('noise-cfg testing only: fixed channel ephemeral');
-
-function createHandshake(handshakeOptions: HandshakeOptions, channelOptions: object): HandshakeState {
-  const fixed = (channelOptions as { [EPHEMERAL_FOR_TESTING]?: KeyPair })[EPHEMERAL_FOR_TESTING];
-  return fixed ? createHandshakeStateWithFixedEphemeralForTesting(handshakeOptions, fixed) : new HandshakeState(handshakeOptions);
-}
-
-const PROTOCOL_BY_MODE: Readonly<Record<ChannelMode, string>> = { xxpsk3: XXPSK3_PROTOCOL_NAME, nnpsk0: NNPSK0_PROTOCOL_NAME };
-const PUBLIC_KEY_BYTES = 32;
-
-/** What a client needs to open a channel to a task. */
-export interface ClientChannelOptions {
-  mode: ChannelMode;
-  taskId: string;
-  /** The task's 32-byte PSK. */
-  psk: Uint8Array;
-  /** xxpsk3: this client's persistent static key pair (its identity). */
-  staticKeyPair?: KeyPair;
-  /** xxpsk3: the server's static public key, as pinned in the token. */
-  serverPublicKey?: Uint8Array;
-  limits?: Partial<ChannelLimits>;
-}
-
-/** What the server knows of a task, for one connection. */
-export interface TaskKey {
-  /** The task's 32-byte PSK. */
-  psk: Uint8Array;
-  /** The mode the task was created with; a client asking for another mode fails authentication. */
-  mode: ChannelMode;
-}
-
-/** The server side of the channel. */
-export interface ServerChannelOptions {
-  /** The server's static key pair (used in xxpsk3). */
-  staticKeyPair: KeyPair;
-  /** Finds the key of a task by id, or null when there is no such active task. */
-  resolveTask: (taskId: string) => TaskKey | null | Promise<TaskKey | null>;
-  /** Remembers initiator ephemerals so a replayed message 1 is refused. */
-  replayCache: ReplayCache;
-  limits?: Partial<ChannelLimits>;
-}
-
-/** Plain Noise over the 2-byte framing, with no preamble, records, END or rekey schedule (SPEC.md §2.7). */
-export interface RawChannelOptions {
-  handshake: HandshakeOptions;
-  limits?: Partial<ChannelLimits>;
-}
+export { EPHEMERAL_FOR_TESTING };
+export type { ClientChannelOptions, RawChannelOptions, ServerChannelOptions, TaskKey } from './channel-options.js';
 
 /**
  * Opens a TCP connection and runs the client handshake. Throws CONNECTION_FAILED (the socket error's code in the
@@ -118,7 +70,7 @@ export async function secureClientSocket(socket: Socket, options: ClientChannelO
   const reader = new FrameReader(socket, { maxFrameBytes: MAX_FRAME_BYTES, expectPreamble: false });
   return withDeadline(socket, reader, limits.handshakeTimeoutMs, async () => {
     const message1 = handshake.writeMessage();
-    const firstFrame = isXx ? Buffer.concat([message1, computeMac1(deriveMac1Key(options.psk), preamble, message1)]) : message1;
+    const firstFrame = isXx ? Buffer.concat([message1, computeMac1(mac1KeyForPsk(options.psk), preamble, message1)]) : message1;
     socket.write(Buffer.concat([preamble, encodeFrame(firstFrame)]));
 
     const reply = await readHandshakeFrame(reader);
@@ -145,59 +97,14 @@ export async function secureClientSocket(socket: Socket, options: ClientChannelO
  * UNSUPPORTED_VERSION, UNSUPPORTED_MODE, AUTHENTICATION_FAILED, REPLAY_DETECTED, HANDSHAKE_TIMEOUT, FRAME_INVALID,
  * CONNECTION_TRUNCATED.
  */
-export async function acceptSecureSocket(socket: Socket, options: ServerChannelOptions): Promise<SecureConnection> {
-  const limits = resolveLimits(options.limits);
-  const reader = new FrameReader(socket, { maxFrameBytes: MAX_UNAUTHENTICATED_FRAME_BYTES, expectPreamble: true });
-  return withDeadline(socket, reader, limits.handshakeTimeoutMs, async () => {
-    let preamble;
-    try {
-      preamble = await reader.readPreamble();
-    } catch (error) {
-      if (isNoiseCfgError(error) && (error.code === 'UNSUPPORTED_VERSION' || error.code === 'UNSUPPORTED_MODE')) {
-        socket.write(encodeFrame(encodeRejection(error.code)));
-        socket.destroySoon();
-      }
-      throw error;
-    }
-    const { mode, taskId } = preamble.preamble;
-    const task = await options.resolveTask(taskId);
-    if (task === null || task.mode !== mode) {
-      throw new NoiseCfgError('AUTHENTICATION_FAILED', task === null ? 'unknown or inactive task' : `task is ${task.mode}, client asked for ${mode}`);
-    }
-    const isXx = mode === 'xxpsk3';
-    const handshake = createHandshake({
-      protocolName: PROTOCOL_BY_MODE[mode],
-      initiator: false,
-      prologue: preamble.bytes,
-      psks: [task.psk],
-      ...(isXx ? { staticKeyPair: options.staticKeyPair } : {}),
-    }, options);
-    const firstFrame = await reader.readFrame();
-    let message1 = firstFrame;
-    if (isXx) {
-      // No DH before the client shows it knows the PSK: mac1 costs one BLAKE2b.
-      message1 = firstFrame.subarray(0, Math.max(0, firstFrame.byteLength - MAC1_BYTES));
-      const mac = firstFrame.subarray(message1.byteLength);
-      if (!verifyMac1(deriveMac1Key(task.psk), preamble.bytes, message1, mac)) {
-        throw new NoiseCfgError('AUTHENTICATION_FAILED', 'mac1 did not verify: the client does not know the task PSK');
-      }
-    }
-    // NNpsk0 message 1 carries a tag under the PSK, so reading it is the proof; XX message 1 needs no DH to read.
-    asAuthenticationFailure(() => handshake.readMessage(message1));
-    if (!options.replayCache.checkAndRemember(message1.subarray(0, PUBLIC_KEY_BYTES))) {
-      throw new NoiseCfgError('REPLAY_DETECTED', 'handshake message 1 repeats a recent ephemeral key');
-    }
-    socket.write(encodeFrame(handshake.writeMessage()));
-    if (isXx) {
-      const message3 = await reader.readFrame();
-      asAuthenticationFailure(() => handshake.readMessage(message3));
-    }
-    const transport = handshake.finish();
-    socket.write(encodeFrame(transport.encrypt(encodeRecord('READY'))));
-    return new SecureConnection(socket, transport, reader.takeOver(), {
-      info: { mode, taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey },
-      limits,
-    });
+export function acceptSecureSocket(socket: Socket, options: ServerChannelOptions): Promise<SecureConnection> {
+  return acceptWithLimits(socket, options, resolveLimits(options.limits));
+}
+
+/** acceptSecureSocket with limits already resolved, for a listener that accepts many sockets with the same ones. */
+export function acceptWithLimits(socket: Socket, options: ServerChannelOptions, limits: ChannelLimits): Promise<SecureConnection> {
+  return new Promise((resolve, reject) => {
+    new ServerHandshake(socket, options, limits, resolve, reject);
   });
 }
 
@@ -232,20 +139,6 @@ async function readHandshakeFrame(reader: FrameReader): Promise<Buffer> {
       throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token or PSK, the task is unknown or has ended, or the server is overloaded', { cause: error });
     }
     throw error;
-  }
-}
-
-// Every cryptographic failure during the handshake is an authentication failure to the caller; the pin keeps its
-// own code because the fix (a different token) differs.
-const KEPT_CODES = new Set<ErrorCode>(['REMOTE_STATIC_MISMATCH', 'HANDSHAKE_TIMEOUT', 'INVALID_ARGUMENT']);
-
-function asAuthenticationFailure<T>(step: () => T): T {
-  try {
-    return step();
-  } catch (error) {
-    if (isNoiseCfgError(error) && KEPT_CODES.has(error.code)) throw error;
-    const reason = isNoiseCfgError(error) ? error.code : 'error';
-    throw new NoiseCfgError('AUTHENTICATION_FAILED', `handshake failed (${reason})`, { cause: error });
   }
 }
 

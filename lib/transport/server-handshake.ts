@@ -1,0 +1,244 @@
+/**
+ * The server side of the channel handshake (SPEC.md §2.3–§2.4), driven straight from the socket's data events:
+ * parse the preamble, find the task's PSK, refuse strangers before any DH (mac1 in xxpsk3, the tag of message 1
+ * in nnpsk0), refuse a replayed message 1, answer, and send READY. It holds at most a few small frames before
+ * the client has authenticated, and toward the client every failure is the same silent close.
+ * Event-driven rather than a chain of awaits: a server runs this for every connection, and per-step promises,
+ * listeners and timers cost as much as the handshake's hashing (bench/, issue 6).
+ */
+import type { Socket } from 'node:net';
+import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
+import { HandshakeState, type HandshakeOptions } from '../noise/handshake-state.js';
+import type { KeyPair } from '../noise/dh-functions.js';
+import { createHandshakeStateWithFixedEphemeralForTesting } from '../noise/testing.js';
+import type { TransportState } from '../noise/transport-state.js';
+import { encodeFrame, FrameDecoder } from './framing.js';
+import { MAX_UNAUTHENTICATED_FRAME_BYTES, type ChannelLimits } from './limits.js';
+import { MAC1_BYTES, verifyMac1, mac1KeyForPsk } from './mac1.js';
+import { encodeRejection, MAX_PREAMBLE_BYTES, parsePreamble, type Preamble } from './preamble.js';
+import { encodeRecord } from './records.js';
+import type { ReplayCache } from './replay-cache.js';
+import { SecureConnection } from './secure-connection.js';
+import { PROTOCOL_BY_MODE, type ServerChannelOptions, type TaskKey } from './channel-options.js';
+
+/** Frames a client may have queued at the server during the handshake: it never sends more than one at a time. */
+const MAX_HANDSHAKE_FRAMES_QUEUED = 4;
+const PUBLIC_KEY_BYTES = 32;
+const READY_PLAINTEXT = encodeRecord('READY');
+
+/** Symbol of the option that fixes a side's ephemeral key, for the channel transcripts in vectors/ only. */
+export const EPHEMERAL_FOR_TESTING = Symbol('noise-cfg testing only: fixed channel ephemeral');
+
+/** A HandshakeState for the options, with the fixed ephemeral of the transcripts when one is set. */
+export function createHandshake(handshakeOptions: HandshakeOptions, channelOptions: object): HandshakeState {
+  const fixed = (channelOptions as { [EPHEMERAL_FOR_TESTING]?: KeyPair })[EPHEMERAL_FOR_TESTING];
+  return fixed ? createHandshakeStateWithFixedEphemeralForTesting(handshakeOptions, fixed) : new HandshakeState(handshakeOptions);
+}
+
+type Stage = 'preamble' | 'task' | 'message1' | 'message3' | 'done';
+
+/** One server handshake on one accepted socket; settles `resolve` or `reject` exactly once. */
+export class ServerHandshake {
+  readonly #socket: Socket;
+  readonly #options: ServerChannelOptions & { replayCache: ReplayCache };
+  readonly #limits: ChannelLimits;
+  readonly #resolve: (connection: SecureConnection) => void;
+  readonly #reject: (error: Error) => void;
+  readonly #decoder = new FrameDecoder(MAX_UNAUTHENTICATED_FRAME_BYTES);
+  readonly #frames: Buffer[] = [];
+  readonly #timer: NodeJS.Timeout;
+  #stage: Stage = 'preamble';
+  #preambleBytes: Buffer | null = null;
+  #preamble: Preamble | null = null;
+  #prologue: Buffer | null = null;
+  #task: TaskKey | null = null;
+  #handshake: HandshakeState | null = null;
+  #isEnded = false;
+
+  readonly #onData = (chunk: Buffer): void => {
+    try {
+      this.#receive(chunk);
+    } catch (error) {
+      this.#fail(error as Error);
+    }
+  };
+  readonly #onEnd = (): void => {
+    this.#isEnded = true;
+    this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection during the handshake'));
+  };
+  readonly #onError = (error: Error): void => {
+    this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `connection error: ${error.message}`, { cause: error }));
+  };
+
+  constructor(socket: Socket, options: ServerChannelOptions & { replayCache: ReplayCache }, limits: ChannelLimits, resolve: (connection: SecureConnection) => void, reject: (error: Error) => void) {
+    this.#socket = socket;
+    this.#options = options;
+    this.#limits = limits;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#timer = setTimeout(() => {
+      this.#fail(new NoiseCfgError('HANDSHAKE_TIMEOUT', `handshake did not finish within ${limits.handshakeTimeoutMs} ms`));
+    }, limits.handshakeTimeoutMs);
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onEnd);
+    socket.on('error', this.#onError);
+  }
+
+  #receive(chunk: Buffer): void {
+    if (this.#stage === 'done') return;
+    let rest = chunk;
+    if (this.#stage === 'preamble') {
+      const pending = this.#preambleBytes === null ? chunk : Buffer.concat([this.#preambleBytes, chunk]);
+      let parsed;
+      try {
+        parsed = parsePreamble(pending.subarray(0, MAX_PREAMBLE_BYTES));
+      } catch (error) {
+        // Version and mode get a clear answer (SPEC.md §2.2); anything else is the usual silent close.
+        if (isNoiseCfgError(error) && (error.code === 'UNSUPPORTED_VERSION' || error.code === 'UNSUPPORTED_MODE')) {
+          this.#socket.write(encodeFrame(encodeRejection(error.code)));
+          this.#socket.destroySoon();
+        }
+        throw error;
+      }
+      if (parsed.status === 'incomplete') {
+        this.#preambleBytes = Buffer.from(pending);
+        return;
+      }
+      this.#preambleBytes = null;
+      this.#preamble = parsed.preamble;
+      this.#prologue = parsed.bytes;
+      rest = pending.subarray(parsed.bytes.byteLength);
+      this.#stage = 'task';
+      this.#findTask();
+    }
+    for (const frame of this.#decoder.push(rest)) this.#frames.push(frame);
+    if (this.#frames.length > MAX_HANDSHAKE_FRAMES_QUEUED) {
+      throw new NoiseCfgError('FRAME_INVALID', `peer sent ${this.#frames.length} frames before the handshake allowed them`);
+    }
+    this.#advance();
+  }
+
+  #findTask(): void {
+    const { mode, taskId } = this.#preamble!;
+    const found = this.#options.resolveTask(taskId);
+    if (found !== null && typeof (found as Promise<TaskKey | null>).then === 'function') {
+      (found as Promise<TaskKey | null>).then((task) => this.#taskFound(task, mode), (error: Error) => this.#fail(error));
+      return;
+    }
+    this.#taskFound(found as TaskKey | null, mode);
+  }
+
+  #taskFound(task: TaskKey | null, mode: Preamble['mode']): void {
+    if (this.#stage !== 'task') return;
+    try {
+      if (task === null || task.mode !== mode) {
+        throw new NoiseCfgError('AUTHENTICATION_FAILED', task === null ? 'unknown or inactive task' : `task is ${task.mode}, client asked for ${mode}`);
+      }
+      this.#task = task;
+      this.#handshake = createHandshake({
+        protocolName: PROTOCOL_BY_MODE[mode],
+        initiator: false,
+        prologue: this.#prologue!,
+        psks: [task.psk],
+        ...(mode === 'xxpsk3' ? { staticKeyPair: this.#options.staticKeyPair } : {}),
+      }, this.#options);
+      this.#stage = 'message1';
+      this.#advance();
+    } catch (error) {
+      this.#fail(error as Error);
+    }
+  }
+
+  #advance(): void {
+    while (this.#frames.length > 0) {
+      if (this.#stage === 'message1') this.#readMessage1(this.#frames.shift()!);
+      else if (this.#stage === 'message3') this.#readMessage3(this.#frames.shift()!);
+      else return;
+    }
+  }
+
+  #readMessage1(firstFrame: Buffer): void {
+    const handshake = this.#handshake!;
+    const isXx = this.#preamble!.mode === 'xxpsk3';
+    let message1 = firstFrame;
+    if (isXx) {
+      // No DH before the client shows it knows the PSK: mac1 costs one BLAKE2b.
+      message1 = firstFrame.subarray(0, Math.max(0, firstFrame.byteLength - MAC1_BYTES));
+      const mac = firstFrame.subarray(message1.byteLength);
+      if (!verifyMac1(mac1KeyForPsk(this.#task!.psk), this.#prologue!, message1, mac)) {
+        throw new NoiseCfgError('AUTHENTICATION_FAILED', 'mac1 did not verify: the client does not know the task PSK');
+      }
+    }
+    // NNpsk0 message 1 carries a tag under the PSK, so reading it is the proof; XX message 1 needs no DH to read.
+    asAuthenticationFailure(() => handshake.readMessage(message1));
+    if (!this.#options.replayCache.checkAndRemember(message1.subarray(0, PUBLIC_KEY_BYTES))) {
+      throw new NoiseCfgError('REPLAY_DETECTED', 'handshake message 1 repeats a recent ephemeral key');
+    }
+    const message2 = handshake.writeMessage();
+    if (isXx) {
+      this.#socket.write(encodeFrame(message2));
+      this.#stage = 'message3';
+      return;
+    }
+    // NNpsk0 ends with message 2: it and READY leave in one write.
+    const transport = handshake.finish();
+    this.#socket.write(Buffer.concat([encodeFrame(message2), sealReady(transport)]));
+    this.#succeed(transport);
+  }
+
+  #readMessage3(message3: Buffer): void {
+    const handshake = this.#handshake!;
+    asAuthenticationFailure(() => handshake.readMessage(message3));
+    const transport = handshake.finish();
+    this.#socket.write(sealReady(transport));
+    this.#succeed(transport);
+  }
+
+  #detach(): void {
+    this.#stage = 'done';
+    clearTimeout(this.#timer);
+    this.#socket.off('data', this.#onData);
+    this.#socket.off('end', this.#onEnd);
+    this.#socket.off('close', this.#onEnd);
+    this.#socket.off('error', this.#onError);
+  }
+
+  #succeed(transport: TransportState): void {
+    this.#detach();
+    const { mode, taskId } = this.#preamble!;
+    const connection = new SecureConnection(this.#socket, transport, { decoder: this.#decoder, frames: this.#frames.splice(0), isEnded: this.#isEnded }, {
+      info: { mode, taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey },
+      limits: this.#limits,
+    });
+    this.#resolve(connection);
+  }
+
+  #fail(error: Error): void {
+    if (this.#stage === 'done') return;
+    this.#detach();
+    this.#handshake?.dispose();
+    // Silent close toward the peer: no reason is sent for a failed handshake (a clear rejection is already flushing).
+    if (!this.#socket.writableEnded) this.#socket.destroy();
+    this.#reject(error);
+  }
+}
+
+function sealReady(transport: TransportState): Buffer {
+  return encodeFrame(transport.encrypt(READY_PLAINTEXT));
+}
+
+// Every cryptographic failure during the handshake is an authentication failure to the caller; the pin keeps its
+// own code because the fix (a different token) differs.
+const KEPT_CODES = new Set(['REMOTE_STATIC_MISMATCH', 'HANDSHAKE_TIMEOUT', 'INVALID_ARGUMENT']);
+
+/** Runs `step`, turning its failure into AUTHENTICATION_FAILED unless the code says more to the user. */
+export function asAuthenticationFailure<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (isNoiseCfgError(error) && KEPT_CODES.has(error.code)) throw error;
+    const reason = isNoiseCfgError(error) ? error.code : 'error';
+    throw new NoiseCfgError('AUTHENTICATION_FAILED', `handshake failed (${reason})`, { cause: error });
+  }
+}
