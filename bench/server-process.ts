@@ -14,6 +14,8 @@ import { BENCH_PSK, BENCH_TASK_ID, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type 
 const [kind, behaviour, bulkBytesText, taskBytesText] = process.argv.slice(2) as [ServerKind, ServerBehaviour, string, string];
 const bulkBytes = Number(bulkBytesText ?? 0);
 const CHUNK = Buffer.alloc(1024 * 1024, 0x5a);
+/** noise-cfg bulk sends messages of this size: 1 MiB by default, NOISE_CFG_BENCH_MESSAGE_BYTES to compare. */
+const NOISE_MESSAGE_BYTES = Number(process.env['NOISE_CFG_BENCH_MESSAGE_BYTES'] ?? CHUNK.byteLength);
 const held: unknown[] = [];
 let connections = 0;
 let commits = (): number => 0;
@@ -50,7 +52,7 @@ async function serveNoise(connection: SecureConnection): Promise<void> {
   if (behaviour === 'bulk') {
     let left = bulkBytes;
     while (left > 0) {
-      const piece = left >= CHUNK.byteLength ? CHUNK : CHUNK.subarray(0, left);
+      const piece = CHUNK.subarray(0, Math.min(left, NOISE_MESSAGE_BYTES));
       left -= piece.byteLength;
       await connection.send(piece);
     }

@@ -84,6 +84,20 @@ export class TransportState {
     return this.#requireReceive().decryptWithAd(EMPTY, ciphertext, ciphertext.subarray(0, ciphertext.byteLength - TAG_BYTES));
   }
 
+  /**
+   * Decrypts `ciphertext` into `output`, which must be its length − 16 bytes and must not overlap it unless it
+   * starts at the same byte. Lets a receiver decrypt a frame straight to where the message is assembled.
+   * Throws as decrypt() does, and INVALID_ARGUMENT for a wrong output length.
+   */
+  decryptInto(ciphertext: Uint8Array, output: Buffer): Buffer {
+    if (ciphertext.byteLength > MAX_MESSAGE_BYTES) {
+      throw new NoiseCfgError('MESSAGE_TOO_LONG', `message of ${ciphertext.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+    }
+    if (ciphertext.byteLength < TAG_BYTES) return this.#requireReceive().decryptWithAd(EMPTY, ciphertext);
+    if (output.byteLength !== ciphertext.byteLength - TAG_BYTES) throw new NoiseCfgError('INVALID_ARGUMENT', 'output must be the ciphertext length - 16 bytes');
+    return this.#requireReceive().decryptWithAd(EMPTY, ciphertext, output);
+  }
+
   /** Rekeys the send cipher (§11.3); the peer must rekey its receive cipher at the same point. */
   rekeySend(): void {
     this.#requireSend().rekey();

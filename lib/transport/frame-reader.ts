@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import { NoiseCfgError } from '../errors.js';
 import { FrameDecoder } from './framing.js';
+import { onChunks } from './socket-chunks.js';
 import { MAX_PREAMBLE_BYTES, parsePreamble, type Preamble } from './preamble.js';
 
 /** Frames a client may have queued at the server during the handshake: it never sends more than one at a time. */
@@ -29,7 +30,7 @@ export class FrameReader {
   #failure: Error | null = null;
   #isEnded = false;
   readonly #isServer: boolean;
-  readonly #onData = (chunk: Buffer): void => this.#receive(chunk);
+  readonly #stopChunks: () => void;
   readonly #onEnd = (): void => {
     this.#isEnded = true;
     this.#wake();
@@ -45,7 +46,7 @@ export class FrameReader {
     this.#decoder = new FrameDecoder(options.maxFrameBytes);
     this.#preambleBytes = options.expectPreamble ? Buffer.alloc(0) : null;
     this.#isServer = options.expectPreamble;
-    socket.on('data', this.#onData);
+    this.#stopChunks = onChunks(socket, (chunk) => this.#receive(chunk));
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
@@ -85,7 +86,7 @@ export class FrameReader {
 
   /** Stops listening and hands over what has been read but not consumed. */
   takeOver(): ReaderLeftovers {
-    this.#socket.off('data', this.#onData);
+    this.#stopChunks();
     this.#socket.off('end', this.#onEnd);
     this.#socket.off('error', this.#onError);
     this.#socket.off('close', this.#onClose);
@@ -107,7 +108,8 @@ export class FrameReader {
         this.#preamble = { preamble: parsed.preamble, bytes: parsed.bytes };
         rest = pending.subarray(parsed.bytes.byteLength);
       }
-      for (const frame of this.#decoder.push(rest)) this.#frames.push(frame);
+      // Frames are kept past this call, and the chunk they view may be reused: keep copies.
+      for (const frame of this.#decoder.push(rest)) this.#frames.push(frame.buffer === rest.buffer ? Buffer.from(frame) : frame);
       // Only a server bounds this: a client may get READY and the server's first messages in one chunk.
       if (this.#isServer && this.#frames.length > MAX_HANDSHAKE_FRAMES_QUEUED) {
         throw new NoiseCfgError('FRAME_INVALID', `peer sent ${this.#frames.length} frames before the handshake allowed them`);

@@ -5,6 +5,8 @@
  */
 import { NoiseCfgError } from '../errors.js';
 
+const EMPTY = Buffer.alloc(0);
+
 /** Bytes in the length prefix. */
 export const FRAME_HEADER_BYTES = 2;
 /** The largest frame body: one Noise message (Noise rev. 34 §3). */
@@ -32,6 +34,8 @@ export class FrameDecoder {
   readonly #header = Buffer.alloc(FRAME_HEADER_BYTES);
   #headerFilled = 0;
   #hasFailed = false;
+  /** pushEach's reusable assembly buffer for frames that span chunks; null when none is held. */
+  #spare: Buffer | null = null;
 
   /** `maxFrameBytes` (at most MAX_FRAME_BYTES) bounds a frame body; a larger length prefix is FRAME_INVALID. */
   constructor(maxFrameBytes: number = MAX_FRAME_BYTES) {
@@ -108,8 +112,61 @@ export class FrameDecoder {
     return frames;
   }
 
-  #startFrame(length: number): void {
-    this.#partial = Buffer.allocUnsafe(length);
+  /**
+   * Consumes one chunk and calls `onFrame` with each frame body it completes, in order. Unlike push() it copies
+   * only the frames that span chunks, into one buffer it reuses, and hands out views: a body is valid only
+   * during its call. For receivers that decrypt each frame out of place at once. Throws as push() does.
+   */
+  pushEach(chunk: Buffer, onFrame: (body: Buffer) => void): void {
+    if (this.#hasFailed) throw new NoiseCfgError('FRAME_INVALID', 'the frame decoder already failed');
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      if (this.#partial !== null) {
+        const partial: Buffer = this.#partial;
+        const take = Math.min(partial.byteLength - this.#filled, chunk.byteLength - offset);
+        partial.set(chunk.subarray(offset, offset + take), this.#filled);
+        this.#filled += take;
+        offset += take;
+        if (this.#filled === partial.byteLength) {
+          this.#partial = null;
+          this.#filled = 0;
+          onFrame(partial);
+        }
+        continue;
+      }
+      if (this.#headerFilled === 0 && chunk.byteLength - offset >= FRAME_HEADER_BYTES) {
+        const length = (chunk[offset]! << 8) | chunk[offset + 1]!;
+        this.#checkLength(length);
+        const end = offset + FRAME_HEADER_BYTES + length;
+        if (end <= chunk.byteLength) {
+          onFrame(chunk.subarray(offset + FRAME_HEADER_BYTES, end));
+          offset = end;
+          continue;
+        }
+        this.#startFrame(length, true);
+        offset += FRAME_HEADER_BYTES;
+        continue;
+      }
+      this.#header[this.#headerFilled++] = chunk[offset++]!;
+      if (this.#headerFilled === FRAME_HEADER_BYTES) {
+        const length = this.#header.readUInt16BE(0);
+        this.#checkLength(length);
+        this.#headerFilled = 0;
+        if (length === 0) onFrame(EMPTY);
+        else this.#startFrame(length, true);
+      }
+    }
+    // An idle connection keeps no assembly buffer; a busy one, whose chunks rarely end between frames, reuses it.
+    if (this.isAtFrameBoundary) this.#spare = null;
+  }
+
+  #startFrame(length: number, isReusable = false): void {
+    if (!isReusable) {
+      this.#partial = Buffer.allocUnsafe(length);
+    } else {
+      if (this.#spare === null || this.#spare.byteLength < length) this.#spare = Buffer.allocUnsafe(Math.max(length, this.#spare?.byteLength ?? 0));
+      this.#partial = this.#spare.subarray(0, length);
+    }
     this.#filled = 0;
   }
 

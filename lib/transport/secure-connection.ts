@@ -12,9 +12,22 @@ import type { ReaderLeftovers } from './frame-reader.js';
 import type { ChannelLimits } from './limits.js';
 import type { ChannelMode } from './preamble.js';
 import { decodeRecord, MAX_RECORD_BODY_BYTES, RECORD_TYPES, type RecordType } from './records.js';
+import { takeSendBuffer } from './send-buffer-pool.js';
+import { onChunks } from './socket-chunks.js';
 
 /** Encrypted bytes a sender lets queue in its socket before send() waits for the socket to drain. */
 export const SEND_BUFFER_BYTES = 1024 * 1024;
+/** Records of one message encrypted into one buffer and handed to the socket in one write (about 1 MiB). */
+const RECORDS_PER_WRITE = 16;
+/** Bytes sent in one batch after which a sender yields to the event loop even when its socket is not full. */
+const YIELD_AFTER_BYTES = 512 * 1024;
+/** Bytes a record adds to its body on the wire: frame length, type byte and tag. */
+const RECORD_OVERHEAD_BYTES = FRAME_HEADER_BYTES + 1 + TAG_BYTES;
+/**
+ * The most a receiver sets aside for a message before it knows the message's size, in bytes: it guesses the size
+ * of the last long message, and grows past this by doubling.
+ */
+const MAX_ASSEMBLY_GUESS_BYTES = 4 * 1024 * 1024;
 
 /** Symbol of the test-only door to the connection's TransportState; not re-exported from the package. */
 export const TRANSPORT_FOR_TESTING = Symbol('noise-cfg testing only: transport state');
@@ -51,8 +64,17 @@ export class SecureConnection implements AsyncIterable<Buffer> {
 
   readonly #messages: Buffer[] = [];
   #queuedBytes = 0;
-  #fragments: Buffer[] = [];
+  /**
+   * The message being reassembled: byte 0 is scratch, the body so far follows. Each record is decrypted straight
+   * into place after the last body byte, its type byte over that byte, which is then put back. Null between
+   * messages.
+   */
+  #assembly: Buffer | null = null;
+  /** Body bytes of the message being reassembled. */
   #fragmentBytes = 0;
+  /** Size of the last message that took more than one record: the guess for the next one. */
+  #lastLongMessageBytes = 0;
+  readonly #onFrame = (frame: Buffer): void => this.#receiveFrame(frame);
   #receiveState: ReceiveState = 'open';
   #failure: NoiseCfgError | null = null;
   #readWaiters: { resolve: (message: Buffer | null) => void; reject: (error: Error) => void }[] = [];
@@ -84,7 +106,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     this.#decoder = leftovers.decoder;
     this.#decoder.maxFrameBytes = MAX_FRAME_BYTES;
 
-    socket.on('data', (chunk: Buffer) => this.#receiveChunk(chunk));
+    onChunks(socket, (chunk: Buffer) => this.#receiveChunk(chunk));
     socket.on('end', () => this.#onPeerEnd());
     socket.on('error', (error) => this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `connection error: ${error.message}`, { cause: error })));
     socket.on('close', () => {
@@ -187,11 +209,16 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       } else {
         let offset = 0;
         do {
-          const end = Math.min(offset + MAX_RECORD_BODY_BYTES, message.byteLength);
-          this.#writeRecord(end === message.byteLength ? 'FINAL' : 'FRAGMENT', message.subarray(offset, end));
-          offset = end;
+          const start = offset;
+          offset = this.#writeRecords(message, offset);
           // Encrypting ahead of the kernel keeps both busy; waiting at Node's 16 KiB high-water mark would not.
-          if (this.#socket.writableLength > SEND_BUFFER_BYTES) await this.#drain();
+          if (this.#socket.writableLength > SEND_BUFFER_BYTES) {
+            await this.#drain();
+          } else if (offset - start >= YIELD_AFTER_BYTES) {
+            // The kernel took it all: still let the event loop turn, so that finished writes return their buffers
+            // and other connections are served while one sends megabytes.
+            await new Promise(setImmediate);
+          }
         } while (offset < message.byteLength);
       }
       if (this.#socket.writableLength > SEND_BUFFER_BYTES) await this.#drain();
@@ -201,13 +228,44 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     }
   }
 
-  #writeRecord(type: RecordType, body?: Uint8Array): void {
-    if (type !== 'REKEY' && this.#isRekeyDue()) {
-      this.#writeRecord('REKEY');
-      this.#transport.rekeySend();
-      this.#sentUnderKey = 0;
-      this.#keyStartedAt = this.#now();
+  // Up to RECORDS_PER_WRITE records of `message` from `offset`, encrypted in place in one buffer and written at
+  // once: one allocation and one socket write per megabyte instead of per record. Returns the offset reached.
+  #writeRecords(message: Uint8Array, offset: number): number {
+    if (this.#isRekeyDue()) this.#rekeySend();
+    const recordsLeft = Math.max(1, Math.ceil((message.byteLength - offset) / MAX_RECORD_BODY_BYTES));
+    // A batch never crosses the message-count rekey point: the next batch starts with REKEY.
+    const records = Math.min(recordsLeft, RECORDS_PER_WRITE, this.#limits.rekeyAfterMessages - this.#sentUnderKey);
+    const end = Math.min(message.byteLength, offset + records * MAX_RECORD_BODY_BYTES);
+    if (this.#isSocketClosed || this.#socket.destroyed) throw new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed');
+    const { buffer: batch, release } = takeSendBuffer(records * RECORD_OVERHEAD_BYTES + (end - offset));
+    let position = 0;
+    for (let bodyStart = offset, record = 0; record < records; record++) {
+      const bodyEnd = Math.min(bodyStart + MAX_RECORD_BODY_BYTES, end);
+      const plaintextBytes = 1 + bodyEnd - bodyStart;
+      batch.writeUInt16BE(plaintextBytes + TAG_BYTES, position);
+      batch[position + FRAME_HEADER_BYTES] = bodyEnd === message.byteLength ? RECORD_TYPES.FINAL : RECORD_TYPES.FRAGMENT;
+      batch.set(message.subarray(bodyStart, bodyEnd), position + FRAME_HEADER_BYTES + 1);
+      const sealed = batch.subarray(position + FRAME_HEADER_BYTES, position + FRAME_HEADER_BYTES + plaintextBytes + TAG_BYTES);
+      this.#transport.encryptInPlace(sealed, plaintextBytes);
+      this.#sentUnderKey += 1;
+      position += FRAME_HEADER_BYTES + plaintextBytes + TAG_BYTES;
+      bodyStart = bodyEnd;
     }
+    // The socket calls back once the kernel has the bytes (or the write failed): the buffer is free again.
+    if (release === null) this.#socket.write(batch);
+    else this.#socket.write(batch, release);
+    return end;
+  }
+
+  #rekeySend(): void {
+    this.#writeRecord('REKEY');
+    this.#transport.rekeySend();
+    this.#sentUnderKey = 0;
+    this.#keyStartedAt = this.#now();
+  }
+
+  #writeRecord(type: RecordType, body?: Uint8Array): void {
+    if (type !== 'REKEY' && this.#isRekeyDue()) this.#rekeySend();
     // One buffer per frame: length, type byte and body, encrypted in place (one copy of the body in all).
     const plaintextBytes = 1 + (body?.byteLength ?? 0);
     const frame = this.#newFrame(plaintextBytes);
@@ -254,57 +312,104 @@ export class SecureConnection implements AsyncIterable<Buffer> {
 
   #receiveChunk(chunk: Buffer): void {
     if (this.#receiveState === 'failed') return;
-    let frames: Buffer[];
     try {
-      frames = this.#decoder.push(chunk);
+      this.#decoder.pushEach(chunk, this.#onFrame);
     } catch (error) {
       this.destroy(error as NoiseCfgError);
-      return;
-    }
-    for (const frame of frames) {
-      // A frame can fail the connection; the ones after it are not read.
-      if (this.#failure !== null) break;
-      this.#receiveFrame(frame);
     }
   }
 
+  // `frame` may be a view of the socket's chunk or of the decoder's reused buffer: it is decrypted out of place at
+  // once and not kept.
   #receiveFrame(frame: Buffer): void {
+    // A frame can fail the connection; the ones after it are not read.
+    if (this.#failure !== null) return;
     try {
       if (this.#receiveState === 'ended') throw new NoiseCfgError('FRAME_INVALID', 'data after the END record');
-      const plaintext = this.#transport.decryptInPlace(frame);
+      if (frame.byteLength < TAG_BYTES) {
+        throw new NoiseCfgError('DECRYPT_FAILED', `transport message of ${frame.byteLength} bytes is shorter than the ${TAG_BYTES}-byte tag`);
+      }
+      const plaintextBytes = frame.byteLength - TAG_BYTES;
       if (this.#isRaw) {
-        this.#deliver(plaintext);
+        this.#deliver(this.#transport.decryptInto(frame, Buffer.allocUnsafe(plaintextBytes)));
         return;
       }
-      const { type, body } = decodeRecord(plaintext);
-      switch (type) {
-        case 'FRAGMENT':
-        case 'FINAL':
-          this.#fragmentBytes += body.byteLength;
-          if (this.#fragmentBytes > this.#limits.maxMessageBytes) {
-            throw new NoiseCfgError('MESSAGE_TOO_LARGE', `incoming message exceeds the limit of ${this.#limits.maxMessageBytes} bytes`);
-          }
-          this.#fragments.push(body);
-          if (type === 'FINAL') {
-            const message = this.#fragments.length === 1 ? this.#fragments[0]! : Buffer.concat(this.#fragments, this.#fragmentBytes);
-            this.#fragments = [];
-            this.#fragmentBytes = 0;
-            this.#deliver(message);
-          }
-          break;
-        case 'REKEY':
-          this.#transport.rekeyReceive();
-          break;
-        case 'END':
-          if (this.#fragments.length > 0) throw new NoiseCfgError('CONNECTION_TRUNCATED', 'END arrived in the middle of a message');
-          this.#receiveState = 'ended';
-          this.#wakeReaders();
-          break;
-        case 'READY':
-          throw new NoiseCfgError('FRAME_INVALID', 'READY after the handshake');
+      if (this.#assembly !== null) {
+        this.#receiveIntoAssembly(frame, plaintextBytes);
+        return;
+      }
+      // A full record usually starts a long message: set aside room for the size the last long one had.
+      const capacity = plaintextBytes === MAX_TRANSPORT_PLAINTEXT_BYTES
+        ? Math.max(plaintextBytes, Math.min(this.#lastLongMessageBytes + 1, MAX_ASSEMBLY_GUESS_BYTES))
+        : plaintextBytes;
+      const buffer = Buffer.allocUnsafe(capacity);
+      const { type, body } = decodeRecord(this.#transport.decryptInto(frame, buffer.subarray(0, plaintextBytes)));
+      if (type === 'FRAGMENT') {
+        this.#checkMessageSize(body.byteLength);
+        this.#assembly = buffer;
+        this.#fragmentBytes = body.byteLength;
+      } else if (type === 'FINAL') {
+        this.#checkMessageSize(body.byteLength);
+        this.#deliver(capacity === plaintextBytes ? body : Buffer.from(body));
+      } else {
+        this.#receiveControl(type);
       }
     } catch (error) {
       this.destroy(isNoiseCfgError(error) ? error : new NoiseCfgError('FRAME_INVALID', (error as Error).message, { cause: error }));
+    }
+  }
+
+  #receiveIntoAssembly(frame: Buffer, plaintextBytes: number): void {
+    // The record's body would follow the body so far; a control record's single byte lands on the kept byte.
+    this.#checkMessageSize(this.#fragmentBytes + plaintextBytes - 1);
+    const end = 1 + this.#fragmentBytes;
+    if (end - 1 + plaintextBytes > this.#assembly!.byteLength) {
+      const grown = Buffer.allocUnsafe(Math.max(end - 1 + plaintextBytes, 2 * this.#assembly!.byteLength));
+      this.#assembly!.copy(grown, 0, 0, end);
+      this.#assembly = grown;
+    }
+    const assembly = this.#assembly!;
+    const kept = assembly[end - 1]!;
+    let record;
+    try {
+      record = decodeRecord(this.#transport.decryptInto(frame, assembly.subarray(end - 1, end - 1 + plaintextBytes)));
+    } finally {
+      assembly[end - 1] = kept;
+    }
+    if (record.type === 'FRAGMENT' || record.type === 'FINAL') {
+      this.#fragmentBytes += record.body.byteLength;
+      if (record.type === 'FINAL') {
+        const size = this.#fragmentBytes;
+        // A guess far above the size is copied out rather than held by the message.
+        const message = assembly.byteLength > 2 * (size + 1) ? Buffer.from(assembly.subarray(1, 1 + size)) : assembly.subarray(1, 1 + size);
+        this.#assembly = null;
+        this.#fragmentBytes = 0;
+        this.#lastLongMessageBytes = size;
+        this.#deliver(message);
+      }
+      return;
+    }
+    this.#receiveControl(record.type);
+  }
+
+  #checkMessageSize(bytes: number): void {
+    if (bytes > this.#limits.maxMessageBytes) {
+      throw new NoiseCfgError('MESSAGE_TOO_LARGE', `incoming message exceeds the limit of ${this.#limits.maxMessageBytes} bytes`);
+    }
+  }
+
+  #receiveControl(type: RecordType): void {
+    switch (type) {
+      case 'REKEY':
+        this.#transport.rekeyReceive();
+        return;
+      case 'END':
+        if (this.#assembly !== null) throw new NoiseCfgError('CONNECTION_TRUNCATED', 'END arrived in the middle of a message');
+        this.#receiveState = 'ended';
+        this.#wakeReaders();
+        return;
+      default:
+        throw new NoiseCfgError('FRAME_INVALID', `${type} after the handshake`);
     }
   }
 
@@ -331,7 +436,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       this.#wakeReaders();
       return;
     }
-    const partial = this.#fragments.length > 0 ? ' in the middle of a message' : '';
+    const partial = this.#assembly !== null ? ' in the middle of a message' : '';
     this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `the peer closed the connection before its END record${partial}`));
   }
 
@@ -340,7 +445,8 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     if (this.#receiveState === 'ended' && error.code === 'CONNECTION_TRUNCATED') return;
     this.#failure = error;
     this.#receiveState = 'failed';
-    this.#fragments = [];
+    this.#assembly = null;
+    this.#fragmentBytes = 0;
     this.#wakeReaders();
   }
 

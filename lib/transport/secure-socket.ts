@@ -15,6 +15,7 @@ import { computeMac1, mac1KeyForPsk } from './mac1.js';
 import { checkTaskId, decodeRejection, encodePreamble } from './preamble.js';
 import { decodeRecord } from './records.js';
 import { SecureConnection } from './secure-connection.js';
+import { connectReadingShared } from './socket-chunks.js';
 import { asAuthenticationFailure, createHandshake, EPHEMERAL_FOR_TESTING, ServerHandshake } from './server-handshake.js';
 
 export { EPHEMERAL_FOR_TESTING };
@@ -25,14 +26,19 @@ export type { ClientChannelOptions, RawChannelOptions, ServerChannelOptions, Tas
  * message), HANDSHAKE_TIMEOUT, AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, UNSUPPORTED_VERSION, UNSUPPORTED_MODE.
  */
 export async function connectSecure(host: string, port: number, options: ClientChannelOptions): Promise<SecureConnection> {
-  const socket = await openSocket(host, port, resolveLimits(options.limits).handshakeTimeoutMs);
+  // The channel consumes every chunk as it arrives, so its socket can read into the shared buffer.
+  const socket = await connectWithin(host, port, resolveLimits(options.limits).handshakeTimeoutMs, connectReadingShared);
   return secureClientSocket(socket, options);
 }
 
-/** Opens a plain TCP connection, with allowHalfOpen so the authenticated END can be answered. */
+/** Opens a plain TCP connection (with 'data' events), with allowHalfOpen so the authenticated END can be answered. */
 export function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return connectWithin(host, port, timeoutMs, (toHost, toPort) => net.connect({ host: toHost, port: toPort, allowHalfOpen: true }));
+}
+
+function connectWithin(host: string, port: number, timeoutMs: number, connect: (host: string, port: number) => Socket): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, allowHalfOpen: true });
+    const socket = connect(host, port);
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new NoiseCfgError('CONNECTION_FAILED', `could not connect to ${host}:${port} within ${timeoutMs} ms`));

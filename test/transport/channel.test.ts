@@ -737,6 +737,41 @@ for (const mode of MODES) {
     }
   });
 
+  t.test(`${mode}: long messages of changing sizes, with REKEY inside them, reassemble byte-equal`, async (t) => {
+    // The receiver sets aside room for the size of the last long message (at most 4 MiB) and grows past it;
+    // these sizes miss that guess both ways. rekeyAfterMessages 5 puts a REKEY between fragments of a message
+    // and cuts the sender's batches of records short.
+    const fixture = await startServer(t, { limits: { rekeyAfterMessages: 5 } });
+    const client = await connect(t, fixture.port, mode, { limits: { rekeyAfterMessages: 5 } });
+    const sizes = [5 * MiB + 3, 200_000, MiB, 65_518, 3, MiB + 1, MiB, 2 * 65_518, 65_519, 0, 9 * MiB];
+    for (const [index, size] of sizes.entries()) {
+      const message = patternedMessage(size, index + 1);
+      await client.send(message);
+      const echoed = await client.receive();
+      t.ok(echoed !== null && echoed.equals(message), `${size} bytes come back byte-equal`);
+    }
+
+    // The schedule holds inside a batch: 17 records under rekeyAfterMessages 5 need a REKEY before the 6th,
+    // 11th and 16th record.
+    let frames = 0;
+    const proxy = await startProxy(t, fixture.port, {
+      onClientData: (connection, chunk) => {
+        const state = connection.state as { up?: FrameSplitter };
+        state.up ??= new FrameSplitter(preambleLength(TASK_IDS[mode]));
+        frames += state.up.push(chunk).filter((item) => item.kind === 'frame').length;
+        connection.toServer.write(chunk);
+      },
+    });
+    const counted = await connect(t, proxy.port, mode, { limits: { rekeyAfterMessages: 5 } });
+    const message = patternedMessage(16 * 65_518 + 10, 99);
+    await counted.send(message);
+    t.ok((await counted.receive())?.equals(message), 'the 17-record message comes back');
+    await counted.close();
+    t.equal(await counted.receive(), null);
+    await (await proxy.connections.next()).closed;
+    t.equal(frames - CLIENT_HANDSHAKE_FRAMES[mode], 17 + 3 + 1, '17 records, 3 REKEY records and END');
+  });
+
   t.test(`${mode}: a send at nonce 2^64-1 is NONCE_EXHAUSTED and ends the connection`, async (t) => {
     const fixture = await startServer(t, { onConnection: passive() });
     const client = await connect(t, fixture.port, mode);

@@ -90,6 +90,37 @@ t.test('a round trip gives back every frame, whatever the chunking', async (t) =
   t.equal(failures, 0, `all ${smallStream.byteLength + 1} two-chunk cuts give the same frames`);
 });
 
+/** Feeds `stream` through pushEach in the given chunk lengths; each body is copied during its call, as it must be. */
+function decodeEachInChunks(stream: Buffer, chunkLengths: Iterable<number>): Buffer[] {
+  const decoder = new FrameDecoder();
+  const frames: Buffer[] = [];
+  let offset = 0;
+  // One reused chunk buffer, as the channel's shared read buffer is: a body kept past its call would change.
+  const reused = Buffer.alloc(Math.max(1, stream.byteLength));
+  for (const length of chunkLengths) {
+    stream.copy(reused, 0, offset, offset + length);
+    decoder.pushEach(reused.subarray(0, length), (body) => frames.push(Buffer.from(body)));
+    reused.fill(0xee, 0, length);
+    offset += length;
+  }
+  return frames;
+}
+
+t.test('pushEach hands out the same frames as push, whatever the chunking, from a reused chunk buffer', async (t) => {
+  const bodies = [...sampleBodies(7, 80, 3000), patternedMessage(MAX_FRAME_BYTES, 8), Buffer.alloc(0), patternedMessage(MAX_FRAME_BYTES, 9)];
+  const stream = Buffer.concat(bodies.map((body) => encodeFrame(body)));
+  sameFrames(t, decodeEachInChunks(stream, [stream.byteLength]), bodies, 'pushEach, one chunk');
+  sameFrames(t, decodeEachInChunks(stream, Array.from({ length: 5000 }, () => 1).concat([stream.byteLength - 5000])), bodies, 'pushEach, bytes one at a time, then the rest');
+  for (const seed of [31, 32, 33]) {
+    for (const maxChunk of [2, 333, 65_536, 200_000]) {
+      sameFrames(t, decodeEachInChunks(stream, randomSplits(seed * 7 + maxChunk, stream.byteLength, maxChunk)), bodies, `pushEach, random split (seed ${seed}, chunks up to ${maxChunk})`);
+    }
+  }
+  const decoder = new FrameDecoder(100);
+  t.throws(() => decoder.pushEach(encodeFrame(Buffer.alloc(101)), () => undefined), { code: 'FRAME_INVALID' }, 'pushEach checks the bound too');
+  t.throws(() => decoder.pushEach(encodeFrame(Buffer.alloc(1)), () => undefined), { code: 'FRAME_INVALID' }, 'and stays failed');
+});
+
 t.test('frames of the largest size survive any chunking', async (t) => {
   const bodies = [patternedMessage(MAX_FRAME_BYTES, 3), Buffer.alloc(0), patternedMessage(MAX_FRAME_BYTES, 4), patternedMessage(1, 5)];
   const stream = Buffer.concat(bodies.map((body) => encodeFrame(body)));

@@ -1,0 +1,61 @@
+/**
+ * Where a socket's received bytes go. Sockets this module connects read into one buffer shared by all of them
+ * (Node's `onread`), so receiving allocates nothing per read; every other socket uses 'data' events. Either way
+ * a consumer subscribes with onChunks(), and must use each chunk before it returns: a chunk may be reused.
+ * Bytes that arrive while nobody is subscribed are copied and kept for the next subscriber.
+ */
+import net, { type Socket } from 'node:net';
+
+/** Receives one chunk; the chunk is valid only during the call. */
+export type ChunkHandler = (chunk: Buffer) => void;
+
+/** Bytes per read into the shared buffer: Node's own read size. */
+const SHARED_READ_BYTES = 64 * 1024;
+// One buffer serves every socket: reads happen one at a time on the event loop, and each is consumed before the
+// next read fills the buffer again.
+const sharedReadBuffer = Buffer.allocUnsafe(SHARED_READ_BYTES);
+
+interface SharedReader {
+  handler: ChunkHandler | null;
+  /** Copies of what arrived while nobody was subscribed. */
+  unread: Buffer[];
+}
+
+const sharedReaders = new WeakMap<Socket, SharedReader>();
+
+/** net.connect for a channel client: half-open allowed, reads into the shared buffer. */
+export function connectReadingShared(host: string, port: number): Socket {
+  const reader: SharedReader = { handler: null, unread: [] };
+  const socket = net.connect({
+    host,
+    port,
+    allowHalfOpen: true,
+    onread: {
+      buffer: sharedReadBuffer,
+      callback: (bytes: number, buffer: Uint8Array): boolean => {
+        const chunk = (buffer as Buffer).subarray(0, bytes);
+        if (reader.handler !== null) reader.handler(chunk);
+        else reader.unread.push(Buffer.from(chunk));
+        return true;
+      },
+    },
+  });
+  sharedReaders.set(socket, reader);
+  return socket;
+}
+
+/** Sends the socket's received bytes to `handler` from now on; returns the function that stops it. */
+export function onChunks(socket: Socket, handler: ChunkHandler): () => void {
+  const reader = sharedReaders.get(socket);
+  if (reader === undefined) {
+    socket.on('data', handler);
+    return () => {
+      socket.off('data', handler);
+    };
+  }
+  reader.handler = handler;
+  for (const chunk of reader.unread.splice(0)) handler(chunk);
+  return () => {
+    if (reader.handler === handler) reader.handler = null;
+  };
+}
