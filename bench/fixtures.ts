@@ -29,5 +29,7 @@ export interface ServerStats {
   cpuMicros: number;
   rss: number;
   connections: number;
+  /** Idle connections open now. */
+  open: number;
   commits: number;
 }

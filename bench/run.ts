@@ -117,17 +117,29 @@ async function main(): Promise<void> {
     for (const server of bulkServers.values()) await server.stop();
   }
 
-  // 5. Memory per idle authenticated connection.
-  const memoryRuns = isQuick ? 1 : 3;
-  const memory: Record<string, number[]> = { 'noise-xxpsk3': [], tls13: [], raw: [] };
+  // 5. Memory per idle authenticated connection: from a fresh server (heap growth included), and marginal.
+  const memoryRuns = isQuick ? 1 : RUNS;
+  const memoryKinds: ServerKind[] = ['noise-xxpsk3', 'tls13', 'raw'];
+  const memory = { fresh: new Map<ServerKind, number[]>(memoryKinds.map((kind) => [kind, []])), marginal: new Map<ServerKind, number[]>(memoryKinds.map((kind) => [kind, []])) };
   for (let run = 0; run < memoryRuns; run++) {
-    for (const kind of Object.keys(memory) as ServerKind[]) memory[kind]!.push(await idleMemoryRun(kind, settings.idleConnections));
+    for (const kind of memoryKinds) {
+      const measured = await idleMemoryRun(kind, settings.idleConnections);
+      memory.fresh.get(kind)!.push(measured.fresh);
+      memory.marginal.get(kind)!.push(measured.marginal);
+    }
   }
-  const memoryRatio = memory['noise-xxpsk3']!.map((value, index) => value / memory['tls13']![index]!);
-  results['memory'] = { connections: settings.idleConnections, bytesPerConnection: Object.fromEntries(Object.entries(memory).map(([kind, values]) => [kind, figure(values)])), ratioVsTls13: figure(memoryRatio) };
-  row(`server RSS per idle connection (${settings.idleConnections}), noise-cfg`, formatFigure(figure(memory['noise-xxpsk3']!.map((value) => value / 1024)), ' KiB'), `vs TLS-PSK ${formatFigure(figure(memoryRatio), '×')} (goal ≤ 0.5×; ${memoryRuns} run(s))`);
-  row('server RSS per idle connection, TLS 1.3-PSK', formatFigure(figure(memory['tls13']!.map((value) => value / 1024)), ' KiB'));
-  row('server RSS per idle connection, raw TCP', formatFigure(figure(memory['raw']!.map((value) => value / 1024)), ' KiB'));
+  const memoryResults: Record<string, unknown> = { connections: settings.idleConnections, runs: memoryRuns };
+  for (const way of ['fresh', 'marginal'] as const) {
+    const values = memory[way];
+    const ratio = values.get('noise-xxpsk3')!.map((value, index) => value / values.get('tls13')![index]!);
+    memoryResults[way] = { bytesPerConnection: Object.fromEntries(memoryKinds.map((kind) => [kind, figure(values.get(kind)!)])), ratioVsTls13: figure(ratio) };
+    const kib = (kind: ServerKind): string => formatFigure(figure(values.get(kind)!.map((value) => value / 1024)), ' KiB');
+    const label = way === 'fresh' ? 'from a fresh server' : 'marginal, after a warm-up';
+    row(`server RSS per idle connection (${settings.idleConnections}), ${label}: noise-cfg`, kib('noise-xxpsk3'), `vs TLS-PSK ${formatFigure(figure(ratio), '×')}${way === 'fresh' ? ' (goal ≤ 0.5×)' : ''}; ${memoryRuns} run(s)`);
+    row(`  TLS 1.3-PSK`, kib('tls13'));
+    row(`  raw TCP`, kib('raw'));
+  }
+  results['memory'] = memoryResults;
 
   // 6. Whole pulls.
   for (const [count, bytes] of [[settings.pulls, 64 * 1024], [settings.bigPulls, 4 * 1024 * 1024]] as const) {

@@ -16,7 +16,8 @@ const bulkBytes = Number(bulkBytesText ?? 0);
 const CHUNK = Buffer.alloc(1024 * 1024, 0x5a);
 /** noise-cfg bulk sends messages of this size: 1 MiB by default, NOISE_CFG_BENCH_MESSAGE_BYTES to compare. */
 const NOISE_MESSAGE_BYTES = Number(process.env['NOISE_CFG_BENCH_MESSAGE_BYTES'] ?? CHUNK.byteLength);
-const held: unknown[] = [];
+/** Idle connections still open. */
+const held = new Set<unknown>();
 let connections = 0;
 let commits = (): number => 0;
 let stop: () => Promise<void> = async () => undefined;
@@ -38,7 +39,10 @@ async function writeBulk(socket: Socket): Promise<void> {
 function serveSocket(socket: Socket): void {
   connections++;
   socket.on('error', () => undefined);
-  if (behaviour === 'idle') held.push(socket);
+  if (behaviour === 'idle') {
+    held.add(socket);
+    socket.once('close', () => held.delete(socket));
+  }
   else if (behaviour === 'bulk') void writeBulk(socket);
   else socket.end();
 }
@@ -46,7 +50,8 @@ function serveSocket(socket: Socket): void {
 async function serveNoise(connection: SecureConnection): Promise<void> {
   connections++;
   if (behaviour === 'idle') {
-    held.push(connection);
+    held.add(connection);
+    connection.onClose(() => held.delete(connection));
     return;
   }
   if (behaviour === 'bulk') {
@@ -101,8 +106,12 @@ process.on('message', (message: string) => {
   if (message === 'stats' || message === 'gc-stats') {
     if (message === 'gc-stats') (globalThis as { gc?: () => void }).gc?.();
     const cpu = process.cpuUsage();
-    const stats: ServerStats = { cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss, connections, commits: commits() };
+    const stats: ServerStats = { cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss, connections, open: held.size, commits: commits() };
     send(stats);
+  } else if (message === 'drop-idle') {
+    // The clients have gone; a server keeps half-open sockets until its application closes them.
+    for (const connection of held) (connection as { destroy(): void }).destroy();
+    send({ dropped: true });
   } else if (message === 'stop') {
     void stop().finally(() => process.exit(0));
   }

@@ -33,6 +33,14 @@ export class BenchServer {
     return server;
   }
 
+  /** Destroys the server's idle connections (after their clients went away). */
+  dropIdle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#child.once('message', () => resolve());
+      this.#child.send('drop-idle');
+    });
+  }
+
   stats(collectGarbage = false): Promise<ServerStats> {
     return new Promise((resolve) => {
       this.#child.once('message', (message) => resolve(message as ServerStats));
@@ -132,34 +140,62 @@ export async function bulkRun(server: BenchServer, kind: ServerKind, bytes: numb
   return bytes / seconds / 1e6;
 }
 
-/** Opens `count` idle connections to a server of `kind`; returns the server's RSS growth per connection, in bytes. */
-export async function idleMemoryRun(kind: ServerKind, count: number): Promise<number> {
-  const server = await BenchServer.start(kind, 'idle');
+/** Opens `count` idle, authenticated connections to `server`, 100 at a time. */
+async function openIdle(server: BenchServer, kind: ServerKind, count: number): Promise<{ destroy(): void }[]> {
   const held: { destroy(): void }[] = [];
+  for (let opened = 0; opened < count; opened += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, count - opened) }, async () => {
+      if (kind === 'raw') {
+        held.push(await new Promise<net.Socket>((resolve) => {
+          const socket = net.connect({ host: '127.0.0.1', port: server.port }, () => resolve(socket));
+        }));
+      } else if (kind === 'tls13' || kind === 'tls12') {
+        held.push(await new Promise<tls.TLSSocket>((resolve, reject) => {
+          const socket = tls.connect({ ...TLS_OPTIONS[kind], host: '127.0.0.1', port: server.port, checkServerIdentity: () => undefined, pskCallback: () => ({ psk: BENCH_PSK, identity: TLS_IDENTITY }) }, () => resolve(socket));
+          socket.once('error', reject);
+        }));
+      } else {
+        held.push(await connectSecure('127.0.0.1', server.port, kind === 'noise-xxpsk3'
+          ? { mode: 'xxpsk3', taskId: BENCH_TASK_ID, psk: BENCH_PSK, staticKeyPair: CLIENT_KEYS, serverPublicKey: SERVER_KEYS.publicKey }
+          : { mode: 'nnpsk0', taskId: BENCH_TASK_ID, psk: BENCH_PSK }));
+      }
+    }));
+  }
+  return held;
+}
+
+async function waitForOpen(server: BenchServer, count: number): Promise<void> {
+  for (let attempt = 0; attempt < 200 && (await server.stats()).open !== count; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+/** Server RSS growth per idle authenticated connection, in bytes, two ways. */
+export interface IdleMemory {
+  /** From a freshly started server to `count` open: what a new server pays, heap growth included. */
+  fresh: number;
+  /**
+   * After `count` were opened and closed, from none to `count` open again: the cost of a connection alone,
+   * without the heap's one-time growth to its working size under a burst.
+   */
+  marginal: number;
+}
+
+/** Opens `count` idle connections to a new server of `kind` (and again after closing them); see IdleMemory. */
+export async function idleMemoryRun(kind: ServerKind, count: number): Promise<IdleMemory> {
+  const server = await BenchServer.start(kind, 'idle');
+  let held: { destroy(): void }[] = [];
   try {
-    const before = await server.stats(true);
-    for (let opened = 0; opened < count; opened += 100) {
-      await Promise.all(Array.from({ length: Math.min(100, count - opened) }, async () => {
-        if (kind === 'raw') {
-          held.push(await new Promise<net.Socket>((resolve) => {
-            const socket = net.connect({ host: '127.0.0.1', port: server.port }, () => resolve(socket));
-          }));
-        } else if (kind === 'tls13' || kind === 'tls12') {
-          held.push(await new Promise<tls.TLSSocket>((resolve, reject) => {
-            const socket = tls.connect({ ...TLS_OPTIONS[kind], host: '127.0.0.1', port: server.port, checkServerIdentity: () => undefined, pskCallback: () => ({ psk: BENCH_PSK, identity: TLS_IDENTITY }) }, () => resolve(socket));
-            socket.once('error', reject);
-          }));
-        } else {
-          held.push(await connectSecure('127.0.0.1', server.port, kind === 'noise-xxpsk3'
-            ? { mode: 'xxpsk3', taskId: BENCH_TASK_ID, psk: BENCH_PSK, staticKeyPair: CLIENT_KEYS, serverPublicKey: SERVER_KEYS.publicKey }
-            : { mode: 'nnpsk0', taskId: BENCH_TASK_ID, psk: BENCH_PSK }));
-        }
-      }));
-    }
-    // Let the server finish accepting before measuring.
-    for (let attempt = 0; attempt < 100 && (await server.stats()).connections < count; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
-    const after = await server.stats(true);
-    return (after.rss - before.rss) / count;
+    const start = await server.stats(true);
+    held = await openIdle(server, kind, count);
+    await waitForOpen(server, count);
+    const full = await server.stats(true);
+    for (const socket of held.splice(0)) socket.destroy();
+    await server.dropIdle();
+    await waitForOpen(server, 0);
+    const empty = await server.stats(true);
+    held = await openIdle(server, kind, count);
+    await waitForOpen(server, count);
+    const fullAgain = await server.stats(true);
+    return { fresh: (full.rss - start.rss) / count, marginal: (fullAgain.rss - empty.rss) / count };
   } finally {
     for (const socket of held) socket.destroy();
     await server.stop();

@@ -19,13 +19,23 @@ export class CipherState {
   readonly #cipher: CipherFunction;
   /** k: the 32-byte key, or null before InitializeKey. */
   #k: Buffer | null = null;
+  /** The caller's buffer for k, reused by initializeKey after a dispose. */
+  readonly #keyStorage: Buffer | null;
   /** n, high 32 bits. */
   #nonceHigh = 0;
   /** n, low 32 bits. */
   #nonceLow = 0;
 
-  constructor(cipher: CipherFunction, k: Uint8Array | null = null) {
+  /**
+   * `keyStorage`, if given, is the KEY_BYTES buffer the key is kept in (so that several states can share one
+   * allocation); by default the state allocates its own.
+   */
+  constructor(cipher: CipherFunction, k: Uint8Array | null = null, keyStorage: Buffer | null = null) {
     this.#cipher = cipher;
+    if (keyStorage !== null && keyStorage.byteLength !== KEY_BYTES) {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `keyStorage must be ${KEY_BYTES} bytes, got ${keyStorage.byteLength}`);
+    }
+    this.#keyStorage = keyStorage;
     if (k !== null) this.initializeKey(k);
   }
 
@@ -33,7 +43,7 @@ export class CipherState {
   initializeKey(k: Uint8Array): void {
     if (k.byteLength !== KEY_BYTES) throw new NoiseCfgError('INVALID_KEY', `cipher key must be ${KEY_BYTES} bytes, got ${k.byteLength}`);
     // The key buffer is reused: a handshake rekeys its CipherState at every MixKey.
-    if (this.#k === null) this.#k = Buffer.alloc(KEY_BYTES);
+    if (this.#k === null) this.#k = this.#keyStorage ?? Buffer.alloc(KEY_BYTES);
     this.#k.set(k);
     this.#nonceHigh = 0;
     this.#nonceLow = 0;

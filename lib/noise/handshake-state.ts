@@ -12,7 +12,7 @@ import type { MessageToken } from './patterns.js';
 import { resolveProtocol, type NoiseProtocol } from './protocols.js';
 import { SymmetricState } from './symmetric-state.js';
 import { MAX_MESSAGE_BYTES, TransportState } from './transport-state.js';
-import { wipe } from './wipe.js';
+import { copyOutOfPool, wipe } from './wipe.js';
 
 /** Length of every PSK, in bytes (§9). */
 export const PSK_BYTES = 32;
@@ -147,7 +147,7 @@ export class HandshakeState {
 
   /** The peer's static public key once known (pre-shared or received), else null. */
   get remoteStaticKey(): Buffer | null {
-    return this.#rs === null ? null : Buffer.from(this.#rs);
+    return this.#rs === null ? null : copyOutOfPool(this.#rs);
   }
 
   /**
@@ -315,7 +315,16 @@ export class HandshakeState {
   #advance(): void {
     this.#messageIndex += 1;
     if (this.#messageIndex < this.#protocol.pattern.messages.length) return;
-    const handshakeHash = this.#symmetric.getHandshakeHash();
+    // The handshake hash and the peer's static key in one allocation, out of Node's pool: both live as long as
+    // the connection.
+    const hashLength = this.#protocol.hash.hashLength;
+    const kept = Buffer.alloc(hashLength + (this.#rs === null ? 0 : DH_BYTES));
+    const handshakeHash = this.#symmetric.getHandshakeHash(kept.subarray(0, hashLength));
+    let remoteStaticKey: Buffer | null = null;
+    if (this.#rs !== null) {
+      remoteStaticKey = kept.subarray(hashLength);
+      remoteStaticKey.set(this.#rs);
+    }
     const [initiatorToResponder, responderToInitiator] = this.#symmetric.split();
     let sendCipher: CipherState | null = this.#isInitiator ? initiatorToResponder : responderToInitiator;
     let receiveCipher: CipherState | null = this.#isInitiator ? responderToInitiator : initiatorToResponder;
@@ -326,7 +335,7 @@ export class HandshakeState {
       if (this.#isInitiator) receiveCipher = null;
       else sendCipher = null;
     }
-    this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey: this.remoteStaticKey, sendCipher, receiveCipher });
+    this.#transport = new TransportState({ protocolName: this.#protocol.name, handshakeHash, remoteStaticKey, sendCipher, receiveCipher });
     this.#zeroSecrets();
     this.#phase = 'finished';
   }

@@ -6,7 +6,7 @@
 import { KEY_BYTES } from './cipher-functions.js';
 import { CipherState } from './cipher-state.js';
 import type { NoiseProtocol } from './protocols.js';
-import { wipe } from './wipe.js';
+import { copyOutOfPool, wipe } from './wipe.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -72,9 +72,11 @@ export class SymmetricState {
     return this.#cipherState.hasKey;
   }
 
-  /** GetHandshakeHash(): a copy of h. */
-  getHandshakeHash(): Buffer {
-    return Buffer.from(this.#h);
+  /** GetHandshakeHash(): a copy of h, into `output` (HASHLEN bytes) when given. */
+  getHandshakeHash(output?: Buffer): Buffer {
+    if (output === undefined) return copyOutOfPool(this.#h);
+    output.set(this.#h);
+    return output;
   }
 
   /**
@@ -97,8 +99,10 @@ export class SymmetricState {
   /** Split(): the initiator-to-responder and responder-to-initiator CipherStates. Zeroes ck, h and k after. */
   split(): [CipherState, CipherState] {
     this.#protocol.hash.hkdfInto(this.#ck, EMPTY, [this.#output2, this.#output3]);
-    const initiatorToResponder = new CipherState(this.#protocol.cipher, this.#output2Key);
-    const responderToInitiator = new CipherState(this.#protocol.cipher, this.#output3Key);
+    // Both transport keys in one allocation: a server keeps these for every open connection.
+    const keys = Buffer.alloc(2 * KEY_BYTES);
+    const initiatorToResponder = new CipherState(this.#protocol.cipher, this.#output2Key, keys.subarray(0, KEY_BYTES));
+    const responderToInitiator = new CipherState(this.#protocol.cipher, this.#output3Key, keys.subarray(KEY_BYTES));
     this.dispose();
     return [initiatorToResponder, responderToInitiator];
   }

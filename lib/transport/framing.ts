@@ -30,8 +30,8 @@ export class FrameDecoder {
   #partial: Buffer | null = null;
   /** How many bytes of #partial are filled. */
   #filled = 0;
-  /** Header bytes seen when a chunk ends inside the 2-byte prefix. */
-  readonly #header = Buffer.alloc(FRAME_HEADER_BYTES);
+  /** The first header byte, when a chunk ends inside the 2-byte prefix (a number, not a buffer per decoder). */
+  #headerFirstByte = 0;
   #headerFilled = 0;
   #hasFailed = false;
   /** pushEach's reusable assembly buffer for frames that span chunks; null when none is held. */
@@ -85,9 +85,8 @@ export class FrameDecoder {
           offset += FRAME_HEADER_BYTES;
           continue;
         }
-        this.#header[this.#headerFilled++] = chunk[offset++]!;
-        if (this.#headerFilled === FRAME_HEADER_BYTES) {
-          const length = this.#header.readUInt16BE(0);
+        const length = this.#takeHeaderByte(chunk[offset++]!);
+        if (length !== null) {
           this.#checkLength(length);
           this.#headerFilled = 0;
           if (length === 0) {
@@ -147,9 +146,8 @@ export class FrameDecoder {
         offset += FRAME_HEADER_BYTES;
         continue;
       }
-      this.#header[this.#headerFilled++] = chunk[offset++]!;
-      if (this.#headerFilled === FRAME_HEADER_BYTES) {
-        const length = this.#header.readUInt16BE(0);
+      const length = this.#takeHeaderByte(chunk[offset++]!);
+      if (length !== null) {
         this.#checkLength(length);
         this.#headerFilled = 0;
         if (length === 0) onFrame(EMPTY);
@@ -158,6 +156,17 @@ export class FrameDecoder {
     }
     // An idle connection keeps no assembly buffer; a busy one, whose chunks rarely end between frames, reuses it.
     if (this.isAtFrameBoundary) this.#spare = null;
+  }
+
+  // One byte of a header split across chunks; the frame length once both bytes are in, else null.
+  #takeHeaderByte(byte: number): number | null {
+    if (this.#headerFilled === 0) {
+      this.#headerFirstByte = byte;
+      this.#headerFilled = 1;
+      return null;
+    }
+    this.#headerFilled = FRAME_HEADER_BYTES;
+    return (this.#headerFirstByte << 8) | byte;
   }
 
   #startFrame(length: number, isReusable = false): void {

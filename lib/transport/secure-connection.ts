@@ -52,8 +52,6 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   readonly taskId: string | null;
   readonly handshakeHash: Buffer;
   readonly remoteStaticKey: Buffer | null;
-  /** The peer's address and port, for logs. */
-  readonly remoteAddress: string;
 
   readonly #socket: Socket;
   readonly #transport: TransportState;
@@ -74,18 +72,45 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   #fragmentBytes = 0;
   /** Size of the last message that took more than one record: the guess for the next one. */
   #lastLongMessageBytes = 0;
-  readonly #onFrame = (frame: Buffer): void => this.#receiveFrame(frame);
+  /** The decoder's callback, made on the first chunk: an idle connection holds no closure for it. */
+  #onFrame: ((frame: Buffer) => void) | null = null;
+  #remoteAddress: string | null = null;
   #receiveState: ReceiveState = 'open';
   #failure: NoiseCfgError | null = null;
   #readWaiters: { resolve: (message: Buffer | null) => void; reject: (error: Error) => void }[] = [];
 
-  #sendChain: Promise<void> = Promise.resolve();
+  /** The last send, which the next one waits for; null before the first. */
+  #sendChain: Promise<void> | null = null;
   #isSendClosed = false;
   #closing: Promise<void> | null = null;
   #sentUnderKey = 0;
   #keyStartedAt: number;
   #isSocketClosed = false;
-  readonly #closeListeners: (() => void)[] = [];
+  #closeListeners: (() => void)[] | null = null;
+
+  // Socket listeners are shared functions that find their connection through the socket: an open connection
+  // then holds no closures of its own (memory per idle connection, bench/).
+  static readonly #bySocket = new WeakMap<Socket, SecureConnection>();
+  static readonly #onSocketChunk = function (this: Socket, chunk: Buffer): void {
+    const connection = SecureConnection.#bySocket.get(this);
+    if (connection !== undefined) connection.#receiveChunk(chunk);
+  };
+  static readonly #onSocketEnd = function (this: Socket): void {
+    const connection = SecureConnection.#bySocket.get(this);
+    if (connection !== undefined) connection.#onPeerEnd();
+  };
+  static readonly #onSocketError = function (this: Socket, error: Error): void {
+    const connection = SecureConnection.#bySocket.get(this);
+    if (connection !== undefined) connection.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `connection error: ${error.message}`, { cause: error }));
+  };
+  static readonly #onSocketClose = function (this: Socket): void {
+    const connection = SecureConnection.#bySocket.get(this);
+    if (connection !== undefined) connection.#onSocketClosed();
+  };
+  static readonly #onSocketTimeout = function (this: Socket): void {
+    const connection = SecureConnection.#bySocket.get(this);
+    connection?.destroy(new NoiseCfgError('IDLE_TIMEOUT', `no data for ${connection.#limits.idleTimeoutMs} ms`));
+  };
 
   constructor(socket: Socket, transport: TransportState, leftovers: ReaderLeftovers, options: {
     info: ConnectionInfo;
@@ -102,26 +127,37 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     this.taskId = options.info.taskId;
     this.handshakeHash = options.info.handshakeHash;
     this.remoteStaticKey = options.info.remoteStaticKey;
-    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.#decoder = leftovers.decoder;
     this.#decoder.maxFrameBytes = MAX_FRAME_BYTES;
 
-    onChunks(socket, (chunk: Buffer) => this.#receiveChunk(chunk));
-    socket.on('end', () => this.#onPeerEnd());
-    socket.on('error', (error) => this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `connection error: ${error.message}`, { cause: error })));
-    socket.on('close', () => {
-      this.#isSocketClosed = true;
-      this.#onPeerEnd();
-      this.#transport.dispose();
-      for (const listener of this.#closeListeners.splice(0)) listener();
-    });
+    SecureConnection.#bySocket.set(socket, this);
+    onChunks(socket, SecureConnection.#onSocketChunk);
+    socket.on('end', SecureConnection.#onSocketEnd);
+    socket.on('error', SecureConnection.#onSocketError);
+    socket.on('close', SecureConnection.#onSocketClose);
     if (this.#limits.idleTimeoutMs > 0) {
-      socket.setTimeout(this.#limits.idleTimeoutMs, () => {
-        this.destroy(new NoiseCfgError('IDLE_TIMEOUT', `no data for ${this.#limits.idleTimeoutMs} ms`));
-      });
+      socket.setTimeout(this.#limits.idleTimeoutMs);
+      socket.on('timeout', SecureConnection.#onSocketTimeout);
     }
     for (const frame of leftovers.frames) this.#receiveFrame(frame);
     if (leftovers.isEnded) this.#onPeerEnd();
+  }
+
+  /** The peer's address and port, for logs. */
+  get remoteAddress(): string {
+    this.#remoteAddress ??= `${this.#socket.remoteAddress ?? '?'}:${this.#socket.remotePort ?? '?'}`;
+    return this.#remoteAddress;
+  }
+
+  #onSocketClosed(): void {
+    // The address stays readable for logs written after the close.
+    void this.remoteAddress;
+    this.#isSocketClosed = true;
+    this.#onPeerEnd();
+    this.#transport.dispose();
+    const listeners = this.#closeListeners;
+    this.#closeListeners = null;
+    if (listeners !== null) for (const listener of listeners) listener();
   }
 
   /**
@@ -135,7 +171,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       return Promise.reject(new NoiseCfgError('MESSAGE_TOO_LARGE', `message of ${message.byteLength} bytes exceeds the limit of ${limit}`));
     }
     if (this.#isSendClosed || this.#isSocketClosed) return Promise.reject(new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed'));
-    const sending = this.#sendChain.then(() => this.#writeMessage(message));
+    const sending = this.#sendChain === null ? this.#writeMessage(message) : this.#sendChain.then(() => this.#writeMessage(message));
     this.#sendChain = sending.catch(() => undefined);
     return sending;
   }
@@ -165,7 +201,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#isSendClosed = true;
-    this.#closing = this.#sendChain.then(async () => {
+    this.#closing = (this.#sendChain ?? Promise.resolve()).then(async () => {
       if (this.#isSocketClosed) return;
       if (this.#failure) {
         this.#socket.destroy();
@@ -187,7 +223,16 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   /** Resolves when the socket has closed. */
   waitClosed(): Promise<void> {
     if (this.#isSocketClosed) return Promise.resolve();
-    return new Promise((resolve) => this.#closeListeners.push(resolve));
+    return new Promise((resolve) => this.onClose(resolve));
+  }
+
+  /** Calls `listener` once the socket has closed (at once if it has), without making a promise. */
+  onClose(listener: () => void): void {
+    if (this.#isSocketClosed) {
+      listener();
+      return;
+    }
+    (this.#closeListeners ??= []).push(listener);
   }
 
   /** The error that ended the connection, if any. */
@@ -313,6 +358,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   #receiveChunk(chunk: Buffer): void {
     if (this.#receiveState === 'failed') return;
     try {
+      this.#onFrame ??= (frame: Buffer): void => this.#receiveFrame(frame);
       this.#decoder.pushEach(chunk, this.#onFrame);
     } catch (error) {
       this.destroy(error as NoiseCfgError);

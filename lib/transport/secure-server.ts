@@ -7,7 +7,8 @@ import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
 import { resolveLimits, type ChannelLimits } from './limits.js';
 import { ReplayCache } from './replay-cache.js';
 import type { SecureConnection } from './secure-connection.js';
-import { acceptWithLimits, type ServerChannelOptions } from './secure-socket.js';
+import type { ServerChannelOptions } from './channel-options.js';
+import { ServerHandshake } from './server-handshake.js';
 
 /** One line's worth of what happened to a connection; never holds a key or a PSK. */
 export interface ChannelEvent {
@@ -105,7 +106,6 @@ export class SecureServer {
   }
 
   #accept(socket: Socket): void {
-    const remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     if (this.#pending.size >= this.#limits.maxUnauthenticatedConnections) {
       // Refused before reading a byte: cheaper than anything a stranger can make us do.
       socket.destroy();
@@ -115,20 +115,25 @@ export class SecureServer {
     }
     this.#pending.add(socket);
     socket.on('error', () => undefined);
-    acceptWithLimits(socket, this.#channelOptions, this.#limits).then(
-      (connection) => {
-        this.#pending.delete(socket);
-        this.#established.add(connection);
-        void connection.waitClosed().then(() => this.#established.delete(connection));
-        this.#options.onEvent?.({ event: 'authenticated', remoteAddress, taskId: connection.taskId ?? undefined, mode: connection.mode });
-        this.#options.onConnection(connection);
-      },
-      (error: unknown) => {
-        this.#pending.delete(socket);
-        const code = isNoiseCfgError(error) ? error.code : 'FRAME_INVALID';
-        this.#options.onEvent?.({ event: 'handshake-failed', remoteAddress, code, message: (error as Error).message });
-      },
-    );
+    // Node caches the peer's address on first read; read it now, so that a report written after the socket is
+    // gone (reset, or closed by close()) still names the peer.
+    void socket.remoteAddress;
+    new ServerHandshake(socket, this.#channelOptions, this.#limits, (connection) => {
+      this.#pending.delete(socket);
+      this.#establish(connection);
+      this.#options.onEvent?.({ event: 'authenticated', remoteAddress: connection.remoteAddress, taskId: connection.taskId ?? undefined, mode: connection.mode });
+      this.#options.onConnection(connection);
+    }, (error) => {
+      this.#pending.delete(socket);
+      const code = isNoiseCfgError(error) ? error.code : 'FRAME_INVALID';
+      this.#options.onEvent?.({ event: 'handshake-failed', remoteAddress: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, code, message: error.message });
+    });
+  }
+
+  // A method of its own, so the close listener captures only the connection, not the accept's locals.
+  #establish(connection: SecureConnection): void {
+    this.#established.add(connection);
+    connection.onClose(() => this.#established.delete(connection));
   }
 
   #reportRefusals(): void {

@@ -37,7 +37,10 @@ export function createHandshake(handshakeOptions: HandshakeOptions, channelOptio
 
 type Stage = 'preamble' | 'task' | 'message1' | 'message3' | 'done';
 
-/** One server handshake on one accepted socket; settles `resolve` or `reject` exactly once. */
+/**
+ * One server handshake on one accepted socket; calls `resolve` (in a microtask) or `reject` (at once, before the
+ * socket is closed) exactly once.
+ */
 export class ServerHandshake {
   readonly #socket: Socket;
   readonly #options: ServerChannelOptions & { replayCache: ReplayCache };
@@ -211,16 +214,19 @@ export class ServerHandshake {
       info: { mode, taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey },
       limits: this.#limits,
     });
-    this.#resolve(connection);
+    // Outside the data handler's try: an exception in the application's callback must not pass for a failed
+    // handshake.
+    queueMicrotask(() => this.#resolve(connection));
   }
 
   #fail(error: Error): void {
     if (this.#stage === 'done') return;
     this.#detach();
     this.#handshake?.dispose();
+    // Told before the close, while the socket still knows its peer's address.
+    this.#reject(error);
     // Silent close toward the peer: no reason is sent for a failed handshake (a clear rejection is already flushing).
     if (!this.#socket.writableEnded) this.#socket.destroy();
-    this.#reject(error);
   }
 }
 

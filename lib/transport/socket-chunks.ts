@@ -6,8 +6,8 @@
  */
 import net, { type Socket } from 'node:net';
 
-/** Receives one chunk; the chunk is valid only during the call. */
-export type ChunkHandler = (chunk: Buffer) => void;
+/** Receives one chunk, called with the socket as `this`; the chunk is valid only during the call. */
+export type ChunkHandler = (this: Socket, chunk: Buffer) => void;
 
 /** Bytes per read into the shared buffer: Node's own read size. */
 const SHARED_READ_BYTES = 64 * 1024;
@@ -26,7 +26,7 @@ const sharedReaders = new WeakMap<Socket, SharedReader>();
 /** net.connect for a channel client: half-open allowed, reads into the shared buffer. */
 export function connectReadingShared(host: string, port: number): Socket {
   const reader: SharedReader = { handler: null, unread: [] };
-  const socket = net.connect({
+  const socket: Socket = net.connect({
     host,
     port,
     allowHalfOpen: true,
@@ -34,7 +34,7 @@ export function connectReadingShared(host: string, port: number): Socket {
       buffer: sharedReadBuffer,
       callback: (bytes: number, buffer: Uint8Array): boolean => {
         const chunk = (buffer as Buffer).subarray(0, bytes);
-        if (reader.handler !== null) reader.handler(chunk);
+        if (reader.handler !== null) reader.handler.call(socket, chunk);
         else reader.unread.push(Buffer.from(chunk));
         return true;
       },
@@ -54,7 +54,7 @@ export function onChunks(socket: Socket, handler: ChunkHandler): () => void {
     };
   }
   reader.handler = handler;
-  for (const chunk of reader.unread.splice(0)) handler(chunk);
+  for (const chunk of reader.unread.splice(0)) handler.call(socket, chunk);
   return () => {
     if (reader.handler === handler) reader.handler = null;
   };
