@@ -104,9 +104,10 @@ export class TaskServer {
     const store = this.#store;
     this.#server = new SecureServer({
       staticKeyPair: dataDir.serverKeyPair,
+      // The task read here, at the connection, is the one the pull is served from: one read per connection.
       resolveTask: (taskId) => {
         const task = store.getTask(taskId);
-        return task ? { psk: this.#psk(taskId), mode: task.mode } : null;
+        return task ? { psk: this.#psk(taskId), mode: task.mode, context: task } : null;
       },
       onConnection: (connection) => this.#track(this.#serve(connection)),
       onEvent: (event) => this.#logChannelEvent(event),
@@ -228,8 +229,7 @@ export class TaskServer {
       identity = hello.clientId;
     }
     record.identity = identity.slice(0, 16);
-    const task = store.getTask(taskId);
-    if (!task) return this.#reject(connection, 'cancelled', 'the task no longer exists');
+    const task = connection.taskContext as TaskRecord;
     const now = this.#now();
     const state = taskState(task, now);
     if (state === 'expired') return this.#reject(connection, 'expired', `the task expired at ${new Date(task.expiresAt).toISOString()}`);

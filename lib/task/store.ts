@@ -296,13 +296,15 @@ export class TaskStore {
    */
   saveClient(client: ClientRecord, detail: string | null = null): Promise<void> {
     return this.#enqueue(() => {
+      // Positional parameters: binding by name walks the object's keys on every run.
       this.#statement(`INSERT INTO clients (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot)
-        VALUES (@taskId, @identity, @name, @remoteAddress, @state, @firstSeenAt, @updatedAt, @exitCode, @message, @appliedDigest, @hasSlot)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (task_id, identity) DO UPDATE SET name = excluded.name, remote_address = excluded.remote_address,
           state = CASE WHEN clients.state = 'revoked' THEN 'revoked' ELSE excluded.state END,
           updated_at = excluded.updated_at, exit_code = excluded.exit_code, message = excluded.message,
           applied_digest = excluded.applied_digest, has_slot = MAX(clients.has_slot, excluded.has_slot)`)
-        .run({ ...client, hasSlot: client.hasSlot ? 1 : 0 });
+        .run(client.taskId, client.identity, client.name, client.remoteAddress, client.state, client.firstSeenAt, client.updatedAt,
+          client.exitCode, client.message, client.appliedDigest, client.hasSlot ? 1 : 0);
       this.#insertEvent(client.taskId, client.identity, client.name, client.state, client.updatedAt, detail);
     });
   }

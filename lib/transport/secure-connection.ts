@@ -42,6 +42,8 @@ export interface ConnectionInfo {
   handshakeHash: Buffer;
   /** The peer's static public key, when the pattern carries one. */
   remoteStaticKey: Buffer | null;
+  /** Server side: the `context` resolveTask gave with the task's key. */
+  taskContext?: unknown;
 }
 
 type ReceiveState = 'open' | 'ended' | 'failed';
@@ -52,6 +54,8 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   readonly taskId: string | null;
   readonly handshakeHash: Buffer;
   readonly remoteStaticKey: Buffer | null;
+  /** Server side: what resolveTask returned as `context` for this connection's task; undefined otherwise. */
+  readonly taskContext: unknown;
 
   readonly #socket: Socket;
   readonly #transport: TransportState;
@@ -86,6 +90,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   #sentUnderKey = 0;
   #keyStartedAt: number;
   #isSocketClosed = false;
+  #isCorked = false;
   #closeListeners: (() => void)[] | null = null;
 
   // Socket listeners are shared functions that find their connection through the socket: an open connection
@@ -127,6 +132,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     this.taskId = options.info.taskId;
     this.handshakeHash = options.info.handshakeHash;
     this.remoteStaticKey = options.info.remoteStaticKey;
+    this.taskContext = options.info.taskContext;
     this.#decoder = leftovers.decoder;
     this.#decoder.maxFrameBytes = MAX_FRAME_BYTES;
 
@@ -217,6 +223,8 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   destroy(error?: NoiseCfgError): void {
     this.#fail(error ?? new NoiseCfgError('CONNECTION_CLOSED', 'the connection was closed locally'));
     this.#isSendClosed = true;
+    // What send() already accepted gets the same one attempt at the kernel it would have had without corking.
+    this.#uncork();
     this.#socket.destroy();
   }
 
@@ -262,6 +270,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
           } else if (offset - start >= YIELD_AFTER_BYTES) {
             // The kernel took it all: still let the event loop turn, so that finished writes return their buffers
             // and other connections are served while one sends megabytes.
+            this.#uncork();
             await new Promise(setImmediate);
           }
         } while (offset < message.byteLength);
@@ -297,6 +306,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       bodyStart = bodyEnd;
     }
     // The socket calls back once the kernel has the bytes (or the write failed): the buffer is free again.
+    this.#cork();
     if (release === null) this.#socket.write(batch);
     else this.#socket.write(batch, release);
     return end;
@@ -329,6 +339,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
 
   #sealFrame(frame: Buffer, plaintextBytes: number): void {
     this.#transport.encryptInPlace(frame.subarray(FRAME_HEADER_BYTES), plaintextBytes);
+    this.#cork();
     this.#socket.write(frame);
   }
 
@@ -336,7 +347,28 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     return this.#sentUnderKey >= this.#limits.rekeyAfterMessages || this.#now() - this.#keyStartedAt >= this.#limits.rekeyAfterMs;
   }
 
+  // Writes made in one turn of the event loop (a burst of sends, or a send and END) leave in one system call:
+  // the socket is corked at the first and uncorked once the turn's callbacks and promise jobs have run.
+  #cork(): void {
+    if (this.#isCorked) return;
+    this.#isCorked = true;
+    this.#socket.cork();
+    process.nextTick(SecureConnection.#uncorkLater, this);
+  }
+
+  static #uncorkLater(connection: SecureConnection): void {
+    connection.#uncork();
+  }
+
+  #uncork(): void {
+    if (!this.#isCorked) return;
+    this.#isCorked = false;
+    this.#socket.uncork();
+  }
+
   #drain(): Promise<void> {
+    // Corked bytes never drain.
+    this.#uncork();
     return new Promise((resolve, reject) => {
       const onDrain = (): void => {
         cleanup();

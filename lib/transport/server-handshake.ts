@@ -211,7 +211,7 @@ export class ServerHandshake {
     this.#detach();
     const { mode, taskId } = this.#preamble!;
     const connection = new SecureConnection(this.#socket, transport, { decoder: this.#decoder, frames: this.#frames.splice(0), isEnded: this.#isEnded }, {
-      info: { mode, taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey },
+      info: { mode, taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey, taskContext: this.#task!.context },
       limits: this.#limits,
     });
     // Outside the data handler's try: an exception in the application's callback must not pass for a failed
