@@ -165,19 +165,21 @@ export class HandshakeState {
     try {
       // One buffer of the exact length; every byte of it is written below.
       const message = Buffer.allocUnsafe(length);
+      const isKeyUsed = this.#protocol.pattern.isKeyUsed[this.#messageIndex]!;
       let offset = 0;
-      for (const token of tokens) {
+      for (let index = 0; index < tokens.length; index++) {
+        const token = tokens[index]!;
         if (token === 'e') {
           this.#e = this.#fixedEphemeral ? copyKeyPair(this.#fixedEphemeral) : generateKeyPair();
           message.set(this.#e.publicKey, offset);
           offset += DH_BYTES;
-          this.#mixEphemeral(this.#e.publicKey);
+          this.#mixEphemeral(this.#e.publicKey, isKeyUsed[index]!);
         } else if (token === 's') {
           const sealedBytes = DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0);
           this.#symmetric.encryptAndHash(this.#s!.publicKey, message.subarray(offset, offset + sealedBytes));
           offset += sealedBytes;
         } else {
-          this.#processKeyToken(token);
+          this.#processKeyToken(token, isKeyUsed[index]!);
         }
       }
       this.#symmetric.encryptAndHash(payload, message.subarray(offset));
@@ -203,13 +205,15 @@ export class HandshakeState {
       if (message.byteLength > MAX_MESSAGE_BYTES) {
         throw new NoiseCfgError('MESSAGE_TOO_LONG', `handshake message of ${message.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`);
       }
+      const isKeyUsed = this.#protocol.pattern.isKeyUsed[this.#messageIndex]!;
       let offset = 0;
-      for (const token of tokens) {
+      for (let index = 0; index < tokens.length; index++) {
+        const token = tokens[index]!;
         if (token === 'e') {
           checkRemaining(message, offset, DH_BYTES, 'the ephemeral key');
           this.#re = Buffer.copyBytesFrom(message, offset, DH_BYTES);
           offset += DH_BYTES;
-          this.#mixEphemeral(this.#re);
+          this.#mixEphemeral(this.#re, isKeyUsed[index]!);
         } else if (token === 's') {
           const sealedBytes = DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0);
           checkRemaining(message, offset, sealedBytes, 'the static key');
@@ -220,7 +224,7 @@ export class HandshakeState {
           }
           this.#rs = remoteStatic;
         } else {
-          this.#processKeyToken(token);
+          this.#processKeyToken(token, isKeyUsed[index]!);
         }
       }
       if (this.#symmetric.hasKey && message.byteLength - offset < TAG_BYTES) {
@@ -288,15 +292,15 @@ export class HandshakeState {
     return length + (hasKey ? TAG_BYTES : 0);
   }
 
-  #mixEphemeral(publicKey: Buffer): void {
+  #mixEphemeral(publicKey: Buffer, isKeyUsed: boolean): void {
     this.#symmetric.mixHash(publicKey);
-    if (this.#protocol.pattern.isPskHandshake) this.#symmetric.mixKey(publicKey);
+    if (this.#protocol.pattern.isPskHandshake) this.#symmetric.mixKey(publicKey, isKeyUsed);
   }
 
-  #processKeyToken(token: Exclude<MessageToken, 'e' | 's'>): void {
+  #processKeyToken(token: Exclude<MessageToken, 'e' | 's'>, isKeyUsed: boolean): void {
     if (token === 'psk') {
       const psk = this.#psks[this.#pskIndex++]!;
-      this.#symmetric.mixKeyAndHash(psk);
+      this.#symmetric.mixKeyAndHash(psk, isKeyUsed);
       return;
     }
     // The first letter names the initiator's key, the second the responder's (§7.1).
@@ -308,7 +312,7 @@ export class HandshakeState {
       throw new NoiseCfgError('KEY_MISSING', `"${token}" needs a key this side does not have`);
     }
     const shared = dh(localKeyPair, remoteKey);
-    this.#symmetric.mixKey(shared);
+    this.#symmetric.mixKey(shared, isKeyUsed);
     wipe(shared);
   }
 

@@ -24,15 +24,18 @@ export interface HashFunction {
   mixHashInPlace(h: Uint8Array, data: Uint8Array): void;
   /**
    * HKDF(chainingKey, inputKeyMaterial, 2 or 3) of §4.3, writing output i into `outputs[i]` (each HASHLEN
-   * bytes). An output may be the chaining key itself: the chaining key is read before any output is written.
+   * bytes); with fewer outputs given, only those first ones are computed. An output may be the chaining key
+   * itself: the chaining key is read before any output is written.
    */
   hkdfInto(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, outputs: readonly Uint8Array[]): void;
   /** HKDF(chainingKey, inputKeyMaterial, numOutputs) of §4.3: `numOutputs` fresh buffers of HASHLEN bytes. */
   hkdf(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, numOutputs: 2 | 3): Buffer[];
 }
 
+// HKDF gives 2 or 3 outputs (§4.3); asking for fewer computes only the first ones, for a caller that would throw
+// the rest away unread (symmetric-state.ts).
 function checkOutputCount(outputs: readonly Uint8Array[]): void {
-  if (outputs.length !== 2 && outputs.length !== 3) throw new RangeError(`HKDF gives 2 or 3 outputs, ${outputs.length} asked`);
+  if (outputs.length < 1 || outputs.length > 3) throw new RangeError(`HKDF gives 1 to 3 outputs, ${outputs.length} asked`);
 }
 
 function allocatingHkdf(hkdfInto: HashFunction['hkdfInto'], hashLength: number): HashFunction['hkdf'] {

@@ -5,6 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { keyPairFromSecretKey, type KeyPair } from '../../lib/noise/dh-functions.js';
+import { CipherState } from '../../lib/noise/cipher-state.js';
 import { HandshakeState, type HandshakeOptions } from '../../lib/noise/handshake-state.js';
 import { NNPSK0_PROTOCOL_NAME, XXPSK3_PROTOCOL_NAME, resolveProtocol } from '../../lib/noise/protocols.js';
 import { createHandshakeStateWithFixedEphemeralForTesting, setNonceForTesting } from '../../lib/noise/testing.js';
@@ -523,4 +524,15 @@ t.test('random ephemeral keys: the product handshakes differ each run and still 
     });
     t.not(runs[0], runs[1], `${product.name}: fresh ephemerals give a fresh session`);
   }
+});
+
+t.test('a discarded handshake key refuses to encrypt or decrypt until the next InitializeKey', async (t) => {
+  const protocol = resolveProtocol(XXPSK3_PROTOCOL_NAME);
+  const cipherState = new CipherState(protocol.cipher);
+  cipherState.discardKey();
+  t.ok(cipherState.hasKey, 'HasKey() is true, as after the MixKey it stands for');
+  t.throws(() => cipherState.encryptWithAd(Buffer.alloc(0), Buffer.from('x')), { code: 'CIPHER_UNAVAILABLE' });
+  t.throws(() => cipherState.decryptWithAd(Buffer.alloc(0), Buffer.alloc(17)), { code: 'CIPHER_UNAVAILABLE' });
+  cipherState.initializeKey(Buffer.alloc(32, 1));
+  t.equal(cipherState.encryptWithAd(Buffer.alloc(0), Buffer.from('x')).byteLength, 17, 'usable again after InitializeKey');
 });
