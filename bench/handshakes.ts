@@ -1,5 +1,6 @@
 /** Section 2: in-process handshakes per second, each side timed on its own, as a share of the key-exchange ceiling. */
 import { HandshakeState, generateKeyPair, NNPSK0_PROTOCOL_NAME, XXPSK3_PROTOCOL_NAME } from '../lib/index.js';
+import { ceilingNow } from './primitives.js';
 
 /** Handshakes per second of the responder and of the initiator, from `count` complete handshakes. */
 export function handshakeRates(protocol: 'xxpsk3' | 'nnpsk0', count: number): { responder: number; initiator: number } {
@@ -37,4 +38,26 @@ export function handshakeRates(protocol: 'xxpsk3' | 'nnpsk0', count: number): { 
     }
   }
   return { responder: count / (Number(responderNs) / 1e9), initiator: count / (Number(initiatorNs) / 1e9) };
+}
+
+/** Slices a paired run is cut into: the machine's speed drifts within a second, so the two are interleaved. */
+const PAIRING_SLICES = 10;
+
+/**
+ * Handshake rates and the key-exchange ceiling measured in alternating slices (handshakes, ceiling, handshakes,
+ * …), so that a ratio of the two is not skewed by the machine's speed drifting between them.
+ */
+export function pairedHandshakeRates(protocol: 'xxpsk3' | 'nnpsk0', count: number, ceilingMs: number): { responder: number; initiator: number; ceiling: number } {
+  let responderSeconds = 0;
+  let initiatorSeconds = 0;
+  let ceilingSeconds = 0;
+  const perSlice = Math.max(1, Math.round(count / PAIRING_SLICES));
+  for (let slice = 0; slice < PAIRING_SLICES; slice++) {
+    const rates = handshakeRates(protocol, perSlice);
+    responderSeconds += perSlice / rates.responder;
+    initiatorSeconds += perSlice / rates.initiator;
+    ceilingSeconds += 1 / ceilingNow(protocol, Math.max(1, ceilingMs / PAIRING_SLICES));
+  }
+  const total = perSlice * PAIRING_SLICES;
+  return { responder: total / responderSeconds, initiator: total / initiatorSeconds, ceiling: PAIRING_SLICES / ceilingSeconds };
 }

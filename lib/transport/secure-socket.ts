@@ -10,7 +10,7 @@ import { HandshakeState } from '../noise/handshake-state.js';
 import { PROTOCOL_BY_MODE, type ClientChannelOptions, type RawChannelOptions, type ServerChannelOptions } from './channel-options.js';
 import { encodeFrame, MAX_FRAME_BYTES } from './framing.js';
 import { FrameReader } from './frame-reader.js';
-import { resolveLimits, type ChannelLimits } from './limits.js';
+import { resolveLimits } from './limits.js';
 import { computeMac1, mac1KeyForPsk } from './mac1.js';
 import { checkTaskId, decodeRejection, encodePreamble } from './preamble.js';
 import { decodeRecord } from './records.js';
@@ -104,11 +104,7 @@ export async function secureClientSocket(socket: Socket, options: ClientChannelO
  * CONNECTION_TRUNCATED.
  */
 export function acceptSecureSocket(socket: Socket, options: ServerChannelOptions): Promise<SecureConnection> {
-  return acceptWithLimits(socket, options, resolveLimits(options.limits));
-}
-
-/** acceptSecureSocket with limits already resolved, for a listener that accepts many sockets with the same ones. */
-export function acceptWithLimits(socket: Socket, options: ServerChannelOptions, limits: ChannelLimits): Promise<SecureConnection> {
+  const limits = resolveLimits(options.limits);
   return new Promise((resolve, reject) => {
     new ServerHandshake(socket, options, limits, resolve, reject);
   });
