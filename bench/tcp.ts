@@ -61,6 +61,8 @@ async function handshakeOnce(kind: ServerKind, port: number): Promise<void> {
     const connection = await connectSecure('127.0.0.1', port, kind === 'noise-xxpsk3'
       ? { mode: 'xxpsk3', taskId: BENCH_TASK_ID, psk: BENCH_PSK, staticKeyPair: CLIENT_KEYS, serverPublicKey: SERVER_KEYS.publicKey }
       : { mode: 'nnpsk0', taskId: BENCH_TASK_ID, psk: BENCH_PSK });
+    // As a noise-cfg client ends a session: END, then the socket goes.
+    await connection.close();
     connection.destroy();
     return;
   }

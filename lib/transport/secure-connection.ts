@@ -106,7 +106,10 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   };
   static readonly #onSocketError = function (this: Socket, error: Error): void {
     const connection = SecureConnection.#bySocket.get(this);
-    if (connection !== undefined) connection.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `connection error: ${error.message}`, { cause: error }));
+    // A reset after the peer's END (it closed without waiting for ours) is no failure: make no error for it.
+    if (connection !== undefined && connection.#receiveState === 'open') {
+      connection.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `connection error: ${error.message}`, { cause: error }));
+    }
   };
   static readonly #onSocketClose = function (this: Socket): void {
     const connection = SecureConnection.#bySocket.get(this);

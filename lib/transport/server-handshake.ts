@@ -186,7 +186,7 @@ export class ServerHandshake {
     }
     // NNpsk0 ends with message 2: it and READY leave in one write.
     const transport = handshake.finish();
-    this.#socket.write(Buffer.concat([encodeFrame(message2), sealReady(transport)]));
+    this.#writeLast(Buffer.concat([encodeFrame(message2), sealReady(transport)]));
     this.#succeed(transport);
   }
 
@@ -194,8 +194,15 @@ export class ServerHandshake {
     const handshake = this.#handshake!;
     asAuthenticationFailure(() => handshake.readMessage(message3));
     const transport = handshake.finish();
-    this.#socket.write(sealReady(transport));
+    this.#writeLast(sealReady(transport));
     this.#succeed(transport);
+  }
+
+  // The handshake's last bytes wait until the next tick for what the application sends at once (SPEC.md §2.8).
+  #writeLast(bytes: Buffer): void {
+    this.#socket.cork();
+    this.#socket.write(bytes);
+    process.nextTick(uncorkSocket, this.#socket);
   }
 
   #detach(): void {
@@ -228,6 +235,10 @@ export class ServerHandshake {
     // Silent close toward the peer: no reason is sent for a failed handshake (a clear rejection is already flushing).
     if (!this.#socket.writableEnded) this.#socket.destroy();
   }
+}
+
+function uncorkSocket(socket: Socket): void {
+  socket.uncork();
 }
 
 function sealReady(transport: TransportState): Buffer {
