@@ -1,26 +1,38 @@
 /**
- * Reusable buffers for the channel's sending side (SPEC.md §2.5). A fresh megabyte costs page faults on first
- * write, several times the copy into it; a buffer the socket has finished writing is taken again instead. The
- * pool is shared by every connection of the process and holds a bounded number of buffers.
+ * Reusable buffers for the channel's sending side (SPEC.md §2.5). A fresh buffer of tens of kilobytes or more
+ * costs page faults on first write, several times the copy into it; a buffer the socket has finished writing is
+ * taken again instead. Two sizes are pooled: one full record (a CHUNK of a pull) and one batch of 16 records
+ * (a megabyte of a long message). The pools are shared by every connection of the process and bounded.
  */
 
-/** Bytes of each pooled buffer: one batch of records, about 1 MiB. */
-export const POOLED_BUFFER_BYTES = 16 * (65535 + 2);
-/** Batches smaller than this are allocated as usual: a pooled megabyte for them would waste most of itself. */
-const POOL_FROM_BYTES = 256 * 1024;
-/** Buffers kept for reuse, at most. */
+/** Bytes of one full record on the wire: length, type byte, 65,518 body bytes, tag. */
+const RECORD_WIRE_BYTES = 2 + 65535;
+/** Bytes of each pooled batch buffer: 16 full records, about 1 MiB. */
+export const POOLED_BUFFER_BYTES = 16 * RECORD_WIRE_BYTES;
+/** Buffers kept for reuse per size, at most. */
 const MAX_POOLED_BUFFERS = 16;
 
-const free: Buffer[] = [];
+interface SizeClass {
+  /** Smallest request served from this pool: smaller ones would waste most of the buffer. */
+  fromBytes: number;
+  bufferBytes: number;
+  free: Buffer[];
+}
 
-/** A buffer of exactly `bytes` bytes (at most POOLED_BUFFER_BYTES) and the function that gives it back. */
+const SIZE_CLASSES: readonly SizeClass[] = [
+  { fromBytes: 16 * 1024, bufferBytes: RECORD_WIRE_BYTES, free: [] },
+  { fromBytes: 256 * 1024, bufferBytes: POOLED_BUFFER_BYTES, free: [] },
+];
+
+/** A buffer of exactly `bytes` bytes and, when it came from a pool, the function that gives it back. */
 export function takeSendBuffer(bytes: number): { buffer: Buffer; release: (() => void) | null } {
-  if (bytes < POOL_FROM_BYTES || bytes > POOLED_BUFFER_BYTES) return { buffer: Buffer.allocUnsafe(bytes), release: null };
-  const whole = free.pop() ?? Buffer.allocUnsafe(POOLED_BUFFER_BYTES);
+  const sizeClass = SIZE_CLASSES.find((candidate) => bytes >= candidate.fromBytes && bytes <= candidate.bufferBytes);
+  if (sizeClass === undefined) return { buffer: Buffer.allocUnsafe(bytes), release: null };
+  const whole = sizeClass.free.pop() ?? Buffer.allocUnsafe(sizeClass.bufferBytes);
   return {
     buffer: whole.subarray(0, bytes),
     release: () => {
-      if (free.length < MAX_POOLED_BUFFERS) free.push(whole);
+      if (sizeClass.free.length < MAX_POOLED_BUFFERS) sizeClass.free.push(whole);
     },
   };
 }
