@@ -66,57 +66,23 @@ export class FrameDecoder {
    * prefix over the bound; the decoder is then unusable (the stream cannot be resynchronised).
    */
   push(chunk: Uint8Array): Buffer[] {
-    if (this.#hasFailed) throw new NoiseCfgError('FRAME_INVALID', 'the frame decoder already failed');
     const frames: Buffer[] = [];
-    let offset = 0;
-    while (offset < chunk.byteLength) {
-      if (this.#partial === null) {
-        // Whole frames that sit inside the chunk are sliced out without a copy of the header.
-        if (this.#headerFilled === 0 && chunk.byteLength - offset >= FRAME_HEADER_BYTES) {
-          const length = (chunk[offset]! << 8) | chunk[offset + 1]!;
-          this.#checkLength(length);
-          const end = offset + FRAME_HEADER_BYTES + length;
-          if (end <= chunk.byteLength) {
-            frames.push(Buffer.from(chunk.buffer, chunk.byteOffset + offset + FRAME_HEADER_BYTES, length));
-            offset = end;
-            continue;
-          }
-          this.#startFrame(length);
-          offset += FRAME_HEADER_BYTES;
-          continue;
-        }
-        const length = this.#takeHeaderByte(chunk[offset++]!);
-        if (length !== null) {
-          this.#checkLength(length);
-          this.#headerFilled = 0;
-          if (length === 0) {
-            frames.push(Buffer.alloc(0));
-            continue;
-          }
-          this.#startFrame(length);
-        }
-        continue;
-      }
-      const partial: Buffer = this.#partial;
-      const take = Math.min(partial.byteLength - this.#filled, chunk.byteLength - offset);
-      partial.set(chunk.subarray(offset, offset + take), this.#filled);
-      this.#filled += take;
-      offset += take;
-      if (this.#filled === partial.byteLength) {
-        frames.push(partial);
-        this.#partial = null;
-        this.#filled = 0;
-      }
-    }
+    this.#consume(chunk, false, (body) => frames.push(body));
     return frames;
   }
 
   /**
    * Consumes one chunk and calls `onFrame` with each frame body it completes, in order. Unlike push() it copies
-   * only the frames that span chunks, into one buffer it reuses, and hands out views: a body is valid only
-   * during its call. For receivers that decrypt each frame out of place at once. Throws as push() does.
+   * the frames that span chunks into one buffer it reuses, so a body is valid only during its call. For
+   * receivers that decrypt each frame out of place at once. Throws as push() does.
    */
-  pushEach(chunk: Buffer, onFrame: (body: Buffer) => void): void {
+  pushEach(chunk: Uint8Array, onFrame: (body: Buffer) => void): void {
+    this.#consume(chunk, true, onFrame);
+    // An idle connection keeps no assembly buffer; a busy one, whose chunks rarely end between frames, reuses it.
+    if (this.isAtFrameBoundary) this.#spare = null;
+  }
+
+  #consume(chunk: Uint8Array, isReusing: boolean, onFrame: (body: Buffer) => void): void {
     if (this.#hasFailed) throw new NoiseCfgError('FRAME_INVALID', 'the frame decoder already failed');
     let offset = 0;
     while (offset < chunk.byteLength) {
@@ -133,16 +99,17 @@ export class FrameDecoder {
         }
         continue;
       }
+      // Whole frames that sit inside the chunk are handed out as views of it, without a copy.
       if (this.#headerFilled === 0 && chunk.byteLength - offset >= FRAME_HEADER_BYTES) {
         const length = (chunk[offset]! << 8) | chunk[offset + 1]!;
         this.#checkLength(length);
         const end = offset + FRAME_HEADER_BYTES + length;
         if (end <= chunk.byteLength) {
-          onFrame(chunk.subarray(offset + FRAME_HEADER_BYTES, end));
+          onFrame(Buffer.from(chunk.buffer, chunk.byteOffset + offset + FRAME_HEADER_BYTES, length));
           offset = end;
           continue;
         }
-        this.#startFrame(length, true);
+        this.#startFrame(length, isReusing);
         offset += FRAME_HEADER_BYTES;
         continue;
       }
@@ -151,11 +118,9 @@ export class FrameDecoder {
         this.#checkLength(length);
         this.#headerFilled = 0;
         if (length === 0) onFrame(EMPTY);
-        else this.#startFrame(length, true);
+        else this.#startFrame(length, isReusing);
       }
     }
-    // An idle connection keeps no assembly buffer; a busy one, whose chunks rarely end between frames, reuses it.
-    if (this.isAtFrameBoundary) this.#spare = null;
   }
 
   // One byte of a header split across chunks; the frame length once both bytes are in, else null.
