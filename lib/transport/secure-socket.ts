@@ -73,7 +73,7 @@ export async function secureClientSocket(socket: Socket, options: ClientChannelO
     psks: [options.psk],
     ...(isXx ? { staticKeyPair: options.staticKeyPair!, expectedRemoteStaticKey: options.serverPublicKey! } : {}),
   }, options);
-  const reader = new FrameReader(socket, { maxFrameBytes: MAX_FRAME_BYTES, expectPreamble: false });
+  const reader = new FrameReader(socket, { maxFrameBytes: MAX_FRAME_BYTES });
   return withDeadline(socket, reader, limits.handshakeTimeoutMs, async () => {
     const message1 = handshake.writeMessage();
     const firstFrame = isXx ? Buffer.concat([message1, computeMac1(mac1KeyForPsk(options.psk), preamble, message1)]) : message1;
@@ -114,7 +114,7 @@ export function acceptSecureSocket(socket: Socket, options: ServerChannelOptions
 export async function rawSecureSocket(socket: Socket, options: RawChannelOptions): Promise<SecureConnection> {
   const limits = resolveLimits(options.limits);
   const handshake = new HandshakeState(options.handshake);
-  const reader = new FrameReader(socket, { maxFrameBytes: MAX_FRAME_BYTES, expectPreamble: false });
+  const reader = new FrameReader(socket, { maxFrameBytes: MAX_FRAME_BYTES });
   return withDeadline(socket, reader, limits.handshakeTimeoutMs, async () => {
     while (!handshake.isFinished) {
       if (handshake.isMyTurn) {
