@@ -56,7 +56,6 @@ export class ServerHandshake {
   #prologue: Buffer | null = null;
   #task: TaskKey | null = null;
   #handshake: HandshakeState | null = null;
-  #isEnded = false;
 
   readonly #onData = (chunk: Buffer): void => {
     try {
@@ -65,8 +64,8 @@ export class ServerHandshake {
       this.#fail(error as Error);
     }
   };
+  // The client's FIN before READY can only mean it gave up: the handshake fails (a finished one has detached).
   readonly #onEnd = (): void => {
-    this.#isEnded = true;
     this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection during the handshake'));
   };
   readonly #onError = (error: Error): void => {
@@ -217,7 +216,7 @@ export class ServerHandshake {
   #succeed(transport: TransportState): void {
     this.#detach();
     const { mode, taskId } = this.#preamble!;
-    const connection = new SecureConnection(this.#socket, transport, { decoder: this.#decoder, frames: this.#frames.splice(0), isEnded: this.#isEnded }, {
+    const connection = new SecureConnection(this.#socket, transport, { decoder: this.#decoder, frames: this.#frames.splice(0), isEnded: false }, {
       info: { mode, taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey, taskContext: this.#task!.context },
       limits: this.#limits,
     });
