@@ -13,7 +13,7 @@ import { encodeMessage, expectMessage, UPDATE_PROTOCOL_VERSION, type Hello, type
 import { saveAdvertisedAddress, defaultAdvertiseHost, type AdvertisedAddress } from './operator.js';
 import { TaskStore, type ClientRecord, type TaskRecord } from './store.js';
 import { taskState } from './task.js';
-import { CHUNK_CONTENT_BYTES, TaskContentCache } from './task-content.js';
+import { encodeChunks, TaskContentCache, taskContents } from './task-content.js';
 
 /** Where to listen and what to do. */
 export interface TaskServerOptions {
@@ -272,13 +272,10 @@ export class TaskServer {
       this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
     });
     await connection.send(content.offer);
-    if (content.chunks !== null) {
-      for (const chunk of content.chunks) {
-        await connection.send(chunk);
-        countBytes(chunk.byteLength - 1);
-      }
-    } else {
-      await this.#streamContent(connection, task, content.files.length, countBytes);
+    // A task too big for the content cache is read from the store file by file as its CHUNKs go out.
+    for (const chunk of content.chunks ?? encodeChunks(taskContents(task, store))) {
+      await connection.send(chunk);
+      countBytes(chunk.byteLength - 1);
     }
 
     const result = expectMessage(await connection.receive(), ['RESULT']).body;
@@ -293,18 +290,6 @@ export class TaskServer {
     // The ACK goes out only now: the result above is committed and fsynced.
     await this.#send(connection, { type: 'ACK', body: { status: isApplied ? 'applied' : 'failed' } });
     return isApplied ? 'applied' : 'failed';
-  }
-
-  // A task too big for the content cache is read file by file from the store as it is sent.
-  async #streamContent(connection: SecureConnection, task: TaskRecord, fileCount: number, countBytes: (sent: number) => void): Promise<void> {
-    for (let position = 0; position < fileCount; position++) {
-      const content = this.store.getFileContent(task.id, position);
-      for (let offset = 0; offset < content.byteLength; offset += CHUNK_CONTENT_BYTES) {
-        const chunk = content.subarray(offset, Math.min(offset + CHUNK_CONTENT_BYTES, content.byteLength));
-        await this.#send(connection, { type: 'CHUNK', body: chunk });
-        countBytes(chunk.byteLength);
-      }
-    }
   }
 
   // Saves an applied client and, when it is the last one maxClients waits for, completes the task in the same

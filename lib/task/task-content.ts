@@ -26,7 +26,7 @@ export interface TaskContent {
   offer: Buffer;
   /** The OFFER of a dry run (hasContent false), encoded. */
   dryRunOffer: Buffer;
-  /** The CHUNK messages, encoded, in order; null when the task is too big to cache (read them from the store). */
+  /** The CHUNK messages, encoded, in order; null when the task is too big to cache (stream them, encodeChunks). */
   chunks: Buffer[] | null;
 }
 
@@ -36,15 +36,18 @@ export interface ContentSource {
   getFileContent(taskId: string, position: number): Buffer;
 }
 
-/** Cuts `contents` (in order) into encoded CHUNK messages of CHUNK_CONTENT_BYTES, the last one shorter. */
-export function encodeChunks(contents: Iterable<Buffer>): Buffer[] {
-  const chunks: Buffer[] = [];
+/**
+ * Cuts `contents` (in order) into encoded CHUNK messages of CHUNK_CONTENT_BYTES, the last one shorter. Lazy: each
+ * content is taken from the iterable only when the CHUNKs before it have been taken.
+ */
+export function* encodeChunks(contents: Iterable<Buffer>): Generator<Buffer> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  const cut = (): void => {
-    chunks.push(encodeMessage({ type: 'CHUNK', body: pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes) }));
+  const cut = (): Buffer => {
+    const chunk = encodeMessage({ type: 'CHUNK', body: pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes) });
     pending = [];
     pendingBytes = 0;
+    return chunk;
   };
   for (const content of contents) {
     for (let offset = 0; offset < content.byteLength;) {
@@ -52,11 +55,15 @@ export function encodeChunks(contents: Iterable<Buffer>): Buffer[] {
       pending.push(content.subarray(offset, offset + take));
       pendingBytes += take;
       offset += take;
-      if (pendingBytes === CHUNK_CONTENT_BYTES) cut();
+      if (pendingBytes === CHUNK_CONTENT_BYTES) yield cut();
     }
   }
-  if (pendingBytes > 0) cut();
-  return chunks;
+  if (pendingBytes > 0) yield cut();
+}
+
+/** The contents of a task's files, in order, each read from `source` when it is needed. */
+export function* taskContents(task: TaskRecord, source: ContentSource): Generator<Buffer> {
+  for (let position = 0; position < task.fileCount; position++) yield source.getFileContent(task.id, position);
 }
 
 /** A bounded, least-recently-used cache of TaskContent. */
@@ -90,7 +97,7 @@ export class TaskContentCache {
       files,
       offer: encodeMessage({ type: 'OFFER', body: offerBody }),
       dryRunOffer: encodeMessage({ type: 'OFFER', body: { ...offerBody, hasContent: false } }),
-      chunks: isCacheable ? encodeChunks(files.map((_, position) => source.getFileContent(task.id, position))) : null,
+      chunks: isCacheable ? [...encodeChunks(taskContents(task, source))] : null,
     };
     const bytes = isCacheable ? task.totalBytes : 0;
     this.#entries.set(task.id, { content, bytes });

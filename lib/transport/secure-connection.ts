@@ -216,7 +216,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
         this.#socket.destroy();
         return;
       }
-      if (!this.#isRaw) this.#writeRecord('END');
+      if (!this.#isRaw) this.#writeControlRecord('END');
       await new Promise<void>((resolve) => this.#socket.end(resolve));
     });
     return this.#closing;
@@ -316,20 +316,18 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   }
 
   #rekeySend(): void {
-    this.#writeRecord('REKEY');
+    this.#writeControlRecord('REKEY');
     this.#transport.rekeySend();
     this.#sentUnderKey = 0;
     this.#keyStartedAt = this.#now();
   }
 
-  #writeRecord(type: RecordType, body?: Uint8Array): void {
+  // A record with no body (END, REKEY); messages go out through #writeRecords.
+  #writeControlRecord(type: 'END' | 'REKEY'): void {
     if (type !== 'REKEY' && this.#isRekeyDue()) this.#rekeySend();
-    // One buffer per frame: length, type byte and body, encrypted in place (one copy of the body in all).
-    const plaintextBytes = 1 + (body?.byteLength ?? 0);
-    const frame = this.#newFrame(plaintextBytes);
+    const frame = this.#newFrame(1);
     frame[FRAME_HEADER_BYTES] = RECORD_TYPES[type];
-    if (body) frame.set(body, FRAME_HEADER_BYTES + 1);
-    this.#sealFrame(frame, plaintextBytes);
+    this.#sealFrame(frame, 1);
     this.#sentUnderKey += 1;
   }
 

@@ -33,7 +33,7 @@ t.test('encodeChunks cuts the concatenated contents into full CHUNKs and one sho
   for (const [name, sizes] of cases) {
     const contents = sizes.map((size) => Buffer.from(Array.from({ length: size }, () => Math.floor(random() * 256))));
     const whole = Buffer.concat(contents);
-    const bodies = chunkBodies(encodeChunks(contents));
+    const bodies = chunkBodies([...encodeChunks(contents)]);
     t.same(Buffer.concat(bodies), whole, `${name}: the CHUNKs hold the content stream, in order`);
     t.equal(bodies.length, Math.ceil(whole.byteLength / CHUNK_CONTENT_BYTES), `${name}: ${bodies.length} CHUNK(s)`);
     t.ok(bodies.slice(0, -1).every((body) => body.byteLength === CHUNK_CONTENT_BYTES), `${name}: every CHUNK but the last is full`);
