@@ -536,3 +536,18 @@ t.test('a discarded handshake key refuses to encrypt or decrypt until the next I
   cipherState.initializeKey(Buffer.alloc(32, 1));
   t.equal(cipherState.encryptWithAd(Buffer.alloc(0), Buffer.from('x')).byteLength, 17, 'usable again after InitializeKey');
 });
+
+t.test('argument checks of the in-place entry points: key storage and decryptInto output sizes', async (t) => {
+  const protocol = resolveProtocol(XXPSK3_PROTOCOL_NAME);
+  t.throws(() => new CipherState(protocol.cipher, null, Buffer.alloc(31)), { code: 'INVALID_ARGUMENT' }, 'key storage of 31 bytes');
+  const storage = Buffer.alloc(32);
+  const cipherState = new CipherState(protocol.cipher, Buffer.alloc(32, 7), storage);
+  t.same(storage, Buffer.alloc(32, 7), 'the key is kept in the storage given');
+  cipherState.dispose();
+  t.same(storage, Buffer.alloc(32), 'and zeroed there on dispose');
+
+  const { initiator, responder } = completeHandshake(NNPSK0_PROTOCOL_NAME);
+  const ciphertext = initiator.encrypt(Buffer.from('hello'));
+  t.throws(() => responder.decryptInto(ciphertext, Buffer.alloc(4)), { code: 'INVALID_ARGUMENT' }, 'an output one byte short');
+  t.equal(responder.decryptInto(ciphertext, Buffer.alloc(5)).toString(), 'hello', 'the right size decrypts, the state unharmed');
+});
