@@ -23,8 +23,8 @@ export const MAX_CHUNK_BYTES = 1024 * 1024;
 export const MAX_OFFER_FILES = 10_000;
 
 /** Why a server refuses a pull. */
-export type RejectReason = 'expired' | 'cancelled' | 'completed' | 'full' | 'revoked' | 'unsupported-version' | 'bad-request';
-const REJECT_REASONS = new Set<RejectReason>(['expired', 'cancelled', 'completed', 'full', 'revoked', 'unsupported-version', 'bad-request']);
+export type RejectReason = 'expired' | 'cancelled' | 'completed' | 'full' | 'revoked' | 'unsupported-version' | 'bad-request' | 'busy';
+const REJECT_REASONS = new Set<RejectReason>(['expired', 'cancelled', 'completed', 'full', 'revoked', 'unsupported-version', 'bad-request', 'busy']);
 
 /** What the client wants. */
 export type PullIntent = 'pull' | 'dry-run' | 'check';

@@ -10,8 +10,13 @@ export interface ChannelLimits {
   handshakeTimeoutMs: number;
   /** An established connection with no traffic either way for this long is closed, in milliseconds (0 = never). */
   idleTimeoutMs: number;
-  /** The largest application message, in bytes, after reassembly of its fragments. */
-  maxMessageBytes: number;
+  /** The largest application message this side sends, in bytes. */
+  maxSendMessageBytes: number;
+  /**
+   * The largest application message this side accepts, in bytes, checked on every record while its fragments are
+   * reassembled (so a peer can never make a receiver hold more than this for one message).
+   */
+  maxReceiveMessageBytes: number;
   /** Received application messages held for a reader that has not taken them, in bytes, before the socket pauses. */
   receiveHighWaterBytes: number;
   /** Server only: connections that have not yet proved they know the PSK, at once. */
@@ -26,7 +31,8 @@ export interface ChannelLimits {
 export const DEFAULT_LIMITS: Readonly<ChannelLimits> = Object.freeze({
   handshakeTimeoutMs: 10_000,
   idleTimeoutMs: 300_000,
-  maxMessageBytes: 64 * 1024 * 1024,
+  maxSendMessageBytes: 64 * 1024 * 1024,
+  maxReceiveMessageBytes: 64 * 1024 * 1024,
   receiveHighWaterBytes: 1024 * 1024,
   maxUnauthenticatedConnections: 1024,
   rekeyAfterMessages: 1_048_576,
@@ -38,6 +44,10 @@ export const MAX_UNAUTHENTICATED_FRAME_BYTES = 1024;
 
 /** Merges `overrides` over the defaults, checking each value. Throws INVALID_ARGUMENT naming the limit. */
 export function resolveLimits(overrides: Partial<ChannelLimits> = {}): ChannelLimits {
+  for (const name of Object.keys(overrides)) {
+    // A misspelt or retired limit (maxMessageBytes) must not pass for a setting that took effect.
+    if (!(name in DEFAULT_LIMITS)) throw new NoiseCfgError('INVALID_ARGUMENT', `unknown limit ${name}`);
+  }
   const limits = { ...DEFAULT_LIMITS, ...overrides };
   for (const [name, value] of Object.entries(limits)) {
     const isZeroAllowed = name === 'idleTimeoutMs';

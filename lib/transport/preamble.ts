@@ -21,8 +21,11 @@ export type ChannelMode = 'xxpsk3' | 'nnpsk0';
 /** Mode byte values on the wire. */
 export const MODE_BYTES: Readonly<Record<ChannelMode, number>> = { xxpsk3: 1, nnpsk0: 2 };
 
-/** Reason bytes of the clear rejection frame. */
-export const REJECTION_REASONS = { UNSUPPORTED_VERSION: 1, UNSUPPORTED_MODE: 2, PREAMBLE_INVALID: 3 } as const;
+/**
+ * Reason bytes of the clear rejection frame; each key is the error code the client raises. TOO_MANY_CONNECTIONS
+ * (the server is busy) is sent before the client's first flight is read, so it proves nothing and costs nothing.
+ */
+export const REJECTION_REASONS = { UNSUPPORTED_VERSION: 1, UNSUPPORTED_MODE: 2, PREAMBLE_INVALID: 3, TOO_MANY_CONNECTIONS: 4 } as const;
 /** The rejection frame's body length: magic, version, reason. Shorter than any handshake message. */
 export const REJECTION_FRAME_BYTES = 6;
 

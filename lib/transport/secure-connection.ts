@@ -175,7 +175,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
    */
   send(message: Uint8Array): Promise<void> {
     if (!(message instanceof Uint8Array)) return Promise.reject(new NoiseCfgError('INVALID_ARGUMENT', 'message must be a Uint8Array'));
-    const limit = this.#isRaw ? MAX_TRANSPORT_PLAINTEXT_BYTES : this.#limits.maxMessageBytes;
+    const limit = this.#isRaw ? MAX_TRANSPORT_PLAINTEXT_BYTES : this.#limits.maxSendMessageBytes;
     if (message.byteLength > limit) {
       return Promise.reject(new NoiseCfgError('MESSAGE_TOO_LARGE', `message of ${message.byteLength} bytes exceeds the limit of ${limit}`));
     }
@@ -472,8 +472,8 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   }
 
   #checkMessageSize(bytes: number): void {
-    if (bytes > this.#limits.maxMessageBytes) {
-      throw new NoiseCfgError('MESSAGE_TOO_LARGE', `incoming message exceeds the limit of ${this.#limits.maxMessageBytes} bytes`);
+    if (bytes > this.#limits.maxReceiveMessageBytes) {
+      throw new NoiseCfgError('MESSAGE_TOO_LARGE', `incoming message exceeds the limit of ${this.#limits.maxReceiveMessageBytes} bytes`);
     }
   }
 

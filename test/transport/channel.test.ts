@@ -891,9 +891,9 @@ t.test('backpressure: a client that does not read stalls the server\'s sends; th
   t.comment(`backpressure: stalled after ${stalledAt} MiB; largest server socket buffer ${observed.maxWritableLength} bytes`);
 });
 
-t.test('maxMessageBytes: a send over the limit is refused, and an incoming message over it ends the connection', async (t) => {
-  const fixture = await startServer(t, { onConnection: passive(), limits: { maxMessageBytes: 1000 } });
-  const small = await connect(t, fixture.port, 'xxpsk3', { limits: { maxMessageBytes: 1000 } });
+t.test('maxSendMessageBytes refuses a send over it; maxReceiveMessageBytes ends a connection whose incoming message grows over it', async (t) => {
+  const fixture = await startServer(t, { onConnection: passive(), limits: { maxSendMessageBytes: 1000, maxReceiveMessageBytes: 1000 } });
+  const small = await connect(t, fixture.port, 'xxpsk3', { limits: { maxSendMessageBytes: 1000 } });
   const smallServer = await fixture.connections.next();
   await t.rejects(small.send(Buffer.alloc(1001)), { code: 'MESSAGE_TOO_LARGE' }, 'client: 1001 bytes over a limit of 1000');
   await t.rejects(smallServer.send(Buffer.alloc(1001)), { code: 'MESSAGE_TOO_LARGE' }, 'server: 1001 bytes over a limit of 1000');
@@ -906,7 +906,7 @@ t.test('maxMessageBytes: a send over the limit is refused, and an incoming messa
   await t.rejects(largeServer.receive(), { code: 'MESSAGE_TOO_LARGE' }, 'a 2000-byte message to a receiver limited to 1000');
 
   // Across records: the limit applies to the reassembled message.
-  const wide = await startServer(t, { onConnection: passive(), limits: { maxMessageBytes: 100_000 } });
+  const wide = await startServer(t, { onConnection: passive(), limits: { maxReceiveMessageBytes: 100_000 } });
   const wideClient = await connect(t, wide.port, 'xxpsk3');
   const wideServer = await wide.connections.next();
   await wideClient.send(Buffer.alloc(100_000, 3));
