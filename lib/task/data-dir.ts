@@ -3,7 +3,7 @@
  * the admin API token and the database. Secret files are created 0600 in a 0700 directory, never overwritten,
  * and refused when group or others can read them.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import sodium from 'sodium-native';
@@ -33,15 +33,35 @@ export interface DataDir {
 }
 
 /**
- * Opens (and with `create`, first makes) a data directory. Throws DATA_DIR_INSECURE for a world-readable or
- * damaged secret file, with the fix in the message, and INVALID_ARGUMENT when the path is not a directory.
+ * Throws DATA_DIR_INSECURE unless the data directory belongs to the effective user and neither group nor others
+ * may enter it: the database holds every task's files, so a directory open to others gives them away. Refused,
+ * not repaired: whoever could read it may already have, and the operator should know.
+ */
+function checkDataDirOwnership(path: string, stats: Stats): void {
+  const euid = process.geteuid?.();
+  if (euid !== undefined && stats.uid !== euid) {
+    // Also for root: files root made in it (the database's -wal and -shm) would lock its owner out.
+    throw new NoiseCfgError('DATA_DIR_INSECURE', `data directory ${path} belongs to uid ${stats.uid}, not to you (uid ${euid}); run noise-cfg as its owner (e.g. sudo -u '#${stats.uid}' noise-cfg …) or choose another --data`);
+  }
+  const mode = stats.mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new NoiseCfgError('DATA_DIR_INSECURE', `data directory ${path} is open to group or others (mode ${mode.toString(8).padStart(3, '0')}), so other local users could read every task's files; fix it with: chmod 700 ${path}`);
+  }
+}
+
+/**
+ * Opens (and with `create`, first makes, mode 0700) a data directory. Throws DATA_DIR_INSECURE for a directory
+ * that another user owns or that group or others may enter, and for a readable or damaged secret file, with the
+ * fix in the message; INVALID_ARGUMENT when the path is not a directory.
  */
 export function openDataDir(path: string, options: { create: boolean }): DataDir {
   if (!existsSync(path)) {
     if (!options.create) throw new NoiseCfgError('INVALID_ARGUMENT', `data directory ${path} does not exist`);
     mkdirSync(path, { recursive: true, mode: 0o700 });
   }
-  if (!statSync(path).isDirectory()) throw new NoiseCfgError('INVALID_ARGUMENT', `data directory ${path} is not a directory`);
+  const stats = statSync(path);
+  if (!stats.isDirectory()) throw new NoiseCfgError('INVALID_ARGUMENT', `data directory ${path} is not a directory`);
+  checkDataDirOwnership(path, stats);
   const hex64 = /^[0-9a-f]{64}$/;
   const serverSecret = loadOrCreateSecretFile(join(path, DATA_FILES.serverKey), () => randomBytes(32).toString('hex'), hex64, 'server static key', options.create);
   const masterKey = loadOrCreateSecretFile(join(path, DATA_FILES.masterKey), () => randomBytes(32).toString('hex'), hex64, 'master secret', options.create);

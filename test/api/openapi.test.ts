@@ -1,6 +1,7 @@
 // The OpenAPI document (SPEC.md §8): valid OpenAPI 3.1 by an independent validator, the same as served, and
 // describing every route of the route table with its method and its 401.
 import t from 'tap';
+import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { buildOpenApiDocument } from '../../lib/api/openapi.js';
 import { ROUTES } from '../../lib/api/routes.js';
@@ -80,7 +81,7 @@ t.test('every authenticated route requires the bearer token and declares 401; th
 });
 
 t.test('the served document is identical to the built one, and every documented route is served', async (t) => {
-  const admin = TaskAdmin.open(t.testdir());
+  const admin = TaskAdmin.open(join(t.testdir(), 'data'));
   t.teardown(() => admin.close());
   const api = await startApiServer({ admin, adminToken: 'x'.repeat(43), version: '0.1.0' }, { host: '127.0.0.1', port: 0 });
   t.teardown(() => api.app.close());
