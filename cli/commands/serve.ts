@@ -3,8 +3,9 @@
  * logs one line per connection outcome (text or JSON) on stdout, and stops cleanly on SIGINT or SIGTERM.
  */
 import type { Argv } from 'yargs';
-import { NoiseCfgError, startApiServer, TaskAdmin, TaskServer, type LogRecord } from '../../lib/index.js';
+import { escapeUnprintable, NoiseCfgError, startApiServer, TaskAdmin, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
 import { parseHostPort } from '../host-port.js';
+import { isLoopbackHost } from '../loopback.js';
 import { printStatus, reportError } from '../output.js';
 import { selfCommand } from '../self-command.js';
 
@@ -36,13 +37,11 @@ export function builder(yargs: Argv): Argv<ServeArguments> {
 
 const VERSION = '0.1.0';
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
-
+// A client chooses its name and result message: in text, a value with white space is quoted as JSON, and no value
+// keeps a control, escape or bidi character (a fake log line or a recoloured screen).
 function formatText(record: LogRecord): string {
   const { time, event, ...rest } = record;
-  const fields = Object.entries(rest).map(([key, value]) => `${key}=${typeof value === 'string' && /\s/.test(value) ? JSON.stringify(value) : String(value)}`);
+  const fields = Object.entries(rest).map(([key, value]) => `${key}=${typeof value === 'string' && /\s/.test(value) ? toTerminalSafeJson(value) : escapeUnprintable(String(value))}`);
   return [time, event, ...fields].join(' ');
 }
 
@@ -54,10 +53,11 @@ export async function handler(argv: ServeArguments): Promise<void> {
       dataDir: argv.data,
       listen,
       ...(advertise ? { advertise } : {}),
-      log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? JSON.stringify(record) : formatText(record)}\n`),
+      log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`),
     });
     const apiAddress = argv.api === 'off' ? null : parseHostPort(argv.api, '--api');
-    if (apiAddress && !isLoopback(apiAddress.host) && !argv.apiAllowRemote) {
+    const isApiLoopback = apiAddress !== null && await isLoopbackHost(apiAddress.host, '--api');
+    if (apiAddress && !isApiLoopback && !argv.apiAllowRemote) {
       throw new NoiseCfgError('INVALID_ARGUMENT', `--api ${argv.api} is not a loopback address; the API hands out tokens, so add --api-allow-remote (and put it behind TLS) or use 127.0.0.1`);
     }
     const address = await server.start();
@@ -70,7 +70,7 @@ export async function handler(argv: ServeArguments): Promise<void> {
         throw error;
       }
       printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
-      if (!isLoopback(apiAddress.host)) printStatus(`warning: the REST API listens on ${api.host}:${api.port}, reachable from the network; it carries tokens, so put it behind a TLS proxy`);
+      if (!isApiLoopback) printStatus(`warning: the REST API listens on ${api.host}:${api.port}, reachable from the network; it carries tokens, so put it behind a TLS proxy`);
       printStatus(`REST API on http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}/v1 (bearer token in ${argv.data}/admin.token)`);
     }
     if (!apiAddress) printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
