@@ -1,25 +1,30 @@
-/** Output helpers: results to stdout (text or --json), progress and errors to stderr, one line each. */
-import { isNoiseCfgError } from '../lib/index.js';
+/**
+ * Output helpers: results to stdout (text or --json), progress and errors to stderr, one line each. Text a peer
+ * chose (client names, results, server messages) may sit in any of them, so nothing reaches the terminal with a
+ * control, escape or bidi character in it: JSON escapes them, status and error lines are escaped whole, and the
+ * builders of multi-line results escape each field (`escapeUnprintable`).
+ */
+import { escapeUnprintable, isNoiseCfgError, toTerminalSafeJson } from '../lib/index.js';
 import { EXIT, EXIT_CODE_BY_ERROR } from './exit-codes.js';
 
 /** Writes one result line, or one JSON document when `asJson`. */
 export function printResult(value: unknown, asJson: boolean, text: string): void {
-  process.stdout.write(asJson ? `${JSON.stringify(value)}\n` : `${text}\n`);
+  process.stdout.write(asJson ? `${toTerminalSafeJson(value)}\n` : `${text}\n`);
 }
 
 /** Writes one line of progress to stderr. */
 export function printStatus(line: string): void {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${escapeUnprintable(line)}\n`);
 }
 
 /** Reports an error as one line on stderr and sets the exit code; never prints a stack for a known error. */
 export function reportError(error: unknown): void {
   if (isNoiseCfgError(error)) {
-    process.stderr.write(`noise-cfg: error: ${error.message} (${error.code})\n`);
+    process.stderr.write(`noise-cfg: error: ${escapeUnprintable(error.message)} (${error.code})\n`);
     process.exitCode = EXIT_CODE_BY_ERROR[error.code];
     return;
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`noise-cfg: unexpected error: ${message}\n`);
+  process.stderr.write(`noise-cfg: unexpected error: ${escapeUnprintable(message)}\n`);
   process.exitCode = EXIT.FAILURE;
 }

@@ -1,12 +1,15 @@
-/** What `task watch` prints: a plain line per event, or on a terminal a live frame with a progress bar. */
-import type { TaskStreamEvent, TaskView } from '../lib/index.js';
+/**
+ * What `task watch` prints: a plain line per event, or on a terminal a live frame with a progress bar. Client names
+ * and result messages are the clients' words: escaped, so they cannot draw on the operator's screen.
+ */
+import { escapeUnprintable, type TaskStreamEvent, type TaskView } from '../lib/index.js';
 
 /** One plain line for an event. */
 export function watchLine(event: TaskStreamEvent): string {
   if (event.type === 'change') {
     const change = event.change;
-    const who = change.identity ? `${change.name || '(no name)'} ${change.identity.slice(0, 16)}` : 'task';
-    return `${change.at} ${who} ${change.state}${change.detail ? `: ${change.detail}` : ''}`;
+    const who = change.identity ? `${change.name ? escapeUnprintable(change.name) : '(no name)'} ${change.identity.slice(0, 16)}` : 'task';
+    return `${change.at} ${who} ${change.state}${change.detail ? `: ${escapeUnprintable(change.detail)}` : ''}`;
   }
   const task = event.task;
   const prefix = event.type === 'end' ? 'ended' : 'task';
@@ -21,9 +24,48 @@ export function renderWatchFrame(task: TaskView, recent: readonly string[]): str
   const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${task.counts.applied}/${task.maxClients ?? task.clients.length} applied`;
   return [
     '\u001b[H\u001b[2J',
-    `task ${task.id}${task.name ? ` (${task.name})` : ''}  ${task.state}  expires ${task.expiresAt}\n`,
+    `task ${task.id}${task.name ? ` (${escapeUnprintable(task.name)})` : ''}  ${task.state}  expires ${task.expiresAt}\n`,
     `${bar}\n`,
     `connected ${task.counts.connected}  receiving ${task.counts.offered}  applied ${task.counts.applied}  failed ${task.counts.failed}  revoked ${task.counts.revoked}\n\n`,
     ...recent.map((line) => `${line}\n`),
   ].join('');
+}
+
+const TASK_END_STATES = new Set(['cancelled', 'completed']);
+type ClientState = TaskView['clients'][number]['state'];
+
+/**
+ * The task as a terminal frame shows it, kept up to date from the change events alone: a frame per change then
+ * costs the same however many clients the task has (re-reading the whole task per change did not).
+ */
+export class WatchedTask {
+  #view: TaskView;
+  readonly #stateByIdentity = new Map<string, ClientState>();
+
+  constructor(view: TaskView) {
+    this.#view = view;
+    for (const client of view.clients) this.#stateByIdentity.set(client.identity, client.state);
+  }
+
+  get view(): TaskView {
+    return this.#view;
+  }
+
+  /** Counts the client of `event` in its new state (a task-level change sets the task's state). */
+  apply(event: Extract<TaskStreamEvent, { type: 'change' }>): void {
+    const change = event.change;
+    if (change.identity === null) {
+      if (TASK_END_STATES.has(change.state)) this.#view = { ...this.#view, state: change.state as TaskView['state'] };
+      return;
+    }
+    const state = change.state as ClientState;
+    if (!(state in this.#view.counts)) return;
+    const counts = { ...this.#view.counts };
+    const previous = this.#stateByIdentity.get(change.identity);
+    if (previous !== undefined) counts[previous] -= 1;
+    counts[state] += 1;
+    this.#stateByIdentity.set(change.identity, state);
+    // renderWatchFrame reads the number of clients, not their rows: the list is not copied per change.
+    this.#view = { ...this.#view, counts, clients: previous === undefined ? [...this.#view.clients, { identity: change.identity, name: change.name ?? '', remoteAddress: '', state, firstSeenAt: change.at, updatedAt: change.at, result: null }] : this.#view.clients };
+  }
 }

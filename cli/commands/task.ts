@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import {
-  ApiClient, NoiseCfgError, parseDurationSeconds, readTaskFiles, TaskAdmin,
+  ApiClient, escapeUnprintable, NoiseCfgError, parseDurationSeconds, readTaskFiles, TaskAdmin, toTerminalSafeJson,
   type CreatedTask, type CreateTaskOptions, type TaskStreamEvent, type TaskView,
 } from '../../lib/index.js';
 import { EXIT } from '../exit-codes.js';
@@ -15,7 +15,7 @@ import { parseHostPort } from '../host-port.js';
 import { printResult, printStatus, reportError } from '../output.js';
 import { renderQr } from '../qr.js';
 import { selfCommand } from '../self-command.js';
-import { renderWatchFrame, watchLine } from '../watch-view.js';
+import { renderWatchFrame, watchLine, WatchedTask } from '../watch-view.js';
 
 interface CommonArguments {
   data: string;
@@ -87,10 +87,10 @@ async function withOperations(argv: CommonArguments, work: (operations: TaskOper
 function describeTask(task: TaskView): string {
   const limit = task.maxClients === null ? '' : `/${task.maxClients}`;
   return [
-    `task ${task.id}${task.name ? ` (${task.name})` : ''}: ${task.state}, ${task.mode}, expires ${task.expiresAt}`,
+    `task ${task.id}${task.name ? ` (${escapeUnprintable(task.name)})` : ''}: ${task.state}, ${task.mode}, expires ${task.expiresAt}`,
     `  files: ${task.files.length}, ${task.totalBytes} bytes, digest ${task.digest.slice(0, 16)}…`,
     `  clients: ${task.counts.applied}${limit} applied, ${task.counts.failed} failed, ${task.counts.offered} receiving, ${task.counts.revoked} revoked`,
-    ...task.clients.map((client) => `  - ${client.name || '(no name)'} ${client.identity} ${client.state}${client.result ? ` (exit ${client.result.exitCode ?? '-'}: ${client.result.message})` : ''} ${client.remoteAddress}`),
+    ...task.clients.map((client) => `  - ${escapeUnprintable(client.name) || '(no name)'} ${client.identity} ${client.state}${client.result ? ` (exit ${client.result.exitCode ?? '-'}: ${escapeUnprintable(client.result.message)})` : ''} ${client.remoteAddress}`),
   ].join('\n');
 }
 
@@ -134,14 +134,21 @@ export function watchExitCode(task: TaskView): number {
 async function watch(operations: TaskOperations, id: string, asJson: boolean): Promise<void> {
   const isTerminal = process.stdout.isTTY === true && !asJson;
   let view: TaskView | null = null;
+  let watched: WatchedTask | null = null;
   const recent: string[] = [];
   for await (const event of operations.watch(id)) {
-    if (event.type === 'task' || event.type === 'end') view = event.task;
+    if (event.type === 'task' || event.type === 'end') {
+      view = event.task;
+      watched = new WatchedTask(view);
+    }
     if (asJson) {
-      process.stdout.write(`${JSON.stringify(event)}\n`);
+      process.stdout.write(`${toTerminalSafeJson(event)}\n`);
     } else if (isTerminal) {
-      if (event.type === 'change') recent.push(watchLine(event));
-      if (event.type === 'change' && view) view = await operations.showTask(id);
+      if (event.type === 'change') {
+        recent.push(watchLine(event));
+        watched?.apply(event);
+        view = watched?.view ?? view;
+      }
       if (view) process.stdout.write(renderWatchFrame(view, recent.slice(-8)));
     } else {
       process.stdout.write(`${watchLine(event)}\n`);
@@ -165,7 +172,7 @@ export function builder(yargs: Argv): Argv {
     (argv) => withOperations(argv as unknown as CreateArguments, (operations) => create(operations, argv as unknown as CreateArguments)))
     .command('list', 'List tasks, newest first', (sub) => common(sub), (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
       const tasks = await operations.listTasks();
-      const text = tasks.length === 0 ? 'no tasks' : tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied  expires ${task.expiresAt}  ${task.name}`).join('\n');
+      const text = tasks.length === 0 ? 'no tasks' : tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied  expires ${task.expiresAt}  ${escapeUnprintable(task.name)}`).join('\n');
       printResult(tasks, (argv as unknown as CommonArguments).json, text);
     }))
     .command('show <id>', 'Show a task with its files and clients', (sub) => common(sub).positional('id', { type: 'string', demandOption: true }),

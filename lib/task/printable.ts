@@ -16,9 +16,9 @@ export function hasUnprintableCharacters(text: string): boolean {
   return UNSAFE_CHARACTERS.test(text);
 }
 
-/** `text` with every unprintable character written as `\u{hex}`, and backslashes doubled so that nothing is ambiguous. */
+/** `text` with every unprintable character written as `\u{hex}`. */
 export function escapeUnprintable(text: string): string {
-  return text.replace(/\\/g, '\\\\').replace(UNSAFE_CHARACTERS_GLOBAL, (character) => `\\u{${character.codePointAt(0)!.toString(16)}}`);
+  return text.replace(UNSAFE_CHARACTERS_GLOBAL, (character) => `\\u{${character.codePointAt(0)!.toString(16)}}`);
 }
 
 /**
