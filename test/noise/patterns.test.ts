@@ -1,12 +1,14 @@
 /**
  * The pattern table and the pskN modifier (Noise rev. 34 §7.4–§7.6, §9.4, §18.1) against the spec text itself,
- * read in place from ../shared/reference, and the validity rules of §7.3 and §9.3.
+ * read from the copy in test/reference, and the validity rules of §7.3 and §9.3.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
+import { REFERENCE_DIR } from '../support/paths.js';
 import { BASE_PATTERN_NAMES, parsePattern, patternFromName, validatePattern, type HandshakePattern, type MessageToken } from '../../lib/noise/patterns.js';
 
-const SPEC_PATH = new URL('../../../shared/reference/noise-rev34.md', import.meta.url);
+const SPEC_PATH = join(REFERENCE_DIR, 'noise-rev34.md');
 
 interface SpecPattern {
   name: string;

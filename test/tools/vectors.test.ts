@@ -1,4 +1,4 @@
-// The public vectors in ../shared/vectors and the project's own vectors/, byte for byte (SPEC.md §1.4).
+// The public vectors in test/vectors/public and the project's own vectors/, byte for byte (SPEC.md §1.4).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { keyPairFromSecretKey } from '../../lib/noise/dh-functions.js';
 import { checkVector } from '../../tools/vectors/check-vector.js';
 import { coreVectorsText } from '../../tools/vectors/core-vectors.js';
 import { runVectorFile } from '../../tools/vectors/vector-file.js';
-import { REPO_ROOT, SHARED_VECTORS_DIR, VECTOR_RUNNER } from '../support/paths.js';
+import { REPO_ROOT, PUBLIC_VECTORS_DIR, VECTOR_RUNNER } from '../support/paths.js';
 
 // Passed counts per public file as of this commit: a drop means a supported protocol stopped being checked.
 const EXPECTED_PASSED: Record<string, number> = {
@@ -30,10 +30,10 @@ if (!isAesGcmAvailable()) OUT_OF_SCOPE.push(/^cipher "AESGCM"/);
 const CORE_VECTORS_FILE = join(REPO_ROOT, 'vectors', 'noise-cfg-core.json');
 
 t.test('every public vector file passes with nothing in scope skipped', async (t) => {
-  const files = readdirSync(SHARED_VECTORS_DIR).filter((file) => file !== 'README.md').sort();
-  t.same(files, Object.keys(EXPECTED_PASSED).sort(), 'the shared vector files are the known set');
+  const files = readdirSync(PUBLIC_VECTORS_DIR).filter((file) => file !== 'README.md').sort();
+  t.same(files, Object.keys(EXPECTED_PASSED).sort(), 'the public vector files are the known set');
   for (const file of files) {
-    const report = runVectorFile(join(SHARED_VECTORS_DIR, file));
+    const report = runVectorFile(join(PUBLIC_VECTORS_DIR, file));
     t.equal(report.failed, 0, `${file}: no failures`, { failures: report.failures });
     t.equal(report.passed, EXPECTED_PASSED[file], `${file}: ${report.passed} passed`);
     for (const reason of report.skipReasons.keys()) {
@@ -43,13 +43,13 @@ t.test('every public vector file passes with nothing in scope skipped', async (t
 });
 
 t.test('the product protocols are among the passed vectors', async (t) => {
-  const parsed = JSON.parse(readFileSync(join(SHARED_VECTORS_DIR, 'cacophony-haskell.txt'), 'utf8')) as { vectors: Record<string, unknown>[] };
+  const parsed = JSON.parse(readFileSync(join(PUBLIC_VECTORS_DIR, 'cacophony-haskell.txt'), 'utf8')) as { vectors: Record<string, unknown>[] };
   for (const name of ['Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b', 'Noise_NNpsk0_25519_ChaChaPoly_BLAKE2b']) {
     const vector = parsed.vectors.find((candidate) => candidate['protocol_name'] === name);
     t.ok(vector, `${name} is in the cacophony file`);
     t.same(checkVector(vector!), { status: 'passed', protocolName: name });
   }
-  const multiPsk = JSON.parse(readFileSync(join(SHARED_VECTORS_DIR, 'snow.txt'), 'utf8')) as { vectors: Record<string, unknown>[] };
+  const multiPsk = JSON.parse(readFileSync(join(PUBLIC_VECTORS_DIR, 'snow.txt'), 'utf8')) as { vectors: Record<string, unknown>[] };
   const names = multiPsk.vectors.map((vector) => String(vector['protocol_name'])).filter((name) => name.includes('psk0+psk1+psk2+psk3'));
   t.ok(names.length > 0, 'snow.txt has XXpsk0+psk1+psk2+psk3 vectors');
   for (const name of names) {
@@ -76,7 +76,7 @@ t.test('a tampered vector fails with the protocol name and the first differing m
 });
 
 t.test('the runner counts every public file and ends with the totals line', async (t) => {
-  const files = readdirSync(SHARED_VECTORS_DIR).map((file) => join(SHARED_VECTORS_DIR, file));
+  const files = readdirSync(PUBLIC_VECTORS_DIR).map((file) => join(PUBLIC_VECTORS_DIR, file));
   const run = spawnSync(process.execPath, [VECTOR_RUNNER, ...files], { encoding: 'utf8' });
   t.equal(run.status, 0);
   const expectedPassed = Object.values(EXPECTED_PASSED).reduce((sum, count) => sum + count, 0);
