@@ -272,6 +272,42 @@ t.test('checkTaskPath refuses C1 control characters too (SPEC.md §4.2: no contr
   t.equal(checkTaskPath('etc/caf\u00e9'), 'etc/caf\u00e9', 'U+00E9 (a letter just above the C1 block) is fine');
 });
 
+t.test('a bidi override or an invisible character in a path is PATH_UNSAFE, and the message names it escaped', async (t) => {
+  // "invoice\u202Efdp.exe" shows as "invoiceexe.pdf"; a zero-width space makes two names that look the same.
+  const cases: [string, string][] = [
+    ['\u202e', 'U+202E right-to-left override'],
+    ['\u202d', 'U+202D left-to-right override'],
+    ['\u2066', 'U+2066 left-to-right isolate'],
+    ['\u200b', 'U+200B zero-width space'],
+    ['\u200d', 'U+200D zero-width joiner'],
+    ['\ufeff', 'U+FEFF byte-order mark'],
+    ['\u00ad', 'U+00AD soft hyphen'],
+    ['\u2028', 'U+2028 line separator'],
+    ['\u2029', 'U+2029 paragraph separator'],
+    ['\u{e0001}', 'U+E0001 language tag (astral)'],
+    ['\u001b', 'U+001B ESC'],
+  ];
+  for (const [character, what] of cases) {
+    const path = `etc/invoice${character}fdp.conf`;
+    const escaped = `\\u{${character.codePointAt(0)!.toString(16)}}`;
+    t.throws(() => checkTaskPath(path), { code: 'PATH_UNSAFE', message: new RegExp(`character ${escaped.replace(/[{}\\]/g, '\\$&')}`) }, what);
+    let message = '';
+    try {
+      checkTaskPath(path);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    t.notOk(message.includes(character), `${what}: the message does not hold the raw character`);
+    // JSON quoting already writes a C0 control as \u00XX; everything else is written as \u{hex}.
+    const shown = character < ' ' ? `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}` : escaped;
+    t.ok(message.includes(`invoice${shown}fdp`), `${what}: the message shows the path with it escaped`);
+  }
+  t.throws(() => checkPathSet(['ok', 'a\u202eb']), { code: 'PATH_UNSAFE' }, 'checkPathSet checks each path too');
+  const offer = typed('OFFER', { digest: DIGEST_A, totalBytes: 2, files: [offerFile('fine'), offerFile('etc/\u202eevil')], hasContent: true });
+  assertProtocolError(t, offer, 'an OFFER with U+202E in a path: the client refuses it before writing');
+  t.equal(checkTaskPath('etc/caf\u00e9/\u65e5\u672c.conf'), 'etc/caf\u00e9/\u65e5\u672c.conf', 'letters of any script are fine');
+});
+
 t.test('checkPathSet refuses duplicates and a path that is also a directory', async (t) => {
   t.throws(() => checkPathSet(['a', 'a/b']), { code: 'PATH_UNSAFE' }, 'a and a/b');
   t.throws(() => checkPathSet(['x/y/z', 'x/y']), { code: 'PATH_UNSAFE' }, 'x/y/z and x/y (either order)');
