@@ -3,7 +3,7 @@
  * (CONTRACT.md, SPEC.md §4). Exit codes distinguish every failure (SPEC.md §6).
  */
 import type { Argv } from 'yargs';
-import { decodeToken, isNoiseCfgError, pull, type PullResult } from '../../lib/index.js';
+import { decodeToken, isNoiseCfgError, NoiseCfgError, pull, type PullResult } from '../../lib/index.js';
 import { EXIT_CODE_BY_ERROR } from '../exit-codes.js';
 import { printResult, printStatus, reportError } from '../output.js';
 import { readTokenText, type TokenSources } from '../token-input.js';
@@ -16,6 +16,15 @@ interface PullArguments extends TokenSources {
   check: boolean;
   identityDir?: string;
   json: boolean;
+}
+
+/**
+ * The flag combinations yargs cannot express. Checked in the handler rather than with .check(): a failed check
+ * there is reported as an unexpected error and the handler still runs.
+ */
+function checkArguments(argv: PullArguments): void {
+  if (argv.dryRun && argv.check) throw new NoiseCfgError('INVALID_ARGUMENT', '--dry-run and --check do not go together');
+  if (!argv.check && argv.out === undefined) throw new NoiseCfgError('INVALID_ARGUMENT', '--out DIR is required (or use --check)');
 }
 
 export const command = 'pull [token]';
@@ -32,11 +41,6 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .option('check', { type: 'boolean', default: false, describe: 'Check the token, the server and its pin; take no client slot' })
     .option('identity-dir', { type: 'string', describe: 'Where this client\'s identity key lives (default $XDG_CONFIG_HOME/noise-cfg)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
-    .check((argv) => {
-      if (argv['dry-run'] && argv.check) throw new Error('--dry-run and --check do not go together');
-      if (!argv.check && argv.out === undefined) throw new Error('--out DIR is required (or use --check)');
-      return true;
-    })
     .epilogue('Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server, 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed.') as unknown as Argv<PullArguments>;
 }
 
@@ -65,6 +69,7 @@ function describeResult(result: PullResult, outDir: string | undefined): string 
 export async function handler(argv: PullArguments): Promise<void> {
   let taskId: string | null = null;
   try {
+    checkArguments(argv);
     const token = readTokenText(argv, { warnOnArgv: true });
     try {
       taskId = decodeToken(token).taskId;

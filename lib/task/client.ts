@@ -14,11 +14,16 @@ import { connectSecure } from '../transport/secure-socket.js';
 import { ManagedOutput, type StagedVersion } from './apply.js';
 import { taskDigest } from './digests.js';
 import { defaultIdentityDir, loadClientId, loadClientKeyPair } from './identity.js';
-import { encodeMessage, expectMessage, UPDATE_PROTOCOL_VERSION, type Offer, type PullIntent, type UpdateMessage } from './messages.js';
+import { decodeMessage, encodeMessage, expectMessage, UPDATE_PROTOCOL_VERSION, type Offer, type PullIntent, type UpdateMessage } from './messages.js';
+import { escapeUnprintable, hasUnprintableCharacters } from './printable.js';
 
 /** The most content a client accepts for one task, in bytes. */
 export const MAX_PULL_BYTES = 1024 * 1024 * 1024;
+/** The longest client name HELLO carries, in characters (UTF-16 code units, as the server counts them). */
+export const MAX_CLIENT_NAME_LENGTH = 128;
 const SOFTWARE = 'noise-cfg/0.1.0';
+/** Variables the --exec command does not inherit: the token (it holds the task's PSK) and the admin API token. */
+const SECRET_ENVIRONMENT = ['NOISE_CFG_TOKEN', 'NOISE_CFG_ADMIN_TOKEN'];
 
 /** What to pull and where. */
 export interface PullOptions {
@@ -69,19 +74,42 @@ async function send(connection: SecureConnection, message: UpdateMessage): Promi
 }
 
 function runCommand(command: string, environment: Record<string, string>): Promise<number> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...environment };
+  for (const name of SECRET_ENVIRONMENT) delete env[name];
   return new Promise((resolve) => {
     // The command's output goes to our stderr so that stdout stays ours (for --json).
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 2, 2], env: { ...process.env, ...environment } });
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 2, 2], env });
     child.on('error', () => resolve(127));
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
 }
 
+/** `text` cut to at most `length` UTF-16 code units without splitting a surrogate pair. */
+function cutToLength(text: string, length: number): string {
+  if (text.length <= length) return text;
+  const isHighSurrogate = /[\ud800-\udbff]/.test(text[length - 1]!);
+  return text.slice(0, isHighSurrogate ? length - 1 : length);
+}
+
+/** The name HELLO carries. Throws INVALID_ARGUMENT for a chosen name with an unprintable character. */
+function clientName(name: string | undefined): string {
+  if (name === undefined) {
+    // The host name is not the person's choice: it is sent escaped rather than refused.
+    return cutToLength(escapeUnprintable(hostname()), MAX_CLIENT_NAME_LENGTH);
+  }
+  if (hasUnprintableCharacters(name)) {
+    const character = [...name].find((candidate) => hasUnprintableCharacters(candidate))!;
+    throw new NoiseCfgError('INVALID_ARGUMENT', `name ${escapeUnprintable(JSON.stringify(name))} has the unprintable character ${escapeUnprintable(character)}; choose a name of printable characters`);
+  }
+  return cutToLength(name, MAX_CLIENT_NAME_LENGTH);
+}
+
 /**
- * Pulls a task. Throws TOKEN_* (before any connection), CONNECTION_FAILED, HANDSHAKE_TIMEOUT,
- * AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, REJECTED (the reason in the message), PROTOCOL_ERROR,
- * CONNECTION_TRUNCATED, APPLY_FAILED (the output directory is not usable). Failures after the files arrived
- * (digest, apply, command) are reported to the server and returned as status `failed`.
+ * Pulls a task. Throws TOKEN_* (before any connection), INVALID_ARGUMENT (an unprintable name), CONNECTION_FAILED,
+ * HANDSHAKE_TIMEOUT, AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, REJECTED (the reason in the message),
+ * PROTOCOL_ERROR (also: content past the offered total), CONNECTION_TRUNCATED, APPLY_FAILED (the output directory
+ * is not usable). Failures after the files arrived (digest, apply, command) are reported to the server and
+ * returned as status `failed`.
  */
 export async function pull(options: PullOptions): Promise<PullResult> {
   const now = options.now ?? Date.now;
@@ -92,6 +120,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   if (intent !== 'check' && (options.outDir === undefined || options.outDir === '')) {
     throw new NoiseCfgError('INVALID_ARGUMENT', 'outDir is required to pull or dry-run');
   }
+  const name = clientName(options.name);
   const output = options.outDir === undefined ? null : new ManagedOutput(options.outDir);
   if (output && intent === 'pull') await output.checkTarget();
   const state = output ? await output.readState() : null;
@@ -110,7 +139,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   });
   try {
     await send(connection, { type: 'HELLO', body: {
-      protocol: UPDATE_PROTOCOL_VERSION, software: SOFTWARE, name: (options.name ?? hostname()).slice(0, 128),
+      protocol: UPDATE_PROTOCOL_VERSION, software: SOFTWARE, name,
       clientId: isXx ? null : loadClientId(identityDir), have, intent,
     } });
     const reply = expectMessage(await connection.receive(), ['REJECT', 'UP_TO_DATE', 'OFFER', 'CHECKED']);
@@ -171,6 +200,8 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   let received = 0;
   try {
     staged = await output.stage(token.taskId, offer.digest, offer.files);
+    // Empty files at the start (or all of them: the server sends no CHUNK for 0 bytes) are made before any CHUNK.
+    await staged.write(Buffer.alloc(0));
     while (!staged.isComplete) {
       const chunk = expectMessage(await connection.receive(), ['CHUNK']).body;
       received += chunk.byteLength;
@@ -204,16 +235,29 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   }
   let isAcknowledged = false;
   // From here on the outcome is settled locally; a lost connection only means the server may not know it yet.
+  let reply: Buffer | null = null;
+  let isLost = false;
   try {
     await send(connection, { type: 'RESULT', body: {
       status: failure === null ? 'applied' : 'failed', exitCode, message: failure?.message.slice(0, 1024) ?? 'applied', digest: offer.digest,
     } });
-    expectMessage(await connection.receive(), ['ACK']);
-    isAcknowledged = true;
-    await connection.close();
+    reply = await connection.receive();
   } catch (error) {
     progress(`warning: the server did not acknowledge the result (${(error as Error).message}); a re-pull will settle it`);
     connection.destroy();
+    isLost = true;
+  }
+  if (reply === null && !isLost) {
+    progress('warning: the server ended the session without acknowledging the result; a re-pull will settle it');
+    connection.destroy();
+  } else if (reply !== null) {
+    // A message other than ACK is the server breaking the protocol, not a lost connection: the pull fails.
+    if (decodeMessage(reply).type === 'CHUNK') {
+      throw new NoiseCfgError('PROTOCOL_ERROR', `the server sent more content than it offered (a CHUNK after the ${offer.totalBytes} offered bytes); the offered files had all arrived and matched the offered digest before they were made current, so ${output.outDir} holds exactly the offered version`);
+    }
+    expectMessage(reply, ['ACK']);
+    isAcknowledged = true;
+    await connection.close().catch(() => connection.destroy());
   }
   return {
     status: failure === null ? 'applied' : 'failed',

@@ -12,6 +12,7 @@ import { fileDigest, taskDigest, type FileEntry } from '../../lib/task/digests.j
 import { encodeMessage, expectMessage, type Result } from '../../lib/task/messages.js';
 import { CHUNK_CONTENT_BYTES } from '../../lib/task/task-content.js';
 import { pull, type PullOptions, type PullResult } from '../../lib/task/client.js';
+import { escapeUnprintable } from '../../lib/task/printable.js';
 import { generateTaskId } from '../../lib/token/task-id.js';
 import { decodeToken, encodeToken } from '../../lib/token/token.js';
 import type { SecureConnection } from '../../lib/transport/secure-connection.js';
@@ -554,6 +555,126 @@ for (const mode of MODES) {
     t.equal(s.admin.showTask(created.id).clients[0]!.state, 'applied');
   });
 }
+
+t.test('--exec does not inherit the token (it holds the PSK) nor the admin API token from the environment', async (t) => {
+  const s = await setup(t, 'xxpsk3');
+  const { token } = s.create();
+  const adminToken = 'admin-token-that-must-not-leak-0123456789ab';
+  const envFile = join(s.dir, 'env.txt');
+  // The CLI as a person runs it: the token in NOISE_CFG_TOKEN (as README recommends), an admin token beside it.
+  const child = spawnCli(t, ['pull', '--out', s.outDir('cli'), '--identity-dir', s.identityDir('cli'), '--exec', `env > '${envFile}'`], {
+    env: { NOISE_CFG_TOKEN: token, NOISE_CFG_ADMIN_TOKEN: adminToken, XDG_CONFIG_HOME: join(s.dir, 'xdg') },
+  });
+  const exit = await child.exited;
+  t.equal(exit.code, 0, `pull applied (${child.stderr()})`);
+  const environment = readFileSync(envFile, 'utf8');
+  t.match(environment, /^NOISE_CFG_OUT_DIR=/m, 'the command saw its own variables');
+  t.notMatch(environment, /^NOISE_CFG_TOKEN=/m, 'no NOISE_CFG_TOKEN variable');
+  t.notMatch(environment, /^NOISE_CFG_ADMIN_TOKEN=/m, 'no NOISE_CFG_ADMIN_TOKEN variable');
+  t.notOk(environment.includes(token), 'the token text appears nowhere');
+  t.notOk(environment.includes(adminToken), 'the admin token text appears nowhere');
+  t.notOk(environment.includes(decodeToken(token).psk.toString('hex')), 'nor the PSK in hex');
+
+  // The library the same way: pull() leaves out both names whatever the caller's environment holds.
+  const saved = { token: process.env.NOISE_CFG_TOKEN, admin: process.env.NOISE_CFG_ADMIN_TOKEN };
+  t.teardown(() => {
+    for (const [name, value] of [['NOISE_CFG_TOKEN', saved.token], ['NOISE_CFG_ADMIN_TOKEN', saved.admin]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+  process.env.NOISE_CFG_TOKEN = token;
+  process.env.NOISE_CFG_ADMIN_TOKEN = adminToken;
+  const libraryEnvFile = join(s.dir, 'env-library.txt');
+  t.equal((await s.pullAs('library', token, { exec: `env > '${libraryEnvFile}'` })).status, 'applied');
+  const libraryEnvironment = readFileSync(libraryEnvFile, 'utf8');
+  t.notMatch(libraryEnvironment, /^NOISE_CFG_(ADMIN_)?TOKEN=/m, 'pull(): neither name');
+  t.notOk(libraryEnvironment.includes(token) || libraryEnvironment.includes(adminToken), 'pull(): neither text');
+});
+
+t.test('a task whose files are all empty applies (the server sends no CHUNK for 0 bytes), and empty files between others too', { timeout: 60_000 }, async (t) => {
+  const s = await setup(t, 'nnpsk0');
+  const allEmpty: TaskFileInput[] = [
+    { path: 'a.conf', content: Buffer.alloc(0) },
+    { path: 'etc/b.conf', content: Buffer.alloc(0), mode: 0o600 },
+    { path: 'etc/deep/c', content: Buffer.alloc(0) },
+  ];
+  const { token } = s.create(allEmpty);
+  const result = await s.pullAs('empty', token);
+  t.equal(result.status, 'applied', 'applied instead of waiting for a CHUNK that never comes');
+  t.equal(result.isAcknowledged, true);
+  t.same(readTree(s.outDir('empty')), expectedTree(allEmpty), 'three empty files, with their directories and modes');
+
+  const mixed: TaskFileInput[] = [
+    { path: 'a/0-empty', content: Buffer.alloc(0) },
+    { path: 'a/1', content: Buffer.from('one\n') },
+    { path: 'a/2-empty', content: Buffer.alloc(0) },
+    { path: 'a/3-empty', content: Buffer.alloc(0) },
+    { path: 'b/4', content: randomBytes(CHUNK_CONTENT_BYTES + 1) },
+    { path: 'b/5-empty', content: Buffer.alloc(0) },
+  ];
+  const second = s.create(mixed);
+  t.equal((await s.pullAs('empty', second.token)).status, 'applied');
+  t.same(readTree(s.outDir('empty')), expectedTree(mixed), 'empty files first, between others and last');
+});
+
+t.test('a CHUNK past the offered total, where the ACK belongs, is PROTOCOL_ERROR, not "applied"; a CHUNK straddling the total is refused before the swap', async (t) => {
+  const dir = t.testdir();
+  const content = Buffer.from('exactly the offered bytes\n');
+  const list: FileEntry[] = [{ path: 'etc/app.conf', mode: 0o644, size: content.byteLength, digest: fileDigest(content) }];
+  let how: 'after' | 'straddling' = 'after';
+  const results: Result[] = [];
+  const fake = await startFakeServer(t, 'xxpsk3', async (connection) => {
+    expectMessage(await connection.receive(), ['HELLO']);
+    await connection.send(encodeMessage({ type: 'OFFER', body: { digest: taskDigest(list), totalBytes: content.byteLength, files: list, hasContent: true } }));
+    if (how === 'after') {
+      await connection.send(encodeMessage({ type: 'CHUNK', body: content }));
+      await connection.send(encodeMessage({ type: 'CHUNK', body: Buffer.from('and more the offer never mentioned\n') }));
+    } else {
+      await connection.send(encodeMessage({ type: 'CHUNK', body: Buffer.concat([content, Buffer.from('tail')]) }));
+    }
+    const result = await connection.receive().catch(() => null);
+    if (result) results.push(expectMessage(result, ['RESULT']).body);
+    await connection.send(encodeMessage({ type: 'ACK', body: { status: 'applied' } })).catch(() => undefined);
+    await connection.close().catch(() => undefined);
+  });
+  const out = join(dir, 'out');
+  await t.rejects(pull({ token: fake.token, outDir: out, identityDir: join(dir, 'id') }), { code: 'PROTOCOL_ERROR', message: /more content than it offered/ }, 'extra CHUNK after the total: the pull fails');
+  // SPEC.md §4.7: the offered files were complete and matched the offer before the swap, so they stay current.
+  t.same(readTree(out), { 'etc/app.conf': { content: content.toString(), mode: 0o644 } }, 'out holds exactly the offered version');
+
+  how = 'straddling';
+  const other = join(dir, 'other');
+  await t.rejects(pull({ token: fake.token, outDir: other, identityDir: join(dir, 'id') }), { code: 'PROTOCOL_ERROR', message: /more content than it offered/ }, 'straddling CHUNK');
+  t.notOk(existsSync(other), 'nothing made current');
+  t.same(listing(join(dir, '.other.noise-cfg')), [], 'no staging left');
+});
+
+t.test('a client name with a bidi override or control character is INVALID_ARGUMENT before connecting; an odd host name is sent escaped and cut to 128', async (t) => {
+  const dir = t.testdir();
+  const names: string[] = [];
+  const fake = await startFakeServer(t, 'nnpsk0', async (connection) => {
+    names.push(expectMessage(await connection.receive(), ['HELLO']).body.name);
+    await connection.send(encodeMessage({ type: 'UP_TO_DATE', body: { digest: 'a'.repeat(64) } }));
+    await connection.close();
+  });
+  for (const name of ['web\u202e1', 'web\u001b[31m1', 'a\u200bb', 'line\u2028two']) {
+    await t.rejects(pull({ token: fake.token, outDir: join(dir, 'out'), identityDir: join(dir, 'id'), name }), { code: 'INVALID_ARGUMENT', message: /unprintable character \\u\{/ }, escapeUnprintable(JSON.stringify(name)));
+  }
+  const cli = spawnCli(t, ['pull', '--out', join(dir, 'out'), '--identity-dir', join(dir, 'id'), '--name', 'evil\u202eeman'], { env: { NOISE_CFG_TOKEN: fake.token } });
+  t.equal((await cli.exited).code, 2, 'the CLI: exit 2');
+  t.match(cli.stderr(), /^noise-cfg: error: name .* has the unprintable character \\u\{202e\}.*\(INVALID_ARGUMENT\)$/m, 'one line naming the character, escaped');
+  t.notOk(cli.stderr().includes('\u202e'), 'the raw character is not echoed');
+  t.equal(fake.sessions(), 0, 'nothing connected');
+
+  const host = `evil\u001b[2J\u202ehost${'x'.repeat(200)}`;
+  const os = await import('node:os');
+  const mocked = await t.mockImport<typeof import('../../lib/task/client.js')>('../../lib/task/client.js', { 'node:os': { ...os, hostname: () => host } });
+  t.equal((await mocked.pull({ token: fake.token, outDir: join(dir, 'out'), identityDir: join(dir, 'id') })).status, 'up-to-date');
+  t.equal(names.length, 1);
+  t.match(names[0], /^evil\\u\{1b\}\[2J\\u\{202e\}hostx+$/, 'sent escaped');
+  t.equal(names[0]!.length, 128, 'and cut to 128 characters');
+});
 
 /** A channel server that speaks the update protocol however `behave` likes, with a token for it. */
 async function startFakeServer(t: Test, mode: Mode, behave: (connection: SecureConnection) => Promise<void>): Promise<{ token: string; sessions: () => number }> {
