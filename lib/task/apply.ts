@@ -1,15 +1,19 @@
 /**
- * Atomic apply (SPEC.md §4.6). The output directory is a symbolic link that noise-cfg owns, pointing at a complete
- * version directory beside it: `OUT -> .OUT.noise-cfg/<version>`. A new version is staged in that same directory
- * (so on the same filesystem), every file and directory fsynced, and then one rename() swaps the link. Readers,
- * and a process killed at any point, see either the old files or the new ones, never a mix.
+ * Atomic apply (SPEC.md §4.7): OUT is a link noise-cfg owns to a complete version in the 0700 directory beside it,
+ * `OUT -> .OUT.noise-cfg/<version>`; a version is staged there, fsynced, checked to be what this pull made, and
+ * swapped in with one rename(), so readers and a killed pull see the old files or the new ones, never a mix.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { NoiseCfgError } from '../errors.js';
 import { fileDigest, StreamingDigest, type FileEntry } from './digests.js';
+import { DEFAULT_LOCK_TIMEOUT_MS, OutputLock } from './output-lock.js';
 import { checkPathSet } from './paths.js';
+import {
+  checkParentChain, CREATE_NEW_FILE_FLAGS, createNewFile, effectiveUid, entryIdentity, expectSameEntry, fsyncDirectory,
+  openOwnedDirectory, readFileNoFollow, type EntryIdentity,
+} from './safe-directory.js';
 
 /** What a managed output directory records of its current version. */
 export interface AppliedState {
@@ -22,20 +26,16 @@ export interface AppliedState {
 }
 
 const STATE_FILE = 'state.json';
+/** Temporaries of a pull, named with its pid so that the next pull can remove those of dead ones. */
+const TEMPORARY_NAME = /^\.(?:staging|link|state)-(\d+)-[0-9a-f]+$/;
+/** The state temporary of older versions, a predictable name: removed, never written through. */
+const OLD_STATE_TEMPORARY = /^\.state\.json\.\d+$/;
+const VERSIONS_DIRECTORY = 'the versions directory';
 
 function applyError(what: string, error: unknown): NoiseCfgError {
   if (error instanceof NoiseCfgError) return error;
   const code = (error as NodeJS.ErrnoException).code;
   return new NoiseCfgError('APPLY_FAILED', `${what}: ${code ?? (error as Error).message}`, { cause: error });
-}
-
-async function fsyncPath(path: string): Promise<void> {
-  const handle = await fs.open(path, constants.O_RDONLY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 function isAlive(pid: number): boolean {
@@ -47,112 +47,269 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function writeStateFile(versionsDir: string, state: AppliedState): Promise<void> {
-  const stateTemp = join(versionsDir, `.${STATE_FILE}.${process.pid}`);
-  await fs.writeFile(stateTemp, `${JSON.stringify(state)}\n`);
-  await fsyncPath(stateTemp);
-  await fs.rename(stateTemp, join(versionsDir, STATE_FILE));
-  await fsyncPath(versionsDir);
+/** What `OUT` was when it was checked. */
+type Target = { kind: 'missing' } | { kind: 'empty' | 'link'; identity: EntryIdentity };
+
+/** A version that commit() made current, to check again before the command runs. */
+interface AppliedVersion {
+  versionDir: string;
+  versionIdentity: EntryIdentity;
+  linkIdentity: EntryIdentity;
 }
 
-/** The paths noise-cfg uses for one output directory. */
+/** The paths noise-cfg uses for one output directory, and the checks that keep them its own. */
 export class ManagedOutput {
-  /** The output directory the user named (the link). */
+  /** The output directory the user named (the link), for messages and the command's environment. */
   readonly outDir: string;
-  /** Where versions live: `.<name>.noise-cfg` beside it. */
-  readonly versionsDir: string;
+  /** Where OUT is operated on: beside the real path of its parent once lock() resolved it. */
+  #linkPath: string;
+  #versionsDir: string;
+  #realParent: string | null = null;
+  #versionsIdentity: EntryIdentity | null = null;
+  #lock: OutputLock | null = null;
+  #applied: AppliedVersion | null = null;
 
   constructor(outDir: string) {
     this.outDir = resolve(outDir);
-    this.versionsDir = join(dirname(this.outDir), `.${basename(this.outDir)}.noise-cfg`);
+    this.#linkPath = this.outDir;
+    this.#versionsDir = join(dirname(this.outDir), `.${basename(this.outDir)}.noise-cfg`);
   }
 
-  /** The current applied state, or null when the directory is not managed yet or the state does not match. */
+  /** Where versions live: `.<name>.noise-cfg` beside OUT. */
+  get versionsDir(): string {
+    return this.#versionsDir;
+  }
+
+  /**
+   * Makes OUT safe to apply to and takes its lock: checks the parent chain (checkParentChain), OUT itself
+   * (checkTarget), creates or checks the 0700 versions directory, then waits up to `timeoutMs` for another pull's
+   * lock. Throws APPLY_FAILED with the reason and the fix.
+   */
+  async lock(options: { timeoutMs?: number; onWait?: (pid: number) => void } = {}): Promise<void> {
+    const realParent = await checkParentChain(this.outDir);
+    this.#realParent = realParent;
+    this.#linkPath = join(realParent, basename(this.outDir));
+    this.#versionsDir = join(realParent, `.${basename(this.outDir)}.noise-cfg`);
+    await this.checkTarget();
+    const versionsIdentity = await openOwnedDirectory(this.#versionsDir, VERSIONS_DIRECTORY);
+    this.#versionsIdentity = versionsIdentity;
+    this.#lock = await OutputLock.acquire(this.#versionsDir, {
+      timeoutMs: options.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+      outDir: this.outDir,
+      ...(options.onWait ? { onWait: options.onWait } : {}),
+    });
+    try {
+      await expectSameEntry(this.#versionsDir, versionsIdentity, VERSIONS_DIRECTORY);
+      // While this pull waited another one may have applied; OUT must still be one this pull may take over.
+      await this.checkTarget();
+      await this.#removeStaleTemporaries();
+    } catch (error) {
+      await this.unlock();
+      throw applyError(`cannot prepare ${this.outDir}`, error);
+    }
+  }
+
+  /** Releases the lock taken by lock(), if any. */
+  async unlock(): Promise<void> {
+    const lock = this.#lock;
+    this.#lock = null;
+    await lock?.release();
+  }
+
+  /** The current applied state, or null when the directory is not managed (by this user) yet or the state does not match. */
   async readState(): Promise<AppliedState | null> {
     try {
-      const state = JSON.parse(await fs.readFile(join(this.versionsDir, STATE_FILE), 'utf8')) as AppliedState;
-      const target = await fs.readlink(this.outDir);
-      return target === join(basename(this.versionsDir), state.version) ? state : null;
+      const euid = effectiveUid();
+      const versions = await fs.lstat(this.#versionsDir);
+      if (!versions.isDirectory() || (euid !== null && versions.uid !== euid)) return null;
+      const state = JSON.parse((await readFileNoFollow(join(this.#versionsDir, STATE_FILE))).toString('utf8')) as AppliedState;
+      if (typeof state.taskId !== 'string' || typeof state.digest !== 'string' || typeof state.version !== 'string') return null;
+      const link = await fs.lstat(this.#linkPath);
+      if (!link.isSymbolicLink() || (euid !== null && link.uid !== euid)) return null;
+      const target = await fs.readlink(this.#linkPath);
+      return target === join(basename(this.#versionsDir), state.version) ? state : null;
     } catch {
       return null;
     }
   }
 
   /**
-   * Checks that OUT can be managed: missing, an empty directory, or our own link. Throws APPLY_FAILED for
-   * anything else (a non-empty directory, a file, another link), so that nothing of the user's is replaced.
+   * Checks that OUT can be managed: missing, an empty directory of the effective user, or a link of the effective
+   * user to one of our versions. Throws APPLY_FAILED for anything else (a non-empty directory, a file, another
+   * link, someone else's link or directory), so that nothing of the user's is replaced and nothing planted by
+   * another user is adopted.
    */
-  async checkTarget(): Promise<void> {
+  async checkTarget(): Promise<Target> {
     let stats;
     try {
-      stats = await fs.lstat(this.outDir);
+      stats = await fs.lstat(this.#linkPath, { bigint: true });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
       throw applyError(`cannot inspect ${this.outDir}`, error);
     }
+    const euid = effectiveUid();
+    const uid = Number(stats.uid);
+    const identity = { device: stats.dev, inode: stats.ino };
     if (stats.isSymbolicLink()) {
-      const target = await fs.readlink(this.outDir);
-      if (dirname(target) === basename(this.versionsDir)) return;
-      throw new NoiseCfgError('APPLY_FAILED', `${this.outDir} is a symbolic link that noise-cfg does not manage (to ${target}); choose another --out`);
+      const target = await fs.readlink(this.#linkPath);
+      const isOurs = dirname(target) === basename(this.#versionsDir) && !basename(target).startsWith('.');
+      if (!isOurs) throw new NoiseCfgError('APPLY_FAILED', `${this.outDir} is a symbolic link that noise-cfg does not manage (to ${target}); choose another --out`);
+      if (euid !== null && uid !== euid) {
+        throw new NoiseCfgError('APPLY_FAILED', `${this.outDir} is a symbolic link owned by uid ${uid}, not by you (uid ${euid}): another user made it, so it is not adopted; remove it (rm ${this.outDir}) or choose another --out`);
+      }
+      return { kind: 'link', identity };
     }
-    if (stats.isDirectory() && (await fs.readdir(this.outDir)).length === 0) return;
+    if (stats.isDirectory() && (await fs.readdir(this.#linkPath)).length === 0) {
+      if (euid !== null && uid !== euid) {
+        throw new NoiseCfgError('APPLY_FAILED', `${this.outDir} is an empty directory owned by uid ${uid}, not by you (uid ${euid}); remove it (rmdir ${this.outDir}) or choose another --out`);
+      }
+      return { kind: 'empty', identity };
+    }
     throw new NoiseCfgError('APPLY_FAILED', `${this.outDir} already exists and is not managed by noise-cfg; move it away or choose an empty or new --out`);
+  }
+
+  /** Throws APPLY_FAILED unless the versions directory is still the one lock() checked. */
+  async verifyVersionsDir(): Promise<void> {
+    if (this.#versionsIdentity === null || this.#lock === null) throw new NoiseCfgError('APPLY_FAILED', `${this.outDir} is not locked for this pull`);
+    await expectSameEntry(this.#versionsDir, this.#versionsIdentity, VERSIONS_DIRECTORY);
+  }
+
+  /**
+   * Throws APPLY_FAILED unless the version that commit() made current is still in place: the versions directory,
+   * the version directory and the OUT link are the very ones this pull made. Called before the command runs.
+   */
+  async verifyApplied(): Promise<void> {
+    const applied = this.#applied;
+    if (applied === null) throw new NoiseCfgError('APPLY_FAILED', `nothing was applied to ${this.outDir} by this pull`);
+    await this.verifyVersionsDir();
+    await expectSameEntry(applied.versionDir, applied.versionIdentity, 'the version directory');
+    await expectSameEntry(this.#linkPath, applied.linkIdentity, 'the output link');
   }
 
   /** Records whether the command after the current version succeeded (state.json, written atomically). */
   async setCommandDone(isDone: boolean): Promise<void> {
     const state = await this.readState();
     if (!state) return;
-    await writeStateFile(this.versionsDir, { ...state, isCommandDone: isDone });
+    await this.#writeState({ ...state, isCommandDone: isDone });
   }
 
-  /** Files of the current version with their sizes, for a dry run. */
+  /** Removes state.json, so that the next pull claims to have nothing (after a version was found tampered with). */
+  async forgetState(): Promise<void> {
+    await this.verifyVersionsDir();
+    await fs.rm(join(this.#versionsDir, STATE_FILE), { force: true });
+  }
+
+  /** Files of the current version with their sizes and modes, for a dry run. */
   async currentFiles(): Promise<Map<string, FileEntry> | null> {
     const state = await this.readState();
     if (!state) return null;
     const found = new Map<string, FileEntry>();
-    const root = join(this.versionsDir, state.version);
     const walk = async (directory: string, prefix: string): Promise<void> => {
       for (const entry of await fs.readdir(directory, { withFileTypes: true })) {
         const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
-        if (entry.isDirectory()) await walk(join(directory, entry.name), path);
+        const full = join(directory, entry.name);
+        if (entry.isDirectory()) await walk(full, path);
         else if (entry.isFile()) {
-          const content = await fs.readFile(join(directory, entry.name));
-          const stats = await fs.stat(join(directory, entry.name));
+          const content = await readFileNoFollow(full);
+          const stats = await fs.lstat(full);
           found.set(path, { path, size: content.byteLength, mode: stats.mode & 0o777, digest: fileDigest(content) });
         }
       }
     };
-    await walk(root, '');
+    await walk(join(this.#versionsDir, state.version), '');
     return found;
   }
 
-  /** Removes staging directories left by pulls that were killed. */
-  async removeStaleStaging(): Promise<void> {
-    let names: string[];
+  /** Starts staging a new version (the lock must be held). Throws PATH_UNSAFE or APPLY_FAILED. */
+  async stage(taskId: string, digest: string, files: readonly FileEntry[]): Promise<StagedVersion> {
+    checkPathSet(files.map((file) => file.path));
     try {
-      names = await fs.readdir(this.versionsDir);
-    } catch {
-      return;
-    }
-    for (const name of names) {
-      const match = /^\.staging-(\d+)-/.exec(name);
-      if (match && !isAlive(Number(match[1]))) await fs.rm(join(this.versionsDir, name), { recursive: true, force: true });
+      await this.verifyVersionsDir();
+      const stagingDir = join(this.#versionsDir, `.staging-${process.pid}-${randomBytes(6).toString('hex')}`);
+      await fs.mkdir(stagingDir, { mode: 0o755 });
+      const stats = await fs.lstat(stagingDir, { bigint: true });
+      if (!stats.isDirectory()) throw new NoiseCfgError('APPLY_FAILED', `the staging directory ${stagingDir} is not a directory`);
+      return new StagedVersion(this, stagingDir, { device: stats.dev, inode: stats.ino }, taskId, digest, files);
+    } catch (error) {
+      throw applyError(`cannot stage files beside ${this.outDir}`, error);
     }
   }
 
-  /** Starts staging a new version. */
-  async stage(taskId: string, digest: string, files: readonly FileEntry[]): Promise<StagedVersion> {
-    checkPathSet(files.map((file) => file.path));
-    await this.checkTarget();
+  /**
+   * The swap of StagedVersion.commit(), with every check right before the rename it guards. Returns nothing;
+   * throws APPLY_FAILED; before the link's rename nothing visible changed.
+   */
+  async swapIn(stagingDir: string, stagingIdentity: EntryIdentity, name: (time: number) => string, state: Omit<AppliedState, 'version'>): Promise<void> {
+    const linkTemp = join(this.#versionsDir, `.link-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
-      await fs.mkdir(this.versionsDir, { recursive: true, mode: 0o755 });
-      await this.removeStaleStaging();
-      const stagingDir = join(this.versionsDir, `.staging-${process.pid}-${randomBytes(6).toString('hex')}`);
-      await fs.mkdir(stagingDir, { mode: 0o755 });
-      return new StagedVersion(this, stagingDir, taskId, digest, files);
+      // Right before the swap, as before connecting: the parent chain, OUT, and what this pull made.
+      if ((await checkParentChain(this.outDir)) !== this.#realParent) {
+        throw new NoiseCfgError('APPLY_FAILED', `the parent directory of ${this.outDir} now resolves elsewhere than when the pull started; pull again`);
+      }
+      await this.verifyVersionsDir();
+      const target = await this.checkTarget();
+      await expectSameEntry(stagingDir, stagingIdentity, 'the staging directory');
+      let time = Date.now();
+      // Under the lock no other pull makes a version, so a free name stays free.
+      while (await fs.lstat(join(this.#versionsDir, name(time))).then(() => true, () => false)) time += 1;
+      const version = name(time);
+      const versionDir = join(this.#versionsDir, version);
+      await fs.rename(stagingDir, versionDir);
+      await expectSameEntry(versionDir, stagingIdentity, 'the new version directory');
+      await fsyncDirectory(this.#versionsDir);
+      await fs.symlink(join(basename(this.#versionsDir), version), linkTemp);
+      const linkIdentity = await entryIdentity(linkTemp);
+      if (target.kind !== 'missing') await expectSameEntry(this.#linkPath, target.identity, 'the output directory');
+      // An empty directory at OUT (first use) is replaced by the link: rmdir then rename, done once.
+      if (target.kind === 'empty') await fs.rmdir(this.#linkPath);
+      await this.verifyVersionsDir();
+      await expectSameEntry(versionDir, stagingIdentity, 'the new version directory');
+      await expectSameEntry(linkTemp, linkIdentity, 'the new link');
+      await fs.rename(linkTemp, this.#linkPath);
+      await expectSameEntry(this.#linkPath, linkIdentity, 'the output link');
+      await fsyncDirectory(this.#realParent!);
+      this.#applied = { versionDir, versionIdentity: stagingIdentity, linkIdentity };
+      await this.verifyApplied();
+      await this.#writeState({ ...state, version });
+      await this.#removeOldVersions(version);
     } catch (error) {
-      throw applyError(`cannot stage files beside ${this.outDir}`, error);
+      await fs.rm(linkTemp, { force: true }).catch(() => undefined);
+      throw applyError(`cannot make the new files current in ${this.outDir}`, error);
+    }
+  }
+
+  /** Removes older versions, but never the one the link points to now (read again here) nor the new one. */
+  async #removeOldVersions(version: string): Promise<void> {
+    const current = basename(await fs.readlink(this.#linkPath));
+    for (const name of await fs.readdir(this.#versionsDir)) {
+      // Dot-names (the lock, temporaries) are left to their owners and to #removeStaleTemporaries.
+      if (name !== version && name !== current && name !== STATE_FILE && !name.startsWith('.')) {
+        await fs.rm(join(this.#versionsDir, name), { recursive: true, force: true });
+      }
+    }
+  }
+
+  /** Removes staging directories and temporaries left by pulls that died (the lock is held). */
+  async #removeStaleTemporaries(): Promise<void> {
+    for (const name of await fs.readdir(this.#versionsDir)) {
+      const match = TEMPORARY_NAME.exec(name);
+      // fs.rm removes a link itself, never what it points to.
+      if ((match && !isAlive(Number(match[1]))) || OLD_STATE_TEMPORARY.test(name)) {
+        await fs.rm(join(this.#versionsDir, name), { recursive: true, force: true });
+      }
+    }
+  }
+
+  async #writeState(state: AppliedState): Promise<void> {
+    await this.verifyVersionsDir();
+    const temporary = join(this.#versionsDir, `.state-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await createNewFile(temporary, `${JSON.stringify(state)}\n`, 0o600);
+      await fs.rename(temporary, join(this.#versionsDir, STATE_FILE));
+      await fsyncDirectory(this.#versionsDir);
+    } catch (error) {
+      await fs.rm(temporary, { force: true }).catch(() => undefined);
+      throw applyError(`cannot record the state of ${this.outDir}`, error);
     }
   }
 }
@@ -161,6 +318,7 @@ export class ManagedOutput {
 export class StagedVersion {
   readonly #output: ManagedOutput;
   readonly #stagingDir: string;
+  readonly #stagingIdentity: EntryIdentity;
   readonly #taskId: string;
   readonly #digest: string;
   readonly #files: readonly FileEntry[];
@@ -168,14 +326,21 @@ export class StagedVersion {
   #handle: fs.FileHandle | null = null;
   #written = 0;
   #fileDigest: StreamingDigest | null = null;
-  readonly #directories = new Set<string>();
+  /** Directories this pull made inside staging, by relative path, with their identity. */
+  readonly #directories = new Map<string, EntryIdentity>();
 
-  constructor(output: ManagedOutput, stagingDir: string, taskId: string, digest: string, files: readonly FileEntry[]) {
+  constructor(output: ManagedOutput, stagingDir: string, stagingIdentity: EntryIdentity, taskId: string, digest: string, files: readonly FileEntry[]) {
     this.#output = output;
     this.#stagingDir = stagingDir;
+    this.#stagingIdentity = stagingIdentity;
     this.#taskId = taskId;
     this.#digest = digest;
     this.#files = files;
+  }
+
+  /** Where the version is being written. */
+  get stagingDir(): string {
+    return this.#stagingDir;
   }
 
   /** True when every file has been written and checked. */
@@ -184,8 +349,9 @@ export class StagedVersion {
   }
 
   /**
-   * Writes the next bytes of the content stream (files concatenated in list order). Throws DIGEST_MISMATCH when a
-   * file's bytes do not hash to its announced digest, PROTOCOL_ERROR on more bytes than announced, APPLY_FAILED on a write error.
+   * Writes the next bytes of the content stream (files concatenated in list order); an empty `chunk` creates the
+   * empty files that come next. Throws DIGEST_MISMATCH when a file's bytes do not hash to its announced digest,
+   * PROTOCOL_ERROR on more bytes than announced, APPLY_FAILED on a write error or a replaced directory.
    */
   async write(chunk: Buffer): Promise<void> {
     let offset = 0;
@@ -209,13 +375,31 @@ export class StagedVersion {
     }
   }
 
+  /**
+   * Opens the next file in staging. Each directory on its way is made here, one level at a time, and checked by
+   * identity before anything is created under it, so a link swapped in for staging or one of its directories is
+   * found before a byte lands where it points.
+   */
   async #openFile(file: FileEntry): Promise<void> {
-    const path = join(this.#stagingDir, ...file.path.split('/'));
+    const segments = file.path.split('/');
     try {
-      await fs.mkdir(dirname(path), { recursive: true, mode: 0o755 });
-      this.#directories.add(dirname(path));
-      // O_EXCL and a fresh staging tree: nothing can sit in the way, not even a symbolic link.
-      this.#handle = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, file.mode);
+      await this.#output.verifyVersionsDir();
+      await expectSameEntry(this.#stagingDir, this.#stagingIdentity, 'the staging directory');
+      for (let depth = 1; depth < segments.length; depth++) {
+        const relative = segments.slice(0, depth).join('/');
+        const full = join(this.#stagingDir, ...segments.slice(0, depth));
+        const known = this.#directories.get(relative);
+        if (known) {
+          await expectSameEntry(full, known, 'a directory of the staged version');
+          continue;
+        }
+        // Not recursive, and EEXIST is an error: nothing but this pull creates entries in staging.
+        await fs.mkdir(full, { mode: 0o755 });
+        const stats = await fs.lstat(full, { bigint: true });
+        if (!stats.isDirectory()) throw new NoiseCfgError('APPLY_FAILED', `${full} is not the directory this pull made`);
+        this.#directories.set(relative, { device: stats.dev, inode: stats.ino });
+      }
+      this.#handle = await fs.open(join(this.#stagingDir, ...segments), CREATE_NEW_FILE_FLAGS, file.mode);
       await this.#handle.chmod(file.mode);
     } catch (error) {
       throw applyError(`cannot create ${file.path}`, error);
@@ -240,45 +424,33 @@ export class StagedVersion {
   }
 
   /**
-   * Makes the staged version current: fsyncs its directories, renames it into place, then swaps the OUT link with
-   * one rename(). Returns the paths written. Throws APPLY_FAILED; before the final rename nothing visible changed.
+   * Makes the staged version current: fsyncs its directories, checks that nothing was replaced, renames it into
+   * place, then swaps the OUT link with one rename(). With `isCommandPending`, state.json records the command as
+   * not done yet (a kill before it finishes counts as not done). Returns the paths written. Throws APPLY_FAILED;
+   * before the final rename nothing visible changed.
    */
-  async commit(): Promise<string[]> {
+  async commit(options: { isCommandPending?: boolean } = {}): Promise<string[]> {
     if (!this.isComplete) throw new NoiseCfgError('PROTOCOL_ERROR', 'the content ended before every file was complete');
-    const output = this.#output;
-    const version = `${this.#taskId}-${this.#digest.slice(0, 16)}-${Date.now()}`;
-    const versionDir = join(output.versionsDir, version);
-    const linkTemp = join(output.versionsDir, `.link-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
-      for (const directory of [...this.#directories].sort((a, b) => b.length - a.length)) await fsyncPath(directory);
-      await fsyncPath(this.#stagingDir);
-      await fs.rename(this.#stagingDir, versionDir);
-      await fsyncPath(output.versionsDir);
-      await output.checkTarget();
-      // An empty directory at OUT (first use) is replaced by the link: rmdir then rename, done once.
-      const stats = await fs.lstat(output.outDir).catch(() => null);
-      if (stats?.isDirectory()) await fs.rmdir(output.outDir);
-      await fs.symlink(join(basename(output.versionsDir), version), linkTemp);
-      await fs.rename(linkTemp, output.outDir);
-      await fsyncPath(dirname(output.outDir));
-      await writeStateFile(output.versionsDir, { taskId: this.#taskId, digest: this.#digest, version, appliedAt: new Date().toISOString() });
-      for (const name of await fs.readdir(output.versionsDir)) {
-        // Older versions go; dot-names (staging and link temporaries of other pulls) are left to their owners.
-        if (name !== version && name !== STATE_FILE && !name.startsWith('.')) {
-          await fs.rm(join(output.versionsDir, name), { recursive: true, force: true });
-        }
-      }
+      const directories = [...this.#directories.keys()].sort((a, b) => b.length - a.length);
+      for (const relative of directories) await fsyncDirectory(join(this.#stagingDir, ...relative.split('/')));
+      await fsyncDirectory(this.#stagingDir);
     } catch (error) {
-      await fs.rm(linkTemp, { force: true }).catch(() => undefined);
-      throw applyError(`cannot make the new files current in ${output.outDir}`, error);
+      throw applyError(`cannot write the new files beside ${this.#output.outDir}`, error);
     }
+    const prefix = `${this.#taskId}-${this.#digest.slice(0, 16)}-`;
+    await this.#output.swapIn(this.#stagingDir, this.#stagingIdentity, (time) => `${prefix}${time}`, {
+      taskId: this.#taskId, digest: this.#digest, appliedAt: new Date().toISOString(),
+      ...(options.isCommandPending ? { isCommandDone: false } : {}),
+    });
     return this.#files.map((file) => file.path);
   }
 
-  /** Throws the staged files away; the current version is untouched. */
+  /** Throws the staged files away (only if staging is still the directory this pull made); the current version is untouched. */
   async abort(): Promise<void> {
     await this.#handle?.close().catch(() => undefined);
     this.#handle = null;
-    await fs.rm(this.#stagingDir, { recursive: true, force: true }).catch(() => undefined);
+    const isOurs = await expectSameEntry(this.#stagingDir, this.#stagingIdentity, 'the staging directory').then(() => true, () => false);
+    if (isOurs) await fs.rm(this.#stagingDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -15,6 +15,7 @@ import { ManagedOutput, type StagedVersion } from './apply.js';
 import { taskDigest } from './digests.js';
 import { defaultIdentityDir, loadClientId, loadClientKeyPair } from './identity.js';
 import { decodeMessage, encodeMessage, expectMessage, UPDATE_PROTOCOL_VERSION, type Offer, type PullIntent, type UpdateMessage } from './messages.js';
+import { DEFAULT_LOCK_TIMEOUT_MS } from './output-lock.js';
 import { escapeUnprintable, hasUnprintableCharacters } from './printable.js';
 
 /** The most content a client accepts for one task, in bytes. */
@@ -42,8 +43,10 @@ export interface PullOptions {
   limits?: Partial<ChannelLimits>;
   /** The clock, in milliseconds (for the token's expiry). */
   now?: () => number;
-  /** Progress lines for people (stderr in the CLI). */
+  /** Progress lines for people (stderr in the CLI). Called synchronously, at each step. */
   onProgress?: (line: string) => void;
+  /** How long a pull waits for another pull that is applying to the same outDir, in milliseconds (default 60 000). */
+  lockTimeoutMs?: number;
 }
 
 /** What a dry run found. */
@@ -104,12 +107,20 @@ function clientName(name: string | undefined): string {
   return cutToLength(name, MAX_CLIENT_NAME_LENGTH);
 }
 
+function checkOptions(options: PullOptions): void {
+  const { lockTimeoutMs } = options;
+  if (lockTimeoutMs !== undefined && !(Number.isSafeInteger(lockTimeoutMs) && lockTimeoutMs >= 0)) {
+    throw new NoiseCfgError('INVALID_ARGUMENT', `lockTimeoutMs must be a whole number of milliseconds, 0 or more, got ${String(lockTimeoutMs)}`);
+  }
+}
+
 /**
- * Pulls a task. Throws TOKEN_* (before any connection), INVALID_ARGUMENT (an unprintable name), CONNECTION_FAILED,
- * HANDSHAKE_TIMEOUT, AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, REJECTED (the reason in the message),
- * PROTOCOL_ERROR (also: content past the offered total), CONNECTION_TRUNCATED, APPLY_FAILED (the output directory
- * is not usable). Failures after the files arrived (digest, apply, command) are reported to the server and
- * returned as status `failed`.
+ * Pulls a task. Throws TOKEN_* (before any connection), INVALID_ARGUMENT (options, an unprintable name),
+ * CONNECTION_FAILED, HANDSHAKE_TIMEOUT, AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, REJECTED (the reason in the
+ * message), PROTOCOL_ERROR (also: content past the offered total), CONNECTION_TRUNCATED, APPLY_FAILED (the output
+ * directory or a directory above it is not safe, or another pull held its lock for `lockTimeoutMs`; all before
+ * connecting). Failures after the files arrived (digest, apply, command) are reported to the server and returned
+ * as status `failed`.
  */
 export async function pull(options: PullOptions): Promise<PullResult> {
   const now = options.now ?? Date.now;
@@ -120,9 +131,24 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   if (intent !== 'check' && (options.outDir === undefined || options.outDir === '')) {
     throw new NoiseCfgError('INVALID_ARGUMENT', 'outDir is required to pull or dry-run');
   }
+  checkOptions(options);
   const name = clientName(options.name);
   const output = options.outDir === undefined ? null : new ManagedOutput(options.outDir);
-  if (output && intent === 'pull') await output.checkTarget();
+  // The lock is held from before connecting until the state is written: two pulls into one OUT take turns.
+  if (output && intent === 'pull') {
+    await output.lock({
+      timeoutMs: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+      onWait: (pid) => progress(`waiting for another noise-cfg pull (pid ${pid}) applying to ${output.outDir}`),
+    });
+  }
+  try {
+    return await pullLocked(options, token, intent, name, output, progress);
+  } finally {
+    await output?.unlock();
+  }
+}
+
+async function pullLocked(options: PullOptions, token: TokenFields, intent: PullIntent, name: string, output: ManagedOutput | null, progress: (line: string) => void): Promise<PullResult> {
   const state = output ? await output.readState() : null;
   // A version whose command failed is not "had": the next pull applies it and runs the command again.
   const have = state && state.taskId === token.taskId && state.isCommandDone !== false ? state.digest : null;
@@ -193,13 +219,13 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
     await connection.close();
     return { status: 'dry-run', taskId: token.taskId, files: paths, changes };
   }
-  progress(`receiving ${offer.files.length} file(s), ${offer.totalBytes} bytes`);
   let staged: StagedVersion | null = null;
   let failure: { code: ErrorCode; message: string } | null = null;
   let exitCode: number | null = null;
   let received = 0;
   try {
     staged = await output.stage(token.taskId, offer.digest, offer.files);
+    progress(`receiving ${offer.files.length} file(s), ${offer.totalBytes} bytes`);
     // Empty files at the start (or all of them: the server sends no CHUNK for 0 bytes) are made before any CHUNK.
     await staged.write(Buffer.alloc(0));
     while (!staged.isComplete) {
@@ -208,8 +234,9 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
       if (received > offer.totalBytes) throw new NoiseCfgError('PROTOCOL_ERROR', 'the server sent more content than it offered');
       await staged.write(chunk);
     }
+    progress(`received and checked ${offer.files.length} file(s); making them current`);
     if (have === offer.digest) progress('the files are already current here; making them current again');
-    await staged.commit();
+    await staged.commit({ isCommandPending: options.exec !== undefined });
     staged = null;
     progress(`applied to ${output.outDir}`);
   } catch (error) {
@@ -228,11 +255,21 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   }
   if (failure === null && options.exec !== undefined) {
     progress(`running: ${options.exec}`);
-    await output.setCommandDone(false);
-    exitCode = await runCommand(options.exec, { NOISE_CFG_TASK_ID: token.taskId, NOISE_CFG_OUT_DIR: output.outDir, NOISE_CFG_DIGEST: offer.digest });
-    if (exitCode !== 0) failure = { code: 'COMMAND_FAILED', message: `the command exited with ${exitCode}` };
-    else await output.setCommandDone(true);
+    try {
+      // The command must run on the files this pull checked, not on a directory put in their place meanwhile.
+      await output.verifyApplied();
+      exitCode = await runCommand(options.exec, { NOISE_CFG_TASK_ID: token.taskId, NOISE_CFG_OUT_DIR: output.outDir, NOISE_CFG_DIGEST: offer.digest });
+      if (exitCode !== 0) failure = { code: 'COMMAND_FAILED', message: `the command exited with ${exitCode}` };
+      else await output.setCommandDone(true);
+    } catch (error) {
+      if (!isNoiseCfgError(error) || error.code !== 'APPLY_FAILED') throw error;
+      failure = { code: error.code, message: error.message };
+      // Whatever now sits at OUT is not what this pull checked: the next pull must not claim to have it.
+      await output.forgetState().catch(() => undefined);
+    }
   }
+  // The files and state.json are settled: a pull waiting for this OUT may go on while the result travels.
+  await output.unlock();
   let isAcknowledged = false;
   // From here on the outcome is settled locally; a lost connection only means the server may not know it yet.
   let reply: Buffer | null = null;

@@ -87,6 +87,8 @@ t.test('serve, task and pull as processes, end to end', async (t) => {
 
   const expectedPulls: string[] = [];
   const out = (who: string): string => join(dir, 'out', who);
+  // The parent of --out must exist (noise-cfg makes no parent directories, SPEC.md §4.7).
+  mkdirSync(join(dir, 'out'));
 
   // Three pulls at once, each with its own identity; one prints JSON.
   const three = await Promise.all(['c1', 'c2', 'c3'].map((who) => runCli(t, ['pull', '--out', out(who), '--name', who, ...(who === 'c3' ? ['--json'] : [])], {

@@ -35,6 +35,8 @@ t.test(`serve killed with ${CLIENTS} clients in flight loses no acknowledged res
   const name = (index: number): string => `client-${String(index).padStart(3, '0')}`;
   const identityDir = (index: number): string => join(dir, 'identities', name(index));
   const outDir = (index: number): string => join(dir, 'out', name(index));
+  // The parent of --out must exist (noise-cfg makes no parent directories, SPEC.md §4.7).
+  mkdirSync(join(dir, 'out'));
 
   // Each client's --exec blocks on its own FIFO until the test releases it, so that all 100 sessions are open (files
   // streamed and applied, RESULT not yet sent) when the kill lands. Clients are released ten at a time; the 30th

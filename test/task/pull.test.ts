@@ -439,12 +439,15 @@ for (const mode of MODES) {
       await connection.send(encodeMessage({ type: 'CHUNK', body: content }));
       await connection.receive().catch(() => null);
     });
+    const sub = join(dir, 'sub');
+    mkdirSync(sub);
     const before = listing(dir);
-    await t.rejects(pull({ token: fake.token, outDir: join(dir, 'sub', 'out'), identityDir: join(dir, 'id') }), { code: 'PROTOCOL_ERROR', message: /\.\./ });
-    t.same(listing(dir).filter((name) => name !== 'id'), before, 'nothing beside out');
-    t.notOk(existsSync(join(dir, 'sub', 'escape')), 'no escape file');
+    await t.rejects(pull({ token: fake.token, outDir: join(sub, 'out'), identityDir: join(dir, 'id') }), { code: 'PROTOCOL_ERROR', message: /\.\./ });
+    t.same(listing(dir).filter((name) => name !== 'id'), before, 'nothing beside the parent of out');
+    t.notOk(existsSync(join(sub, 'escape')), 'no escape file');
     t.notOk(existsSync(join(dir, 'escape')));
-    t.notOk(existsSync(join(dir, 'sub')), 'not even the parent of out');
+    t.same(listing(sub), ['.out.noise-cfg'], 'beside out only the versions directory, made before connecting');
+    t.same(listing(join(sub, '.out.noise-cfg')), [], 'and it is empty: no staging, no lock left');
     t.equal(fake.sessions(), 1, 'the client did connect (the refusal is the decoder\'s)');
   });
 
