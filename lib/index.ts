@@ -25,6 +25,7 @@ export { generateTaskId, isTaskId } from './token/task-id.js';
 export { TaskServer, type TaskServerOptions, type LogRecord } from './task/server.js';
 export { TaskAdmin } from './task/admin.js';
 export { pull, type PullOptions, type PullResult, type Changes } from './task/client.js';
+export { DEFAULT_MAX_FILE_MODE } from './task/apply.js';
 export { DEFAULT_LOCK_TIMEOUT_MS } from './task/output-lock.js';
 export { readTaskFiles, type TaskFileInput } from './task/file-set.js';
 export { parseDurationSeconds, DEFAULT_TTL_SECONDS, type TaskView, type ClientView, type TaskState } from './task/task.js';

@@ -15,7 +15,18 @@ interface PullArguments extends TokenSources {
   dryRun: boolean;
   check: boolean;
   identityDir?: string;
+  maxFileMode?: string;
   json: boolean;
+}
+
+/** Parses `--max-file-mode OCTAL` (755, 0775, 0o775): permission bits, at most 777. Throws INVALID_ARGUMENT. */
+function parseFileMode(text: string): number {
+  const match = /^(?:0o|0)?([0-7]{1,4})$/.exec(text);
+  const mode = match ? parseInt(match[1]!, 8) : NaN;
+  if (!(mode >= 0 && mode <= 0o777)) {
+    throw new NoiseCfgError('INVALID_ARGUMENT', `--max-file-mode must be octal permission bits from 0 to 777 (e.g. 775), got ${JSON.stringify(text)}`);
+  }
+  return mode;
 }
 
 /**
@@ -40,6 +51,7 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .option('dry-run', { type: 'boolean', default: false, describe: 'Show what would change; write and report nothing' })
     .option('check', { type: 'boolean', default: false, describe: 'Check the token, the server and its pin; take no client slot' })
     .option('identity-dir', { type: 'string', describe: 'Where this client\'s identity key lives (default $XDG_CONFIG_HOME/noise-cfg)' })
+    .option('max-file-mode', { type: 'string', requiresArg: true, describe: 'Widest permission bits a file gets, in octal (default 755: no group or others write); the umask applies too' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
     .epilogue('Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server, 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed.') as unknown as Argv<PullArguments>;
 }
@@ -70,6 +82,7 @@ export async function handler(argv: PullArguments): Promise<void> {
   let taskId: string | null = null;
   try {
     checkArguments(argv);
+    const maxFileMode = argv.maxFileMode === undefined ? undefined : parseFileMode(argv.maxFileMode);
     const token = readTokenText(argv, { warnOnArgv: true });
     try {
       taskId = decodeToken(token).taskId;
@@ -83,6 +96,7 @@ export async function handler(argv: PullArguments): Promise<void> {
       ...(argv.exec !== undefined ? { exec: argv.exec } : {}),
       ...(argv.name !== undefined ? { name: argv.name } : {}),
       ...(argv.identityDir !== undefined ? { identityDir: argv.identityDir } : {}),
+      ...(maxFileMode !== undefined ? { maxFileMode } : {}),
       onProgress: (line) => printStatus(line),
     });
     printResult(result, argv.json, describeResult(result, argv.out));

@@ -4,7 +4,7 @@
  * swapped in with one rename(), so readers and a killed pull see the old files or the new ones, never a mix.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { readFileSync, promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { NoiseCfgError } from '../errors.js';
 import { fileDigest, StreamingDigest, type FileEntry } from './digests.js';
@@ -24,6 +24,9 @@ export interface AppliedState {
   /** False when the files are current but the --exec command that followed failed: the next pull redoes both. */
   isCommandDone?: boolean;
 }
+
+/** The widest permission bits a pulled file gets unless the person pulling allows more (`maxFileMode`). */
+export const DEFAULT_MAX_FILE_MODE = 0o755;
 
 const STATE_FILE = 'state.json';
 /** Temporaries of a pull, named with its pid so that the next pull can remove those of dead ones. */
@@ -47,6 +50,25 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * This process's umask: from /proc where it can be read without changing it, else from process.umask(). Read
+ * each time (it is cheap), since a process may change its umask.
+ */
+export function currentUmask(): number {
+  try {
+    const match = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (match) return parseInt(match[1]!, 8);
+  } catch {
+    // No /proc: ask the process (which sets the umask back at once).
+  }
+  return process.umask();
+}
+
+/** The permission bits a file offered with `offeredMode` gets here: within `maxFileMode`, then the umask. */
+export function appliedFileMode(offeredMode: number, maxFileMode: number, umask = currentUmask()): number {
+  return offeredMode & maxFileMode & ~umask & 0o777;
+}
+
 /** What `OUT` was when it was checked. */
 type Target = { kind: 'missing' } | { kind: 'empty' | 'link'; identity: EntryIdentity };
 
@@ -57,10 +79,18 @@ interface AppliedVersion {
   linkIdentity: EntryIdentity;
 }
 
+/** Options of a managed output directory. */
+export interface ManagedOutputOptions {
+  /** The widest permission bits a file gets (default 0o755); the umask applies on top. */
+  maxFileMode?: number;
+}
+
 /** The paths noise-cfg uses for one output directory, and the checks that keep them its own. */
 export class ManagedOutput {
   /** The output directory the user named (the link), for messages and the command's environment. */
   readonly outDir: string;
+  /** The widest permission bits a file gets. */
+  readonly maxFileMode: number;
   /** Where OUT is operated on: beside the real path of its parent once lock() resolved it. */
   #linkPath: string;
   #versionsDir: string;
@@ -69,8 +99,9 @@ export class ManagedOutput {
   #lock: OutputLock | null = null;
   #applied: AppliedVersion | null = null;
 
-  constructor(outDir: string) {
+  constructor(outDir: string, options: ManagedOutputOptions = {}) {
     this.outDir = resolve(outDir);
+    this.maxFileMode = options.maxFileMode ?? DEFAULT_MAX_FILE_MODE;
     this.#linkPath = this.outDir;
     this.#versionsDir = join(dirname(this.outDir), `.${basename(this.outDir)}.noise-cfg`);
   }
@@ -399,8 +430,8 @@ export class StagedVersion {
         if (!stats.isDirectory()) throw new NoiseCfgError('APPLY_FAILED', `${full} is not the directory this pull made`);
         this.#directories.set(relative, { device: stats.dev, inode: stats.ino });
       }
-      this.#handle = await fs.open(join(this.#stagingDir, ...segments), CREATE_NEW_FILE_FLAGS, file.mode);
-      await this.#handle.chmod(file.mode);
+      // The mode goes through open(2), so the umask applies; maxFileMode drops what the puller did not allow.
+      this.#handle = await fs.open(join(this.#stagingDir, ...segments), CREATE_NEW_FILE_FLAGS, appliedFileMode(file.mode, this.#output.maxFileMode, 0));
     } catch (error) {
       throw applyError(`cannot create ${file.path}`, error);
     }

@@ -11,7 +11,7 @@ import { checkTokenExpiry, decodeToken, type TokenFields } from '../token/token.
 import type { ChannelLimits } from '../transport/limits.js';
 import type { SecureConnection } from '../transport/secure-connection.js';
 import { connectSecure } from '../transport/secure-socket.js';
-import { ManagedOutput, type StagedVersion } from './apply.js';
+import { appliedFileMode, currentUmask, DEFAULT_MAX_FILE_MODE, ManagedOutput, type StagedVersion } from './apply.js';
 import { taskDigest } from './digests.js';
 import { defaultIdentityDir, loadClientId, loadClientKeyPair } from './identity.js';
 import { decodeMessage, encodeMessage, expectMessage, UPDATE_PROTOCOL_VERSION, type Offer, type PullIntent, type UpdateMessage } from './messages.js';
@@ -45,6 +45,11 @@ export interface PullOptions {
   now?: () => number;
   /** Progress lines for people (stderr in the CLI). Called synchronously, at each step. */
   onProgress?: (line: string) => void;
+  /**
+   * The widest permission bits a pulled file gets (default 0o755: the offered mode without group or others
+   * write); the umask applies on top. At most 0o777.
+   */
+  maxFileMode?: number;
   /** How long a pull waits for another pull that is applying to the same outDir, in milliseconds (default 60 000). */
   lockTimeoutMs?: number;
 }
@@ -108,7 +113,10 @@ function clientName(name: string | undefined): string {
 }
 
 function checkOptions(options: PullOptions): void {
-  const { lockTimeoutMs } = options;
+  const { maxFileMode, lockTimeoutMs } = options;
+  if (maxFileMode !== undefined && !(Number.isInteger(maxFileMode) && maxFileMode >= 0 && maxFileMode <= 0o777)) {
+    throw new NoiseCfgError('INVALID_ARGUMENT', `maxFileMode must be permission bits from 0 to 0o777, got ${String(maxFileMode)}`);
+  }
   if (lockTimeoutMs !== undefined && !(Number.isSafeInteger(lockTimeoutMs) && lockTimeoutMs >= 0)) {
     throw new NoiseCfgError('INVALID_ARGUMENT', `lockTimeoutMs must be a whole number of milliseconds, 0 or more, got ${String(lockTimeoutMs)}`);
   }
@@ -133,7 +141,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
   checkOptions(options);
   const name = clientName(options.name);
-  const output = options.outDir === undefined ? null : new ManagedOutput(options.outDir);
+  const output = options.outDir === undefined ? null : new ManagedOutput(options.outDir, { maxFileMode: options.maxFileMode ?? DEFAULT_MAX_FILE_MODE });
   // The lock is held from before connecting until the state is written: two pulls into one OUT take turns.
   if (output && intent === 'pull') {
     await output.lock({
@@ -199,11 +207,13 @@ function checkOffer(offer: Offer, intent: PullIntent): void {
 
 async function dryRun(output: ManagedOutput, offer: Offer): Promise<Changes> {
   const current = (await output.currentFiles()) ?? new Map();
+  const umask = currentUmask();
   const changes: Changes = { added: [], changed: [], removed: [], unchanged: [] };
   for (const file of offer.files) {
     const existing = current.get(file.path);
+    // The mode that a pull would really write here, not the one offered.
     if (!existing) changes.added.push(file.path);
-    else if (existing.digest !== file.digest || existing.mode !== file.mode) changes.changed.push(file.path);
+    else if (existing.digest !== file.digest || existing.mode !== appliedFileMode(file.mode, output.maxFileMode, umask)) changes.changed.push(file.path);
     else changes.unchanged.push(file.path);
     current.delete(file.path);
   }

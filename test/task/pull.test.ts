@@ -30,8 +30,16 @@ const NESTED: TaskFileInput[] = [
   { path: 'bin/run.sh', content: Buffer.from('#!/bin/sh\nexec /usr/bin/app "$@"\n'), mode: 0o755 },
 ];
 
+/** This process's umask (set back at once; the tests run on the main thread). */
+function currentUmask(): number {
+  const umask = process.umask(0o022);
+  process.umask(umask);
+  return umask;
+}
+
+/** The tree a pull writes: the offered modes within the default maxFileMode, with the umask applied. */
 function expectedTree(files: readonly TaskFileInput[]): Record<string, TreeFile> {
-  return Object.fromEntries(files.map((file) => [file.path, { content: Buffer.from(file.content).toString('latin1'), mode: file.mode ?? 0o644 }]));
+  return Object.fromEntries(files.map((file) => [file.path, { content: Buffer.from(file.content).toString('latin1'), mode: (file.mode ?? 0o644) & 0o755 & ~currentUmask() }]));
 }
 
 interface Setup {
@@ -619,6 +627,59 @@ t.test('a task whose files are all empty applies (the server sends no CHUNK for 
   const second = s.create(mixed);
   t.equal((await s.pullAs('empty', second.token)).status, 'applied');
   t.same(readTree(s.outDir('empty')), expectedTree(mixed), 'empty files first, between others and last');
+});
+
+t.test('file modes: a 0777 or 0666 file gets no group or others write unless --max-file-mode allows it, and the umask applies', async (t) => {
+  const s = await setup(t, 'xxpsk3');
+  const savedUmask = process.umask(0);
+  t.teardown(() => {
+    process.umask(savedUmask);
+  });
+  const files: TaskFileInput[] = [
+    { path: 'bin/all.sh', content: Buffer.from('#!/bin/sh\n'), mode: 0o777 },
+    { path: 'etc/shared.conf', content: Buffer.from('x\n'), mode: 0o666 },
+    { path: 'etc/secret.conf', content: Buffer.from('s\n'), mode: 0o600 },
+  ];
+  const { token } = s.create(files);
+  const directoryMode = (path: string): number => lstatSync(path).mode & 0o777;
+
+  t.equal((await s.pullAs('a', token)).status, 'applied');
+  const tree = readTree(s.outDir('a'));
+  t.equal(tree['bin/all.sh']!.mode, 0o755, 'umask 0: 0777 offered, 0755 written');
+  t.equal(tree['etc/shared.conf']!.mode, 0o644, 'umask 0: 0666 offered, 0644 written');
+  t.equal(tree['etc/secret.conf']!.mode, 0o600, '0600 stays 0600');
+  t.equal(directoryMode(join(s.outDir('a'), 'etc')), 0o755, 'directories 0755');
+  t.equal(directoryMode(join(s.dir, '.out-a.noise-cfg')), 0o700, 'the versions directory 0700');
+  const dry = await s.pullAs('a', s.create(files).token, { intent: 'dry-run' });
+  t.same(dry.changes?.changed, [], 'a dry run compares the modes that would be written: nothing changed');
+  const dryWider = await s.pullAs('a', s.create(files).token, { intent: 'dry-run', maxFileMode: 0o777 });
+  t.same(dryWider.changes?.changed, ['bin/all.sh', 'etc/shared.conf'], 'with maxFileMode 0777 the two would change');
+
+  t.equal((await s.pullAs('b', token, { maxFileMode: 0o775 })).status, 'applied');
+  const wider = readTree(s.outDir('b'));
+  t.equal(wider['bin/all.sh']!.mode, 0o775, 'maxFileMode 0775: group write allowed');
+  t.equal(wider['etc/shared.conf']!.mode, 0o664);
+
+  process.umask(0o027);
+  t.equal((await s.pullAs('c', token, { maxFileMode: 0o777 })).status, 'applied');
+  const masked = readTree(s.outDir('c'));
+  t.equal(masked['bin/all.sh']!.mode, 0o750, 'umask 027 applies on top of maxFileMode 0777');
+  t.equal(masked['etc/shared.conf']!.mode, 0o640);
+  t.equal(directoryMode(join(s.outDir('c'), 'etc')), 0o750, 'directories 0755 & ~umask');
+
+  for (const bad of [0o1777, -1, 1.5, 0o1000]) {
+    await t.rejects(s.pullAs('d', token, { maxFileMode: bad }), { code: 'INVALID_ARGUMENT', message: /maxFileMode/ }, `maxFileMode ${bad}`);
+  }
+
+  process.umask(0o002);
+  const cli = spawnCli(t, ['pull', '--out', s.outDir('cli'), '--identity-dir', s.identityDir('cli'), '--max-file-mode', '0775'], { env: { NOISE_CFG_TOKEN: token } });
+  t.equal((await cli.exited).code, 0, `pull --max-file-mode 0775 (${cli.stderr()})`);
+  t.equal(readTree(s.outDir('cli'))['bin/all.sh']!.mode, 0o775, 'the CLI: 0775 with umask 002');
+  for (const bad of ['1777', '778', 'rwx', '0o1000']) {
+    const refused = spawnCli(t, ['pull', '--out', s.outDir('cli-bad'), '--max-file-mode', bad], { env: { NOISE_CFG_TOKEN: token } });
+    t.equal((await refused.exited).code, 2, `--max-file-mode ${bad}: usage error`);
+    t.match(refused.stderr(), /^noise-cfg: error: --max-file-mode must be octal permission bits from 0 to 777 .*\(INVALID_ARGUMENT\)$/m);
+  }
 });
 
 t.test('a CHUNK past the offered total, where the ACK belongs, is PROTOCOL_ERROR, not "applied"; a CHUNK straddling the total is refused before the swap', async (t) => {

@@ -130,19 +130,21 @@ Positionals:
                                                                                             [string]
 
 Options:
-  -h, --help          Show help                                                            [boolean]
-      --version       Show version number                                                  [boolean]
-      --token-file    Read the token from FILE (- for stdin)                                [string]
-      --out           Output directory, owned by noise-cfg (a link to the current version)  [string]
-      --exec          Shell command to run after applying; its exit code decides applied or failed
+  -h, --help           Show help                                                           [boolean]
+      --version        Show version number                                                 [boolean]
+      --token-file     Read the token from FILE (- for stdin)                               [string]
+      --out            Output directory, owned by noise-cfg (a link to the current version) [string]
+      --exec           Shell command to run after applying; its exit code decides applied or failed
                                                                                             [string]
-      --name          How this client appears to the operator (default: host name)          [string]
-      --dry-run       Show what would change; write and report nothing    [boolean] [default: false]
-      --check         Check the token, the server and its pin; take no client slot
+      --name           How this client appears to the operator (default: host name)         [string]
+      --dry-run        Show what would change; write and report nothing   [boolean] [default: false]
+      --check          Check the token, the server and its pin; take no client slot
                                                                           [boolean] [default: false]
-      --identity-dir  Where this client's identity key lives (default $XDG_CONFIG_HOME/noise-cfg)
+      --identity-dir   Where this client's identity key lives (default $XDG_CONFIG_HOME/noise-cfg)
                                                                                             [string]
-      --json          Print one JSON object                               [boolean] [default: false]
+      --max-file-mode  Widest permission bits a file gets, in octal (default 755: no group or others
+                       write); the umask applies too                                        [string]
+      --json           Print one JSON object                              [boolean] [default: false]
 
 Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server, 12 authentication
 failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16
