@@ -27,7 +27,7 @@ export interface TaskServerOptions {
   now?: () => number;
   /** The software string sent nowhere but logged. */
   software?: string;
-  /** Bytes of encoded task content kept in memory (default 64 MiB); a bigger task is read from the store per pull. */
+  /** Bytes of encoded task content kept in memory (default 64 MiB); a bigger task is read from the store per pull, one slice at a time. */
   contentCacheBytes?: number;
 }
 
@@ -272,8 +272,9 @@ export class TaskServer {
       this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
     });
     await connection.send(content.offer);
-    // A task too big for the content cache is read from the store file by file as its CHUNKs go out.
-    for (const chunk of content.chunks ?? encodeChunks(taskContents(task, store))) {
+    // A task too big for the content cache is read from the store one slice at a time as its CHUNKs go out, so a
+    // pull holds about one slice whatever the task's size.
+    for (const chunk of content.chunks ?? encodeChunks(taskContents(task, content.files, store))) {
       await connection.send(chunk);
       countBytes(chunk.byteLength - 1);
     }
