@@ -3,9 +3,9 @@
  * so a committed transaction survives SIGKILL and power loss. Server writes go through a group-commit queue:
  * all writes queued while the event loop is busy share one transaction and one fsync. The schema is versioned
  * (PRAGMA user_version) and migrated forward; a damaged or newer database is an error, never reset. File
- * contents are stored in slices, so that a pull reads a bounded amount at a time.
+ * contents are stored in slices, so that a pull reads a bounded amount at a time. The files are 0600.
  */
-import { existsSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { NoiseCfgError } from '../errors.js';
 import type { FileEntry } from './digests.js';
@@ -151,6 +151,30 @@ export const GROUP_COMMIT_WINDOW_MS = 10;
 /** The schema version this build writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+const DATABASE_FILE_SUFFIXES = ['', '-wal', '-shm'];
+
+// The database holds every task's files: only its owner may read it. SQLite creates a new database with mode 0644
+// less the umask, and gives the -wal and -shm files the database file's mode; so the umask is narrowed for the
+// synchronous open (nothing else runs meanwhile), and files of ours that others can read are narrowed to 0600.
+function openPrivate(path: string): Database.Database {
+  const uid = process.geteuid?.();
+  for (const suffix of DATABASE_FILE_SUFFIXES) {
+    let stats;
+    try {
+      stats = lstatSync(`${path}${suffix}`);
+    } catch {
+      continue;
+    }
+    if (stats.isFile() && (stats.mode & 0o077) !== 0 && (uid === undefined || stats.uid === uid)) chmodSync(`${path}${suffix}`, 0o600);
+  }
+  const previousUmask = process.umask(0o077);
+  try {
+    return new Database(path);
+  } finally {
+    process.umask(previousUmask);
+  }
+}
+
 function storeError(error: unknown, path: string): NoiseCfgError {
   const code = (error as { code?: string }).code ?? '';
   if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) {
@@ -209,7 +233,7 @@ export class TaskStore {
     }
     let db: Database.Database | undefined;
     try {
-      db = new Database(path);
+      db = openPrivate(path);
       db.pragma('busy_timeout = 10000');
       // Checks come before anything that writes (the journal mode changes the file header).
       if (options.check) {

@@ -1,9 +1,9 @@
 // The task database (SPEC.md §4.1): schema version and migration (contents moved into slices), tasks with their
-// files, the client upsert, group commit, durability across close and open, and damaged or newer databases
-// refused and left untouched.
+// files, the client upsert, group commit, durability across close and open, file modes, and damaged or newer
+// databases refused and left untouched.
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileDigest, taskDigest } from '../../lib/task/digests.js';
 import { CONTENT_SLICE_BYTES, SCHEMA_VERSION, TaskStore, type ClientRecord, type NewTaskFile, type TaskRecord } from '../../lib/task/store.js';
@@ -162,6 +162,29 @@ t.test('a version-1 migration that fails is rolled back whole: the database stay
   const rows = check.prepare('SELECT content FROM task_files ORDER BY position').all() as { content: Buffer }[];
   t.equal(rows.length, MIGRATED_FILES.length);
   t.ok(rows.every((row, index) => row.content.equals(MIGRATED_FILES[index]!.content)), 'every content is still in task_files');
+});
+
+t.test('a fresh store\'s database, -wal and -shm files are 0600; an existing 0644 database of ours is narrowed to 0600', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'noise-cfg.db');
+  const store = openStore(t, path);
+  store.createTask(taskRecord(TASK_ID, FILES), FILES);
+  for (const suffix of ['', '-wal', '-shm']) {
+    t.ok(existsSync(`${path}${suffix}`), `noise-cfg.db${suffix} exists while the store is open`);
+    t.equal(statSync(`${path}${suffix}`).mode & 0o777, 0o600, `noise-cfg.db${suffix} is 0600`);
+  }
+  store.close();
+
+  const old = join(dir, 'old.db');
+  const made = openStore(t, old);
+  made.close();
+  for (const suffix of ['', '-wal', '-shm']) if (existsSync(`${old}${suffix}`)) chmodSync(`${old}${suffix}`, 0o644);
+  t.equal(statSync(old).mode & 0o777, 0o644, 'made readable by others, as older versions left it');
+  const reopened = openStore(t, old);
+  t.equal(reopened.listTasks().length, 0);
+  for (const suffix of ['', '-wal', '-shm']) {
+    if (existsSync(`${old}${suffix}`)) t.equal(statSync(`${old}${suffix}`).mode & 0o777, 0o600, `old.db${suffix} is 0600 after reopening`);
+  }
 });
 
 t.test('createTask stores the task and its files; getFiles and getFileContent give them back in order', async (t) => {
