@@ -1,9 +1,9 @@
 /**
- * The update server (SPEC.md §4.6, §4.8): a SecureServer whose connections speak the update protocol. Task state is
- * read from the store at each connection, so a `task cancel` or `revoke` from another process holds for the next
- * client. Token holders are bounded: what a client may send, how long each step may take, and how many sessions
- * a task and an identity may hold. Results are acknowledged only after they are durable (group commit). One log
- * line per connection.
+ * The update server (SPEC.md §4.6, §4.8): a SecureServer whose connections speak the update protocol. Task and
+ * client state is read from the store at HELLO and again at RESULT, so a `task cancel` or `revoke` from another
+ * process holds even for sessions already open. Token holders are bounded: what a client may send, how long each
+ * step may take, how many sessions a task and an identity may hold, and how many identities a task records.
+ * Results are acknowledged only after they are durable (group commit). One log line per connection.
  */
 import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
 import type { ChannelLimits } from '../transport/limits.js';
@@ -49,6 +49,11 @@ export interface TaskServerOptions {
   maxSessionsPerTask?: number;
   /** Sessions of one identity in one task open at once (default 4); one more gets REJECT `busy`. */
   maxSessionsPerIdentity?: number;
+  /**
+   * Identities a task without maxClients records, at most (default 10 000); a new one past it gets REJECT `full`.
+   * A task with maxClients records at most that many.
+   */
+  maxClientsPerTask?: number;
 }
 
 /** One log line's fields. */
@@ -79,6 +84,8 @@ export const DEFAULT_MAX_SESSION_MS = 60 * 60 * 1000;
 export const DEFAULT_MAX_SESSIONS_PER_TASK = 1024;
 /** Sessions of one identity in one task open at once, by default. */
 export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 4;
+/** Identities recorded for a task without maxClients, by default. */
+export const DEFAULT_MAX_CLIENTS_PER_TASK = 10_000;
 /**
  * After the server's END, how long the peer has to close its side before the socket is destroyed, in
  * milliseconds: a peer that never answers must not keep a descriptor and a session count.
@@ -86,7 +93,7 @@ export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 4;
 const END_WAIT_MS = 10_000;
 
 /** Outcomes that strangers with a token can cause at any rate: they are logged through a RateLimitedLog. */
-const RATE_LIMITED_OUTCOMES = new Set(['rejected:busy']);
+const RATE_LIMITED_OUTCOMES = new Set(['rejected:busy', 'rejected:full']);
 
 function checkPositive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -115,6 +122,7 @@ export class TaskServer {
   readonly #maxSessionMs: number;
   readonly #maxSessionsPerTask: number;
   readonly #maxSessionsPerIdentity: number;
+  readonly #maxClientsPerTask: number;
   #dataDir: DataDir | null = null;
   #store: TaskStore | null = null;
   #server: SecureServer | null = null;
@@ -139,6 +147,7 @@ export class TaskServer {
     this.#maxSessionMs = checkPositive('maxSessionMs', options.maxSessionMs, DEFAULT_MAX_SESSION_MS);
     this.#maxSessionsPerTask = checkPositive('maxSessionsPerTask', options.maxSessionsPerTask, DEFAULT_MAX_SESSIONS_PER_TASK);
     this.#maxSessionsPerIdentity = checkPositive('maxSessionsPerIdentity', options.maxSessionsPerIdentity, DEFAULT_MAX_SESSIONS_PER_IDENTITY);
+    this.#maxClientsPerTask = checkPositive('maxClientsPerTask', options.maxClientsPerTask, DEFAULT_MAX_CLIENTS_PER_TASK);
     this.#refusals = new RateLimitedLog<LogRecord>({
       emit: (record) => this.#options.log?.(record),
       summarize: (last, count) => ({
@@ -187,10 +196,10 @@ export class TaskServer {
     const store = this.#store;
     this.#server = new SecureServer({
       staticKeyPair: dataDir.serverKeyPair,
-      // The task read here, at the connection, is the one the pull is served from: one read per connection.
+      // Only the mode and the PSK are needed here; the task's state is read again at HELLO.
       resolveTask: (taskId) => {
         const task = store.getTask(taskId);
-        return task ? { psk: this.#psk(taskId), mode: task.mode, context: task } : null;
+        return task ? { psk: this.#psk(taskId), mode: task.mode } : null;
       },
       onConnection: (connection) => this.#track(this.#serve(connection)),
       onEvent: (event) => this.#logChannelEvent(event),
@@ -266,7 +275,7 @@ export class TaskServer {
   #slots(taskId: string): Set<string> {
     let holders = this.#slotHolders.get(taskId);
     if (!holders) {
-      holders = new Set(this.store.listClients(taskId).filter((client) => client.hasSlot).map((client) => client.identity));
+      holders = new Set(this.store.listClients(taskId).filter((client) => client.hasSlot || client.state === 'applied').map((client) => client.identity));
       this.#slotHolders.set(taskId, holders);
     }
     return holders;
@@ -386,7 +395,9 @@ export class TaskServer {
         return this.#reject(session, 'busy', `the server is busy: this identity already has ${this.#maxSessionsPerIdentity} sessions of this task open; retry later`);
       }
     }
-    const task = connection.taskContext as TaskRecord;
+    // Read now, not at the handshake: a cancel or a revoke made while this session was opening holds for it.
+    const task = store.getTask(taskId);
+    if (!task) return this.#reject(session, 'cancelled', 'the task no longer exists');
     const now = this.#now();
     const state = taskState(task, now);
     if (state === 'expired') return this.#reject(session, 'expired', `the task expired at ${new Date(task.expiresAt).toISOString()}`);
@@ -398,25 +409,25 @@ export class TaskServer {
       await this.#send(connection, { type: 'CHECKED', body: { state: 'active', files: task.fileCount, totalBytes: task.totalBytes, expiresAt: new Date(task.expiresAt).toISOString() } });
       return 'checked';
     }
-    const client: ClientRecord = existing ?? {
-      taskId, identity, name: hello.name, remoteAddress: connection.remoteAddress, state: 'connected',
-      firstSeenAt: now, updatedAt: now, exitCode: null, message: null, appliedDigest: null, hasSlot: false,
-    };
-    client.name = hello.name;
-    client.remoteAddress = connection.remoteAddress;
-    const hasApplied = (existing?.state === 'applied' && existing.appliedDigest === task.digest) || hello.have === task.digest;
-    if (hasApplied) {
-      // Durable before the answer: a client told it is up to date never reports again.
-      if (existing?.state !== 'applied') {
-        await this.#saveApplied(task, { ...client, state: 'applied', updatedAt: now, appliedDigest: task.digest, message: 'already held the files' }, null);
-      }
+    // `have` is only a claim: it is honoured for an identity whose own record says it applied this digest. Anyone
+    // else goes through the slot rules below, and only a RESULT records anyone as applied. An identity that applied
+    // but has no `have` (its output is new or gone) gets the files again.
+    const hasApplied = existing?.state === 'applied' && existing.appliedDigest === task.digest;
+    if (hasApplied && hello.have === task.digest) {
       await this.#send(connection, { type: 'UP_TO_DATE', body: { digest: task.digest } });
       return 'up-to-date';
     }
-    if (state === 'completed') return this.#reject(session, 'completed', 'the task is complete: every expected client has applied it');
     const slots = this.#slots(taskId);
-    if (task.maxClients !== null && !slots.has(identity) && slots.size >= task.maxClients) {
-      return this.#reject(session, 'full', `the task is full: ${task.maxClients} clients already took it`);
+    // A slot once taken is kept: its holder may receive the files again even when the task is full or completed.
+    const hasSlot = slots.has(identity) || existing?.hasSlot === true || hasApplied;
+    if (!hasSlot) {
+      if (state === 'completed') return this.#reject(session, 'completed', 'the task is complete: every expected client has applied it');
+      if (task.maxClients !== null && slots.size >= task.maxClients) {
+        return this.#reject(session, 'full', `the task is full: ${task.maxClients} clients already took it`);
+      }
+      if (task.maxClients === null && slots.size >= this.#maxClientsPerTask) {
+        return this.#reject(session, 'full', `the task is full: it has reached the server's limit of ${this.#maxClientsPerTask} clients for a task without --max-clients`);
+      }
     }
     const content = this.#contents.get(task, store);
     if (hello.intent === 'dry-run') {
@@ -424,6 +435,12 @@ export class TaskServer {
       return 'dry-run';
     }
     slots.add(identity);
+    const client: ClientRecord = existing ?? {
+      taskId, identity, name: hello.name, remoteAddress: connection.remoteAddress, state: 'connected',
+      firstSeenAt: now, updatedAt: now, exitCode: null, message: null, appliedDigest: null, hasSlot: false,
+    };
+    client.name = hello.name;
+    client.remoteAddress = connection.remoteAddress;
     // Not awaited: the offer need not be durable before the files go out; a store failure is logged.
     store.saveClient({ ...client, state: 'offered', updatedAt: now, hasSlot: true }).catch((error: Error) => {
       this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
@@ -437,6 +454,12 @@ export class TaskServer {
     }
 
     const result = (await this.#receiveWithin(session, ['RESULT'], this.#resultTimeoutMs, 'after the last CHUNK')).body;
+    // Read again: a cancel or revoke made while the client applied means its result counts for nothing.
+    const taskNow = store.getTask(taskId);
+    if (!taskNow || taskNow.state === 'cancelled') return this.#reject(session, 'cancelled', 'the task was cancelled while this client applied it; the result is not recorded');
+    if (store.getClient(taskId, identity)?.state === 'revoked') {
+      return this.#reject(session, 'revoked', 'this client was revoked while it applied the task; the result is not recorded');
+    }
     const at = this.#now();
     const isApplied = result.status === 'applied' && result.digest === task.digest;
     const outcome: ClientRecord = {

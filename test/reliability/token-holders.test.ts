@@ -1,8 +1,8 @@
 // Token holders (issue 11, SPEC.md §4.6, §4.8): a task token goes to many clients, and a leaked or hostile one
 // must not hurt the server or other tasks. Each case is an attack seen in review, run against a TaskServer in a
 // child process (so memory figures are the server's own) over loopback: FRAGMENTs that never end, big-task pulls
-// that stop reading, too many sessions per task and per identity, and REKEY keep-alives instead of HELLO. Figures
-// are printed, not timed.
+// that stop reading, too many sessions per task and per identity, REKEY keep-alives instead of HELLO, `have` from
+// new identities, cancel and revoke mid-session, and a flood of nnpsk0 identities. Figures are printed, not timed.
 import t, { type Test } from 'tap';
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { MAX_CLIENT_MESSAGE_BYTES, type UpdateMessage } from '../../lib/task/mes
 import type { LogRecord, TaskServerOptions } from '../../lib/task/server.js';
 import { CONTENT_SLICE_BYTES } from '../../lib/task/store.js';
 import { MAX_RECORD_BODY_BYTES } from '../../lib/transport/records.js';
-import { HOST, patterned, withTimeout, waitUntil } from './support.js';
+import { HOST, patterned, runPool, withTimeout, waitUntil } from './support.js';
 import { openTokenHolder, type TokenHolder } from './token-holder-client.js';
 
 const MIB = 1024 * 1024;
@@ -104,6 +104,16 @@ function createTask(dataDir: string, port: number, options: { bytes?: number; fi
     const files = options.files ?? [{ path: 'payload.bin', content: patterned(options.bytes ?? 1000, 3) }];
     const created = admin.createTask({ files, advertise: { host: HOST, port }, mode: options.mode ?? 'xxpsk3', ...(options.maxClients !== undefined ? { maxClients: options.maxClients } : {}) });
     return { id: created.id, token: created.token, digest: created.task.digest };
+  } finally {
+    admin.close();
+  }
+}
+
+/** Runs `step` on an admin of the data directory opened for the call: another process than the server's. */
+function withAdmin<T>(dataDir: string, step: (admin: TaskAdmin) => T): T {
+  const admin = TaskAdmin.open(dataDir);
+  try {
+    return step(admin);
   } finally {
     admin.close();
   }
@@ -317,4 +327,138 @@ t.test('deadlines: REKEY keep-alives do not extend the HELLO deadline; RESULT an
   await server.waitForPulls(big.id, () => true, 1, 'the lifetime end to be logged');
   t.match(server.pullRecords(big.id)[0], { outcome: 'error', code: 'SESSION_TIMEOUT', message: /maximum lifetime of 4000 ms/ }, `logged: the session reached its lifetime (after ${mib(crawled)} of 64 MiB, still moving)`);
   t.ok(crawled > 0 && crawled < 64 * MIB, 'the crawler was still receiving when the lifetime ended the session');
+});
+
+/** Pulls with `holder`: HELLO with `have`, reads the content if offered, sends RESULT applied unless told not to. */
+async function holderPull(holder: TokenHolder, have: string | null, options: { sendResult?: boolean } = {}): Promise<{ reply: UpdateMessage | null; ack?: UpdateMessage | null }> {
+  await holder.hello({ have });
+  const reply = await expectNext(holder, 'the answer to HELLO');
+  if (reply?.type !== 'OFFER') return { reply };
+  await readContent(holder, reply.body.totalBytes);
+  if (options.sendResult === false) return { reply };
+  await holder.send({ type: 'RESULT', body: { status: 'applied', exitCode: 0, message: 'applied', digest: reply.body.digest } });
+  return { reply, ack: await expectNext(holder, 'the answer to RESULT') };
+}
+
+t.test('`have` from identities that never applied: three fresh keys get the files, not UP_TO_DATE, and complete nothing on a --max-clients 3 task', async (t) => {
+  const dataDir = join(t.testdir(), 'data');
+  const server = await ServerChild.start(t, dataDir);
+  const task = createTask(dataDir, server.port, { maxClients: 3, bytes: 70_000 });
+  const keys = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
+  for (const [index, keyPair] of keys.entries()) {
+    const holder = await openTokenHolder(task.token, { keyPair });
+    const { reply } = await holderPull(holder, task.digest, { sendResult: false });
+    t.equal(reply?.type, 'OFFER', `fresh identity ${index + 1} claiming to have the digest is offered the files (slot rules), not told UP_TO_DATE`);
+    await closeAll([holder]);
+  }
+  // The offered records are group-committed just after the OFFER went out.
+  await waitUntil(() => withAdmin(dataDir, (admin) => admin.showTask(task.id).clients.length === 3), 'the three offered records to be committed');
+  let view = withAdmin(dataDir, (admin) => admin.showTask(task.id));
+  t.equal(view.state, 'active', 'the task is not completed');
+  t.same(view.counts, { connected: 0, offered: 3, applied: 0, failed: 0, revoked: 0 }, 'nobody is recorded applied: only a RESULT counts');
+  const fourth = await openTokenHolder(task.token);
+  t.match((await holderPull(fourth, task.digest)).reply, { type: 'REJECT', body: { reason: 'full' } }, 'a fourth identity is refused full by the slot rules');
+  await closeAll([fourth]);
+
+  // The slot holders apply for real; the third RESULT completes the task.
+  for (const keyPair of keys) {
+    const holder = await openTokenHolder(task.token, { keyPair });
+    const { reply, ack } = await holderPull(holder, null);
+    t.equal(reply?.type, 'OFFER', 'a slot holder gets the files');
+    t.match(ack, { type: 'ACK', body: { status: 'applied' } });
+    await closeAll([holder]);
+  }
+  view = withAdmin(dataDir, (admin) => admin.showTask(task.id));
+  t.equal(view.state, 'completed', 'three RESULTs completed the task');
+
+  const again = await openTokenHolder(task.token, { keyPair: keys[0] });
+  t.match((await holderPull(again, task.digest)).reply, { type: 'UP_TO_DATE' }, 'an identity that applied and says `have` is up to date');
+  await closeAll([again]);
+  const fresh = await openTokenHolder(task.token, { keyPair: keys[0] });
+  const refetch = await holderPull(fresh, null);
+  t.match(refetch.reply, { type: 'OFFER', body: { hasContent: true } }, 'an identity that applied but has no `have` (new --out) gets the files again, though the task is completed');
+  t.match(refetch.ack, { type: 'ACK', body: { status: 'applied' } });
+  await closeAll([fresh]);
+  const stranger = await openTokenHolder(task.token);
+  t.match((await holderPull(stranger, task.digest)).reply, { type: 'REJECT', body: { reason: 'completed' } }, 'a new identity on the completed task is refused completed');
+  await closeAll([stranger]);
+});
+
+t.test('cancel and revoke from another process during a session: no OFFER after a cancel, no ACK after a cancel or revoke, and nothing counted', async (t) => {
+  const dataDir = join(t.testdir(), 'data');
+  const server = await ServerChild.start(t, dataDir, { helloTimeoutMs: 60_000 });
+
+  // Sessions opened before the cancel, HELLO after it.
+  const early = createTask(dataDir, server.port);
+  const opened = await Promise.all(Array.from({ length: 3 }, () => openTokenHolder(early.token)));
+  withAdmin(dataDir, (admin) => admin.cancelTask(early.id));
+  for (const holder of opened) {
+    await holder.hello();
+    t.match(await expectNext(holder, 'the answer to HELLO after the cancel'), { type: 'REJECT', body: { reason: 'cancelled' } }, 'opened before the cancel, HELLO after it: REJECT cancelled');
+  }
+  t.same(withAdmin(dataDir, (admin) => admin.showTask(early.id)).clients, [], 'no client record');
+
+  // Cancelled between OFFER and RESULT.
+  const cancelled = createTask(dataDir, server.port, { maxClients: 1 });
+  const applier = await openTokenHolder(cancelled.token);
+  await applier.hello();
+  const offer = await expectNext(applier, 'the OFFER');
+  if (offer?.type !== 'OFFER') throw new Error(`expected OFFER, got ${offer?.type}`);
+  await readContent(applier, offer.body.totalBytes);
+  await waitUntil(() => withAdmin(dataDir, (admin) => admin.showTask(cancelled.id).clients.length === 1), 'the offered record to be committed');
+  withAdmin(dataDir, (admin) => admin.cancelTask(cancelled.id));
+  await applier.send({ type: 'RESULT', body: { status: 'applied', exitCode: 0, message: 'applied', digest: offer.body.digest } });
+  t.match(await expectNext(applier, 'the answer to RESULT'), { type: 'REJECT', body: { reason: 'cancelled' } }, 'RESULT after the cancel: REJECT cancelled instead of ACK');
+  let view = withAdmin(dataDir, (admin) => admin.showTask(cancelled.id));
+  t.equal(view.state, 'cancelled');
+  t.same(view.clients.map((client) => client.state), ['offered'], 'the client is not recorded applied');
+
+  // Revoked between OFFER and RESULT, on a --max-clients 1 task that its RESULT would complete.
+  const revoked = createTask(dataDir, server.port, { maxClients: 1 });
+  const victim = await openTokenHolder(revoked.token);
+  await victim.hello();
+  const revokedOffer = await expectNext(victim, 'the OFFER');
+  if (revokedOffer?.type !== 'OFFER') throw new Error(`expected OFFER, got ${revokedOffer?.type}`);
+  await readContent(victim, revokedOffer.body.totalBytes);
+  await waitUntil(() => withAdmin(dataDir, (admin) => admin.showTask(revoked.id).clients.length === 1), 'the offered record to be committed');
+  withAdmin(dataDir, (admin) => admin.revokeClient(revoked.id, victim.identity));
+  await victim.send({ type: 'RESULT', body: { status: 'applied', exitCode: 0, message: 'applied', digest: revokedOffer.body.digest } });
+  t.match(await expectNext(victim, 'the answer to RESULT'), { type: 'REJECT', body: { reason: 'revoked' } }, 'RESULT after the revoke: REJECT revoked instead of ACK');
+  view = withAdmin(dataDir, (admin) => admin.showTask(revoked.id));
+  t.equal(view.state, 'active', 'the revoked client did not complete the task');
+  t.same(view.clients.map((client) => client.state), ['revoked'], 'and is not recorded applied');
+  await closeAll([...opened, applier, victim]);
+  await server.waitForPulls(revoked.id, () => true, 1, 'the revoked session to be logged');
+  t.match(server.pullRecords(revoked.id)[0], { outcome: 'rejected:revoked' });
+  t.match(server.pullRecords(cancelled.id)[0], { outcome: 'rejected:cancelled' });
+});
+
+t.test('a flood of random nnpsk0 identities on one token: the task records at most its limit, the rest get REJECT full naming it', async (t) => {
+  const dataDir = join(t.testdir(), 'data');
+  const maxClientsPerTask = Number(process.env['TOKEN_HOLDERS_MAX_CLIENTS'] ?? 200);
+  const flood = Number(process.env['TOKEN_HOLDERS_FLOOD'] ?? 1000);
+  const server = await ServerChild.start(t, dataDir, { maxClientsPerTask });
+  const task = createTask(dataDir, server.port, { mode: 'nnpsk0', bytes: 200 });
+  const answers = new Map<string, number>();
+  let fullMessage = '';
+  const started = performance.now();
+  await runPool(flood, 16, async () => {
+    const holder = await openTokenHolder(task.token);
+    await holder.hello();
+    const reply = await expectNext(holder, 'the answer to HELLO');
+    const key = reply?.type === 'REJECT' ? `REJECT ${reply.body.reason}` : reply?.type ?? 'END';
+    if (reply?.type === 'REJECT' && reply.body.reason === 'full') fullMessage = reply.body.message;
+    answers.set(key, (answers.get(key) ?? 0) + 1);
+    await closeAll([holder]);
+  });
+  const floodMs = performance.now() - started;
+  const stored = withAdmin(dataDir, (admin) => admin.showTask(task.id));
+  t.comment(`${flood} random identities in ${Math.round(floodMs)} ms: answers ${JSON.stringify(Object.fromEntries(answers))}; client records ${stored.clients.length} (limit ${maxClientsPerTask}); task show JSON ${JSON.stringify(stored).length} bytes`);
+  t.equal(stored.clients.length, maxClientsPerTask, `the task records ${maxClientsPerTask} identities, not ${flood}`);
+  t.same(Object.fromEntries(answers), { OFFER: maxClientsPerTask, 'REJECT full': flood - maxClientsPerTask }, 'the first ones are offered the files, every later one is refused full');
+  t.match(fullMessage, new RegExp(`limit of ${maxClientsPerTask} clients`), 'the refusal names the limit');
+  await server.waitForPulls(task.id, (record) => record.outcome === 'rejected:full', flood - maxClientsPerTask, 'every refusal to be logged or summarized');
+  const lines = server.pullRecords(task.id, (record) => record.outcome === 'rejected:full');
+  t.comment(`${flood - maxClientsPerTask} refusals logged in ${lines.length} lines`);
+  t.ok(lines.length < flood - maxClientsPerTask, 'the refusals were summarized, not logged one line each');
 });
