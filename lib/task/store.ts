@@ -344,9 +344,15 @@ export class TaskStore {
     return this.#run(() => (this.#statement('SELECT * FROM clients WHERE task_id = ? ORDER BY first_seen_at, identity').all(taskId) as ClientRow[]).map(toClient));
   }
 
-  /** Events of a task after `afterId`, oldest first. */
-  listEvents(taskId: string, afterId = 0): TaskEvent[] {
-    return this.#run(() => this.#statement('SELECT id, task_id AS taskId, identity, name, state, at, detail FROM events WHERE task_id = ? AND id > ? ORDER BY id').all(taskId, afterId) as TaskEvent[]);
+  /** Events of a task after `afterId`, oldest first; at most `limit` of them when given. */
+  listEvents(taskId: string, afterId = 0, limit = -1): TaskEvent[] {
+    // LIMIT -1 is SQLite's "no limit".
+    return this.#run(() => this.#statement('SELECT id, task_id AS taskId, identity, name, state, at, detail FROM events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?').all(taskId, afterId, limit) as TaskEvent[]);
+  }
+
+  /** The id of a task's latest event, or 0 when it has none. */
+  lastEventId(taskId: string): number {
+    return this.#run(() => (this.#statement('SELECT max(id) AS id FROM events WHERE task_id = ?').get(taskId) as { id: number | null }).id ?? 0);
   }
 
   /** Marks an active task cancelled or completed, durable on return. Returns false if it was not active. */
