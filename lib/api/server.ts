@@ -6,9 +6,9 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import sodium from 'sodium-native';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
-import type { TaskAdmin } from '../task/admin.js';
+import { DEFAULT_WATCH_POLL_MS, type TaskAdmin } from '../task/admin.js';
 import type { TaskFileInput } from '../task/file-set.js';
-import type { TaskView } from '../task/task.js';
+import type { TaskStreamEvent } from '../task/task.js';
 import { HTTP_STATUS_BY_ERROR } from './http-status.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { ROUTES, type RouteSpec } from './routes.js';
@@ -16,7 +16,7 @@ import { ROUTES, type RouteSpec } from './routes.js';
 /** The default limit on a request body, in bytes (base64 inflates file contents by a third). */
 export const DEFAULT_API_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
 /** How often an event stream looks for changes, in milliseconds. */
-export const EVENT_POLL_MS = 250;
+export const EVENT_POLL_MS = DEFAULT_WATCH_POLL_MS;
 const HEARTBEAT_MS = 15_000;
 
 /** What the API serves. */
@@ -132,51 +132,56 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
   return app;
 }
 
+// The stream is TaskAdmin.watch's: the whole task at the start and at the end, and in between only the changes,
+// so an open stream costs the same whatever the number of clients. A reader that does not keep up is waited for
+// (the socket's buffer never grows past one event), and its close ends the following at once.
 async function streamEvents(request: FastifyRequest, reply: FastifyReply, admin: TaskAdmin, pollMs: number): Promise<void> {
   const id = (request.params as { id: string }).id;
-  const view = admin.showTask(id);
   const lastEventId = Number(request.headers['last-event-id']);
-  const existing = admin.events(id);
-  let after = Number.isSafeInteger(lastEventId) && lastEventId >= 0 ? lastEventId : (existing.at(-1)?.id ?? 0);
+  const stop = new AbortController();
+  const events = admin.watch(id, {
+    pollMs,
+    signal: stop.signal,
+    ...(request.headers['last-event-id'] !== undefined && Number.isSafeInteger(lastEventId) && lastEventId >= 0 ? { afterEventId: lastEventId } : {}),
+  });
+  // Before the stream starts: an unknown task is still a JSON error with its status.
+  const first = await events.next();
   reply.hijack();
   const raw = reply.raw;
+  const onClose = (): void => stop.abort();
+  request.raw.on('close', onClose);
   raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-  const send = (event: string, data: unknown, eventId?: number): void => {
-    raw.write(`${eventId !== undefined ? `id: ${eventId}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const heartbeat = setTimeout(function beat() {
+    raw.write(': keep-alive\n\n');
+    heartbeat.refresh();
+  }, HEARTBEAT_MS);
+  const send = async (event: string, data: unknown, eventId?: number): Promise<void> => {
+    heartbeat.refresh();
+    if (raw.write(`${eventId !== undefined ? `id: ${eventId}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`) || stop.signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        raw.off('drain', done);
+        stop.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      raw.on('drain', done);
+      stop.signal.addEventListener('abort', done);
+    });
   };
-  send('task', view);
-  await new Promise<void>((resolve) => {
-    let lastWrite = Date.now();
-    const finish = (): void => {
-      clearInterval(timer);
-      resolve();
-    };
-    const poll = (): void => {
-      try {
-        // The state is read before the events: a change committed between the two reads is then never lost.
-        const current: TaskView = admin.showTask(id);
-        for (const event of admin.events(id, after)) {
-          send('change', { ...event, at: new Date(event.at).toISOString() }, event.id);
-          after = event.id;
-          lastWrite = Date.now();
-        }
-        if (current.state !== 'active') {
-          send('end', current);
-          raw.end();
-          finish();
-        } else if (Date.now() - lastWrite > HEARTBEAT_MS) {
-          raw.write(': keep-alive\n\n');
-          lastWrite = Date.now();
-        }
-      } catch {
-        raw.end();
-        finish();
-      }
-    };
-    const timer = setInterval(poll, pollMs);
-    request.raw.on('close', finish);
-    poll();
-  });
+  try {
+    for (let step = first; !step.done && !stop.signal.aborted; step = await events.next()) {
+      const event: TaskStreamEvent = step.value;
+      if (event.type === 'change') await send('change', event.change, event.change.id);
+      else await send(event.type, event.task);
+    }
+  } catch {
+    // A store failure mid-stream ends the stream; the status line has gone out already.
+  } finally {
+    clearTimeout(heartbeat);
+    request.raw.off('close', onClose);
+    await events.return(undefined);
+    raw.end();
+  }
 }
 
 /** Starts the API on `host:port`; resolves with the bound address. Throws CONNECTION_FAILED. */

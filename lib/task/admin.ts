@@ -4,9 +4,41 @@
  */
 import { NoiseCfgError } from '../errors.js';
 import { openDataDir, type DataDir } from './data-dir.js';
-import { cancelTask, createTask, listTasks, revokeClient, showTask, taskToken, type AdvertisedAddress, type CreatedTask, type CreateTaskOptions } from './operator.js';
+import { cancelTask, createTask, listTasks, requireTask, revokeClient, showTask, taskToken, type AdvertisedAddress, type CreatedTask, type CreateTaskOptions } from './operator.js';
 import { TaskStore, type TaskEvent } from './store.js';
-import type { TaskStreamEvent, TaskView } from './task.js';
+import { taskState, type TaskStreamEvent, type TaskView } from './task.js';
+
+/** How often watch() looks for changes by default, in milliseconds. */
+export const DEFAULT_WATCH_POLL_MS = 250;
+/** Events read from the store at once while following a task: a burst of changes is read in batches of this many. */
+const EVENTS_PER_READ = 1000;
+
+/** Options of TaskAdmin.watch. */
+export interface WatchOptions {
+  /** How often to look for changes, in milliseconds (default 250). */
+  pollMs?: number;
+  /** Stops following (the generator returns) as soon as it aborts, even in the middle of a wait. */
+  signal?: AbortSignal;
+  /** Send the changes after this event id (an event stream's Last-Event-ID); default: only changes from now on. */
+  afterEventId?: number;
+}
+
+// Resolves after `ms`, or at once when `signal` aborts.
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
+  });
+}
 
 /** Operator access to one data directory. Close it when done. */
 export class TaskAdmin {
@@ -61,9 +93,9 @@ export class TaskAdmin {
     return revokeClient(this.#store, id, identity, this.#now());
   }
 
-  /** Events of a task after `afterId`. */
+  /** Events of a task after `afterId`. Throws TASK_NOT_FOUND. */
   events(id: string, afterId = 0): TaskEvent[] {
-    showTask(this.#store, id, this.#now());
+    requireTask(this.#store, id);
     return this.#store.listEvents(id, afterId);
   }
 
@@ -75,28 +107,35 @@ export class TaskAdmin {
   }
 
   /**
-   * Follows a task through the store (another process may be serving it): the task now, every change after,
-   * and the task as it ended. Polls every `pollMs`.
+   * Follows a task through the store (another process may be serving it): the task now, every change after, and
+   * the task as it ended. The whole view is read only at the start and at the end; each poll in between reads the
+   * task's row and the events after the last one sent, so its cost does not grow with the task's clients. Throws
+   * TASK_NOT_FOUND (at the first step).
    */
-  async *watch(id: string, options: { pollMs?: number; signal?: AbortSignal } = {}): AsyncGenerator<TaskStreamEvent> {
-    const pollMs = options.pollMs ?? 250;
-    let view = this.showTask(id);
-    let after = this.#store.listEvents(id).at(-1)?.id ?? 0;
-    yield { type: 'task', task: view };
+  async *watch(id: string, options: WatchOptions = {}): AsyncGenerator<TaskStreamEvent> {
+    const pollMs = options.pollMs ?? DEFAULT_WATCH_POLL_MS;
+    requireTask(this.#store, id);
+    // The position is taken before the view: a change made between the two is then sent (again) rather than lost.
+    let after = options.afterEventId ?? this.#store.lastEventId(id);
+    yield { type: 'task', task: this.showTask(id) };
     for (;;) {
       // The state is read before the events, so changes committed between the two reads are still sent before end.
-      view = this.showTask(id);
-      for (const event of this.#store.listEvents(id, after)) {
-        after = event.id;
-        yield { type: 'change', change: { ...event, at: new Date(event.at).toISOString() } };
+      const task = requireTask(this.#store, id);
+      for (;;) {
+        const events = this.#store.listEvents(id, after, EVENTS_PER_READ);
+        for (const event of events) {
+          after = event.id;
+          yield { type: 'change', change: { ...event, at: new Date(event.at).toISOString() } };
+        }
+        if (events.length < EVENTS_PER_READ) break;
       }
-      if (view.state !== 'active') {
-        view = this.showTask(id);
-        yield { type: 'end', task: view };
+      if (taskState(task, this.#now()) !== 'active') {
+        yield { type: 'end', task: this.showTask(id) };
         return;
       }
       if (options.signal?.aborted) return;
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+      await pause(pollMs, options.signal);
+      if (options.signal?.aborted) return;
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { NoiseCfgError } from '../errors.js';
 import { checkTaskPath } from './paths.js';
+import { hasUnprintableCharacters } from './printable.js';
 import type { FileEntry } from './digests.js';
 
 /** The update protocol version this build speaks. */
@@ -21,6 +22,13 @@ export const MAX_JSON_BYTES = 64 * 1024;
 export const MAX_CHUNK_BYTES = 1024 * 1024;
 /** Files in one OFFER, at most. */
 export const MAX_OFFER_FILES = 10_000;
+/**
+ * The largest message a client sends (a HELLO or a RESULT: the type byte and a JSON body), in bytes. The update
+ * server's channel accepts nothing larger from a client, so a token holder cannot make it hold more per message.
+ */
+export const MAX_CLIENT_MESSAGE_BYTES = 1 + MAX_JSON_BYTES;
+/** The largest message a server sends (an OFFER: the type byte and its JSON body; a CHUNK is smaller), in bytes. */
+export const MAX_SERVER_MESSAGE_BYTES = 1 + MAX_OFFER_JSON_BYTES;
 
 /** Why a server refuses a pull. */
 export type RejectReason = 'expired' | 'cancelled' | 'completed' | 'full' | 'revoked' | 'unsupported-version' | 'bad-request' | 'busy';
@@ -72,6 +80,8 @@ function field<T>(object: Json, name: string, check: (value: unknown) => value i
 }
 
 const isString = (maxLength: number) => (value: unknown): value is string => typeof value === 'string' && value.length <= maxLength;
+// A name reaches the server's log and `task show`: nothing in it may move a cursor, recolour or reorder a line.
+const isPrintableString = (maxLength: number) => (value: unknown): value is string => isString(maxLength)(value) && !hasUnprintableCharacters(value);
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 const isDigest = (value: unknown): value is string => typeof value === 'string' && HEX_DIGEST.test(value);
 const isDigestOrNull = (value: unknown): value is string | null => value === null || isDigest(value);
@@ -90,7 +100,10 @@ function decodeFile(value: unknown, index: number): FileEntry {
   return { path, mode, size: field(object, 'size', isCount, 'a byte count'), digest: field(object, 'digest', isDigest, '64 hex characters') };
 }
 
-/** Decodes one message. Throws PROTOCOL_ERROR for an unknown type, bad JSON, a missing or bad field, or a body over its limit. */
+/**
+ * Decodes one message. Throws PROTOCOL_ERROR for an unknown type, bad JSON, a missing or bad field (a HELLO name
+ * with an unprintable character among them), or a body over its limit.
+ */
 export function decodeMessage(bytes: Buffer): UpdateMessage {
   if (bytes.byteLength === 0) fail('empty message');
   const type = TYPE_BY_BYTE.get(bytes[0]!);
@@ -116,7 +129,7 @@ export function decodeMessage(bytes: Buffer): UpdateMessage {
       return { type, body: {
         protocol: field(object, 'protocol', isCount, 'a version number'),
         software: field(object, 'software', isString(100), 'a string of at most 100 characters'),
-        name: field(object, 'name', isString(128), 'a string of at most 128 characters'),
+        name: field(object, 'name', isPrintableString(128), 'a string of at most 128 printable characters (no control, format or line-separator characters)'),
         clientId: field(object, 'clientId', (v): v is string | null => v === null || (typeof v === 'string' && CLIENT_ID.test(v)), 'null or 1 to 64 of [A-Za-z0-9_.-]'),
         have: field(object, 'have', isDigestOrNull, 'null or 64 hex characters'),
         intent: field(object, 'intent', (v): v is PullIntent => v === 'pull' || v === 'dry-run' || v === 'check', '"pull", "dry-run" or "check"'),

@@ -124,7 +124,8 @@ export function createTask(dataDir: DataDir, store: TaskStore, options: CreateTa
   };
 }
 
-function requireTask(store: TaskStore, id: string): TaskRecord {
+/** The task's row. Throws TASK_NOT_FOUND (a malformed id too). */
+export function requireTask(store: TaskStore, id: string): TaskRecord {
   const task = isTaskId(id) ? store.getTask(id) : null;
   if (!task) throw new NoiseCfgError('TASK_NOT_FOUND', `no task with id ${JSON.stringify(id)}`);
   return task;

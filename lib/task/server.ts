@@ -1,15 +1,21 @@
 /**
- * The update server (SPEC.md §4): a SecureServer whose connections speak the update protocol. Task state is
- * read from the store at each connection, so a `task cancel` or `revoke` from another process holds for the next
- * client. Results are acknowledged only after they are durable (group commit). One log line per connection.
+ * The update server (SPEC.md §4.6, §4.8): a SecureServer whose connections speak the update protocol. Task and
+ * client state is read from the store at HELLO and again at RESULT, so a `task cancel` or `revoke` from another
+ * process holds even for sessions already open. Token holders are bounded: what a client may send, how long each
+ * step may take, how many sessions a task and an identity may hold, and how many identities a task records.
+ * Results are acknowledged only after they are durable (group commit). One log line per connection.
  */
 import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
 import type { ChannelLimits } from '../transport/limits.js';
+import { RateLimitedLog } from '../transport/rate-limited-log.js';
 import type { SecureConnection } from '../transport/secure-connection.js';
 import { SecureServer, type ChannelEvent } from '../transport/secure-server.js';
 import { TaskAdmin } from './admin.js';
 import { deriveTaskPsk, openDataDir, type DataDir } from './data-dir.js';
-import { encodeMessage, expectMessage, UPDATE_PROTOCOL_VERSION, type Hello, type RejectReason, type UpdateMessage } from './messages.js';
+import {
+  encodeMessage, expectMessage, MAX_CLIENT_MESSAGE_BYTES, UPDATE_PROTOCOL_VERSION, type Hello, type MessageType, type RejectReason,
+  type UpdateMessage,
+} from './messages.js';
 import { saveAdvertisedAddress, defaultAdvertiseHost, type AdvertisedAddress } from './operator.js';
 import { TaskStore, type ClientRecord, type TaskRecord } from './store.js';
 import { taskState } from './task.js';
@@ -21,14 +27,33 @@ export interface TaskServerOptions {
   listen: { host: string; port: number };
   /** The address put in tokens; default: the listen address, or this machine's first IPv4 address for 0.0.0.0. */
   advertise?: AdvertisedAddress;
+  /**
+   * Channel limits. By default the server accepts client messages of at most MAX_CLIENT_MESSAGE_BYTES
+   * (`maxReceiveMessageBytes`) and closes a connection idle for `resultTimeoutMs` (`idleTimeoutMs`).
+   */
   limits?: Partial<ChannelLimits>;
   /** Receives one record per connection outcome; never holds a secret. */
   log?: (record: LogRecord) => void;
   now?: () => number;
   /** The software string sent nowhere but logged. */
   software?: string;
-  /** Bytes of encoded task content kept in memory (default 64 MiB); a bigger task is read from the store per pull. */
+  /** Bytes of encoded task content kept in memory (default 64 MiB); a bigger task is read from the store per pull, one slice at a time. */
   contentCacheBytes?: number;
+  /** HELLO must arrive within this many milliseconds of the session's start (READY), whatever else arrives (default 10 000). */
+  helloTimeoutMs?: number;
+  /** RESULT must arrive within this many milliseconds after the last CHUNK went out (default 600 000: the client applies and runs its command). */
+  resultTimeoutMs?: number;
+  /** A session ends this many milliseconds after it started, whatever happens (default 3 600 000). */
+  maxSessionMs?: number;
+  /** Sessions of one task open at once (default 1024); one more gets REJECT `busy`. */
+  maxSessionsPerTask?: number;
+  /** Sessions of one identity in one task open at once (default 4); one more gets REJECT `busy`. */
+  maxSessionsPerIdentity?: number;
+  /**
+   * Identities a task without maxClients records, at most (default 10 000); a new one past it gets REJECT `full`.
+   * A task with maxClients records at most that many.
+   */
+  maxClientsPerTask?: number;
 }
 
 /** One log line's fields. */
@@ -45,15 +70,59 @@ export interface LogRecord {
   ms?: number;
   message?: string;
   address?: string;
+  /** For a summary of refusals logged at a bounded rate: how many refusals this line stands for. */
+  count?: number;
 }
 
-/** How long a server waits for RESULT while a client applies and runs its command, in milliseconds. */
-export const DEFAULT_APPLY_TIMEOUT_MS = 30 * 60 * 1000;
+/** How long a server waits for HELLO after READY, in milliseconds. */
+export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
+/** How long a server waits for RESULT after the last CHUNK while a client applies and runs its command, in milliseconds. */
+export const DEFAULT_RESULT_TIMEOUT_MS = 10 * 60 * 1000;
+/** The longest a session may last, in milliseconds. */
+export const DEFAULT_MAX_SESSION_MS = 60 * 60 * 1000;
+/** Sessions of one task open at once, by default. */
+export const DEFAULT_MAX_SESSIONS_PER_TASK = 1024;
+/** Sessions of one identity in one task open at once, by default. */
+export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 4;
+/** Identities recorded for a task without maxClients, by default. */
+export const DEFAULT_MAX_CLIENTS_PER_TASK = 10_000;
+/**
+ * After the server's END, how long the peer has to close its side before the socket is destroyed, in
+ * milliseconds: a peer that never answers must not keep a descriptor and a session count.
+ */
+const END_WAIT_MS = 10_000;
+
+/** Outcomes that strangers with a token can cause at any rate: they are logged through a RateLimitedLog. */
+const RATE_LIMITED_OUTCOMES = new Set(['rejected:busy', 'rejected:full']);
+
+function checkPositive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) throw new NoiseCfgError('INVALID_ARGUMENT', `${name} must be a whole number >= 1, got ${String(value)}`);
+  return value;
+}
+
+/** The per-connection state of one update session. */
+interface Session {
+  connection: SecureConnection;
+  taskId: string;
+  /** The connection's log line so far. */
+  record: Omit<LogRecord, 'time'>;
+  identityKey: string | null;
+  /** Set when a deadline ended the session: the code logged, whatever error the aborted step threw. */
+  timeout: NoiseCfgError | null;
+  lifetimeTimer: NodeJS.Timeout;
+}
 
 /** A running update server. */
 export class TaskServer {
   readonly #options: TaskServerOptions;
   readonly #now: () => number;
+  readonly #helloTimeoutMs: number;
+  readonly #resultTimeoutMs: number;
+  readonly #maxSessionMs: number;
+  readonly #maxSessionsPerTask: number;
+  readonly #maxSessionsPerIdentity: number;
+  readonly #maxClientsPerTask: number;
   #dataDir: DataDir | null = null;
   #store: TaskStore | null = null;
   #server: SecureServer | null = null;
@@ -63,11 +132,29 @@ export class TaskServer {
   readonly #psks = new Map<string, Buffer>();
   readonly #appliedIdentities = new Map<string, Set<string>>();
   readonly #contents: TaskContentCache;
+  /** Open sessions by task id, and by task id + identity; a session counts until its socket has closed. */
+  readonly #sessionsPerTask = new Map<string, number>();
+  readonly #sessionsPerIdentity = new Map<string, number>();
+  readonly #refusals: RateLimitedLog<LogRecord>;
 
+  /** Throws INVALID_ARGUMENT naming an option that is not a whole number >= 1. */
   constructor(options: TaskServerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#contents = new TaskContentCache(options.contentCacheBytes);
+    this.#helloTimeoutMs = checkPositive('helloTimeoutMs', options.helloTimeoutMs, DEFAULT_HELLO_TIMEOUT_MS);
+    this.#resultTimeoutMs = checkPositive('resultTimeoutMs', options.resultTimeoutMs, DEFAULT_RESULT_TIMEOUT_MS);
+    this.#maxSessionMs = checkPositive('maxSessionMs', options.maxSessionMs, DEFAULT_MAX_SESSION_MS);
+    this.#maxSessionsPerTask = checkPositive('maxSessionsPerTask', options.maxSessionsPerTask, DEFAULT_MAX_SESSIONS_PER_TASK);
+    this.#maxSessionsPerIdentity = checkPositive('maxSessionsPerIdentity', options.maxSessionsPerIdentity, DEFAULT_MAX_SESSIONS_PER_IDENTITY);
+    this.#maxClientsPerTask = checkPositive('maxClientsPerTask', options.maxClientsPerTask, DEFAULT_MAX_CLIENTS_PER_TASK);
+    this.#refusals = new RateLimitedLog<LogRecord>({
+      emit: (record) => this.#options.log?.(record),
+      summarize: (last, count) => ({
+        ...last, time: new Date(this.#now()).toISOString(), count,
+        message: `${count} more refusal(s) like this in the last second, the latest: ${last.message ?? ''}`,
+      }),
+    });
   }
 
   /** The bound address, once started. */
@@ -93,6 +180,11 @@ export class TaskServer {
     return this.#store;
   }
 
+  /** Sessions of `taskId` open now: authenticated connections whose sockets have not closed yet. */
+  openSessionsOf(taskId: string): number {
+    return this.#sessionsPerTask.get(taskId) ?? 0;
+  }
+
   /**
    * Creates the data directory and its keys on first start, opens and checks the store, and listens. Throws
    * DATA_DIR_INSECURE, STORE_CORRUPT or CONNECTION_FAILED.
@@ -104,14 +196,17 @@ export class TaskServer {
     const store = this.#store;
     this.#server = new SecureServer({
       staticKeyPair: dataDir.serverKeyPair,
-      // The task read here, at the connection, is the one the pull is served from: one read per connection.
+      // Only the mode and the PSK are needed here; the task's state is read again at HELLO.
       resolveTask: (taskId) => {
         const task = store.getTask(taskId);
-        return task ? { psk: this.#psk(taskId), mode: task.mode, context: task } : null;
+        return task ? { psk: this.#psk(taskId), mode: task.mode } : null;
       },
       onConnection: (connection) => this.#track(this.#serve(connection)),
       onEvent: (event) => this.#logChannelEvent(event),
-      limits: { idleTimeoutMs: DEFAULT_APPLY_TIMEOUT_MS, ...this.#options.limits },
+      // The largest client message is a HELLO or a RESULT: a client that sends more is cut off as its fragments pass
+      // that size, not after it made the server hold 64 MiB. Between the last CHUNK and RESULT the client is silent
+      // for as long as it applies, so the idle limit is the RESULT deadline.
+      limits: { idleTimeoutMs: this.#resultTimeoutMs, maxReceiveMessageBytes: MAX_CLIENT_MESSAGE_BYTES, ...this.#options.limits },
       now: this.#now,
     });
     try {
@@ -140,6 +235,7 @@ export class TaskServer {
       await server.close(graceMs);
       await Promise.allSettled([...this.#inFlight]);
     }
+    this.#refusals.flush();
     this.#store?.close();
     this.#store = null;
     this.#log({ event: 'stopped' });
@@ -172,38 +268,78 @@ export class TaskServer {
       remote: event.remoteAddress,
       ...(event.code ? { code: event.code } : {}),
       ...(event.message ? { message: event.message } : {}),
+      ...(event.count !== undefined ? { count: event.count } : {}),
     });
   }
 
   #slots(taskId: string): Set<string> {
     let holders = this.#slotHolders.get(taskId);
     if (!holders) {
-      holders = new Set(this.store.listClients(taskId).filter((client) => client.hasSlot).map((client) => client.identity));
+      holders = new Set(this.store.listClients(taskId).filter((client) => client.hasSlot || client.state === 'applied').map((client) => client.identity));
       this.#slotHolders.set(taskId, holders);
     }
     return holders;
   }
 
+  // Counts a session in `counts` under `key` until its socket closes. Returns false, counting nothing, at `limit`.
+  #countSession(counts: Map<string, number>, key: string, limit: number, connection: SecureConnection): boolean {
+    const open = counts.get(key) ?? 0;
+    if (open >= limit) return false;
+    counts.set(key, open + 1);
+    connection.onClose(() => {
+      const left = (counts.get(key) ?? 1) - 1;
+      if (left <= 0) counts.delete(key);
+      else counts.set(key, left);
+    });
+    return true;
+  }
+
+  // Ends the session with SESSION_TIMEOUT: pending reads reject with it and pending sends fail.
+  #timeOut(session: Session, message: string): void {
+    if (session.timeout !== null) return;
+    session.timeout = new NoiseCfgError('SESSION_TIMEOUT', message);
+    session.connection.destroy(session.timeout);
+  }
+
+  // The next message, which must arrive within `timeoutMs` of now whatever else arrives (control records do not
+  // move this deadline).
+  async #receiveWithin<T extends MessageType>(session: Session, expected: readonly T[], timeoutMs: number, what: string): Promise<Extract<UpdateMessage, { type: T }>> {
+    const timer = setTimeout(() => this.#timeOut(session, `no ${expected.join(' or ')} within ${timeoutMs} ms ${what}`), timeoutMs);
+    try {
+      return expectMessage(await session.connection.receive(), expected);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #serve(connection: SecureConnection): Promise<void> {
     const started = this.#now();
     const taskId = connection.taskId!;
-    const record: Omit<LogRecord, 'time'> = { event: 'pull', remote: connection.remoteAddress, task: taskId };
+    const session: Session = {
+      connection, taskId, record: { event: 'pull', remote: connection.remoteAddress, task: taskId }, identityKey: null, timeout: null,
+      lifetimeTimer: setTimeout(() => this.#timeOut(session, `the session reached its maximum lifetime of ${this.#maxSessionMs} ms`), this.#maxSessionMs),
+    };
+    connection.onClose(() => clearTimeout(session.lifetimeTimer));
+    const record = session.record;
     let bytes = 0;
     try {
-      const hello = expectMessage(await connection.receive(), ['HELLO']).body;
-      record.client = hello.name;
-      const outcome = await this.#negotiate(connection, taskId, hello, (sent) => {
+      record.outcome = await this.#negotiate(session, (sent) => {
         bytes += sent;
-      }, record);
-      record.outcome = outcome;
-      await connection.close();
+      });
+      // A peer that neither reads our END nor closes its side must not keep the socket and its session counts.
+      const endWait = setTimeout(() => connection.destroy(), END_WAIT_MS);
+      connection.onClose(() => clearTimeout(endWait));
+      await Promise.race([connection.close(), connection.waitClosed()]);
     } catch (error) {
+      const failure = session.timeout ?? error;
       record.outcome = 'error';
-      record.code = isNoiseCfgError(error) ? error.code : 'PROTOCOL_ERROR';
-      record.message = (error as Error).message;
+      record.code = isNoiseCfgError(failure) ? failure.code : 'PROTOCOL_ERROR';
+      record.message = (failure as Error).message;
       connection.destroy();
     } finally {
-      this.#log({ ...record, bytes, ms: this.#now() - started });
+      const line: LogRecord = { time: new Date(this.#now()).toISOString(), ...record, bytes, ms: this.#now() - started };
+      if (record.outcome !== undefined && RATE_LIMITED_OUTCOMES.has(record.outcome)) this.#refusals.report(record.outcome, line);
+      else this.#options.log?.(line);
     }
   }
 
@@ -211,55 +347,87 @@ export class TaskServer {
     await connection.send(encodeMessage(message));
   }
 
-  async #reject(connection: SecureConnection, reason: RejectReason, message: string): Promise<string> {
-    await this.#send(connection, { type: 'REJECT', body: { reason, message } });
+  // The reason goes into the log line too; a busy refusal carries the code the client will report.
+  async #reject(session: Session, reason: RejectReason, message: string): Promise<string> {
+    if (reason === 'busy') session.record.code = 'TOO_MANY_CONNECTIONS';
+    session.record.message = message;
+    await this.#send(session.connection, { type: 'REJECT', body: { reason, message } });
     return `rejected:${reason}`;
   }
 
-  async #negotiate(connection: SecureConnection, taskId: string, hello: Hello, countBytes: (sent: number) => void, record: Omit<LogRecord, 'time'>): Promise<string> {
+  #busyForIdentity(session: Session, identity: string): boolean {
+    session.identityKey = `${session.taskId}\n${identity}`;
+    return !this.#countSession(this.#sessionsPerIdentity, session.identityKey, this.#maxSessionsPerIdentity, session.connection);
+  }
+
+  async #negotiate(session: Session, countBytes: (sent: number) => void): Promise<string> {
+    const { connection, taskId, record } = session;
+    // The caps come before anything is read: a session over them costs one REJECT, sent at once (before HELLO).
+    if (!this.#countSession(this.#sessionsPerTask, taskId, this.#maxSessionsPerTask, connection)) {
+      return this.#reject(session, 'busy', `the server is busy: ${this.#maxSessionsPerTask} sessions of this task are open; retry later`);
+    }
+    if (connection.mode === 'xxpsk3') {
+      const identity = connection.remoteStaticKey!.toString('hex');
+      record.identity = identity.slice(0, 16);
+      if (this.#busyForIdentity(session, identity)) {
+        return this.#reject(session, 'busy', `the server is busy: this identity already has ${this.#maxSessionsPerIdentity} sessions of this task open; retry later`);
+      }
+    }
+    const hello = (await this.#receiveWithin(session, ['HELLO'], this.#helloTimeoutMs, 'of the session start')).body;
+    record.client = hello.name;
+    return this.#answerHello(session, hello, countBytes);
+  }
+
+  async #answerHello(session: Session, hello: Hello, countBytes: (sent: number) => void): Promise<string> {
+    const { connection, taskId, record } = session;
     const store = this.store;
     if (hello.protocol !== UPDATE_PROTOCOL_VERSION) {
-      return this.#reject(connection, 'unsupported-version', `this server speaks update protocol ${UPDATE_PROTOCOL_VERSION}, the client ${hello.protocol}`);
+      return this.#reject(session, 'unsupported-version', `this server speaks update protocol ${UPDATE_PROTOCOL_VERSION}, the client ${hello.protocol}`);
     }
     let identity: string;
     if (connection.mode === 'xxpsk3') {
       identity = connection.remoteStaticKey!.toString('hex');
     } else {
-      if (hello.clientId === null) return this.#reject(connection, 'bad-request', 'nnpsk0 clients must send a clientId');
+      if (hello.clientId === null) return this.#reject(session, 'bad-request', 'nnpsk0 clients must send a clientId');
       identity = hello.clientId;
+      record.identity = identity.slice(0, 16);
+      if (this.#busyForIdentity(session, identity)) {
+        return this.#reject(session, 'busy', `the server is busy: this identity already has ${this.#maxSessionsPerIdentity} sessions of this task open; retry later`);
+      }
     }
-    record.identity = identity.slice(0, 16);
-    const task = connection.taskContext as TaskRecord;
+    // Read now, not at the handshake: a cancel or a revoke made while this session was opening holds for it.
+    const task = store.getTask(taskId);
+    if (!task) return this.#reject(session, 'cancelled', 'the task no longer exists');
     const now = this.#now();
     const state = taskState(task, now);
-    if (state === 'expired') return this.#reject(connection, 'expired', `the task expired at ${new Date(task.expiresAt).toISOString()}`);
-    if (state === 'cancelled') return this.#reject(connection, 'cancelled', 'the task was cancelled');
+    if (state === 'expired') return this.#reject(session, 'expired', `the task expired at ${new Date(task.expiresAt).toISOString()}`);
+    if (state === 'cancelled') return this.#reject(session, 'cancelled', 'the task was cancelled');
     const existing = store.getClient(taskId, identity);
-    if (existing?.state === 'revoked') return this.#reject(connection, 'revoked', 'this client was revoked from the task');
+    if (existing?.state === 'revoked') return this.#reject(session, 'revoked', 'this client was revoked from the task');
 
     if (hello.intent === 'check') {
       await this.#send(connection, { type: 'CHECKED', body: { state: 'active', files: task.fileCount, totalBytes: task.totalBytes, expiresAt: new Date(task.expiresAt).toISOString() } });
       return 'checked';
     }
-    const client: ClientRecord = existing ?? {
-      taskId, identity, name: hello.name, remoteAddress: connection.remoteAddress, state: 'connected',
-      firstSeenAt: now, updatedAt: now, exitCode: null, message: null, appliedDigest: null, hasSlot: false,
-    };
-    client.name = hello.name;
-    client.remoteAddress = connection.remoteAddress;
-    const hasApplied = (existing?.state === 'applied' && existing.appliedDigest === task.digest) || hello.have === task.digest;
-    if (hasApplied) {
-      // Durable before the answer: a client told it is up to date never reports again.
-      if (existing?.state !== 'applied') {
-        await this.#saveApplied(task, { ...client, state: 'applied', updatedAt: now, appliedDigest: task.digest, message: 'already held the files' }, null);
-      }
+    // `have` is only a claim: it is honoured for an identity whose own record says it applied this digest. Anyone
+    // else goes through the slot rules below, and only a RESULT records anyone as applied. An identity that applied
+    // but has no `have` (its output is new or gone) gets the files again.
+    const hasApplied = existing?.state === 'applied' && existing.appliedDigest === task.digest;
+    if (hasApplied && hello.have === task.digest) {
       await this.#send(connection, { type: 'UP_TO_DATE', body: { digest: task.digest } });
       return 'up-to-date';
     }
-    if (state === 'completed') return this.#reject(connection, 'completed', 'the task is complete: every expected client has applied it');
     const slots = this.#slots(taskId);
-    if (task.maxClients !== null && !slots.has(identity) && slots.size >= task.maxClients) {
-      return this.#reject(connection, 'full', `the task is full: ${task.maxClients} clients already took it`);
+    // A slot once taken is kept: its holder may receive the files again even when the task is full or completed.
+    const hasSlot = slots.has(identity) || existing?.hasSlot === true || hasApplied;
+    if (!hasSlot) {
+      if (state === 'completed') return this.#reject(session, 'completed', 'the task is complete: every expected client has applied it');
+      if (task.maxClients !== null && slots.size >= task.maxClients) {
+        return this.#reject(session, 'full', `the task is full: ${task.maxClients} clients already took it`);
+      }
+      if (task.maxClients === null && slots.size >= this.#maxClientsPerTask) {
+        return this.#reject(session, 'full', `the task is full: it has reached the server's limit of ${this.#maxClientsPerTask} clients for a task without --max-clients`);
+      }
     }
     const content = this.#contents.get(task, store);
     if (hello.intent === 'dry-run') {
@@ -267,18 +435,31 @@ export class TaskServer {
       return 'dry-run';
     }
     slots.add(identity);
+    const client: ClientRecord = existing ?? {
+      taskId, identity, name: hello.name, remoteAddress: connection.remoteAddress, state: 'connected',
+      firstSeenAt: now, updatedAt: now, exitCode: null, message: null, appliedDigest: null, hasSlot: false,
+    };
+    client.name = hello.name;
+    client.remoteAddress = connection.remoteAddress;
     // Not awaited: the offer need not be durable before the files go out; a store failure is logged.
     store.saveClient({ ...client, state: 'offered', updatedAt: now, hasSlot: true }).catch((error: Error) => {
       this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
     });
     await connection.send(content.offer);
-    // A task too big for the content cache is read from the store file by file as its CHUNKs go out.
-    for (const chunk of content.chunks ?? encodeChunks(taskContents(task, store))) {
+    // A task too big for the content cache is read from the store one slice at a time as its CHUNKs go out, so a
+    // pull holds about one slice whatever the task's size.
+    for (const chunk of content.chunks ?? encodeChunks(taskContents(task, content.files, store))) {
       await connection.send(chunk);
       countBytes(chunk.byteLength - 1);
     }
 
-    const result = expectMessage(await connection.receive(), ['RESULT']).body;
+    const result = (await this.#receiveWithin(session, ['RESULT'], this.#resultTimeoutMs, 'after the last CHUNK')).body;
+    // Read again: a cancel or revoke made while the client applied means its result counts for nothing.
+    const taskNow = store.getTask(taskId);
+    if (!taskNow || taskNow.state === 'cancelled') return this.#reject(session, 'cancelled', 'the task was cancelled while this client applied it; the result is not recorded');
+    if (store.getClient(taskId, identity)?.state === 'revoked') {
+      return this.#reject(session, 'revoked', 'this client was revoked while it applied the task; the result is not recorded');
+    }
     const at = this.#now();
     const isApplied = result.status === 'applied' && result.digest === task.digest;
     const outcome: ClientRecord = {

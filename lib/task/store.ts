@@ -2,9 +2,10 @@
  * The embedded task database (SPEC.md §4.1): SQLite through better-sqlite3, WAL journal with synchronous=FULL,
  * so a committed transaction survives SIGKILL and power loss. Server writes go through a group-commit queue:
  * all writes queued while the event loop is busy share one transaction and one fsync. The schema is versioned
- * (PRAGMA user_version) and migrated forward; a damaged or newer database is an error, never reset.
+ * (PRAGMA user_version) and migrated forward; a damaged or newer database is an error, never reset. File
+ * contents are stored in slices, so that a pull reads a bounded amount at a time. The files are 0600.
  */
-import { existsSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { NoiseCfgError } from '../errors.js';
 import type { FileEntry } from './digests.js';
@@ -62,7 +63,38 @@ export interface NewTaskFile extends FileEntry {
   content: Buffer;
 }
 
-const MIGRATIONS: readonly string[] = [
+/**
+ * Bytes of file content per stored slice (the last slice of a file is shorter; an empty file has none). SQLite
+ * reads a value whole, so this bounds what one read of content costs a pull.
+ */
+export const CONTENT_SLICE_BYTES = 1024 * 1024;
+
+/** One step of the schema: SQL, or a function for a step that moves data. Each runs in its own transaction. */
+type Migration = string | ((db: Database.Database) => void);
+
+// Version 2: contents move from task_files.content into file_slices, one file read at a time.
+function migrateToSlices(db: Database.Database): void {
+  db.exec(`CREATE TABLE file_slices (
+     task_id TEXT NOT NULL,
+     position INTEGER NOT NULL,
+     slice INTEGER NOT NULL,
+     content BLOB NOT NULL,
+     PRIMARY KEY (task_id, position, slice),
+     FOREIGN KEY (task_id, position) REFERENCES task_files (task_id, position) ON DELETE CASCADE
+   )`);
+  const files = db.prepare('SELECT task_id, position FROM task_files ORDER BY task_id, position').all() as { task_id: string; position: number }[];
+  const read = db.prepare('SELECT content FROM task_files WHERE task_id = ? AND position = ?');
+  const insert = db.prepare('INSERT INTO file_slices (task_id, position, slice, content) VALUES (?, ?, ?, ?)');
+  for (const file of files) {
+    const { content } = read.get(file.task_id, file.position) as { content: Buffer };
+    for (let slice = 0; slice * CONTENT_SLICE_BYTES < content.byteLength; slice++) {
+      insert.run(file.task_id, file.position, slice, content.subarray(slice * CONTENT_SLICE_BYTES, (slice + 1) * CONTENT_SLICE_BYTES));
+    }
+  }
+  db.exec('ALTER TABLE task_files DROP COLUMN content');
+}
+
+const MIGRATIONS: readonly Migration[] = [
   `CREATE TABLE tasks (
      id TEXT PRIMARY KEY,
      name TEXT NOT NULL,
@@ -110,6 +142,7 @@ const MIGRATIONS: readonly string[] = [
      detail TEXT
    );
    CREATE INDEX events_by_task ON events (task_id, id);`,
+  migrateToSlices,
 ];
 
 /** How long queued writes wait for company before they are committed, in milliseconds. */
@@ -117,6 +150,30 @@ export const GROUP_COMMIT_WINDOW_MS = 10;
 
 /** The schema version this build writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+const DATABASE_FILE_SUFFIXES = ['', '-wal', '-shm'];
+
+// The database holds every task's files: only its owner may read it. SQLite creates a new database with mode 0644
+// less the umask, and gives the -wal and -shm files the database file's mode; so the umask is narrowed for the
+// synchronous open (nothing else runs meanwhile), and files of ours that others can read are narrowed to 0600.
+function openPrivate(path: string): Database.Database {
+  const uid = process.geteuid?.();
+  for (const suffix of DATABASE_FILE_SUFFIXES) {
+    let stats;
+    try {
+      stats = lstatSync(`${path}${suffix}`);
+    } catch {
+      continue;
+    }
+    if (stats.isFile() && (stats.mode & 0o077) !== 0 && (uid === undefined || stats.uid === uid)) chmodSync(`${path}${suffix}`, 0o600);
+  }
+  const previousUmask = process.umask(0o077);
+  try {
+    return new Database(path);
+  } finally {
+    process.umask(previousUmask);
+  }
+}
 
 function storeError(error: unknown, path: string): NoiseCfgError {
   const code = (error as { code?: string }).code ?? '';
@@ -176,7 +233,7 @@ export class TaskStore {
     }
     let db: Database.Database | undefined;
     try {
-      db = new Database(path);
+      db = openPrivate(path);
       db.pragma('busy_timeout = 10000');
       // Checks come before anything that writes (the journal mode changes the file header).
       if (options.check) {
@@ -191,8 +248,10 @@ export class TaskStore {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       for (let next = version; next < SCHEMA_VERSION; next++) {
+        const migration = MIGRATIONS[next]!;
         db.transaction(() => {
-          db!.exec(MIGRATIONS[next]!);
+          if (typeof migration === 'string') db!.exec(migration);
+          else migration(db!);
           db!.pragma(`user_version = ${next + 1}`);
         }).immediate();
       }
@@ -215,8 +274,14 @@ export class TaskStore {
       this.#db.transaction(() => {
         this.#statement(`INSERT INTO tasks (id, name, mode, created_at, expires_at, max_clients, state, ended_at, digest, total_bytes, file_count)
           VALUES (@id, @name, @mode, @createdAt, @expiresAt, @maxClients, @state, @endedAt, @digest, @totalBytes, @fileCount)`).run(task);
-        const insert = this.#statement('INSERT INTO task_files (task_id, position, path, mode, size, digest, content) VALUES (?, ?, ?, ?, ?, ?, ?)');
-        files.forEach((file, position) => insert.run(task.id, position, file.path, file.mode, file.size, file.digest, file.content));
+        const insertFile = this.#statement('INSERT INTO task_files (task_id, position, path, mode, size, digest) VALUES (?, ?, ?, ?, ?, ?)');
+        const insertSlice = this.#statement('INSERT INTO file_slices (task_id, position, slice, content) VALUES (?, ?, ?, ?)');
+        files.forEach((file, position) => {
+          insertFile.run(task.id, position, file.path, file.mode, file.size, file.digest);
+          for (let slice = 0; slice * CONTENT_SLICE_BYTES < file.content.byteLength; slice++) {
+            insertSlice.run(task.id, position, slice, file.content.subarray(slice * CONTENT_SLICE_BYTES, (slice + 1) * CONTENT_SLICE_BYTES));
+          }
+        });
         this.#insertEvent(task.id, null, null, 'created', task.createdAt, null);
       }).immediate();
       this.#commits++;
@@ -239,11 +304,31 @@ export class TaskStore {
     return this.#run(() => this.#statement('SELECT path, mode, size, digest FROM task_files WHERE task_id = ? ORDER BY position').all(taskId) as FileEntry[]);
   }
 
-  /** The content of one file (by its position in the list). */
+  /**
+   * The whole content of one file (by its position in the list). Throws STORE_CORRUPT when the file or one of its
+   * slices is missing. A pull reads slices instead (getFileSlice): this holds the whole file in memory.
+   */
   getFileContent(taskId: string, position: number): Buffer {
     return this.#run(() => {
-      const row = this.#statement('SELECT content FROM task_files WHERE task_id = ? AND position = ?').get(taskId, position) as { content: Buffer } | undefined;
-      if (!row) throw new NoiseCfgError('STORE_CORRUPT', `file ${position} of task ${taskId} is missing from ${this.path}`);
+      const file = this.#statement('SELECT size FROM task_files WHERE task_id = ? AND position = ?').get(taskId, position) as { size: number } | undefined;
+      if (!file) throw new NoiseCfgError('STORE_CORRUPT', `file ${position} of task ${taskId} is missing from ${this.path}`);
+      const slices = this.#statement('SELECT content FROM file_slices WHERE task_id = ? AND position = ? ORDER BY slice').all(taskId, position) as { content: Buffer }[];
+      const content = Buffer.concat(slices.map((row) => row.content));
+      if (content.byteLength !== file.size) {
+        throw new NoiseCfgError('STORE_CORRUPT', `file ${position} of task ${taskId} has ${content.byteLength} bytes of content in ${this.path}, its record says ${file.size}`);
+      }
+      return content;
+    });
+  }
+
+  /**
+   * Slice `slice` of one file's content: CONTENT_SLICE_BYTES, or fewer for the last. Throws STORE_CORRUPT when it
+   * is missing.
+   */
+  getFileSlice(taskId: string, position: number, slice: number): Buffer {
+    return this.#run(() => {
+      const row = this.#statement('SELECT content FROM file_slices WHERE task_id = ? AND position = ? AND slice = ?').get(taskId, position, slice) as { content: Buffer } | undefined;
+      if (!row) throw new NoiseCfgError('STORE_CORRUPT', `slice ${slice} of file ${position} of task ${taskId} is missing from ${this.path}`);
       return row.content;
     });
   }
@@ -259,9 +344,15 @@ export class TaskStore {
     return this.#run(() => (this.#statement('SELECT * FROM clients WHERE task_id = ? ORDER BY first_seen_at, identity').all(taskId) as ClientRow[]).map(toClient));
   }
 
-  /** Events of a task after `afterId`, oldest first. */
-  listEvents(taskId: string, afterId = 0): TaskEvent[] {
-    return this.#run(() => this.#statement('SELECT id, task_id AS taskId, identity, name, state, at, detail FROM events WHERE task_id = ? AND id > ? ORDER BY id').all(taskId, afterId) as TaskEvent[]);
+  /** Events of a task after `afterId`, oldest first; at most `limit` of them when given. */
+  listEvents(taskId: string, afterId = 0, limit = -1): TaskEvent[] {
+    // LIMIT -1 is SQLite's "no limit".
+    return this.#run(() => this.#statement('SELECT id, task_id AS taskId, identity, name, state, at, detail FROM events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?').all(taskId, afterId, limit) as TaskEvent[]);
+  }
+
+  /** The id of a task's latest event, or 0 when it has none. */
+  lastEventId(taskId: string): number {
+    return this.#run(() => (this.#statement('SELECT max(id) AS id FROM events WHERE task_id = ?').get(taskId) as { id: number | null }).id ?? 0);
   }
 
   /** Marks an active task cancelled or completed, durable on return. Returns false if it was not active. */

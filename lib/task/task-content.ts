@@ -1,12 +1,14 @@
 /**
  * What the update server sends for a task (SPEC.md §4.5), encoded once and kept in memory: the file list, both
  * OFFERs and the CHUNK messages. A task's files never change after it is created, so an entry stays valid for
- * the task's life; the cache is bounded by bytes and drops the least recently used task first.
+ * the task's life; the cache is bounded by bytes and drops the least recently used task first. A task too big
+ * for it is streamed from the store's content slices (SPEC.md §4.1), one slice at a time.
  */
+import { NoiseCfgError } from '../errors.js';
 import { encodeMessage, MAX_CHUNK_BYTES, type Offer } from './messages.js';
 import { MAX_RECORD_BODY_BYTES } from '../transport/records.js';
 import type { FileEntry } from './digests.js';
-import type { TaskRecord } from './store.js';
+import { CONTENT_SLICE_BYTES, type TaskRecord } from './store.js';
 
 /**
  * Content bytes per CHUNK: one CHUNK message is one channel record, so a receiver never reassembles fragments.
@@ -30,10 +32,11 @@ export interface TaskContent {
   chunks: Buffer[] | null;
 }
 
-/** Where the content comes from: the store, in file order. */
+/** Where the content comes from: the store, in file order, each file in slices of CONTENT_SLICE_BYTES. */
 export interface ContentSource {
   getFiles(taskId: string): FileEntry[];
-  getFileContent(taskId: string, position: number): Buffer;
+  /** Slice `slice` of file `position`: CONTENT_SLICE_BYTES, the last one of a file shorter. */
+  getFileSlice(taskId: string, position: number, slice: number): Buffer;
 }
 
 /**
@@ -61,9 +64,23 @@ export function* encodeChunks(contents: Iterable<Buffer>): Generator<Buffer> {
   if (pendingBytes > 0) yield cut();
 }
 
-/** The contents of a task's files, in order, each read from `source` when it is needed. */
-export function* taskContents(task: TaskRecord, source: ContentSource): Generator<Buffer> {
-  for (let position = 0; position < task.fileCount; position++) yield source.getFileContent(task.id, position);
+/**
+ * The contents of a task's files (`files`, its file list), in order, as slices each read from `source` only when
+ * the one before it has been taken: whatever the task's size, a reader holds one slice. Throws STORE_CORRUPT
+ * when a slice is missing or has the wrong size.
+ */
+export function* taskContents(task: TaskRecord, files: readonly FileEntry[], source: ContentSource): Generator<Buffer> {
+  for (let position = 0; position < files.length; position++) {
+    const size = files[position]!.size;
+    for (let slice = 0, offset = 0; offset < size; slice++, offset += CONTENT_SLICE_BYTES) {
+      const content = source.getFileSlice(task.id, position, slice);
+      const expected = Math.min(CONTENT_SLICE_BYTES, size - offset);
+      if (content.byteLength !== expected) {
+        throw new NoiseCfgError('STORE_CORRUPT', `slice ${slice} of file ${position} of task ${task.id} has ${content.byteLength} bytes, expected ${expected}`);
+      }
+      yield content;
+    }
+  }
 }
 
 /** A bounded, least-recently-used cache of TaskContent. */
@@ -97,7 +114,7 @@ export class TaskContentCache {
       files,
       offer: encodeMessage({ type: 'OFFER', body: offerBody }),
       dryRunOffer: encodeMessage({ type: 'OFFER', body: { ...offerBody, hasContent: false } }),
-      chunks: isCacheable ? [...encodeChunks(taskContents(task, source))] : null,
+      chunks: isCacheable ? [...encodeChunks(taskContents(task, files, source))] : null,
     };
     const bytes = isCacheable ? task.totalBytes : 0;
     this.#entries.set(task.id, { content, bytes });

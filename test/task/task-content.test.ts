@@ -4,8 +4,8 @@
 import t from 'tap';
 import { decodeMessage, MESSAGE_TYPES } from '../../lib/task/messages.js';
 import type { FileEntry } from '../../lib/task/digests.js';
-import type { TaskRecord } from '../../lib/task/store.js';
-import { CHUNK_CONTENT_BYTES, encodeChunks, TaskContentCache, type ContentSource } from '../../lib/task/task-content.js';
+import { CONTENT_SLICE_BYTES, type TaskRecord } from '../../lib/task/store.js';
+import { CHUNK_CONTENT_BYTES, encodeChunks, TaskContentCache, taskContents, type ContentSource } from '../../lib/task/task-content.js';
 import { MAX_RECORD_BODY_BYTES } from '../../lib/transport/records.js';
 import { seededRandom } from './support.js';
 
@@ -53,9 +53,9 @@ function countingSource(sizes: Record<string, number>): ContentSource & { reads:
     getFiles(taskId: string): FileEntry[] {
       return [{ path: 'f', mode: 0o644, size: sizes[taskId]!, digest: 'b'.repeat(64) }];
     },
-    getFileContent(taskId: string): Buffer {
+    getFileSlice(taskId: string, _position: number, slice: number): Buffer {
       reads.push(taskId);
-      return Buffer.alloc(sizes[taskId]!, taskId.charCodeAt(0));
+      return Buffer.alloc(Math.min(CONTENT_SLICE_BYTES, sizes[taskId]! - slice * CONTENT_SLICE_BYTES), taskId.charCodeAt(0));
     },
   };
 }
@@ -86,4 +86,37 @@ t.test('the cache reads a task from the store once and holds at most its byte bo
   t.equal(huge.chunks, null, 'a task over the bound is not cached: its content is streamed from the store');
   t.equal(cache.bytes, 800, 'and it takes none of the budget');
   t.notOk(source.reads.includes('huge'), 'its content was not read to build the entry');
+});
+
+t.test('a task streamed from the store is read one slice at a time as its CHUNKs are taken, whatever its size', async (t) => {
+  const size = 5 * CONTENT_SLICE_BYTES + 123;
+  const files: FileEntry[] = [{ path: 'small', mode: 0o644, size: 10, digest: 'b'.repeat(64) }, { path: 'big', mode: 0o644, size, digest: 'b'.repeat(64) }];
+  const reads: string[] = [];
+  const source: ContentSource = {
+    getFiles: () => files,
+    getFileSlice(_taskId, position, slice) {
+      reads.push(`${position}/${slice}`);
+      const fileSize = files[position]!.size;
+      return Buffer.alloc(Math.min(CONTENT_SLICE_BYTES, fileSize - slice * CONTENT_SLICE_BYTES), position + 1);
+    },
+  };
+  const big = task('big', 10 + size);
+  const chunks = encodeChunks(taskContents(big, files, source));
+  let taken = 0;
+  let most = 0;
+  for (const chunk of chunks) {
+    taken += chunk.byteLength - 1;
+    // Slices read so far, minus those the CHUNKs taken have used up: what a pull holds at this point.
+    const held = reads.length - 1 - Math.floor(Math.max(0, taken - 10) / CONTENT_SLICE_BYTES);
+    most = Math.max(most, held);
+  }
+  t.equal(taken, 10 + size, 'every byte was streamed');
+  t.same(reads, ['0/0', '1/0', '1/1', '1/2', '1/3', '1/4', '1/5'], 'each slice read once, in order');
+  t.ok(most <= 1, `at most one slice ahead of the CHUNKs taken (${most})`);
+});
+
+t.test('a missing or short slice is STORE_CORRUPT, not short content', async (t) => {
+  const files: FileEntry[] = [{ path: 'f', mode: 0o644, size: CONTENT_SLICE_BYTES + 5, digest: 'b'.repeat(64) }];
+  const short: ContentSource = { getFiles: () => files, getFileSlice: (_id, _position, slice) => Buffer.alloc(slice === 0 ? CONTENT_SLICE_BYTES : 4) };
+  t.throws(() => [...taskContents(task('f', CONTENT_SLICE_BYTES + 5), files, short)], { code: 'STORE_CORRUPT', message: /slice 1 of file 0 .* 4 bytes, expected 5/ });
 });

@@ -1,0 +1,16 @@
+// The TaskServer's bounds on token holders (SPEC.md §4.8) are checked when it is made: a value that is not a
+// whole number >= 1 is INVALID_ARGUMENT naming the option, before anything listens.
+import t from 'tap';
+import { TaskServer, type TaskServerOptions } from '../../lib/task/server.js';
+
+const OPTIONS = ['helloTimeoutMs', 'resultTimeoutMs', 'maxSessionMs', 'maxSessionsPerTask', 'maxSessionsPerIdentity', 'maxClientsPerTask'] as const;
+
+t.test('a bound that is not a whole number >= 1 is INVALID_ARGUMENT naming the option', async (t) => {
+  for (const name of OPTIONS) {
+    for (const value of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const options = { dataDir: t.testdir(), listen: { host: '127.0.0.1', port: 0 }, [name]: value } as TaskServerOptions;
+      t.throws(() => new TaskServer(options), { code: 'INVALID_ARGUMENT', message: new RegExp(`^${name} must be a whole number >= 1, got`) }, `${name} = ${value}`);
+    }
+    t.doesNotThrow(() => new TaskServer({ dataDir: t.testdir(), listen: { host: '127.0.0.1', port: 0 }, [name]: 1 } as TaskServerOptions), `${name} = 1 is accepted`);
+  }
+});
