@@ -14,7 +14,7 @@ import { connectSecure } from '../transport/secure-socket.js';
 import { appliedFileMode, currentUmask, DEFAULT_MAX_FILE_MODE, ManagedOutput, type StagedVersion } from './apply.js';
 import { taskDigest } from './digests.js';
 import { defaultIdentityDir, loadClientId, loadClientKeyPair } from './identity.js';
-import { decodeMessage, encodeMessage, expectMessage, UPDATE_PROTOCOL_VERSION, type Offer, type PullIntent, type UpdateMessage } from './messages.js';
+import { decodeMessage, encodeMessage, expectMessage, MAX_SERVER_MESSAGE_BYTES, UPDATE_PROTOCOL_VERSION, type Offer, type PullIntent, type UpdateMessage } from './messages.js';
 import { DEFAULT_LOCK_TIMEOUT_MS } from './output-lock.js';
 import { escapeUnprintable, hasUnprintableCharacters } from './printable.js';
 
@@ -169,7 +169,8 @@ async function pullLocked(options: PullOptions, token: TokenFields, intent: Pull
     taskId: token.taskId,
     psk: token.psk,
     ...(isXx ? { staticKeyPair: loadClientKeyPair(identityDir), serverPublicKey: token.serverPublicKey! } : {}),
-    ...(options.limits ? { limits: options.limits } : {}),
+    // A server's largest message is an OFFER: a client holds no more than that for one message, whatever it is sent.
+    limits: { maxReceiveMessageBytes: MAX_SERVER_MESSAGE_BYTES, ...options.limits },
   });
   try {
     await send(connection, { type: 'HELLO', body: {
@@ -179,6 +180,8 @@ async function pullLocked(options: PullOptions, token: TokenFields, intent: Pull
     const reply = expectMessage(await connection.receive(), ['REJECT', 'UP_TO_DATE', 'OFFER', 'CHECKED']);
     switch (reply.type) {
       case 'REJECT':
+        // A server at its session caps is busy, not refusing this client: the caller may retry (exit 11, not 13).
+        if (reply.body.reason === 'busy') throw new NoiseCfgError('TOO_MANY_CONNECTIONS', `the server is busy: ${reply.body.message}; try again later`);
         throw new NoiseCfgError('REJECTED', `the server refused the pull: ${reply.body.reason}: ${reply.body.message}`);
       case 'CHECKED':
         progress(`token, server and pin are good; the task is active with ${reply.body.files} file(s), ${reply.body.totalBytes} bytes`);
@@ -299,7 +302,13 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
     connection.destroy();
   } else if (reply !== null) {
     // A message other than ACK is the server breaking the protocol, not a lost connection: the pull fails.
-    if (decodeMessage(reply).type === 'CHUNK') {
+    const answer = decodeMessage(reply);
+    if (answer.type === 'REJECT') {
+      // The task was cancelled, or this client revoked, while it applied: the server counts the result for nothing.
+      const where = failure === null ? `the files it offered are in place in ${output.outDir}, but ` : '';
+      throw new NoiseCfgError('REJECTED', `${where}the server refused the result: ${answer.body.reason}: ${answer.body.message}`);
+    }
+    if (answer.type === 'CHUNK') {
       throw new NoiseCfgError('PROTOCOL_ERROR', `the server sent more content than it offered (a CHUNK after the ${offer.totalBytes} offered bytes); the offered files had all arrived and matched the offered digest before they were made current, so ${output.outDir} holds exactly the offered version`);
     }
     expectMessage(reply, ['ACK']);

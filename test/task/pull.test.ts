@@ -165,9 +165,10 @@ for (const mode of MODES) {
     t.equal(s.admin.showTask(id).clients[0]!.state, 'applied');
     t.same((await s.running.waitForPullLogs(2)).map((record) => record.outcome).sort(), ['applied', 'up-to-date']);
 
-    // The same identity with a fresh --out is not "up to date" by `have`, but the server knows it applied the digest.
+    // The same identity with a fresh --out sends no `have`: "up to date" means the files are there, so it gets them.
     const elsewhere = await s.pullAs('a', token, { outDir: join(s.dir, 'out-a2') });
-    t.equal(elsewhere.status, 'up-to-date', 'the server remembers the identity applied this digest');
+    t.equal(elsewhere.status, 'applied', 'a new --out always gets the files, even for an identity that applied');
+    t.same(Object.keys(readTree(join(s.dir, 'out-a2'))).sort(), NESTED.map((file) => file.path).sort(), 'and they are there');
   });
 
   t.test(`${mode}: an expired token fails locally before any connection (TOKEN_EXPIRED)`, async (t) => {
@@ -251,18 +252,39 @@ for (const mode of MODES) {
     t.equal((await s.pullAs('a', token)).status, 'up-to-date', 'an identity that applied is still up to date');
   });
 
-  t.test(`${mode}: maxClients 2: an identity recorded applied through UP_TO_DATE completes the task`, async (t) => {
+  t.test(`${mode}: maxClients 2: \`have\` from an identity that never applied counts for nothing; only its RESULT completes the task`, async (t) => {
     const s = await setup(t, mode);
     const { id, token } = s.create(NESTED, { maxClients: 2 });
     t.equal((await s.pullAs('a', token)).status, 'applied');
-    // b pulls into a directory that already holds this task's files (a's), so it sends `have` and is up to date.
+    // b pulls into a directory that already holds this task's files (a's), so it sends `have`: b never applied, so
+    // the server sends it the files like any new client (issue 11: fresh keys must not complete a task).
     const viaHave = await s.pullAs('b', token, { outDir: s.outDir('a') });
-    t.equal(viaHave.status, 'up-to-date', 'b is told it is up to date');
+    t.equal(viaHave.status, 'applied', 'b gets the files and applies them');
     await s.running.waitForPullLogs(2);
     await s.settleLogs(token);
     const view = s.admin.showTask(id);
     t.equal(view.clients.find((client) => client.name === 'b')!.state, 'applied', 'b is recorded as applied');
     t.equal(view.state, 'completed', 'two applied of two: completed');
+  });
+
+  t.test(`${mode}: revoked while it applies, a client is told the server refused its result (REJECTED, not "not acknowledged")`, async (t) => {
+    const s = await setup(t, mode);
+    const { id, token } = s.create();
+    const pulling = s.pullAs('a', token, {
+      exec: 'true',
+      // Called synchronously as the command starts: the files are applied, RESULT is not sent yet.
+      onProgress: (line) => {
+        if (!line.startsWith('running:')) return;
+        // The server records the offer in its next group commit; commit it now, so that there is a client to revoke.
+        s.running.server.store.flush();
+        const identity = s.admin.showTask(id).clients.find((client) => client.name === 'a')!.identity;
+        s.admin.revokeClient(id, identity);
+      },
+    });
+    await t.rejects(pulling, { code: 'REJECTED', message: /files it offered are in place in .*refused the result: revoked/ });
+    const view = s.admin.showTask(id);
+    t.equal(view.clients[0]!.state, 'revoked', 'the revocation holds');
+    t.equal(view.counts.applied, 0, 'the result counts for nothing');
   });
 
   t.test(`${mode}: a revoked identity is REJECTED revoked; the others go on`, async (t) => {
