@@ -92,6 +92,8 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   #isSocketClosed = false;
   #isCorked = false;
   #closeListeners: (() => void)[] | null = null;
+  /** Server side, nnpsk0: told once when the client's first transport message decrypts; null after (or never set). */
+  #onFirstDecrypt: (() => void) | null = null;
 
   // Socket listeners are shared functions that find their connection through the socket: an open connection
   // then holds no closures of its own (memory per idle connection, bench/).
@@ -124,6 +126,8 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     info: ConnectionInfo;
     limits: ChannelLimits;
     now?: () => number;
+    /** Called once, when the first transport message from the peer decrypts (the server's nnpsk0 liveness proof). */
+    onFirstDecrypt?: () => void;
   }) {
     this.#socket = socket;
     this.#transport = transport;
@@ -138,6 +142,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     this.taskContext = options.info.taskContext;
     this.#decoder = leftovers.decoder;
     this.#decoder.maxFrameBytes = MAX_FRAME_BYTES;
+    this.#onFirstDecrypt = options.onFirstDecrypt ?? null;
 
     SecureConnection.#bySocket.set(socket, this);
     onChunks(socket, SecureConnection.#onSocketChunk);
@@ -422,7 +427,14 @@ export class SecureConnection implements AsyncIterable<Buffer> {
         ? Math.max(plaintextBytes, Math.min(this.#lastLongMessageBytes + 1, MAX_ASSEMBLY_GUESS_BYTES))
         : plaintextBytes;
       const buffer = Buffer.allocUnsafe(capacity);
-      const { type, body } = decodeRecord(this.#transport.decryptInto(frame, buffer.subarray(0, plaintextBytes)));
+      const plaintext = this.#transport.decryptInto(frame, buffer.subarray(0, plaintextBytes));
+      if (this.#onFirstDecrypt !== null) {
+        const onFirstDecrypt = this.#onFirstDecrypt;
+        this.#onFirstDecrypt = null;
+        onFirstDecrypt();
+        if (this.#failure !== null) return;
+      }
+      const { type, body } = decodeRecord(plaintext);
       if (type === 'FRAGMENT') {
         this.#checkMessageSize(body.byteLength);
         this.#assembly = buffer;
@@ -506,6 +518,11 @@ export class SecureConnection implements AsyncIterable<Buffer> {
 
   #onPeerEnd(): void {
     if (this.#receiveState !== 'open') return;
+    if (this.#onFirstDecrypt !== null && !this.#isSocketClosed) {
+      // Still in the server's handshake (nnpsk0): a peer that gives up frees its place at once.
+      this.destroy(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection during the handshake'));
+      return;
+    }
     if (this.#isRaw) {
       if (!this.#decoder.isAtFrameBoundary) {
         this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection in the middle of a frame'));
