@@ -9,6 +9,7 @@ import { TAG_BYTES } from '../noise/cipher-functions.js';
 import { MAX_TRANSPORT_PLAINTEXT_BYTES, type TransportState } from '../noise/transport-state.js';
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './framing.js';
 import type { ReaderLeftovers } from './frame-reader.js';
+import { IdleSweep } from './idle-sweep.js';
 import type { ChannelLimits } from './limits.js';
 import type { ChannelMode } from './preamble.js';
 import { decodeRecord, MAX_RECORD_BODY_BYTES, RECORD_TYPES, type RecordType } from './records.js';
@@ -92,8 +93,16 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   #isSocketClosed = false;
   #isCorked = false;
   #closeListeners: (() => void)[] | null = null;
+  /** When application data last went either way, in performance.now() milliseconds (the idle timeout's clock). */
+  #lastActivityAt = performance.now();
   /** Server side, nnpsk0: told once when the client's first transport message decrypts; null after (or never set). */
   #onFirstDecrypt: (() => void) | null = null;
+
+  // One timer for the idle timeout of every connection of the process (idle-sweep.ts).
+  static readonly #idleSweep = new IdleSweep<SecureConnection>({
+    deadlineOf: (connection) => connection.#lastActivityAt + connection.#limits.idleTimeoutMs,
+    onIdle: (connection) => connection.destroy(new NoiseCfgError('IDLE_TIMEOUT', `no application data either way for ${connection.#limits.idleTimeoutMs} ms (idleTimeoutMs)`)),
+  });
 
   // Socket listeners are shared functions that find their connection through the socket: an open connection
   // then holds no closures of its own (memory per idle connection, bench/).
@@ -116,10 +125,6 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   static readonly #onSocketClose = function (this: Socket): void {
     const connection = SecureConnection.#bySocket.get(this);
     if (connection !== undefined) connection.#onSocketClosed();
-  };
-  static readonly #onSocketTimeout = function (this: Socket): void {
-    const connection = SecureConnection.#bySocket.get(this);
-    connection?.destroy(new NoiseCfgError('IDLE_TIMEOUT', `no data for ${connection.#limits.idleTimeoutMs} ms`));
   };
 
   constructor(socket: Socket, transport: TransportState, leftovers: ReaderLeftovers, options: {
@@ -149,10 +154,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     socket.on('end', SecureConnection.#onSocketEnd);
     socket.on('error', SecureConnection.#onSocketError);
     socket.on('close', SecureConnection.#onSocketClose);
-    if (this.#limits.idleTimeoutMs > 0) {
-      socket.setTimeout(this.#limits.idleTimeoutMs);
-      socket.on('timeout', SecureConnection.#onSocketTimeout);
-    }
+    if (this.#limits.idleTimeoutMs > 0) SecureConnection.#idleSweep.add(this);
     for (const frame of leftovers.frames) this.#receiveFrame(frame);
     if (leftovers.isEnded) this.#onPeerEnd();
   }
@@ -167,6 +169,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     // The address stays readable for logs written after the close.
     void this.remoteAddress;
     this.#isSocketClosed = true;
+    SecureConnection.#idleSweep.delete(this);
     this.#onPeerEnd();
     this.#transport.dispose();
     const listeners = this.#closeListeners;
@@ -185,6 +188,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       return Promise.reject(new NoiseCfgError('MESSAGE_TOO_LARGE', `message of ${message.byteLength} bytes exceeds the limit of ${limit}`));
     }
     if (this.#isSendClosed || this.#isSocketClosed) return Promise.reject(new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed'));
+    this.#lastActivityAt = performance.now();
     const sending = this.#sendChain === null ? this.#writeMessage(message) : this.#sendChain.then(() => this.#writeMessage(message));
     this.#sendChain = sending.catch(() => undefined);
     return sending;
@@ -313,6 +317,8 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       position += FRAME_HEADER_BYTES + plaintextBytes + TAG_BYTES;
       bodyStart = bodyEnd;
     }
+    // A long message in progress is activity, batch by batch; one stalled by a peer that stops reading is not.
+    this.#lastActivityAt = performance.now();
     // The socket calls back once the kernel has the bytes (or the write failed): the buffer is free again.
     this.#cork();
     if (release === null) this.#socket.write(batch);
@@ -415,7 +421,9 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       }
       const plaintextBytes = frame.byteLength - TAG_BYTES;
       if (this.#isRaw) {
-        this.#deliver(this.#transport.decryptInto(frame, Buffer.allocUnsafe(plaintextBytes)));
+        const message = this.#transport.decryptInto(frame, Buffer.allocUnsafe(plaintextBytes));
+        this.#lastActivityAt = performance.now();
+        this.#deliver(message);
         return;
       }
       if (this.#assembly !== null) {
@@ -435,6 +443,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
         if (this.#failure !== null) return;
       }
       const { type, body } = decodeRecord(plaintext);
+      if (type === 'FRAGMENT' || type === 'FINAL') this.#lastActivityAt = performance.now();
       if (type === 'FRAGMENT') {
         this.#checkMessageSize(body.byteLength);
         this.#assembly = buffer;
@@ -468,6 +477,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       assembly[end - 1] = kept;
     }
     if (record.type === 'FRAGMENT' || record.type === 'FINAL') {
+      this.#lastActivityAt = performance.now();
       this.#fragmentBytes += record.body.byteLength;
       if (record.type === 'FINAL') {
         const size = this.#fragmentBytes;
