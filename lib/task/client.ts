@@ -10,7 +10,7 @@ import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
 import { checkTokenExpiry, decodeToken, type TokenFields } from '../token/token.js';
 import type { ChannelLimits } from '../transport/limits.js';
 import type { SecureConnection } from '../transport/secure-connection.js';
-import { connectSecure } from '../transport/secure-socket.js';
+import { connectSecureWithRetry, describeRetry } from '../transport/connect-with-retry.js';
 import { ManagedOutput, type StagedVersion } from './apply.js';
 import { taskDigest } from './digests.js';
 import { defaultIdentityDir, loadClientId, loadClientKeyPair } from './identity.js';
@@ -35,6 +35,11 @@ export interface PullOptions {
   /** Where this client's identity lives; default `$XDG_CONFIG_HOME/noise-cfg`. */
   identityDir?: string;
   limits?: Partial<ChannelLimits>;
+  /**
+   * How long to keep retrying a busy or unreachable server, in milliseconds (default 30 000; 0 = one attempt).
+   * A wrong token, a wrong pin or an unsupported version is never retried.
+   */
+  retryForMs?: number;
   /** The clock, in milliseconds (for the token's expiry). */
   now?: () => number;
   /** Progress lines for people (stderr in the CLI). */
@@ -101,12 +106,15 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const isXx = token.mode === 'xxpsk3';
 
   progress(`connecting to ${token.host}:${token.port} (${token.mode}, task ${token.taskId})`);
-  const connection = await connectSecure(token.host, token.port, {
+  const connection = await connectSecureWithRetry(token.host, token.port, {
     mode: token.mode,
     taskId: token.taskId,
     psk: token.psk,
     ...(isXx ? { staticKeyPair: loadClientKeyPair(identityDir), serverPublicKey: token.serverPublicKey! } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
+  }, {
+    ...(options.retryForMs !== undefined ? { retryForMs: options.retryForMs } : {}),
+    onRetry: (notice) => progress(describeRetry(notice)),
   });
   try {
     await send(connection, { type: 'HELLO', body: {
