@@ -73,7 +73,8 @@ async function main(): Promise<void> {
       staticKeyPair: SERVER_KEYS,
       resolveTask: (taskId) => (taskId === BENCH_TASK_ID ? { psk: BENCH_PSK, mode } : null),
       onConnection: (connection) => void serveNoise(connection),
-      limits: { maxUnauthenticatedConnections: 100_000, idleTimeoutMs: 0 },
+      // The bench opens its connections from one address, 100 at a time: no per-source or established cap applies.
+      limits: { maxUnauthenticatedConnections: 100_000, maxUnauthenticatedPerSource: 100_000, maxEstablishedConnections: 100_000, idleTimeoutMs: 0 },
     });
     port = (await server.listen(0, '127.0.0.1')).port;
     stop = () => server.close();
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
     stop = () => new Promise((resolve) => server.close(() => resolve()));
   } else {
     const dataDir = mkdtempSync(join(tmpdir(), 'noise-cfg-bench-'));
-    const server = new TaskServer({ dataDir, listen: { host: '127.0.0.1', port: 0 } });
+    const server = new TaskServer({ dataDir, listen: { host: '127.0.0.1', port: 0 }, limits: { maxUnauthenticatedPerSource: 100_000 } });
     port = (await server.start()).port;
     const admin = TaskAdmin.open(dataDir);
     const { token } = admin.createTask({ files: [{ path: 'bench/payload.bin', content: Buffer.alloc(Number(taskBytesText), 0x42) }], ttlSeconds: 3600 });

@@ -16,8 +16,17 @@ export {
   type RawChannelOptions,
   type TaskKey,
 } from './transport/secure-socket.js';
+export {
+  connectSecureWithRetry,
+  retryReasonOf,
+  describeRetry,
+  DEFAULT_RETRY_FOR_MS,
+  type RetryOptions,
+  type RetryNotice,
+  type RetryReason,
+} from './transport/connect-with-retry.js';
 export { SecureServer, type SecureServerOptions, type ChannelEvent } from './transport/secure-server.js';
-export { DEFAULT_LIMITS, type ChannelLimits } from './transport/limits.js';
+export { DEFAULT_LIMITS, type ChannelLimits, type ConnectionCaps } from './transport/limits.js';
 export { ReplayCache } from './transport/replay-cache.js';
 export { type ChannelMode } from './transport/preamble.js';
 export { encodeToken, decodeToken, checkTokenExpiry, describeToken, TOKEN_PREFIX, type TokenFields, type TokenMode } from './token/token.js';

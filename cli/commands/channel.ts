@@ -8,7 +8,6 @@ import { createInterface } from 'node:readline';
 import type { Argv } from 'yargs';
 import {
   connectSecure,
-  DEFAULT_LIMITS,
   generateKeyPair,
   keyFromHex,
   NNPSK0_PROTOCOL_NAME,
@@ -155,7 +154,6 @@ async function listen(argv: ChannelArguments): Promise<void> {
       onEvent: (event) => {
         if (event.event !== 'authenticated') printStatus(`${event.event} ${event.remoteAddress}: ${event.message ?? ''} (${event.code})`);
       },
-      limits: DEFAULT_LIMITS,
     });
     const bound = await server.listen(address.port, address.host);
     printStatus(`listening on ${bound.address}:${bound.port} (${argv.mode}, task id ${argv.taskId})`);

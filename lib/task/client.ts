@@ -10,6 +10,7 @@ import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
 import { checkTokenExpiry, decodeToken, type TokenFields } from '../token/token.js';
 import type { ChannelLimits } from '../transport/limits.js';
 import type { SecureConnection } from '../transport/secure-connection.js';
+import { describeRetry, retrying } from '../transport/connect-with-retry.js';
 import { connectSecure } from '../transport/secure-socket.js';
 import { appliedFileMode, currentUmask, DEFAULT_MAX_FILE_MODE, ManagedOutput, type StagedVersion } from './apply.js';
 import { taskDigest } from './digests.js';
@@ -41,6 +42,11 @@ export interface PullOptions {
   /** Where this client's identity lives; default `$XDG_CONFIG_HOME/noise-cfg`. */
   identityDir?: string;
   limits?: Partial<ChannelLimits>;
+  /**
+   * How long to keep retrying a busy or unreachable server, in milliseconds (default 30 000; 0 = one attempt).
+   * A wrong token, a wrong pin or an unsupported version is never retried.
+   */
+  retryForMs?: number;
   /** The clock, in milliseconds (for the token's expiry). */
   now?: () => number;
   /** Progress lines for people (stderr in the CLI). Called synchronously, at each step. */
@@ -164,24 +170,36 @@ async function pullLocked(options: PullOptions, token: TokenFields, intent: Pull
   const isXx = token.mode === 'xxpsk3';
 
   progress(`connecting to ${token.host}:${token.port} (${token.mode}, task ${token.taskId})`);
-  const connection = await connectSecure(token.host, token.port, {
-    mode: token.mode,
-    taskId: token.taskId,
-    psk: token.psk,
-    ...(isXx ? { staticKeyPair: loadClientKeyPair(identityDir), serverPublicKey: token.serverPublicKey! } : {}),
-    // A server's largest message is an OFFER: a client holds no more than that for one message, whatever it is sent.
-    limits: { maxReceiveMessageBytes: MAX_SERVER_MESSAGE_BYTES, ...options.limits },
+  const hello: UpdateMessage = { type: 'HELLO', body: {
+    protocol: UPDATE_PROTOCOL_VERSION, software: SOFTWARE, name, clientId: isXx ? null : loadClientId(identityDir), have, intent,
+  } };
+  // A server at its session caps answers REJECT busy (before or after HELLO): like a busy handshake, that is
+  // retried within the same window, and it is "server busy" (exit 11), not a refusal of this client.
+  const { connection, reply } = await retrying(async () => {
+    const connection = await connectSecure(token.host, token.port, {
+      mode: token.mode,
+      taskId: token.taskId,
+      psk: token.psk,
+      ...(isXx ? { staticKeyPair: loadClientKeyPair(identityDir), serverPublicKey: token.serverPublicKey! } : {}),
+      // A server's largest message is an OFFER: a client holds no more than that for one message, whatever it is sent.
+      limits: { maxReceiveMessageBytes: MAX_SERVER_MESSAGE_BYTES, ...options.limits },
+    });
+    try {
+      await send(connection, hello);
+      const reply = expectMessage(await connection.receive(), ['REJECT', 'UP_TO_DATE', 'OFFER', 'CHECKED']);
+      if (reply.type === 'REJECT' && reply.body.reason === 'busy') throw new NoiseCfgError('TOO_MANY_CONNECTIONS', `the server is busy: ${reply.body.message}`);
+      return { connection, reply };
+    } catch (error) {
+      connection.destroy();
+      throw error;
+    }
+  }, {
+    ...(options.retryForMs !== undefined ? { retryForMs: options.retryForMs } : {}),
+    onRetry: (notice) => progress(describeRetry(notice)),
   });
   try {
-    await send(connection, { type: 'HELLO', body: {
-      protocol: UPDATE_PROTOCOL_VERSION, software: SOFTWARE, name,
-      clientId: isXx ? null : loadClientId(identityDir), have, intent,
-    } });
-    const reply = expectMessage(await connection.receive(), ['REJECT', 'UP_TO_DATE', 'OFFER', 'CHECKED']);
     switch (reply.type) {
       case 'REJECT':
-        // A server at its session caps is busy, not refusing this client: the caller may retry (exit 11, not 13).
-        if (reply.body.reason === 'busy') throw new NoiseCfgError('TOO_MANY_CONNECTIONS', `the server is busy: ${reply.body.message}; try again later`);
         throw new NoiseCfgError('REJECTED', `the server refused the pull: ${reply.body.reason}: ${reply.body.message}`);
       case 'CHECKED':
         progress(`token, server and pin are good; the task is active with ${reply.body.files} file(s), ${reply.body.totalBytes} bytes`);

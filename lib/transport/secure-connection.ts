@@ -9,6 +9,7 @@ import { TAG_BYTES } from '../noise/cipher-functions.js';
 import { MAX_TRANSPORT_PLAINTEXT_BYTES, type TransportState } from '../noise/transport-state.js';
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './framing.js';
 import type { ReaderLeftovers } from './frame-reader.js';
+import { IdleSweep } from './idle-sweep.js';
 import type { ChannelLimits } from './limits.js';
 import type { ChannelMode } from './preamble.js';
 import { decodeRecord, MAX_RECORD_BODY_BYTES, RECORD_TYPES, type RecordType } from './records.js';
@@ -92,6 +93,16 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   #isSocketClosed = false;
   #isCorked = false;
   #closeListeners: (() => void)[] | null = null;
+  /** When application data last went either way, in performance.now() milliseconds (the idle timeout's clock). */
+  #lastActivityAt = performance.now();
+  /** Server side, nnpsk0: told once when the client's first transport message decrypts; null after (or never set). */
+  #onFirstDecrypt: (() => void) | null = null;
+
+  // One timer for the idle timeout of every connection of the process (idle-sweep.ts).
+  static readonly #idleSweep = new IdleSweep<SecureConnection>({
+    deadlineOf: (connection) => connection.#lastActivityAt + connection.#limits.idleTimeoutMs,
+    onIdle: (connection) => connection.destroy(new NoiseCfgError('IDLE_TIMEOUT', `no application data either way for ${connection.#limits.idleTimeoutMs} ms (idleTimeoutMs)`)),
+  });
 
   // Socket listeners are shared functions that find their connection through the socket: an open connection
   // then holds no closures of its own (memory per idle connection, bench/).
@@ -115,15 +126,13 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     const connection = SecureConnection.#bySocket.get(this);
     if (connection !== undefined) connection.#onSocketClosed();
   };
-  static readonly #onSocketTimeout = function (this: Socket): void {
-    const connection = SecureConnection.#bySocket.get(this);
-    connection?.destroy(new NoiseCfgError('IDLE_TIMEOUT', `no data for ${connection.#limits.idleTimeoutMs} ms`));
-  };
 
   constructor(socket: Socket, transport: TransportState, leftovers: ReaderLeftovers, options: {
     info: ConnectionInfo;
     limits: ChannelLimits;
     now?: () => number;
+    /** Called once, when the first transport message from the peer decrypts (the server's nnpsk0 liveness proof). */
+    onFirstDecrypt?: () => void;
   }) {
     this.#socket = socket;
     this.#transport = transport;
@@ -138,16 +147,14 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     this.taskContext = options.info.taskContext;
     this.#decoder = leftovers.decoder;
     this.#decoder.maxFrameBytes = MAX_FRAME_BYTES;
+    this.#onFirstDecrypt = options.onFirstDecrypt ?? null;
 
     SecureConnection.#bySocket.set(socket, this);
     onChunks(socket, SecureConnection.#onSocketChunk);
     socket.on('end', SecureConnection.#onSocketEnd);
     socket.on('error', SecureConnection.#onSocketError);
     socket.on('close', SecureConnection.#onSocketClose);
-    if (this.#limits.idleTimeoutMs > 0) {
-      socket.setTimeout(this.#limits.idleTimeoutMs);
-      socket.on('timeout', SecureConnection.#onSocketTimeout);
-    }
+    if (this.#limits.idleTimeoutMs > 0) SecureConnection.#idleSweep.add(this);
     for (const frame of leftovers.frames) this.#receiveFrame(frame);
     if (leftovers.isEnded) this.#onPeerEnd();
   }
@@ -162,6 +169,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     // The address stays readable for logs written after the close.
     void this.remoteAddress;
     this.#isSocketClosed = true;
+    SecureConnection.#idleSweep.delete(this);
     this.#onPeerEnd();
     this.#transport.dispose();
     const listeners = this.#closeListeners;
@@ -180,6 +188,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       return Promise.reject(new NoiseCfgError('MESSAGE_TOO_LARGE', `message of ${message.byteLength} bytes exceeds the limit of ${limit}`));
     }
     if (this.#isSendClosed || this.#isSocketClosed) return Promise.reject(new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed'));
+    this.#lastActivityAt = performance.now();
     const sending = this.#sendChain === null ? this.#writeMessage(message) : this.#sendChain.then(() => this.#writeMessage(message));
     this.#sendChain = sending.catch(() => undefined);
     return sending;
@@ -308,6 +317,8 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       position += FRAME_HEADER_BYTES + plaintextBytes + TAG_BYTES;
       bodyStart = bodyEnd;
     }
+    // A long message in progress is activity, batch by batch; one stalled by a peer that stops reading is not.
+    this.#lastActivityAt = performance.now();
     // The socket calls back once the kernel has the bytes (or the write failed): the buffer is free again.
     this.#cork();
     if (release === null) this.#socket.write(batch);
@@ -410,7 +421,9 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       }
       const plaintextBytes = frame.byteLength - TAG_BYTES;
       if (this.#isRaw) {
-        this.#deliver(this.#transport.decryptInto(frame, Buffer.allocUnsafe(plaintextBytes)));
+        const message = this.#transport.decryptInto(frame, Buffer.allocUnsafe(plaintextBytes));
+        this.#lastActivityAt = performance.now();
+        this.#deliver(message);
         return;
       }
       if (this.#assembly !== null) {
@@ -422,7 +435,15 @@ export class SecureConnection implements AsyncIterable<Buffer> {
         ? Math.max(plaintextBytes, Math.min(this.#lastLongMessageBytes + 1, MAX_ASSEMBLY_GUESS_BYTES))
         : plaintextBytes;
       const buffer = Buffer.allocUnsafe(capacity);
-      const { type, body } = decodeRecord(this.#transport.decryptInto(frame, buffer.subarray(0, plaintextBytes)));
+      const plaintext = this.#transport.decryptInto(frame, buffer.subarray(0, plaintextBytes));
+      if (this.#onFirstDecrypt !== null) {
+        const onFirstDecrypt = this.#onFirstDecrypt;
+        this.#onFirstDecrypt = null;
+        onFirstDecrypt();
+        if (this.#failure !== null) return;
+      }
+      const { type, body } = decodeRecord(plaintext);
+      if (type === 'FRAGMENT' || type === 'FINAL') this.#lastActivityAt = performance.now();
       if (type === 'FRAGMENT') {
         this.#checkMessageSize(body.byteLength);
         this.#assembly = buffer;
@@ -456,6 +477,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
       assembly[end - 1] = kept;
     }
     if (record.type === 'FRAGMENT' || record.type === 'FINAL') {
+      this.#lastActivityAt = performance.now();
       this.#fragmentBytes += record.body.byteLength;
       if (record.type === 'FINAL') {
         const size = this.#fragmentBytes;
@@ -506,6 +528,11 @@ export class SecureConnection implements AsyncIterable<Buffer> {
 
   #onPeerEnd(): void {
     if (this.#receiveState !== 'open') return;
+    if (this.#onFirstDecrypt !== null && !this.#isSocketClosed) {
+      // Still in the server's handshake (nnpsk0): a peer that gives up frees its place at once.
+      this.destroy(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection during the handshake'));
+      return;
+    }
     if (this.#isRaw) {
       if (!this.#decoder.isAtFrameBoundary) {
         this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection in the middle of a frame'));

@@ -23,7 +23,9 @@ export type { ClientChannelOptions, RawChannelOptions, ServerChannelOptions, Tas
 
 /**
  * Opens a TCP connection and runs the client handshake. Throws CONNECTION_FAILED (the socket error's code in the
- * message), HANDSHAKE_TIMEOUT, AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, UNSUPPORTED_VERSION, UNSUPPORTED_MODE.
+ * message; also a reset during the handshake), HANDSHAKE_TIMEOUT, TOO_MANY_CONNECTIONS (the server's busy frame),
+ * AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, UNSUPPORTED_VERSION, UNSUPPORTED_MODE. connectSecureWithRetry
+ * retries the ones that may pass.
  */
 export async function connectSecure(host: string, port: number, options: ClientChannelOptions): Promise<SecureConnection> {
   // The channel consumes every chunk as it arrives, so its socket can read into the shared buffer.
@@ -41,7 +43,8 @@ function connectWithin(host: string, port: number, timeoutMs: number, connect: (
     const socket = connect(host, port);
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new NoiseCfgError('CONNECTION_FAILED', `could not connect to ${host}:${port} within ${timeoutMs} ms`));
+      const timedOut: NodeJS.ErrnoException = Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' });
+      reject(new NoiseCfgError('CONNECTION_FAILED', `could not connect to ${host}:${port} within ${timeoutMs} ms`, { cause: timedOut }));
     }, timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);
@@ -80,13 +83,14 @@ export async function secureClientSocket(socket: Socket, options: ClientChannelO
     socket.write(Buffer.concat([preamble, encodeFrame(firstFrame)]));
 
     const reply = await readHandshakeFrame(reader);
-    const rejection = decodeRejection(reply);
-    if (rejection !== null) throw new NoiseCfgError(rejection, `the server rejected the connection: ${rejection.toLowerCase().replace(/_/g, ' ')}`);
+    throwIfRejection(reply);
     asAuthenticationFailure(() => handshake.readMessage(reply));
     if (isXx) socket.write(encodeFrame(handshake.writeMessage()));
     const transport = handshake.finish();
 
     const ready = await readHandshakeFrame(reader);
+    // A server with no room for another established connection says so in place of READY (SPEC.md §2.3).
+    throwIfRejection(ready);
     asAuthenticationFailure(() => {
       if (decodeRecord(transport.decrypt(ready)).type !== 'READY') throw new NoiseCfgError('FRAME_INVALID', 'the server\'s first record is not READY');
     });
@@ -98,10 +102,11 @@ export async function secureClientSocket(socket: Socket, options: ClientChannelO
 }
 
 /**
- * Runs the server handshake on an accepted socket. On any failure the socket is closed with nothing sent (clear
- * rejections of version and mode excepted) and the promise rejects with the local reason: PREAMBLE_INVALID,
- * UNSUPPORTED_VERSION, UNSUPPORTED_MODE, AUTHENTICATION_FAILED, REPLAY_DETECTED, HANDSHAKE_TIMEOUT, FRAME_INVALID,
- * CONNECTION_TRUNCATED.
+ * Runs the server handshake on an accepted socket, with the first-flight and handshake deadlines. On any failure
+ * the socket is closed with nothing sent (clear rejections of version and mode excepted) and the promise rejects
+ * with the local reason: PREAMBLE_INVALID, UNSUPPORTED_VERSION, UNSUPPORTED_MODE, AUTHENTICATION_FAILED,
+ * REPLAY_DETECTED, HANDSHAKE_TIMEOUT, FRAME_INVALID, CONNECTION_TRUNCATED. In nnpsk0 it resolves only once the
+ * client's first transport message has decrypted (SPEC.md §2.3). The connection caps are SecureServer's.
  */
 export function acceptSecureSocket(socket: Socket, options: ServerChannelOptions): Promise<SecureConnection> {
   const limits = resolveLimits(options.limits);
@@ -132,13 +137,35 @@ export async function rawSecureSocket(socket: Socket, options: RawChannelOptions
   });
 }
 
-// For the side that waits on the peer's answer, a close during the handshake is the peer refusing it.
+const REJECTION_MESSAGES: Readonly<Record<NonNullable<ReturnType<typeof decodeRejection>>, string>> = {
+  UNSUPPORTED_VERSION: 'the server rejected the connection: unsupported version',
+  UNSUPPORTED_MODE: 'the server rejected the connection: unsupported mode',
+  PREAMBLE_INVALID: 'the server rejected the connection: preamble invalid',
+  TOO_MANY_CONNECTIONS: 'server busy: it is at a connection limit and refused this connection; try again later',
+};
+
+// A rejection frame is 6 bytes, shorter than any handshake or transport message, so it cannot be mistaken for one.
+function throwIfRejection(frame: Buffer): void {
+  const rejection = decodeRejection(frame);
+  if (rejection !== null) throw new NoiseCfgError(rejection, REJECTION_MESSAGES[rejection]);
+}
+
+/** Socket errors that mean the peer reset the connection rather than closed it. */
+const RESET_ERRNO_CODES = new Set(['ECONNRESET', 'EPIPE']);
+
+// For the side that waits on the peer's answer, a clean close (FIN) during the handshake is the peer refusing it.
+// A reset is not: a server that refuses sends a FIN after reading what the client sent, so a reset means a server
+// that was cut off or overloaded, and is worth another try.
 async function readHandshakeFrame(reader: FrameReader): Promise<Buffer> {
   try {
     return await reader.readFrame();
   } catch (error) {
     if (isNoiseCfgError(error, 'CONNECTION_TRUNCATED')) {
-      throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token or PSK, the task is unknown or has ended, or the server is overloaded', { cause: error });
+      const errno = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+      if (errno !== undefined && RESET_ERRNO_CODES.has(errno)) {
+        throw new NoiseCfgError('CONNECTION_FAILED', `the server reset the connection during the handshake (${errno}): it may be overloaded or restarting`, { cause: error.cause });
+      }
+      throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token or PSK, or the task is unknown or has ended', { cause: error });
     }
     throw error;
   }

@@ -9,6 +9,15 @@ import { isNoiseCfgError, type ErrorCode } from '../../lib/errors.js';
 /** Every socket of the suite binds or connects here; listeners use port 0. */
 export const HOST = '127.0.0.1';
 
+/** The busy frame a server sends a connection it refuses or evicts (SPEC.md §2.2, §2.4). */
+export const BUSY_FRAME = Buffer.from([0x00, 0x06, 0x4e, 0x43, 0x46, 0x47, 0x01, 0x04]);
+
+/** How many events a log record stands for: a summary (remote `*`) says so in its message, any other is one. */
+export function eventCount(record: { remote?: string; message?: string }): number {
+  if (record.remote !== '*') return 1;
+  return Number(/^(\d+) more /.exec(record.message ?? '')?.[1] ?? 1);
+}
+
 /** The seed of every fast-check run and every generator here, so that a failure reproduces. */
 export const SEED = 0x5eed_c0de;
 
@@ -117,12 +126,14 @@ export interface RawOutcome {
 }
 
 /**
- * A plain TCP connection to 127.0.0.1:port that writes `writes` in order (each one write), optionally half-closes,
- * and resolves once the socket closes; the test destroys it only after `guardMs`, and says so.
+ * A plain TCP connection to 127.0.0.1:port (from `localAddress` if given) that writes `writes` in order (each one
+ * write), optionally half-closes, and resolves once the socket closes; the test destroys it only after `guardMs`,
+ * and says so.
  */
-export function rawConnection(port: number, writes: readonly Buffer[], options: { end: boolean; guardMs: number; onConnect?: (socket: Socket) => void }): Promise<RawOutcome> {
+export function rawConnection(port: number, writes: readonly Buffer[], options: { end: boolean; guardMs: number; onConnect?: (socket: Socket) => void; localAddress?: string }): Promise<RawOutcome> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: HOST, port, allowHalfOpen: false });
+    // localAddress: any of 127/8 on Linux, so that a test can play many source addresses.
+    const socket = net.connect({ host: HOST, port, allowHalfOpen: false, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
     const chunks: Buffer[] = [];
     let connectedAt = 0;
     let closedByTest = false;
@@ -146,6 +157,30 @@ export function rawConnection(port: number, writes: readonly Buffer[], options: 
       resolve({ received: Buffer.concat(chunks), openMs: connectedAt === 0 ? 0 : performance.now() - connectedAt, closedByTest, errorCode });
     });
   });
+}
+
+/** A plain TCP peer to 127.0.0.1:port from `localAddress` that sends nothing itself; `closed` has what it received. */
+export class IdlePeer {
+  readonly socket: Socket;
+  readonly connected: Promise<void>;
+  readonly closed: Promise<Buffer>;
+  isClosed = false;
+
+  constructor(port: number, localAddress: string) {
+    this.socket = net.connect({ host: HOST, port, localAddress });
+    const chunks: Buffer[] = [];
+    this.socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    this.socket.on('error', () => undefined);
+    this.connected = new Promise((resolve, reject) => {
+      this.socket.once('connect', () => resolve());
+      this.socket.once('close', () => reject(new Error('closed before connecting')));
+    });
+    this.connected.catch(() => undefined);
+    this.closed = new Promise((resolve) => this.socket.once('close', () => {
+      this.isClosed = true;
+      resolve(Buffer.concat(chunks));
+    }));
+  }
 }
 
 /** A TCP proxy on 127.0.0.1 that forwards to a target and records each client's bytes, one recording per connection. */

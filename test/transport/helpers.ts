@@ -9,7 +9,7 @@ import { keyPairFromSecretKey, type KeyPair } from '../../lib/noise/dh-functions
 import type { ChannelLimits } from '../../lib/transport/limits.js';
 import type { ChannelMode } from '../../lib/transport/preamble.js';
 import type { SecureConnection } from '../../lib/transport/secure-connection.js';
-import { SecureServer, type ChannelEvent } from '../../lib/transport/secure-server.js';
+import { SecureServer, type ChannelEvent, type SecureServerOptions } from '../../lib/transport/secure-server.js';
 import type { ClientChannelOptions, TaskKey } from '../../lib/transport/secure-socket.js';
 
 /** Every socket in these tests binds or connects here, port 0 for listeners. */
@@ -102,12 +102,15 @@ export class RawPeer {
   readonly #chunks: Buffer[] = [];
   #errorCode: string | null = null;
   #localPort = 0;
+  #localAddress = HOST;
 
-  constructor(port: number) {
-    this.socket = net.connect({ host: HOST, port, allowHalfOpen: false });
+  /** `localAddress` picks the source address (any of 127/8 on Linux), for the per-source limit. */
+  constructor(port: number, options: { localAddress?: string } = {}) {
+    this.socket = net.connect({ host: HOST, port, allowHalfOpen: false, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
     this.connected = new Promise((resolve, reject) => {
       this.socket.once('connect', () => {
         this.#localPort = this.socket.localPort ?? 0;
+        this.#localAddress = this.socket.localAddress ?? HOST;
         resolve();
       });
       // A connection that cannot be made fails the test that waits for it instead of hanging it.
@@ -131,7 +134,7 @@ export class RawPeer {
 
   /** The address the server sees for this peer. */
   get address(): string {
-    return `${HOST}:${this.#localPort}`;
+    return `${this.#localAddress}:${this.#localPort}`;
   }
 }
 
@@ -240,6 +243,9 @@ export async function startServer(t: Test, options: {
   onConnection?: (connection: SecureConnection) => void;
   resolveTask?: (taskId: string) => TaskKey | null;
   now?: () => number;
+  /** The server's event rate; by default every event passes, so that tests can find each connection's. */
+  eventRate?: SecureServerOptions['eventRate'];
+  openFilesLimit?: number | null;
 } = {}): Promise<ServerFixture> {
   const events = new EventLog();
   const connections = new AsyncQueue<SecureConnection>();
@@ -257,6 +263,8 @@ export async function startServer(t: Test, options: {
     onEvent: events.push,
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.now ? { now: options.now } : {}),
+    eventRate: options.eventRate ?? { eventsPerInterval: Number.POSITIVE_INFINITY },
+    ...(options.openFilesLimit !== undefined ? { openFilesLimit: options.openFilesLimit } : {}),
   });
   const address = await server.listen(0, HOST);
   t.teardown(() => server.close());
