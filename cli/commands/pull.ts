@@ -3,7 +3,7 @@
  * (CONTRACT.md, SPEC.md §4). Exit codes distinguish every failure (SPEC.md §6).
  */
 import type { Argv } from 'yargs';
-import { decodeToken, isNoiseCfgError, NoiseCfgError, pull, type PullResult } from '../../lib/index.js';
+import { decodeToken, isNoiseCfgError, NoiseCfgError, parseDurationSeconds, pull, type PullResult } from '../../lib/index.js';
 import { EXIT_CODE_BY_ERROR } from '../exit-codes.js';
 import { printResult, printStatus, reportError } from '../output.js';
 import { readTokenText, type TokenSources } from '../token-input.js';
@@ -16,7 +16,16 @@ interface PullArguments extends TokenSources {
   check: boolean;
   identityDir?: string;
   maxFileMode?: string;
+  retry: string;
   json: boolean;
+}
+
+/** Parses `--retry DURATION` (30s, 2m, or 0 for a single attempt) into milliseconds. Throws INVALID_ARGUMENT. */
+function parseRetry(text: string): number {
+  if (text.trim() === '0') return 0;
+  const seconds = parseDurationSeconds(text);
+  if (seconds === null) throw new NoiseCfgError('INVALID_ARGUMENT', `--retry must look like 30s, 5m or 1h, or be 0 for a single attempt, got ${JSON.stringify(text)}`);
+  return seconds * 1000;
 }
 
 /** Parses `--max-file-mode OCTAL` (755, 0775, 0o775): permission bits, at most 777. Throws INVALID_ARGUMENT. */
@@ -52,8 +61,9 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .option('check', { type: 'boolean', default: false, describe: 'Check the token, the server and its pin; take no client slot' })
     .option('identity-dir', { type: 'string', describe: 'Where this client\'s identity key lives (default $XDG_CONFIG_HOME/noise-cfg)' })
     .option('max-file-mode', { type: 'string', requiresArg: true, describe: 'Widest permission bits a file gets, in octal (default 755: no group or others write); the umask applies too' })
+    .option('retry', { type: 'string', default: '30s', requiresArg: true, describe: 'While the server is busy or cannot be reached, keep trying with backoff for this long (0: one attempt)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
-    .epilogue('Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server, 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed.') as unknown as Argv<PullArguments>;
+    .epilogue('Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after --retry), 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed.') as unknown as Argv<PullArguments>;
 }
 
 function describeResult(result: PullResult, outDir: string | undefined): string {
@@ -83,6 +93,7 @@ export async function handler(argv: PullArguments): Promise<void> {
   try {
     checkArguments(argv);
     const maxFileMode = argv.maxFileMode === undefined ? undefined : parseFileMode(argv.maxFileMode);
+    const retryForMs = parseRetry(argv.retry);
     const token = readTokenText(argv, { warnOnArgv: true });
     try {
       taskId = decodeToken(token).taskId;
@@ -97,6 +108,7 @@ export async function handler(argv: PullArguments): Promise<void> {
       ...(argv.name !== undefined ? { name: argv.name } : {}),
       ...(argv.identityDir !== undefined ? { identityDir: argv.identityDir } : {}),
       ...(maxFileMode !== undefined ? { maxFileMode } : {}),
+      retryForMs,
       onProgress: (line) => printStatus(line),
     });
     printResult(result, argv.json, describeResult(result, argv.out));

@@ -130,7 +130,8 @@ function checkOptions(options: PullOptions): void {
 
 /**
  * Pulls a task. Throws TOKEN_* (before any connection), INVALID_ARGUMENT (options, an unprintable name),
- * CONNECTION_FAILED, HANDSHAKE_TIMEOUT, AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, REJECTED (the reason in the
+ * CONNECTION_FAILED, HANDSHAKE_TIMEOUT, TOO_MANY_CONNECTIONS (the server stayed busy for `retryForMs`; these three are
+ * retried with backoff until then), AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, REJECTED (the reason in the
  * message), PROTOCOL_ERROR (also: content past the offered total), CONNECTION_TRUNCATED, APPLY_FAILED (the output
  * directory or a directory above it is not safe, or another pull held its lock for `lockTimeoutMs`; all before
  * connecting). Failures after the files arrived (digest, apply, command) are reported to the server and returned

@@ -17,6 +17,9 @@ import { generateTaskId } from '../../lib/token/task-id.js';
 import { decodeToken, encodeToken } from '../../lib/token/token.js';
 import type { SecureConnection } from '../../lib/transport/secure-connection.js';
 import { SecureServer } from '../../lib/transport/secure-server.js';
+import { connectSecure } from '../../lib/transport/secure-socket.js';
+import { loadClientKeyPair } from '../../lib/task/identity.js';
+import type { TaskServerOptions } from '../../lib/task/server.js';
 import type { TaskAdmin } from '../../lib/task/admin.js';
 import type { TaskFileInput } from '../../lib/task/file-set.js';
 import { fileStamps, openAdmin, readTree, spawnCli, startServer, type RunningServer, type TreeFile } from './support.js';
@@ -58,13 +61,14 @@ interface Setup {
   settleLogs: (token: string) => Promise<void>;
 }
 
-async function setup(t: Test, mode: Mode, options: { adminNow?: () => number; contentCacheBytes?: number } = {}): Promise<Setup> {
+async function setup(t: Test, mode: Mode, options: { adminNow?: () => number; contentCacheBytes?: number; server?: Partial<TaskServerOptions> } = {}): Promise<Setup> {
   const dir = t.testdir();
   const dataDir = join(dir, 'data');
   let serverClock: number | null = null;
   const running = await startServer(t, dataDir, {
     now: () => serverClock ?? Date.now(),
     ...(options.contentCacheBytes === undefined ? {} : { contentCacheBytes: options.contentCacheBytes }),
+    ...options.server,
   });
   const admin = openAdmin(t, dataDir, options.adminNow ? { now: options.adminNow } : {});
   const identityDir = (who: string): string => join(dir, 'identities', who);
@@ -588,6 +592,36 @@ for (const mode of MODES) {
     t.equal(s.admin.showTask(created.id).clients[0]!.state, 'applied');
   });
 }
+
+t.test('a server at its session cap answers REJECT busy: the pull retries until a session closes; past --retry it is TOO_MANY_CONNECTIONS, exit 11', async (t) => {
+  const s = await setup(t, 'xxpsk3', { server: { maxSessionsPerTask: 1 } });
+  const { token } = s.create();
+  const fields = decodeToken(token);
+  const hold = (): Promise<SecureConnection> => connectSecure('127.0.0.1', s.running.port, {
+    mode: 'xxpsk3', taskId: fields.taskId, psk: fields.psk, staticKeyPair: loadClientKeyPair(s.identityDir('holder')), serverPublicKey: fields.serverPublicKey!,
+  });
+  // A session that sends no HELLO holds the task's only session until its HELLO deadline (10 s).
+  let holder = await hold();
+  await t.rejects(s.pullAs('a', token, { retryForMs: 0 }), { code: 'TOO_MANY_CONNECTIONS', message: /server is busy/ }, 'busy, not REJECTED: nothing is wrong with this client');
+  const lines: string[] = [];
+  const retried = await s.pullAs('b', token, {
+    retryForMs: 20_000,
+    onProgress: (line) => {
+      lines.push(line);
+      // The session closes while b waits: its next attempt gets through.
+      if (line.startsWith('server busy')) holder.destroy();
+    },
+  });
+  t.equal(retried.status, 'applied', 'the retried pull applies');
+  t.ok(lines.some((line) => /^server busy, retrying in \d+\.\d s$/.test(line)), 'and said it was retrying');
+
+  holder = await hold();
+  t.teardown(() => holder.destroy());
+  const cli = spawnCli(t, ['pull', '--out', s.outDir('cli'), '--identity-dir', s.identityDir('cli'), '--retry', '0'], { env: { NOISE_CFG_TOKEN: token, XDG_CONFIG_HOME: join(s.dir, 'xdg') } });
+  const exit = await cli.exited;
+  t.equal(exit.code, 11, `the CLI exits 11 for a busy server (${cli.stderr().trim()})`);
+  t.match(cli.stderr(), /server is busy.*TOO_MANY_CONNECTIONS/);
+});
 
 t.test('--exec does not inherit the token (it holds the PSK) nor the admin API token from the environment', async (t) => {
   const s = await setup(t, 'xxpsk3');

@@ -144,11 +144,13 @@ Options:
                                                                                             [string]
       --max-file-mode  Widest permission bits a file gets, in octal (default 755: no group or others
                        write); the umask applies too                                        [string]
+      --retry          While the server is busy or cannot be reached, keep trying with backoff for
+                       this long (0: one attempt)                          [string] [default: "30s"]
       --json           Print one JSON object                              [boolean] [default: false]
 
-Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server, 12 authentication
-failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16
-command failed.
+Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after
+--retry), 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest
+mismatch, 15 apply failed, 16 command failed.
 
 `
 
