@@ -81,7 +81,8 @@ async function startStranger(t: Test, port: number, sources: string[]): Promise<
 async function slowloris(t: Test, sources: string[]): Promise<void> {
   const dir = t.testdir();
   const logs: LogRecord[] = [];
-  const server = new TaskServer({ dataDir: join(dir, 'data'), listen: { host: HOST, port: 0 }, log: (record) => logs.push(record) });
+  // The established connection below says HELLO only after the attack: its HELLO deadline must outlast it.
+  const server = new TaskServer({ dataDir: join(dir, 'data'), listen: { host: HOST, port: 0 }, helloTimeoutMs: 120_000, log: (record) => logs.push(record) });
   const { port } = await server.start();
   t.teardown(() => server.stop(0));
   const admin = server.admin();
