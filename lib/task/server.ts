@@ -222,7 +222,10 @@ export class TaskServer {
       port: this.#address.port,
     };
     saveAdvertisedAddress(dataDir, advertise);
-    this.#log({ event: 'listening', address: `${this.#address.host}:${this.#address.port}`, message: `advertised as ${advertise.host}:${advertise.port}` });
+    const caps = this.#server.connectionCaps;
+    // Said once at start: an operator whose open-files limit shrank the caps learns it here, not from refusals.
+    const lowered = caps.isLoweredForOpenFiles ? `, lowered to fit the open-files limit of ${caps.openFilesLimit} (raise it with ulimit -n or LimitNOFILE=)` : '';
+    this.#log({ event: 'listening', address: `${this.#address.host}:${this.#address.port}`, message: `advertised as ${advertise.host}:${advertise.port}; at most ${caps.maxUnauthenticatedConnections} connections in the handshake and ${caps.maxEstablishedConnections} established${lowered}` });
     return this.#address;
   }
 

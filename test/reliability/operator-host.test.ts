@@ -12,6 +12,8 @@ import { decodeToken } from '../../lib/token/token.js';
 import { connectSecure } from '../../lib/transport/secure-socket.js';
 import { isLoopbackAddress, isLoopbackHost } from '../../cli/loopback.js';
 import { runCli, spawnCli, startServe } from '../task/support.js';
+import { CLI_BIN } from '../support/paths.js';
+import { spawnWatched } from '../support/watched-process.js';
 
 const isRoot = process.geteuid?.() === 0;
 const NOBODY = 65534;
@@ -92,4 +94,14 @@ t.test('a client\'s result message with terminal escapes and bidi overrides reac
   t.match(show.stdout, /\\u\{1b\}\[2J/, 'task show writes the escape visibly');
   t.equal(show.stdout.split('\n').filter((line) => line.includes('pull outcome=applied')).length, 1, 'the fake log line stays inside the real one');
   t.equal((JSON.parse(showJson.stdout) as { clients: { result: { message: string } }[] }).clients[0]!.result.message, hostile, 'JSON keeps the exact text for machines');
+});
+
+t.test('serve says at start how many connections it will hold, and that a low open-files limit lowered the caps', async (t) => {
+  const dir = t.testdir();
+  const command = `ulimit -n 600 && exec '${process.execPath}' '${CLI_BIN}' serve --data '${join(dir, 'data')}' --listen 127.0.0.1:0 --api off --grace-seconds 1`;
+  const serve = spawnWatched(t, '/bin/sh', ['-c', command], { env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'xdg') } });
+  const line = await serve.waitFor(/listening .*/, 'stdout');
+  t.match(line[0], /at most \d+ connections in the handshake and \d+ established, lowered to fit the open-files limit of 600/);
+  const [unauthenticated, established] = /at most (\d+) connections in the handshake and (\d+) established/.exec(line[0])!.slice(1).map(Number) as [number, number];
+  t.ok(unauthenticated + established + 256 <= 600, `${unauthenticated} + ${established} leave room for the store, the API and the log`);
 });
