@@ -8,7 +8,7 @@ import { readFileSync, promises as fs } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { NoiseCfgError } from '../errors.js';
 import { fileDigest, StreamingDigest, type FileEntry } from './digests.js';
-import { DEFAULT_LOCK_TIMEOUT_MS, OutputLock } from './output-lock.js';
+import { DEFAULT_LOCK_TIMEOUT_MS, isProcessAlive, OutputLock } from './output-lock.js';
 import { checkPathSet } from './paths.js';
 import {
   checkParentChain, CREATE_NEW_FILE_FLAGS, createNewFile, effectiveUid, entryIdentity, expectSameEntry, fsyncDirectory,
@@ -39,15 +39,6 @@ function applyError(what: string, error: unknown): NoiseCfgError {
   if (error instanceof NoiseCfgError) return error;
   const code = (error as NodeJS.ErrnoException).code;
   return new NoiseCfgError('APPLY_FAILED', `${what}: ${code ?? (error as Error).message}`, { cause: error });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -325,7 +316,7 @@ export class ManagedOutput {
     for (const name of await fs.readdir(this.#versionsDir)) {
       const match = TEMPORARY_NAME.exec(name);
       // fs.rm removes a link itself, never what it points to.
-      if ((match && !isAlive(Number(match[1]))) || OLD_STATE_TEMPORARY.test(name)) {
+      if ((match && !isProcessAlive(Number(match[1]))) || OLD_STATE_TEMPORARY.test(name)) {
         await fs.rm(join(this.#versionsDir, name), { recursive: true, force: true });
       }
     }

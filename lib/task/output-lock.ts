@@ -47,10 +47,11 @@ const ownNonces = new Set<string>();
 function isHolderAlive(holder: LockHolder): boolean {
   if (holder.pid === null) return false;
   if (holder.pid === process.pid) return ownNonces.has(holder.key);
-  return isAlive(holder.pid);
+  return isProcessAlive(holder.pid);
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with `pid` exists on this host (one of another user's counts). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -192,7 +193,7 @@ export class OutputLock {
   async #removeLeftovers(directory: string): Promise<void> {
     for (const name of await fs.readdir(directory)) {
       const temporary = /^\.lock-(\d+)-[0-9a-f]+$/.exec(name);
-      if (name.startsWith(`${LOCK_FILE}.break-`) || (temporary && !isAlive(Number(temporary[1])))) {
+      if (name.startsWith(`${LOCK_FILE}.break-`) || (temporary && !isProcessAlive(Number(temporary[1])))) {
         await fs.rm(join(directory, name), { force: true });
       }
     }

@@ -72,19 +72,25 @@ interface Task {
   mode: 'xxpsk3' | 'nnpsk0';
 }
 
+/** The initiator's side of a handshake with the task's PSK, with a fresh static key in xxpsk3. */
+function clientHandshake(task: Task): { isXx: boolean; preamble: Buffer; handshake: HandshakeState } {
+  const isXx = task.mode === 'xxpsk3';
+  const preamble = encodePreamble(task.mode, task.id);
+  const handshake = new HandshakeState({
+    protocolName: isXx ? XXPSK3_PROTOCOL_NAME : NNPSK0_PROTOCOL_NAME,
+    initiator: true,
+    prologue: preamble,
+    psks: [task.fields.psk],
+    ...(isXx ? { staticKeyPair: generateKeyPair(), expectedRemoteStaticKey: task.fields.serverPublicKey! } : {}),
+  });
+  return { isXx, preamble, handshake };
+}
+
 /** A client of our own that runs a real handshake with the task's PSK, then misbehaves as told. */
 function liveHandshake(port: number, task: Task, misbehaviour: 'bad-message3' | 'garbage-after-ready', random: () => number, tracker: ConnectionTracker): Promise<FuzzOutcome> {
   const kind: CaseKind = misbehaviour === 'bad-message3' ? 'live-bad-message3' : 'live-garbage-after-ready';
   return new Promise((resolve) => {
-    const isXx = task.mode === 'xxpsk3';
-    const preamble = encodePreamble(task.mode, task.id);
-    const handshake = new HandshakeState({
-      protocolName: isXx ? XXPSK3_PROTOCOL_NAME : NNPSK0_PROTOCOL_NAME,
-      initiator: true,
-      prologue: preamble,
-      psks: [task.fields.psk],
-      ...(isXx ? { staticKeyPair: generateKeyPair(), expectedRemoteStaticKey: task.fields.serverPublicKey! } : {}),
-    });
+    const { isXx, preamble, handshake } = clientHandshake(task);
     const socket = net.connect({ host: HOST, port });
     const decoder = new FrameDecoder();
     let stage: 'message2' | 'ready' | 'done' = 'message2';
@@ -243,15 +249,7 @@ t.test('fuzzing a TaskServer leaves it alive, clean and within bounds', async (t
   const guardMs = HANDSHAKE_TIMEOUT_MS + DEADLINE_MARGIN_MS;
   // A fresh first flight of a client that knows the PSK (a recorded one would be refused as a replay).
   const freshFirstFlight = (task: Task): Buffer => {
-    const isXx = task.mode === 'xxpsk3';
-    const preamble = encodePreamble(task.mode, task.id);
-    const handshake = new HandshakeState({
-      protocolName: isXx ? XXPSK3_PROTOCOL_NAME : NNPSK0_PROTOCOL_NAME,
-      initiator: true,
-      prologue: preamble,
-      psks: [task.fields.psk],
-      ...(isXx ? { staticKeyPair: generateKeyPair(), expectedRemoteStaticKey: task.fields.serverPublicKey! } : {}),
-    });
+    const { isXx, preamble, handshake } = clientHandshake(task);
     const message1 = handshake.writeMessage();
     handshake.dispose();
     return Buffer.concat([preamble, encodeFrame(isXx ? Buffer.concat([message1, computeMac1(deriveMac1Key(task.fields.psk), preamble, message1)]) : message1)]);
