@@ -6,8 +6,7 @@ import * as pull from './commands/pull.js';
 import * as serve from './commands/serve.js';
 import * as task from './commands/task.js';
 import * as token from './commands/token.js';
-import { EXIT } from './exit-codes.js';
-import { reportError } from './output.js';
+import { UsageError } from './output.js';
 
 /** The CLI for an argument array (without `node` and the script path). */
 export function buildCli(argv: readonly string[]): Argv {
@@ -29,13 +28,10 @@ export function buildCli(argv: readonly string[]): Argv {
     .alias('help', 'h')
     .version()
     .wrap(Math.min(100, process.stdout.columns ?? 100))
-    .fail((message, error, cli) => {
-      if (error) {
-        reportError(error);
-        return;
-      }
-      process.stderr.write(`noise-cfg: ${message}\nRun 'noise-cfg --help' for usage.\n`);
-      process.exitCode = EXIT.USAGE;
-      void cli;
+    // Throwing, not reporting and returning: yargs goes on to run the command's handler after a fail handler that
+    // returns, so a misspelt option (`pull --dryrun`) used to run the pull anyway.
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new UsageError(message);
     });
 }

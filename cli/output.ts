@@ -19,6 +19,11 @@ export function printStatus(line: string): void {
 
 /** Reports an error as one line on stderr and sets the exit code; never prints a stack for a known error. */
 export function reportError(error: unknown): void {
+  if (error instanceof UsageError) {
+    process.stderr.write(`noise-cfg: ${escapeUnprintable(error.message)}\nRun 'noise-cfg --help' for usage.\n`);
+    process.exitCode = EXIT.USAGE;
+    return;
+  }
   if (isNoiseCfgError(error)) {
     process.stderr.write(`noise-cfg: error: ${escapeUnprintable(error.message)} (${error.code})\n`);
     process.exitCode = EXIT_CODE_BY_ERROR[error.code];
@@ -27,4 +32,9 @@ export function reportError(error: unknown): void {
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`noise-cfg: unexpected error: ${escapeUnprintable(message)}\n`);
   process.exitCode = EXIT.FAILURE;
+}
+
+/** A command line that does not parse (unknown or missing option, bad value): reported before any command runs. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
 }
