@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-/** The noise-cfg executable: only builds and runs the CLI. */
+/** The noise-cfg executable: builds and runs the CLI, and is the one place a failure becomes an exit code. */
 import { buildCli } from './index.js';
-import { reportError } from './output.js';
+import { reportError, wantsJson } from './output.js';
 
+const argv = process.argv.slice(2);
 try {
-  await buildCli(process.argv.slice(2)).parseAsync();
+  await buildCli(argv).parseAsync();
 } catch (error) {
-  reportError(error);
+  reportError(error, wantsJson(argv));
 }

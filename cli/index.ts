@@ -6,7 +6,22 @@ import * as pull from './commands/pull.js';
 import * as serve from './commands/serve.js';
 import * as task from './commands/task.js';
 import * as token from './commands/token.js';
+import { withOptionSuggestions } from './did-you-mean.js';
 import { UsageError } from './output.js';
+
+/** Options that are lists by design (`--file a --file b`); any other option given twice is a usage error. */
+const LIST_OPTIONS = new Set(['_', 'file']);
+
+// yargs turns a repeated option into an array, which a handler expecting one string would then misuse.
+function refuseRepeatedOptions(argv: Record<string, unknown>): true {
+  for (const [key, value] of Object.entries(argv)) {
+    if (Array.isArray(value) && !LIST_OPTIONS.has(key)) {
+      const option = key.length === 1 ? `-${key}` : `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+      throw new UsageError(`${option} was given ${value.length} times; give it once`);
+    }
+  }
+  return true;
+}
 
 /** The CLI for an argument array (without `node` and the script path). */
 export function buildCli(argv: readonly string[]): Argv {
@@ -22,6 +37,7 @@ export function buildCli(argv: readonly string[]): Argv {
     .completion('completion', 'Print a shell completion script (bash or zsh): noise-cfg completion >> ~/.bashrc')
     .demandCommand(1, 'name a command; see --help')
     .strict()
+    .check(refuseRepeatedOptions)
     .recommendCommands()
     .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 task already ended, 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed. See SPEC.md §6.')
     .help()
@@ -30,8 +46,12 @@ export function buildCli(argv: readonly string[]): Argv {
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     // Throwing, not reporting and returning: yargs goes on to run the command's handler after a fail handler that
     // returns, so a misspelt option (`pull --dryrun`) used to run the pull anyway.
-    .fail((message, error) => {
-      if (error) throw error;
-      throw new UsageError(message);
+    // Handler errors pass through here too and are rethrown as they are; yargs' own parse errors (YError, e.g. an
+    // option without its value) are usage errors like a failed message.
+    .fail((message, error, usage) => {
+      if (error && error.name !== 'YError') throw error;
+      if (error) throw new UsageError(error.message.replace(/^Not enough arguments following: (\S+)$/, '--$1 needs a value'));
+      const known = Object.keys((usage as unknown as { getDescriptions(): Record<string, unknown> }).getDescriptions());
+      throw new UsageError(withOptionSuggestions(message, known));
     });
 }

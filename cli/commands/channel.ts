@@ -22,7 +22,7 @@ import {
 } from '../../lib/index.js';
 import { parseHostPort } from '../host-port.js';
 import { loadOrCreateKeyFile, readPskFile } from '../key-files.js';
-import { printStatus, reportError } from '../output.js';
+import { printStatus, UsageError } from '../output.js';
 
 interface ChannelArguments {
   mode: ChannelMode;
@@ -43,23 +43,29 @@ export const describe = 'Run the secure channel alone: stdin lines become messag
 export function builder(yargs: Argv): Argv<ChannelArguments> {
   return yargs
     .command('listen', 'Accept channel connections', (sub) => sub
-      .option('listen', { type: 'string', demandOption: true, describe: 'Address to listen on, HOST:PORT' })
+      .option('listen', { type: 'string', requiresArg: true, demandOption: true, describe: 'Address to listen on, HOST:PORT' })
       .option('echo', { type: 'boolean', default: false, describe: 'Send every received message back' }),
-    (argv) => run(() => listen(argv as unknown as ChannelArguments)))
+    (argv) => listen(argv as unknown as ChannelArguments))
     .command('connect <address>', 'Connect to a channel listener at HOST:PORT', (sub) => sub
-      .positional('address', { type: 'string', describe: 'HOST:PORT of the listener' }),
-    (argv) => run(() => connect(argv as unknown as ChannelArguments)))
+      .positional('address', { type: 'string', describe: 'HOST:PORT of the listener' })
+      // Before anything is read or created: a key file made for a connect that cannot start would be litter.
+      .check((argv) => {
+        if (argv['mode'] === 'xxpsk3' && !argv['raw'] && argv['pin'] === undefined) throw new UsageError('connecting in xxpsk3 needs --pin (the listener\'s public key)');
+        parseHostPort(String(argv['address']), 'address');
+        return true;
+      }),
+    (argv) => connect(argv as unknown as ChannelArguments))
     .demandCommand(1, 'name an action: listen or connect')
     .option('mode', { choices: ['xxpsk3', 'nnpsk0'] as const, default: 'xxpsk3' as ChannelMode, describe: 'Noise protocol: xxpsk3 (Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b) or nnpsk0' })
-    .option('psk-file', { type: 'string', demandOption: true, describe: 'File holding the 32-byte PSK as 64 hex characters (mode 0600)' })
-    .option('key-file', { type: 'string', describe: 'Our static X25519 secret key, 64 hex characters; created 0600 with a new key if missing (xxpsk3)' })
-    .option('pin', { type: 'string', describe: 'Expected remote static public key, 64 hex characters (required to connect in xxpsk3)' })
-    .option('task-id', { type: 'string', default: 'channel', describe: 'Task id sent in the preamble (not with --raw)' })
+    .option('psk-file', { type: 'string', requiresArg: true, demandOption: true, describe: 'File holding the 32-byte PSK as 64 hex characters (mode 0600)' })
+    .option('key-file', { type: 'string', requiresArg: true, describe: 'Our static X25519 secret key, 64 hex characters; created 0600 with a new key if missing (xxpsk3)' })
+    .option('pin', { type: 'string', requiresArg: true, describe: 'Expected remote static public key, 64 hex characters (required to connect in xxpsk3)' })
+    .option('task-id', { type: 'string', requiresArg: true, default: 'channel', describe: 'Task id sent in the preamble (not with --raw)' })
     .option('raw', { type: 'boolean', default: false, describe: 'Plain Noise over 2-byte length framing: no preamble, END or rekey schedule' })
-    .option('prologue', { type: 'string', describe: 'Prologue as hex (only with --raw; default empty)' })
+    .option('prologue', { type: 'string', requiresArg: true, describe: 'Prologue as hex (only with --raw; default empty)' })
     .check((argv) => {
-      if (argv.prologue !== undefined && !argv.raw) throw new Error('--prologue goes with --raw');
-      if (argv.prologue !== undefined && !/^([0-9a-fA-F]{2})*$/.test(argv.prologue)) throw new Error('--prologue must be hex');
+      if (argv.prologue !== undefined && !argv.raw) throw new UsageError('--prologue goes with --raw');
+      if (argv.prologue !== undefined && !/^([0-9a-fA-F]{2})*$/.test(argv.prologue)) throw new UsageError('--prologue must be hex');
       return true;
     }) as unknown as Argv<ChannelArguments>;
 }
@@ -132,8 +138,10 @@ async function listen(argv: ChannelArguments): Promise<void> {
   let stop: () => Promise<void>;
   if (argv.raw) {
     const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      // Read now: once the socket has closed (as it has when a handshake fails) Node no longer knows the peer.
+      const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       rawSecureSocket(socket, { handshake: rawHandshake(argv, setup, false) }).then(serve, (error: NoiseCfgError) => {
-        printStatus(`handshake from ${socket.remoteAddress}:${socket.remotePort} failed: ${error.message} (${error.code})`);
+        printStatus(`handshake from ${peer} failed: ${error.message} (${error.code})`);
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -189,7 +197,6 @@ async function connect(argv: ChannelArguments): Promise<void> {
     });
     connection = await rawSecureSocket(socket, { handshake: rawHandshake(argv, setup, true) });
   } else {
-    if (argv.mode === 'xxpsk3' && !setup.pin) throw new NoiseCfgError('KEY_MISSING', 'connecting in xxpsk3 needs --pin (the listener\'s public key)');
     connection = await connectSecure(address.host, address.port, {
       mode: argv.mode,
       taskId: argv.taskId,
@@ -204,14 +211,6 @@ async function connect(argv: ChannelArguments): Promise<void> {
   for await (const line of lines) await connection.send(Buffer.from(line, 'utf8'));
   await connection.close();
   await received;
-}
-
-async function run(action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    reportError(error);
-  }
 }
 
 /** The subcommands do the work. */

@@ -3,9 +3,8 @@
  * (CONTRACT.md, SPEC.md §4). Exit codes distinguish every failure (SPEC.md §6).
  */
 import type { Argv } from 'yargs';
-import { decodeToken, isNoiseCfgError, NoiseCfgError, parseDurationSeconds, pull, type PullResult } from '../../lib/index.js';
-import { EXIT_CODE_BY_ERROR } from '../exit-codes.js';
-import { printResult, printStatus, reportError } from '../output.js';
+import { decodeToken, NoiseCfgError, parseDurationSeconds, pull, type PullResult } from '../../lib/index.js';
+import { printResult, printStatus, setJsonFailureFields, UsageError } from '../output.js';
 import { readTokenText, type TokenSources } from '../token-input.js';
 
 interface PullArguments extends TokenSources {
@@ -38,13 +37,13 @@ function parseFileMode(text: string): number {
   return mode;
 }
 
-/**
- * The flag combinations yargs cannot express. Checked in the handler rather than with .check(): a failed check
- * there is reported as an unexpected error and the handler still runs.
- */
-function checkArguments(argv: PullArguments): void {
-  if (argv.dryRun && argv.check) throw new NoiseCfgError('INVALID_ARGUMENT', '--dry-run and --check do not go together');
-  if (!argv.check && argv.out === undefined) throw new NoiseCfgError('INVALID_ARGUMENT', '--out DIR is required (or use --check)');
+/** The flag combinations and values yargs cannot check itself; run by .check(), before the handler. */
+function checkArguments(argv: PullArguments): true {
+  if (argv.dryRun && argv.check) throw new UsageError('--dry-run and --check do not go together');
+  if (!argv.check && argv.out === undefined) throw new UsageError('--out DIR is required (or use --check)');
+  if (argv.maxFileMode !== undefined) parseFileMode(argv.maxFileMode);
+  parseRetry(argv.retry);
+  return true;
 }
 
 export const command = 'pull [token]';
@@ -54,15 +53,16 @@ export function builder(yargs: Argv): Argv<PullArguments> {
   return yargs
     .positional('token', { type: 'string', describe: 'The task token (prefer --token-file or NOISE_CFG_TOKEN: argv is visible in process lists)' })
     .option('token-file', { type: 'string', requiresArg: true, describe: 'Read the token from FILE (- for stdin)' })
-    .option('out', { type: 'string', describe: 'Output directory, owned by noise-cfg (a link to the current version)' })
-    .option('exec', { type: 'string', describe: 'Shell command to run after applying; its exit code decides applied or failed' })
-    .option('name', { type: 'string', describe: 'How this client appears to the operator (default: host name)' })
+    .option('out', { type: 'string', requiresArg: true, describe: 'Output directory, owned by noise-cfg (a link to the current version)' })
+    .option('exec', { type: 'string', requiresArg: true, describe: 'Shell command to run after applying; its exit code decides applied or failed' })
+    .option('name', { type: 'string', requiresArg: true, describe: 'How this client appears to the operator (default: host name)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'Show what would change; write and report nothing' })
     .option('check', { type: 'boolean', default: false, describe: 'Check the token, the server and its pin; take no client slot' })
-    .option('identity-dir', { type: 'string', describe: 'Where this client\'s identity key lives (default $XDG_CONFIG_HOME/noise-cfg)' })
+    .option('identity-dir', { type: 'string', requiresArg: true, describe: 'Where this client\'s identity key lives (default $XDG_CONFIG_HOME/noise-cfg)' })
     .option('max-file-mode', { type: 'string', requiresArg: true, describe: 'Widest permission bits a file gets, in octal (default 755: no group or others write); the umask applies too' })
     .option('retry', { type: 'string', default: '30s', requiresArg: true, describe: 'While the server is busy or cannot be reached, keep trying with backoff for this long (0: one attempt)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+    .check((argv) => checkArguments(argv as unknown as PullArguments))
     .epilogue('Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after --retry), 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed.') as unknown as Argv<PullArguments>;
 }
 
@@ -90,31 +90,31 @@ function describeResult(result: PullResult, outDir: string | undefined): string 
 
 export async function handler(argv: PullArguments): Promise<void> {
   let taskId: string | null = null;
+  // A script reading --json always gets pull's result shape, also when the pull never started.
+  setJsonFailureFields((failure) => ({ status: 'failed', taskId, files: [], failure }));
+  const maxFileMode = argv.maxFileMode === undefined ? undefined : parseFileMode(argv.maxFileMode);
+  const retryForMs = parseRetry(argv.retry);
+  const token = readTokenText(argv, { warnOnArgv: true });
   try {
-    checkArguments(argv);
-    const maxFileMode = argv.maxFileMode === undefined ? undefined : parseFileMode(argv.maxFileMode);
-    const retryForMs = parseRetry(argv.retry);
-    const token = readTokenText(argv, { warnOnArgv: true });
-    try {
-      taskId = decodeToken(token).taskId;
-    } catch {
-      // pull() reports the token's fault itself.
-    }
-    const result = await pull({
-      token,
-      intent: argv.check ? 'check' : argv.dryRun ? 'dry-run' : 'pull',
-      ...(argv.out !== undefined ? { outDir: argv.out } : {}),
-      ...(argv.exec !== undefined ? { exec: argv.exec } : {}),
-      ...(argv.name !== undefined ? { name: argv.name } : {}),
-      ...(argv.identityDir !== undefined ? { identityDir: argv.identityDir } : {}),
-      ...(maxFileMode !== undefined ? { maxFileMode } : {}),
-      retryForMs,
-      onProgress: (line) => printStatus(line),
-    });
-    printResult(result, argv.json, describeResult(result, argv.out));
-    if (result.status === 'failed' && result.failure) process.exitCode = EXIT_CODE_BY_ERROR[result.failure.code];
-  } catch (error) {
-    if (argv.json && isNoiseCfgError(error)) printResult({ status: 'failed', taskId, files: [], failure: { code: error.code, message: error.message } }, true, '');
-    reportError(error);
+    taskId = decodeToken(token).taskId;
+  } catch {
+    // pull() reports the token's fault itself.
   }
+  const result = await pull({
+    token,
+    intent: argv.check ? 'check' : argv.dryRun ? 'dry-run' : 'pull',
+    ...(argv.out !== undefined ? { outDir: argv.out } : {}),
+    ...(argv.exec !== undefined ? { exec: argv.exec } : {}),
+    ...(argv.name !== undefined ? { name: argv.name } : {}),
+    ...(argv.identityDir !== undefined ? { identityDir: argv.identityDir } : {}),
+    ...(maxFileMode !== undefined ? { maxFileMode } : {}),
+    retryForMs,
+    onProgress: (line) => printStatus(line),
+  });
+  if (result.status === 'failed' && result.failure) {
+    // The failure is reported once, by bin.ts; with --json its object is this result plus `error`.
+    setJsonFailureFields(() => ({ ...result }));
+    throw new NoiseCfgError(result.failure.code, result.failure.message);
+  }
+  printResult(result, argv.json, describeResult(result, argv.out));
 }

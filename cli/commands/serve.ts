@@ -6,7 +6,7 @@ import type { Argv } from 'yargs';
 import { escapeUnprintable, NoiseCfgError, startApiServer, TaskAdmin, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
 import { parseHostPort } from '../host-port.js';
 import { isLoopbackHost } from '../loopback.js';
-import { printStatus, reportError } from '../output.js';
+import { printStatus, UsageError } from '../output.js';
 import { selfCommand } from '../self-command.js';
 
 interface ServeArguments {
@@ -25,14 +25,22 @@ export const describe = 'Run the update server';
 
 export function builder(yargs: Argv): Argv<ServeArguments> {
   return yargs
-    .option('data', { type: 'string', default: './noise-cfg-data', describe: 'Data directory: keys (0600) and the task database' })
-    .option('listen', { type: 'string', default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
-    .option('api', { type: 'string', default: '127.0.0.1:7448', describe: 'Address of the REST API, HOST:PORT, or "off"' })
+    .option('data', { type: 'string', requiresArg: true, default: './noise-cfg-data', describe: 'Data directory: keys (0600) and the task database' })
+    .option('listen', { type: 'string', requiresArg: true, default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
+    .option('api', { type: 'string', requiresArg: true, default: '127.0.0.1:7448', describe: 'Address of the REST API, HOST:PORT, or "off"' })
     .option('api-allow-remote', { type: 'boolean', default: false, describe: 'Allow the API on a non-loopback address (it carries tokens: put it behind TLS)' })
-    .option('advertise', { type: 'string', describe: 'HOST:PORT written into tokens (default: the listen address, or this machine\'s first IPv4 address)' })
+    .option('advertise', { type: 'string', requiresArg: true, describe: 'HOST:PORT written into tokens (default: the listen address, or this machine\'s first IPv4 address)' })
     .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'One line per connection outcome, as text or JSON' })
     .option('demo', { type: 'boolean', default: false, describe: 'Also create a demo task (1 file, 1 hour) and print how to pull it' })
-    .option('grace-seconds', { type: 'number', default: 10, describe: 'On SIGINT/SIGTERM, how long pulls in flight may finish' }) as unknown as Argv<ServeArguments>;
+    .option('grace-seconds', { type: 'number', default: 10, describe: 'On SIGINT/SIGTERM, how long pulls in flight may finish' })
+    .check((argv) => {
+      parseHostPort(argv['listen'] as string, '--listen');
+      if (argv['advertise'] !== undefined) parseHostPort(argv['advertise'] as string, '--advertise');
+      if (argv['api'] !== 'off') parseHostPort(argv['api'] as string, '--api');
+      const graceSeconds = argv['graceSeconds'] as number;
+      if (!(Number.isFinite(graceSeconds) && graceSeconds >= 0)) throw new UsageError('--grace-seconds must be a number of seconds, 0 or more');
+      return true;
+    }) as unknown as Argv<ServeArguments>;
 }
 
 const VERSION = '0.1.0';
@@ -46,61 +54,55 @@ function formatText(record: LogRecord): string {
 }
 
 export async function handler(argv: ServeArguments): Promise<void> {
-  try {
-    const listen = parseHostPort(argv.listen, '--listen');
-    const advertise = argv.advertise === undefined ? undefined : parseHostPort(argv.advertise, '--advertise');
-    const server = new TaskServer({
-      dataDir: argv.data,
-      listen,
-      ...(advertise ? { advertise } : {}),
-      log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`),
-    });
-    const apiAddress = argv.api === 'off' ? null : parseHostPort(argv.api, '--api');
-    const isApiLoopback = apiAddress !== null && await isLoopbackHost(apiAddress.host, '--api');
-    if (apiAddress && !isApiLoopback && !argv.apiAllowRemote) {
-      throw new NoiseCfgError('INVALID_ARGUMENT', `--api ${argv.api} is not a loopback address; the API hands out tokens, so add --api-allow-remote (and put it behind TLS) or use 127.0.0.1`);
-    }
-    const address = await server.start();
-    let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
-    if (apiAddress) {
-      try {
-        api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, version: VERSION }, apiAddress);
-      } catch (error) {
-        await server.stop(0);
-        throw error;
-      }
-      printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
-      if (!isApiLoopback) printStatus(`warning: the REST API listens on ${api.host}:${api.port}, reachable from the network; it carries tokens, so put it behind a TLS proxy`);
-      printStatus(`REST API on http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}/v1 (bearer token in ${argv.data}/admin.token)`);
-    }
-    if (!apiAddress) printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
-    if (argv.demo) {
-      const admin = TaskAdmin.open(argv.data);
-      try {
-        const created = admin.createTask({
-          name: 'demo',
-          files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
-        });
-        printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
-        printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
-      } finally {
-        admin.close();
-      }
-    }
-    await new Promise<void>((resolve) => {
-      const onSignal = (signal: NodeJS.Signals): void => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        printStatus(`${signal}: stopping (pulls in flight get ${argv.graceSeconds} s)`);
-        Promise.resolve(api?.app.close()).then(() => server.stop(argv.graceSeconds * 1000)).then(resolve, (error: unknown) => {
-          reportError(error);
-          resolve();
-        });
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-    });
-  } catch (error) {
-    reportError(error);
+  const listen = parseHostPort(argv.listen, '--listen');
+  const advertise = argv.advertise === undefined ? undefined : parseHostPort(argv.advertise, '--advertise');
+  // Checked before the server opens (and on first start creates) its data directory.
+  const apiAddress = argv.api === 'off' ? null : parseHostPort(argv.api, '--api');
+  const isApiLoopback = apiAddress !== null && await isLoopbackHost(apiAddress.host, '--api');
+  if (apiAddress && !isApiLoopback && !argv.apiAllowRemote) {
+    throw new NoiseCfgError('INVALID_ARGUMENT', `--api ${argv.api} is not a loopback address; the API hands out tokens, so add --api-allow-remote (and put it behind TLS) or use 127.0.0.1`);
   }
+  const server = new TaskServer({
+    dataDir: argv.data,
+    listen,
+    ...(advertise ? { advertise } : {}),
+    log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`),
+  });
+  const address = await server.start();
+  let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
+  if (apiAddress) {
+    try {
+      api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, version: VERSION }, apiAddress);
+    } catch (error) {
+      await server.stop(0);
+      throw error;
+    }
+    printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
+    if (!isApiLoopback) printStatus(`warning: the REST API listens on ${api.host}:${api.port}, reachable from the network; it carries tokens, so put it behind a TLS proxy`);
+    printStatus(`REST API on http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}/v1 (bearer token in ${argv.data}/admin.token)`);
+  }
+  if (!apiAddress) printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
+  if (argv.demo) {
+    const admin = TaskAdmin.open(argv.data);
+    try {
+      const created = admin.createTask({
+        name: 'demo',
+        files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
+      });
+      printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
+      printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
+    } finally {
+      admin.close();
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      printStatus(`${signal}: stopping (pulls in flight get ${argv.graceSeconds} s)`);
+      Promise.resolve(api?.app.close()).then(() => server.stop(argv.graceSeconds * 1000)).then(resolve, reject);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
 }

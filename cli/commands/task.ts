@@ -12,7 +12,7 @@ import {
 } from '../../lib/index.js';
 import { EXIT } from '../exit-codes.js';
 import { parseHostPort } from '../host-port.js';
-import { printResult, printStatus, reportError } from '../output.js';
+import { printResult, printStatus, UsageError } from '../output.js';
 import { renderQr } from '../qr.js';
 import { selfCommand } from '../self-command.js';
 import { renderWatchFrame, watchLine, WatchedTask } from '../watch-view.js';
@@ -50,8 +50,8 @@ export const describe = 'Create, follow and manage update tasks';
 
 function common(yargs: Argv): Argv {
   return yargs
-    .option('data', { type: 'string', default: './noise-cfg-data', describe: 'Data directory of the server (also where --api finds admin.token)' })
-    .option('api', { type: 'string', describe: 'Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data directory' })
+    .option('data', { type: 'string', requiresArg: true, default: './noise-cfg-data', describe: 'Data directory of the server (also where --api finds admin.token)' })
+    .option('api', { type: 'string', requiresArg: true, describe: 'Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data directory' })
     .option('json', { type: 'boolean', default: false, describe: 'Print JSON' });
 }
 
@@ -67,20 +67,15 @@ function adminToken(argv: CommonArguments): string {
 }
 
 async function withOperations(argv: CommonArguments, work: (operations: TaskOperations) => Promise<void>): Promise<void> {
+  if (argv.api !== undefined) {
+    await work(new ApiClient(argv.api, adminToken(argv)));
+    return;
+  }
+  const admin = TaskAdmin.open(argv.data);
   try {
-    if (argv.api !== undefined) {
-      await work(new ApiClient(argv.api, adminToken(argv)));
-      return;
-    }
-    const admin = TaskAdmin.open(argv.data);
-    try {
-      await work(admin);
-    } finally {
-      admin.close();
-    }
-  } catch (error) {
-    if (argv.json && error instanceof NoiseCfgError) printResult({ error: { code: error.code, message: error.message } }, true, '');
-    reportError(error);
+    await work(admin);
+  } finally {
+    admin.close();
   }
 }
 
@@ -94,11 +89,17 @@ function describeTask(task: TaskView): string {
   ].join('\n');
 }
 
+/** `task create`'s values and combinations, checked before anything is read or created. */
+function checkCreateArguments(options: CreateArguments): true {
+  if (parseDurationSeconds(options.ttl) === null) throw new UsageError(`--ttl must look like 90s, 10m, 1h or 2d, got ${JSON.stringify(options.ttl)}`);
+  if (options.maxClients !== undefined && !(Number.isInteger(options.maxClients) && options.maxClients >= 1)) throw new UsageError('--max-clients must be a whole number of at least 1');
+  if (options.advertise !== undefined && options.api !== undefined) throw new UsageError('--advertise goes with --data; through --api the server uses its own address');
+  if (options.advertise !== undefined) parseHostPort(options.advertise, '--advertise');
+  return true;
+}
+
 async function create(operations: TaskOperations, options: CreateArguments): Promise<void> {
-  const ttlSeconds = parseDurationSeconds(options.ttl);
-  if (ttlSeconds === null) throw new NoiseCfgError('INVALID_ARGUMENT', `--ttl must look like 90s, 10m, 1h or 2d, got "${options.ttl}"`);
-  if (options.maxClients !== undefined && !Number.isInteger(options.maxClients)) throw new NoiseCfgError('INVALID_ARGUMENT', '--max-clients must be a whole number');
-  if (options.advertise !== undefined && options.api !== undefined) throw new NoiseCfgError('INVALID_ARGUMENT', '--advertise goes with --data; through --api the server uses its own address');
+  const ttlSeconds = parseDurationSeconds(options.ttl)!;
   const created = await operations.createTask({
     files: readTaskFiles(options.file),
     ttlSeconds,
@@ -160,15 +161,16 @@ async function watch(operations: TaskOperations, id: string, asJson: boolean): P
 export function builder(yargs: Argv): Argv {
   return yargs
     .command('create', 'Create a task and print its token', (sub) => common(sub)
-      .option('file', { type: 'string', array: true, demandOption: true, describe: 'A file (lands under its base name) or a directory (its files, relative paths kept); repeatable' })
-      .option('ttl', { type: 'string', default: '1h', describe: 'Time to live: 90s, 10m, 1h, 2d' })
+      .option('file', { type: 'string', requiresArg: true, array: true, demandOption: true, describe: 'A file (lands under its base name) or a directory (its files, relative paths kept); repeatable' })
+      .option('ttl', { type: 'string', requiresArg: true, default: '1h', describe: 'Time to live: 90s, 10m, 1h, 2d' })
       .option('max-clients', { type: 'number', describe: 'Complete the task once this many clients have applied it' })
       .option('mode', { choices: ['xxpsk3', 'nnpsk0'] as const, default: 'xxpsk3' as const, describe: 'xxpsk3 (pinned server key, client identities) or nnpsk0 (PSK only)' })
-      .option('name', { type: 'string', describe: 'A name for people' })
-      .option('advertise', { type: 'string', describe: 'HOST:PORT clients connect to (with --data; default: what serve advertised)' })
+      .option('name', { type: 'string', requiresArg: true, describe: 'A name for people' })
+      .option('advertise', { type: 'string', requiresArg: true, describe: 'HOST:PORT clients connect to (with --data; default: what serve advertised)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the token, nothing on stderr' })
       .option('print-pull-command', { type: 'boolean', default: false, describe: 'Print a ready pull command that passes the token in the environment' })
-      .option('qr', { type: 'boolean', default: false, describe: 'Also draw the token as a QR code (on stderr)' }),
+      .option('qr', { type: 'boolean', default: false, describe: 'Also draw the token as a QR code (on stderr)' })
+      .check((argv) => checkCreateArguments(argv as unknown as CreateArguments)),
     (argv) => withOperations(argv as unknown as CreateArguments, (operations) => create(operations, argv as unknown as CreateArguments)))
     .command('list', 'List tasks, newest first', (sub) => common(sub), (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
       const tasks = await operations.listTasks();

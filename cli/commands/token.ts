@@ -1,7 +1,7 @@
 /** `noise-cfg token inspect [TOKEN]`: shows what a token holds, except its PSK (SPEC.md §3). */
 import type { Argv } from 'yargs';
 import { decodeToken, describeToken } from '../../lib/index.js';
-import { printResult, reportError } from '../output.js';
+import { printResult } from '../output.js';
 import { readTokenText, type TokenSources } from '../token-input.js';
 
 interface InspectArguments extends TokenSources {
@@ -22,21 +22,17 @@ export function builder(yargs: Argv): Argv {
 }
 
 function inspect(argv: InspectArguments): void {
-  try {
-    const fields = decodeToken(readTokenText(argv, { warnOnArgv: false }));
-    const view = describeToken(fields, Math.floor(Date.now() / 1000));
-    const text = [
-      `version:  ${view.version}`,
-      `address:  ${view.address}`,
-      `task id:  ${view.taskId}`,
-      `mode:     ${view.mode}`,
-      `expires:  ${view.expiresAt}${view.isExpired ? ' (expired)' : ''}`,
-      `pin:      ${view.pin ?? '(none: nnpsk0 has no server key)'}`,
-    ].join('\n');
-    printResult(view, argv.json, text);
-  } catch (error) {
-    reportError(error);
-  }
+  const fields = decodeToken(readTokenText(argv, { warnOnArgv: false }));
+  const view = describeToken(fields, Math.floor(Date.now() / 1000));
+  const text = [
+    `version:  ${view.version}`,
+    `address:  ${view.address}`,
+    `task id:  ${view.taskId}`,
+    `mode:     ${view.mode}`,
+    `expires:  ${view.expiresAt}${view.isExpired ? ' (expired)' : ''}`,
+    `pin:      ${view.pin ?? '(none: nnpsk0 has no server key)'}`,
+  ].join('\n');
+  printResult(view, argv.json, text);
 }
 
 /** The subcommands do the work. */

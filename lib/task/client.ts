@@ -163,6 +163,15 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
 }
 
+// The channel speaks of PSKs and task ids; someone pulling holds a token, and a refused handshake means the task
+// behind it is unknown or over as often as a wrong token.
+function inTokenTerms(error: unknown): never {
+  if (isNoiseCfgError(error, 'AUTHENTICATION_FAILED')) {
+    throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token, or the task is unknown or has ended', { cause: error.cause });
+  }
+  throw error;
+}
+
 async function pullLocked(options: PullOptions, token: TokenFields, intent: PullIntent, name: string, output: ManagedOutput | null, progress: (line: string) => void): Promise<PullResult> {
   const state = output ? await output.readState() : null;
   // A version whose command failed is not "had": the next pull applies it and runs the command again.
@@ -184,7 +193,7 @@ async function pullLocked(options: PullOptions, token: TokenFields, intent: Pull
       ...(isXx ? { staticKeyPair: loadClientKeyPair(identityDir), serverPublicKey: token.serverPublicKey! } : {}),
       // A server's largest message is an OFFER: a client holds no more than that for one message, whatever it is sent.
       limits: { maxReceiveMessageBytes: MAX_SERVER_MESSAGE_BYTES, ...options.limits },
-    });
+    }).catch(inTokenTerms);
     try {
       await send(connection, hello);
       const reply = expectMessage(await connection.receive(), ['REJECT', 'UP_TO_DATE', 'OFFER', 'CHECKED']);

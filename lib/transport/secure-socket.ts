@@ -165,7 +165,7 @@ async function readHandshakeFrame(reader: FrameReader): Promise<Buffer> {
       if (errno !== undefined && RESET_ERRNO_CODES.has(errno)) {
         throw new NoiseCfgError('CONNECTION_FAILED', `the server reset the connection during the handshake (${errno}): it may be overloaded or restarting`, { cause: error.cause });
       }
-      throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token or PSK, or the task is unknown or has ended', { cause: error });
+      throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong PSK, or the server does not serve this task id', { cause: error });
     }
     throw error;
   }

@@ -72,3 +72,76 @@ t.test('every command with a misspelt option exits 2 naming it, and does nothing
   t.equal(after.showTask(created.id).state, 'active', 'the task was not cancelled');
   after.close();
 });
+
+t.test('usage errors name the option, suggest the right one, and stop before the command acts', async (t) => {
+  const root = t.testdir();
+  let connections = 0;
+  const sentinel = net.createServer((socket) => {
+    connections += 1;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => sentinel.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => sentinel.close(() => resolve())));
+  const port = (sentinel.address() as net.AddressInfo).port;
+  const data = join(root, 'data');
+  const admin = TaskAdmin.open(data);
+  const created = admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a = 1\n') }], advertise: { host: '127.0.0.1', port } });
+  admin.close();
+  const pskFile = join(root, 'psk.hex');
+  writeFileSync(pskFile, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+  const work = join(root, 'cwd');
+  mkdirSync(work);
+  const env = { NOISE_CFG_TOKEN: created.token, XDG_CONFIG_HOME: join(root, 'xdg'), HOME: root };
+  const cases: [string, string[], RegExp][] = [
+    ['a typo gets a suggestion', ['pull', '--out', join(work, 'out'), '--dryrun'], /^noise-cfg: Unknown argument: dryrun \(did you mean --dry-run\?\)$/m],
+    ['a typo of a task option gets a suggestion', ['task', 'create', '--data', data, '--file', pskFile, '--max-client', '1'], /did you mean --max-clients\?/],
+    ['a missing required option is named', ['task', 'create', '--data', data], /^noise-cfg: Missing required argument: file$/m],
+    ['conflicting options are refused', ['pull', '--dry-run', '--check', '--out', join(work, 'out')], /^noise-cfg: --dry-run and --check do not go together$/m],
+    ['an option without its value is named', ['pull', '--out'], /^noise-cfg: --out needs a value$/m],
+    ['a repeated single-valued option is refused', ['pull', '--out', join(work, 'a'), '--identity-dir', join(work, 'x'), '--identity-dir', join(work, 'y')], /^noise-cfg: --identity-dir was given 2 times; give it once$/m],
+    ['a bad duration is refused before connecting', ['pull', '--out', join(work, 'out'), '--retry', 'soon'], /--retry must look like 30s/],
+    ['a bad file mode is refused before connecting', ['pull', '--out', join(work, 'out'), '--max-file-mode', '999'], /--max-file-mode must be octal/],
+    ['a bad ttl is refused before reading files', ['task', 'create', '--data', data, '--file', join(root, 'missing'), '--ttl', 'forever'], /--ttl must look like 90s/],
+    ['a zero client limit is refused', ['task', 'create', '--data', data, '--file', pskFile, '--max-clients', '0'], /--max-clients must be a whole number of at least 1/],
+    ['channel connect without --pin creates no key file', ['channel', 'connect', `127.0.0.1:${port}`, '--psk-file', pskFile, '--key-file', join(work, 'client.key')], /needs --pin/],
+    ['serve with a bad address stops before opening the data directory', ['serve', '--data', join(work, 'new-data'), '--listen', 'nowhere'], /--listen must be HOST:PORT/],
+  ];
+  for (const [name, args, wanted] of cases) {
+    const result = await run(work, args, env);
+    t.equal(result.code, 2, `${name}: exit 2`);
+    t.match(result.stderr, wanted, `${name}: the message`);
+    t.notMatch(result.stderr, /unexpected error|\n\s+at /, `${name}: no unexpected error, no stack`);
+    t.equal(result.stdout, '', `${name}: nothing on stdout`);
+  }
+  t.equal(connections, 0, 'nothing connected');
+  t.same(readdirSync(work), [], 'nothing was written (no --out, no key file, no data directory)');
+  const after = TaskAdmin.open(data);
+  t.equal(after.listTasks().length, 1, 'no task was created');
+  after.close();
+});
+
+t.test('with --json every failure prints one JSON error object on stdout, with the exit code of its error', async (t) => {
+  const root = t.testdir();
+  const data = join(root, 'data');
+  TaskAdmin.open(data).close();
+  const env = { XDG_CONFIG_HOME: join(root, 'xdg'), HOME: root, NOISE_CFG_TOKEN: '' };
+  const cases: [string, string[], number, string][] = [
+    ['task show of no task', ['task', 'show', 'tsk_nosuchtask', '--data', data, '--json'], 3, 'TASK_NOT_FOUND'],
+    ['task cancel of no task', ['task', 'cancel', 'tsk_nosuchtask', '--data', data, '--json'], 3, 'TASK_NOT_FOUND'],
+    ['task create of a missing file', ['task', 'create', '--data', data, '--file', join(root, 'missing.conf'), '--json'], 2, 'FILE_UNREADABLE'],
+    ['token inspect of a non-token', ['token', 'inspect', 'not-a-token', '--json'], 10, 'TOKEN_MALFORMED'],
+    ['pull with a mistyped token', ['pull', 'nc1-mistyped', '--out', join(root, 'out'), '--json'], 10, 'TOKEN_MALFORMED'],
+    ['a usage error', ['task', 'list', '--data', data, '--json', '--bogus'], 2, 'INVALID_ARGUMENT'],
+  ];
+  for (const [name, args, exitCode, code] of cases) {
+    const result = await run(root, args, env);
+    t.equal(result.code, exitCode, `${name}: exit ${exitCode}`);
+    const lines = result.stdout.trim().split('\n');
+    t.equal(lines.length, 1, `${name}: one line on stdout`);
+    const parsed = JSON.parse(lines[0]!) as { error?: { code: string; message: string }; status?: string };
+    t.equal(parsed.error?.code, code, `${name}: error.code ${code}`);
+    t.type(parsed.error?.message, 'string', `${name}: error.message`);
+    if (args[0] === 'pull') t.equal(parsed.status, 'failed', `${name}: pull keeps its result shape (status failed)`);
+    t.equal(result.stderr.split('\n').filter((line) => line.startsWith('noise-cfg:')).length, 1, `${name}: one error line on stderr`);
+  }
+});
