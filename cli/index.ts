@@ -39,7 +39,7 @@ export function buildCli(argv: readonly string[]): Argv {
     .strict()
     .check(refuseRepeatedOptions)
     .recommendCommands()
-    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 task already ended, 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed. See SPEC.md §6.')
+    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done (task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed. See SPEC.md §6.')
     .help()
     .alias('help', 'h')
     .version()

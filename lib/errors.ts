@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   TASK_NOT_FOUND: 'no task has that id',
   TASK_ENDED: 'the task has already ended (expired, cancelled or completed)',
   CLIENT_NOT_FOUND: 'the task has no client with that identity',
+  CLIENT_ALREADY_REVOKED: 'that client of the task is already revoked',
   DATA_DIR_INSECURE: 'a key file in the data directory is readable by group or others, or has the wrong size',
   STORE_CORRUPT: 'the task database is damaged or of a newer schema; it is never reset silently',
   PROTOCOL_ERROR: 'a message of the update protocol is malformed or out of place',

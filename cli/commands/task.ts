@@ -14,7 +14,6 @@ import { EXIT } from '../exit-codes.js';
 import { parseHostPort } from '../host-port.js';
 import { printResult, printStatus, UsageError } from '../output.js';
 import { renderQr } from '../qr.js';
-import { selfCommand } from '../self-command.js';
 import { renderWatchFrame, watchLine, WatchedTask } from '../watch-view.js';
 
 interface CommonArguments {
@@ -40,6 +39,7 @@ interface TaskOperations {
   createTask(options: CreateTaskOptions): CreatedTask | Promise<CreatedTask>;
   listTasks(): TaskView[] | Promise<TaskView[]>;
   showTask(id: string): TaskView | Promise<TaskView>;
+  taskToken(id: string): { id: string; token: string; expiresAt: string } | Promise<{ id: string; token: string; expiresAt: string }>;
   cancelTask(id: string): TaskView | Promise<TaskView>;
   revokeClient(id: string, identity: string): TaskView | Promise<TaskView>;
   watch(id: string): AsyncGenerator<TaskStreamEvent>;
@@ -72,11 +72,32 @@ async function withOperations(argv: CommonArguments, work: (operations: TaskOper
     return;
   }
   const admin = TaskAdmin.open(argv.data);
+  const advertise = (argv as { advertise?: string }).advertise;
+  // TaskAdmin's methods keep their `this`: its private fields do not follow a copy or a prototype.
+  const operations: TaskOperations = {
+    createTask: (options) => admin.createTask(options),
+    listTasks: () => admin.listTasks(),
+    showTask: (id) => admin.showTask(id),
+    taskToken: (id) => ({ id, token: admin.token(id, advertise === undefined ? undefined : parseHostPort(advertise, '--advertise')), expiresAt: admin.showTask(id).expiresAt }),
+    cancelTask: (id) => admin.cancelTask(id),
+    revokeClient: (id, identity) => admin.revokeClient(id, identity),
+    watch: (id) => admin.watch(id),
+  };
   try {
-    await work(admin);
+    await work(operations);
   } finally {
     admin.close();
   }
+}
+
+// "(command exited 3: reload failed)", "(no command)"-free: only what adds to the state already shown.
+function describeClientResult(client: TaskView['clients'][number]): string {
+  if (!client.result) return '';
+  const parts = [
+    ...(client.result.exitCode === null ? [] : [`command exited ${client.result.exitCode}`]),
+    ...(client.result.message === '' || client.result.message === client.state ? [] : [escapeUnprintable(client.result.message)]),
+  ];
+  return parts.length === 0 ? '' : ` (${parts.join(': ')})`;
 }
 
 function describeTask(task: TaskView): string {
@@ -85,7 +106,7 @@ function describeTask(task: TaskView): string {
     `task ${task.id}${task.name ? ` (${escapeUnprintable(task.name)})` : ''}: ${task.state}, ${task.mode}, expires ${task.expiresAt}`,
     `  files: ${task.files.length}, ${task.totalBytes} bytes, digest ${task.digest.slice(0, 16)}…`,
     `  clients: ${task.counts.applied}${limit} applied, ${task.counts.failed} failed, ${task.counts.offered} receiving, ${task.counts.revoked} revoked`,
-    ...task.clients.map((client) => `  - ${escapeUnprintable(client.name) || '(no name)'} ${client.identity} ${client.state}${client.result ? ` (exit ${client.result.exitCode ?? '-'}: ${escapeUnprintable(client.result.message)})` : ''} ${client.remoteAddress}`),
+    ...task.clients.map((client) => `  - ${escapeUnprintable(client.name) || '(no name)'} ${client.identity} ${client.state}${describeClientResult(client)} ${client.remoteAddress}`),
   ].join('\n');
 }
 
@@ -98,6 +119,12 @@ function checkCreateArguments(options: CreateArguments): true {
   return true;
 }
 
+// What a client machine runs (where noise-cfg is installed), not how this machine started the CLI. The token goes
+// into the command's environment, never into its argv, where other users of the client could read it.
+function pullCommandFor(token: string): string {
+  return `NOISE_CFG_TOKEN='${token}' noise-cfg pull --out ./config`;
+}
+
 async function create(operations: TaskOperations, options: CreateArguments): Promise<void> {
   const ttlSeconds = parseDurationSeconds(options.ttl)!;
   const created = await operations.createTask({
@@ -108,8 +135,7 @@ async function create(operations: TaskOperations, options: CreateArguments): Pro
     ...(options.name !== undefined ? { name: options.name } : {}),
     ...(options.advertise !== undefined ? { advertise: parseHostPort(options.advertise, '--advertise') } : {}),
   });
-  // The token goes into the environment of the printed command, never into its argv.
-  const pullCommand = `NOISE_CFG_TOKEN='${created.token}' ${selfCommand()} pull --out ./config`;
+  const pullCommand = pullCommandFor(created.token);
   if (options.json) {
     printResult({ id: created.id, token: created.token, expiresAt: created.expiresAt, ...(options.printPullCommand ? { pullCommand } : {}), task: created.task }, true, '');
   } else if (options.printPullCommand) {
@@ -120,16 +146,19 @@ async function create(operations: TaskOperations, options: CreateArguments): Pro
   if (options.qr) process.stderr.write(`${renderQr(created.token)}\n`);
   if (!options.quiet && !options.json) {
     printStatus(`created task ${created.id}: ${created.task.files.length} file(s), ${created.task.totalBytes} bytes, ${created.task.mode}, expires ${created.expiresAt}`);
-    if (!options.printPullCommand) printStatus(`clients pull it with: NOISE_CFG_TOKEN=<token> ${selfCommand()} pull --out DIR`);
+    if (!options.printPullCommand) printStatus('clients pull it with: NOISE_CFG_TOKEN=<token> noise-cfg pull --out DIR');
   }
 }
 
-/** Exit code of `task watch` for the task as it ended: 0 completed (or expired with every client applied). */
+/** Exit code of `task watch` for the task as it ended: 0 completed, 6 expired or cancelled (SPEC.md §8). */
 export function watchExitCode(task: TaskView): number {
-  if (task.state === 'completed') return EXIT.OK;
-  const isUnreached = task.maxClients !== null && task.counts.applied < task.maxClients;
-  if (task.state === 'expired' && task.counts.failed === 0 && !isUnreached && task.counts.offered === 0) return EXIT.OK;
-  return EXIT.TASK_INCOMPLETE;
+  return task.state === 'completed' ? EXIT.OK : EXIT.TASK_INCOMPLETE;
+}
+
+// The end event that follows says the same, with the counts: one final line, not two (nor a "task … cancelled"
+// line before it for a task that had ended before the watch began).
+function isTaskEndChange(event: TaskStreamEvent): boolean {
+  return event.type === 'change' && event.change.identity === null && (event.change.state === 'cancelled' || event.change.state === 'completed');
 }
 
 async function watch(operations: TaskOperations, id: string, asJson: boolean): Promise<void> {
@@ -151,7 +180,7 @@ async function watch(operations: TaskOperations, id: string, asJson: boolean): P
         view = watched?.view ?? view;
       }
       if (view) process.stdout.write(renderWatchFrame(view, recent.slice(-8)));
-    } else {
+    } else if (!isTaskEndChange(event) && !(event.type === 'task' && event.task.state !== 'active')) {
       process.stdout.write(`${watchLine(event)}\n`);
     }
   }
@@ -174,7 +203,10 @@ export function builder(yargs: Argv): Argv {
     (argv) => withOperations(argv as unknown as CreateArguments, (operations) => create(operations, argv as unknown as CreateArguments)))
     .command('list', 'List tasks, newest first', (sub) => common(sub), (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
       const tasks = await operations.listTasks();
-      const text = tasks.length === 0 ? 'no tasks' : tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied  expires ${task.expiresAt}  ${escapeUnprintable(task.name)}`).join('\n');
+      const rows = tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied  expires ${task.expiresAt}  ${escapeUnprintable(task.name)}`);
+      // A header for people; a script reading a pipe gets the rows alone.
+      const header = process.stdout.isTTY === true ? [`${'ID'.padEnd(tasks[0]?.id.length ?? 2)}  ${'STATE'.padEnd(9)} MODE    CLIENTS    EXPIRY                            NAME`] : [];
+      const text = tasks.length === 0 ? 'no tasks' : [...header, ...rows].join('\n');
       printResult(tasks, (argv as unknown as CommonArguments).json, text);
     }))
     .command('show <id>', 'Show a task with its files and clients', (sub) => common(sub).positional('id', { type: 'string', demandOption: true }),
@@ -183,8 +215,24 @@ export function builder(yargs: Argv): Argv {
         printResult(task, (argv as unknown as CommonArguments).json, describeTask(task));
       }))
     .command('watch <id>', 'Follow a task live until it completes, expires or is cancelled', (sub) => common(sub).positional('id', { type: 'string', demandOption: true })
-      .epilogue('Exit codes: 0 completed (or expired with every client applied), 6 ended incomplete (failures, unreached clients, cancelled).'),
+      .epilogue('Exit codes: 0 completed (its --max-clients applied), 6 expired or cancelled (also when no client came), 3 no such task.'),
     (argv) => withOperations(argv as unknown as CommonArguments, (operations) => watch(operations, String(argv['id']), (argv as unknown as CommonArguments).json)))
+    .command('token <id>', 'Print the token of an active task again', (sub) => common(sub).positional('id', { type: 'string', demandOption: true })
+      .option('advertise', { type: 'string', requiresArg: true, describe: 'HOST:PORT clients connect to (with --data; default: what serve advertised)' })
+      .option('print-pull-command', { type: 'boolean', default: false, describe: 'Print the pull command a client runs, with the token in its environment' })
+      .option('qr', { type: 'boolean', default: false, describe: 'Also draw the token as a QR code (on stderr)' })
+      .check((argv) => {
+        if (argv['advertise'] !== undefined && argv['api'] !== undefined) throw new UsageError('--advertise goes with --data; through --api the server uses its own address');
+        if (argv['advertise'] !== undefined) parseHostPort(argv['advertise'] as string, '--advertise');
+        return true;
+      }),
+    (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
+      const options = argv as unknown as CommonArguments & { printPullCommand: boolean; qr: boolean };
+      const { id, token, expiresAt } = await operations.taskToken(String(argv['id']));
+      if (options.json) printResult({ id, token, expiresAt, ...(options.printPullCommand ? { pullCommand: pullCommandFor(token) } : {}) }, true, '');
+      else printResult(null, false, options.printPullCommand ? pullCommandFor(token) : token);
+      if (options.qr) process.stderr.write(`${renderQr(token)}\n`);
+    }))
     .command('cancel <id>', 'Cancel a task: its clients are refused from the next connection on', (sub) => common(sub).positional('id', { type: 'string', demandOption: true }),
       (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
         const task = await operations.cancelTask(String(argv['id']));
@@ -192,12 +240,13 @@ export function builder(yargs: Argv): Argv {
       }))
     .command('revoke <id> <identity>', 'Refuse one client of a task from now on', (sub) => common(sub)
       .positional('id', { type: 'string', demandOption: true })
-      .positional('identity', { type: 'string', demandOption: true, describe: 'The client identity (hex key in xxpsk3, client id in nnpsk0)' }),
+      .positional('identity', { type: 'string', demandOption: true, describe: 'The client: its identity (hex key in xxpsk3, client id in nnpsk0), a unique prefix of 8 or more hex characters (logs and watch show 16), or its name when unique' }),
     (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
       const task = await operations.revokeClient(String(argv['id']), String(argv['identity']));
-      printResult(task, (argv as unknown as CommonArguments).json, `revoked ${String(argv['identity'])} from task ${task.id}`);
+      const revoked = task.clients.find((client) => client.state === 'revoked' && (client.identity.startsWith(String(argv['identity']).toLowerCase()) || client.name === String(argv['identity'])));
+      printResult(task, (argv as unknown as CommonArguments).json, `revoked ${revoked ? `${escapeUnprintable(revoked.name) || '(no name)'} ${revoked.identity}` : escapeUnprintable(String(argv['identity']))} from task ${task.id}`);
     }))
-    .demandCommand(1, 'name an action: create, list, show, watch, cancel or revoke');
+    .demandCommand(1, 'name an action: create, list, show, token, watch, cancel or revoke');
 }
 
 /** The subcommands do the work. */

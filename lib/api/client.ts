@@ -66,6 +66,11 @@ export class ApiClient {
     return this.#request('GET', `/v1/tasks/${encodeURIComponent(id)}`);
   }
 
+  /** The token of an active task, again. */
+  taskToken(id: string): Promise<{ id: string; token: string; expiresAt: string }> {
+    return this.#request('GET', `/v1/tasks/${encodeURIComponent(id)}/token`);
+  }
+
   cancelTask(id: string): Promise<TaskView> {
     return this.#request('DELETE', `/v1/tasks/${encodeURIComponent(id)}`);
   }

@@ -2,7 +2,7 @@
  * The REST API's routes as data (SPEC.md §8): method, path, schemas and responses. The server registers them and
  * openapi.ts describes them, from the same objects.
  */
-import { CREATE_TASK_BODY, CREATED_TASK_SCHEMA, ERROR_SCHEMA, HEALTH_SCHEMA, REVOKE_PARAMS, TASK_ID_PARAMS, TASK_SCHEMA } from './schemas.js';
+import { CREATE_TASK_BODY, CREATED_TASK_SCHEMA, ERROR_SCHEMA, HEALTH_SCHEMA, REVOKE_PARAMS, TASK_ID_PARAMS, TASK_SCHEMA, TASK_TOKEN_SCHEMA } from './schemas.js';
 
 /** One response of a route. */
 export interface ResponseSpec {
@@ -13,7 +13,7 @@ export interface ResponseSpec {
 
 /** One route. `path` is in OpenAPI form (`/v1/tasks/{id}`). */
 export interface RouteSpec {
-  name: 'createTask' | 'listTasks' | 'showTask' | 'cancelTask' | 'revokeClient' | 'taskEvents' | 'health' | 'openapi';
+  name: 'createTask' | 'listTasks' | 'showTask' | 'taskToken' | 'cancelTask' | 'revokeClient' | 'taskEvents' | 'health' | 'openapi';
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
   summary: string;
@@ -24,7 +24,7 @@ export interface RouteSpec {
 }
 
 const errors = (...statuses: number[]): Record<number, ResponseSpec> => Object.fromEntries(statuses.map((status) => [status, {
-  description: ({ 400: 'Invalid request; `error.field` names the field', 401: 'Missing or wrong bearer token', 404: 'No such task (or client)', 409: 'The task has already ended', 413: 'Body over the size limit' } as Record<number, string>)[status]!,
+  description: ({ 400: 'Invalid request; `error.field` names the field', 401: 'Missing or wrong bearer token', 404: 'No such task (or client)', 409: 'The task has already ended (or the client is already revoked)', 413: 'Body over the size limit' } as Record<number, string>)[status]!,
   schema: ERROR_SCHEMA,
 }]));
 
@@ -45,6 +45,11 @@ export const ROUTES: readonly RouteSpec[] = [
     responses: { 200: { description: 'The task', schema: TASK_SCHEMA }, ...errors(400, 401, 404) },
   },
   {
+    name: 'taskToken', method: 'GET', path: '/v1/tasks/{id}/token', summary: 'The token of an active task, again', isAuthenticated: true,
+    params: TASK_ID_PARAMS,
+    responses: { 200: { description: 'The token', schema: TASK_TOKEN_SCHEMA }, ...errors(400, 401, 404, 409) },
+  },
+  {
     name: 'cancelTask', method: 'DELETE', path: '/v1/tasks/{id}', summary: 'Cancel a task', isAuthenticated: true,
     params: TASK_ID_PARAMS,
     responses: { 200: { description: 'The cancelled task', schema: TASK_SCHEMA }, ...errors(400, 401, 404, 409) },
@@ -52,7 +57,7 @@ export const ROUTES: readonly RouteSpec[] = [
   {
     name: 'revokeClient', method: 'DELETE', path: '/v1/tasks/{id}/clients/{identity}', summary: 'Refuse one client of a task from now on', isAuthenticated: true,
     params: REVOKE_PARAMS,
-    responses: { 200: { description: 'The task after the revocation', schema: TASK_SCHEMA }, ...errors(400, 401, 404) },
+    responses: { 200: { description: 'The task after the revocation', schema: TASK_SCHEMA }, ...errors(400, 401, 404, 409) },
   },
   {
     name: 'taskEvents', method: 'GET', path: '/v1/tasks/{id}/events', summary: 'Server-sent events: the task, each client state change, and a final end event', isAuthenticated: true,

@@ -102,6 +102,16 @@ export const CREATED_TASK_SCHEMA = {
   },
 } as const;
 
+export const TASK_TOKEN_SCHEMA = {
+  type: 'object',
+  required: ['id', 'token', 'expiresAt'],
+  properties: {
+    id: { type: 'string' },
+    token: { type: 'string', description: 'The ncfg1 token of the task, derived again; the only place the PSK appears' },
+    expiresAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
 export const TASK_ID_PARAMS = {
   type: 'object',
   required: ['id'],
@@ -113,7 +123,7 @@ export const REVOKE_PARAMS = {
   required: ['id', 'identity'],
   properties: {
     id: TASK_ID_PARAMS.properties.id,
-    identity: { type: 'string', minLength: 1, maxLength: 128, description: 'Client identity' },
+    identity: { type: 'string', minLength: 1, maxLength: 128, description: 'The client: its identity, a unique prefix of it of at least 8 hex characters, or its name when unique' },
   },
 } as const;
 

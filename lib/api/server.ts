@@ -110,6 +110,10 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
     },
     listTasks: async () => admin.listTasks(),
     showTask: async (request) => admin.showTask((request.params as { id: string }).id),
+    taskToken: async (request) => {
+      const id = (request.params as { id: string }).id;
+      return { id, token: admin.token(id), expiresAt: admin.showTask(id).expiresAt };
+    },
     cancelTask: async (request) => admin.cancelTask((request.params as { id: string }).id),
     revokeClient: async (request) => {
       const params = request.params as { id: string; identity: string };

@@ -99,10 +99,14 @@ export class TaskAdmin {
     return this.#store.listEvents(id, afterId);
   }
 
-  /** The token of an existing task (its PSK is derived again; nothing secret is stored). Throws TASK_NOT_FOUND. */
+  /**
+   * The token of an active task (its PSK is derived again; nothing secret is stored). An ended task's token would
+   * only be refused, so none is made. Throws TASK_NOT_FOUND or TASK_ENDED.
+   */
   token(id: string, advertise?: AdvertisedAddress): string {
-    const task = this.#store.getTask(id);
-    if (!task) throw new NoiseCfgError('TASK_NOT_FOUND', `no task with id ${JSON.stringify(id)}`);
+    const task = requireTask(this.#store, id);
+    const state = taskState(task, this.#now());
+    if (state !== 'active') throw new NoiseCfgError('TASK_ENDED', `task ${id} has ended (${state}): its token would be refused`);
     return taskToken(this.#dataDir, task, advertise);
   }
 

@@ -12,7 +12,8 @@ import { encodeToken } from '../token/token.js';
 import { deriveTaskPsk, type DataDir } from './data-dir.js';
 import { taskDigest } from './digests.js';
 import { prepareTaskFiles, type TaskFileInput } from './file-set.js';
-import type { TaskStore, TaskRecord } from './store.js';
+import { escapeUnprintable } from './printable.js';
+import type { ClientRecord, TaskStore, TaskRecord } from './store.js';
 import { DEFAULT_TTL_SECONDS, taskState, taskView, type TaskView } from './task.js';
 
 /** The default port of the Noise listener. */
@@ -152,11 +153,41 @@ export function cancelTask(store: TaskStore, id: string, nowMs = Date.now()): Ta
   return showTask(store, id, nowMs);
 }
 
-/** Refuses one client from now on. Throws TASK_NOT_FOUND or CLIENT_NOT_FOUND. */
+/** The fewest hex characters of an identity `task revoke` accepts as a prefix (logs and watch show 16). */
+export const MIN_IDENTITY_PREFIX_LENGTH = 8;
+
+// How the operator names a client: what logs and watch show (16 hex characters) or its name, not 64 characters.
+function resolveClient(clients: readonly ClientRecord[], taskId: string, given: string): ClientRecord {
+  const exact = clients.find((client) => client.identity === given);
+  if (exact) return exact;
+  const describe = (matches: readonly ClientRecord[]): string => matches.slice(0, 5).map((client) => `${client.identity.slice(0, 16)} (${escapeUnprintable(client.name) || 'no name'})`).join(', ');
+  if (/^[0-9a-f]+$/i.test(given)) {
+    const matches = clients.filter((client) => client.identity.startsWith(given.toLowerCase()));
+    if (matches.length > 0 && given.length < MIN_IDENTITY_PREFIX_LENGTH) {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `give at least ${MIN_IDENTITY_PREFIX_LENGTH} hex characters of the identity (got ${given.length})`);
+    }
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) throw new NoiseCfgError('INVALID_ARGUMENT', `${given} is the start of ${matches.length} identities in task ${taskId}: ${describe(matches)}; give more characters`);
+  }
+  const named = clients.filter((client) => client.name === given);
+  if (named.length === 1) return named[0]!;
+  if (named.length > 1) throw new NoiseCfgError('INVALID_ARGUMENT', `${named.length} clients of task ${taskId} are named ${JSON.stringify(given)}: ${describe(named)}; give the identity`);
+  throw new NoiseCfgError('CLIENT_NOT_FOUND', `task ${taskId} has no client with identity, identity prefix or name ${JSON.stringify(given)}`);
+}
+
+/**
+ * Refuses one client from now on. The client is named by its identity, a unique prefix of it of at least
+ * MIN_IDENTITY_PREFIX_LENGTH hex characters, or its name when no other client has it. Throws TASK_NOT_FOUND,
+ * CLIENT_NOT_FOUND, INVALID_ARGUMENT (ambiguous or too short), TASK_ENDED, or CLIENT_ALREADY_REVOKED.
+ */
 export function revokeClient(store: TaskStore, id: string, identity: string, nowMs = Date.now()): TaskView {
-  requireTask(store, id);
-  if (!store.revokeClient(id, identity, nowMs)) {
-    throw new NoiseCfgError('CLIENT_NOT_FOUND', `task ${id} has no client with identity ${JSON.stringify(identity)}`);
+  const task = requireTask(store, id);
+  const state = taskState(task, nowMs);
+  if (state !== 'active') throw new NoiseCfgError('TASK_ENDED', `task ${id} has already ended (${state}): no client of it is served any more`);
+  const client = resolveClient(store.listClients(id), id, identity);
+  if (client.state === 'revoked') throw new NoiseCfgError('CLIENT_ALREADY_REVOKED', `client ${client.identity.slice(0, 16)} of task ${id} is already revoked`);
+  if (!store.revokeClient(id, client.identity, nowMs)) {
+    throw new NoiseCfgError('CLIENT_NOT_FOUND', `task ${id} has no client with identity ${JSON.stringify(client.identity)}`);
   }
   return showTask(store, id, nowMs);
 }

@@ -26,10 +26,10 @@ Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
 
-Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 task already
-ended, 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad token, 11
-cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed,
-16 command failed. See SPEC.md §6.
+Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done
+(task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete
+(task watch), 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14
+digest mismatch, 15 apply failed, 16 command failed. See SPEC.md §6.
 
 `
 
@@ -192,6 +192,7 @@ Commands:
   noise-cfg task show <id>               Show a task with its files and clients
   noise-cfg task watch <id>              Follow a task live until it completes, expires or is
                                          cancelled
+  noise-cfg task token <id>              Print the token of an active task again
   noise-cfg task cancel <id>             Cancel a task: its clients are refused from the next
                                          connection on
   noise-cfg task revoke <id> <identity>  Refuse one client of a task from now on
@@ -273,7 +274,9 @@ Refuse one client of a task from now on
 
 Positionals:
   id                                                                             [string] [required]
-  identity  The client identity (hex key in xxpsk3, client id in nnpsk0)         [string] [required]
+  identity  The client: its identity (hex key in xxpsk3, client id in nnpsk0), a unique prefix of 8
+            or more hex characters (logs and watch show 16), or its name when unique
+                                                                                 [string] [required]
 
 Options:
   -h, --help     Show help                                                                 [boolean]
@@ -322,8 +325,8 @@ Options:
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
 
-Exit codes: 0 completed (or expired with every client applied), 6 ended incomplete (failures,
-unreached clients, cancelled).
+Exit codes: 0 completed (its --max-clients applied), 6 expired or cancelled (also when no client
+came), 3 no such task.
 
 `
 

@@ -1,0 +1,119 @@
+// The operator's day at the CLI (issue 12 items 10, 12, 13, 16): a token shown again, revoke by what logs and
+// watch show, watch exit codes with one final line, and task show / watch without doubled or empty words.
+import t from 'tap';
+import { join } from 'node:path';
+import { decodeToken, pull } from '../../lib/index.js';
+import { openAdmin, runCli, startServer } from '../task/support.js';
+
+const file = { path: 'app.conf', content: Buffer.from('a = 1\n') };
+
+// Each label is its own client (its own identity directory); `name` is what it calls itself.
+async function pullAs(root: string, token: string, label: string, name = label): Promise<void> {
+  await pull({ token, outDir: join(root, `out-${label}`), identityDir: join(root, `id-${label}`), name, retryForMs: 0 });
+}
+
+t.test('task token prints an active task\'s token again; the pull command is what a client runs; ended → exit 4', async (t) => {
+  const root = t.testdir();
+  const data = join(root, 'data');
+  const running = await startServer(t, data);
+  const admin = openAdmin(t, data);
+  const created = admin.createTask({ files: [file], advertise: { host: '127.0.0.1', port: running.port } });
+  const shown = await runCli(t, ['task', 'token', created.id, '--data', data, '--advertise', `127.0.0.1:${running.port}`]);
+  t.equal(shown.code, 0, 'exit 0');
+  const token = shown.stdout.trim();
+  t.same({ ...decodeToken(token), psk: null }, { ...decodeToken(created.token), psk: null }, 'the same task, address, mode and pin');
+  t.ok(decodeToken(token).psk.equals(decodeToken(created.token).psk), 'the same PSK, derived again');
+  await pullAs(root, token, 'again');
+  t.equal(admin.showTask(created.id).counts.applied, 1, 'the token shown again pulls');
+  const json = await runCli(t, ['task', 'token', created.id, '--data', data, '--json', '--print-pull-command']);
+  const parsed = JSON.parse(json.stdout) as { id: string; token: string; expiresAt: string; pullCommand: string };
+  t.equal(parsed.id, created.id);
+  t.equal(parsed.expiresAt, created.expiresAt);
+  t.match(parsed.pullCommand, /^NOISE_CFG_TOKEN='ncfg[^']+' noise-cfg pull --out \.\/config$/, 'the printed command is noise-cfg pull, not this machine\'s node path');
+  const printed = await runCli(t, ['task', 'create', '--data', data, '--file', join(root, 'data', 'server.json'), '--print-pull-command']);
+  t.match(printed.stdout, /^NOISE_CFG_TOKEN='ncfg[^']+' noise-cfg pull --out \.\/config\n$/, 'task create --print-pull-command too');
+  admin.cancelTask(created.id);
+  const ended = await runCli(t, ['task', 'token', created.id, '--data', data]);
+  t.equal(ended.code, 4, 'an ended task: exit 4');
+  t.match(ended.stderr, /has ended \(cancelled\).*\(TASK_ENDED\)/);
+  t.equal(ended.stdout, '', 'no token printed');
+  const missing = await runCli(t, ['task', 'token', 'nosuchtask00000', '--data', data]);
+  t.equal(missing.code, 3, 'no such task: exit 3');
+});
+
+t.test('task revoke takes a unique 8+ hex prefix or a unique name; ambiguity, short prefixes, twice and ended tasks say so', async (t) => {
+  const root = t.testdir();
+  const data = join(root, 'data');
+  const running = await startServer(t, data);
+  const admin = openAdmin(t, data);
+  const created = admin.createTask({ files: [file], advertise: { host: '127.0.0.1', port: running.port } });
+  await pullAs(root, created.token, 'alpha');
+  await pullAs(root, created.token, 'beta');
+  // Names are the clients' own words: two may share one.
+  await pullAs(root, created.token, 'twin-1', 'twin');
+  await pullAs(root, created.token, 'twin-2', 'twin');
+  const clients = admin.showTask(created.id).clients;
+  const alpha = clients.find((client) => client.name === 'alpha')!;
+  const beta = clients.find((client) => client.name === 'beta')!;
+  t.equal(clients.filter((client) => client.name === 'twin').length, 2, 'two clients named twin');
+
+  const byPrefix = await runCli(t, ['task', 'revoke', created.id, alpha.identity.slice(0, 8), '--data', data]);
+  t.equal(byPrefix.code, 0, 'an 8-character prefix: exit 0');
+  t.match(byPrefix.stdout, new RegExp(`revoked alpha ${alpha.identity} from task ${created.id}`), 'says whom, in full');
+  t.equal(admin.showTask(created.id).clients.find((client) => client.identity === alpha.identity)!.state, 'revoked');
+  t.equal(admin.showTask(created.id).counts.revoked, 1, 'only that client');
+
+  const twice = await runCli(t, ['task', 'revoke', created.id, alpha.identity.slice(0, 16), '--data', data]);
+  t.equal(twice.code, 4, 'revoking twice: exit 4');
+  t.match(twice.stderr, /already revoked \(CLIENT_ALREADY_REVOKED\)/);
+
+  const byName = await runCli(t, ['task', 'revoke', created.id, 'beta', '--data', data, '--json']);
+  t.equal(byName.code, 0, 'a unique name: exit 0');
+  t.equal((JSON.parse(byName.stdout) as { clients: { identity: string; state: string }[] }).clients.find((client) => client.identity === beta.identity)!.state, 'revoked');
+
+  const ambiguous = await runCli(t, ['task', 'revoke', created.id, 'twin', '--data', data]);
+  t.equal(ambiguous.code, 2, 'a shared name: exit 2');
+  t.match(ambiguous.stderr, /2 clients of task \S+ are named "twin": .*give the identity/);
+  const short = await runCli(t, ['task', 'revoke', created.id, alpha.identity.slice(0, 6), '--data', data]);
+  t.equal(short.code, 2, 'a 6-character prefix: exit 2');
+  t.match(short.stderr, /at least 8 hex characters/);
+  const unknown = await runCli(t, ['task', 'revoke', created.id, 'gamma', '--data', data]);
+  t.equal(unknown.code, 3, 'no such client: exit 3');
+  t.equal(admin.showTask(created.id).counts.revoked, 2, 'the refused attempts revoked no one');
+
+  admin.cancelTask(created.id);
+  const ended = await runCli(t, ['task', 'revoke', created.id, 'twin', '--data', data]);
+  t.equal(ended.code, 4, 'on an ended task: exit 4');
+  t.match(ended.stderr, /has already ended \(cancelled\)/);
+});
+
+t.test('task watch: exit 0 completed, 6 cancelled or expired (also with no client); one final line; no doubled words', async (t) => {
+  const root = t.testdir();
+  const data = join(root, 'data');
+  const running = await startServer(t, data);
+  const admin = openAdmin(t, data);
+  const advertise = { host: '127.0.0.1', port: running.port };
+
+  const completing = admin.createTask({ files: [file], maxClients: 1, advertise });
+  await pullAs(root, completing.token, 'one');
+  const completed = await runCli(t, ['task', 'watch', completing.id, '--data', data]);
+  t.equal(completed.code, 0, 'completed: exit 0');
+  const lines = completed.stdout.trim().split('\n');
+  t.match(lines.at(-1), /^ended \S+ completed: 1\/1 applied/, 'the last line is the end');
+  t.equal(lines.filter((line) => /completed/.test(line)).length, 1, 'one line says completed');
+
+  const cancelled = admin.createTask({ files: [file], advertise });
+  admin.cancelTask(cancelled.id);
+  const cancelledWatch = await runCli(t, ['task', 'watch', cancelled.id, '--data', data]);
+  t.equal(cancelledWatch.code, 6, 'cancelled with no client: exit 6');
+  t.equal(cancelledWatch.stdout.trim().split('\n').length, 1, 'one line');
+
+  const expiring = admin.createTask({ files: [file], ttlSeconds: 1, advertise });
+  const expired = await runCli(t, ['task', 'watch', expiring.id, '--data', data]);
+  t.equal(expired.code, 6, 'expired with no client came: exit 6');
+  t.match(expired.stdout.trim().split('\n').at(-1), /^ended \S+ expired/);
+
+  const shown = await runCli(t, ['task', 'show', completing.id, '--data', data]);
+  t.notMatch(shown.stdout, /exit -|\(exit/, 'task show prints no "exit -" for a pull without a command');
+  t.notMatch(completed.stdout, /applied: applied/, 'watch does not say applied twice');
+});
