@@ -11,9 +11,24 @@ import { fileDigest, StreamingDigest, type FileEntry } from './digests.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, isProcessAlive, OutputLock } from './output-lock.js';
 import { checkPathSet } from './paths.js';
 import {
-  checkParentChain, CREATE_NEW_FILE_FLAGS, createNewFile, effectiveUid, entryIdentity, expectSameEntry, fsyncDirectory,
-  openOwnedDirectory, readFileNoFollow, type EntryIdentity,
+  checkParentChain, CREATE_NEW_FILE_FLAGS, createNewFile, describeFileSystemError, effectiveUid, entryIdentity, expectSameEntry,
+  fsyncDirectory, openNoFollow, openOwnedDirectory, readFileNoFollow, type EntryIdentity,
 } from './safe-directory.js';
+
+/**
+ * One file of an applied version as state.json records it: what the offer said (path, size, digest), the mode
+ * written here, and the inode and change time (ns, as decimal strings) right after it was written. An unchanged
+ * inode and ctime mean the bytes are the ones hashed on arrival, so the check before `have` need not read them.
+ */
+export interface AppliedFile {
+  path: string;
+  size: number;
+  /** The permission bits on disk (after maxFileMode and the umask). */
+  mode: number;
+  digest: string;
+  inode: string;
+  ctimeNs: string;
+}
 
 /** What a managed output directory records of its current version. */
 export interface AppliedState {
@@ -23,6 +38,8 @@ export interface AppliedState {
   appliedAt: string;
   /** False when the files are current but the --exec command that followed failed: the next pull redoes both. */
   isCommandDone?: boolean;
+  /** The version's files; a state without them (older versions of noise-cfg) never counts as holding its digest. */
+  files?: AppliedFile[];
 }
 
 /** The widest permission bits a pulled file gets unless the person pulling allows more (`maxFileMode`). */
@@ -37,8 +54,7 @@ const VERSIONS_DIRECTORY = 'the versions directory';
 
 function applyError(what: string, error: unknown): NoiseCfgError {
   if (error instanceof NoiseCfgError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  return new NoiseCfgError('APPLY_FAILED', `${what}: ${code ?? (error as Error).message}`, { cause: error });
+  return new NoiseCfgError('APPLY_FAILED', `${what}: ${describeFileSystemError(error)}`, { cause: error });
 }
 
 /**
@@ -58,6 +74,22 @@ export function currentUmask(): number {
 /** The permission bits a file offered with `offeredMode` gets here: within `maxFileMode`, then the umask. */
 export function appliedFileMode(offeredMode: number, maxFileMode: number, umask = currentUmask()): number {
   return offeredMode & maxFileMode & ~umask & 0o777;
+}
+
+/** The hex digest of a file's content, read in pieces without following a link. Throws the fs error. */
+async function hashFile(path: string): Promise<string> {
+  const handle = await openNoFollow(path);
+  try {
+    const digest = new StreamingDigest();
+    const buffer = Buffer.alloc(1024 * 1024);
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.byteLength, null);
+      if (bytesRead === 0) return digest.digest();
+      digest.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /** What `OUT` was when it was checked. */
@@ -208,6 +240,58 @@ export class ManagedOutput {
     await expectSameEntry(this.#linkPath, applied.linkIdentity, 'the output link');
   }
 
+  /**
+   * The digest this output really holds for `taskId`, to send as HELLO `have`, or null with the reason (null when
+   * there is nothing to say: a new or unmanaged directory, another task). It is held only when state.json names
+   * this task with its command done, OUT links to that version, and the version holds exactly the recorded files
+   * with their sizes and modes, and their recorded digests (a file whose inode or ctime changed is hashed again).
+   */
+  async heldDigest(taskId: string): Promise<{ digest: string | null; reason: string | null }> {
+    const state = await this.readState();
+    if (state === null || state.taskId !== taskId) return { digest: null, reason: null };
+    if (state.isCommandDone === false) return { digest: null, reason: 'the command after the last apply did not succeed; applying again' };
+    const problem = await this.#findDamage(state).catch((error: unknown) => `cannot check its files: ${describeFileSystemError(error)}`);
+    if (problem !== null) return { digest: null, reason: `${this.outDir} no longer holds what was applied (${problem}); pulling the files again` };
+    return { digest: state.digest, reason: null };
+  }
+
+  /** What differs between a version on disk and its record, or null when it holds exactly the recorded files. */
+  async #findDamage(state: AppliedState): Promise<string | null> {
+    if (state.files === undefined) return 'state.json of an older noise-cfg lists no files';
+    const versionDir = join(this.#versionsDir, state.version);
+    const onDisk = new Set<string>();
+    const walk = async (directory: string, prefix: string): Promise<string | null> => {
+      let entries;
+      try {
+        entries = await fs.readdir(directory, { withFileTypes: true });
+      } catch (error) {
+        return `cannot read ${directory}: ${describeFileSystemError(error)}`;
+      }
+      for (const entry of entries) {
+        const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+        if (entry.isDirectory()) {
+          const found = await walk(join(directory, entry.name), path);
+          if (found !== null) return found;
+        } else if (entry.isFile()) onDisk.add(path);
+        else return `${path} is not a regular file`;
+      }
+      return null;
+    };
+    const walkProblem = await walk(versionDir, '');
+    if (walkProblem !== null) return walkProblem;
+    for (const file of state.files) {
+      if (!onDisk.delete(file.path)) return `${file.path} is missing`;
+      const full = join(versionDir, ...file.path.split('/'));
+      const stats = await fs.lstat(full, { bigint: true });
+      if (Number(stats.size) !== file.size) return `${file.path} has ${stats.size} bytes, not ${file.size}`;
+      if ((Number(stats.mode) & 0o777) !== file.mode) return `${file.path} has mode ${(Number(stats.mode) & 0o777).toString(8)}, not ${file.mode.toString(8)}`;
+      if (String(stats.ino) === file.inode && String(stats.ctimeNs) === file.ctimeNs) continue;
+      if ((await hashFile(full)) !== file.digest) return `${file.path} was changed`;
+    }
+    const extra = [...onDisk][0];
+    return extra === undefined ? null : `${extra} is not one of its files`;
+  }
+
   /** Records whether the command after the current version succeeded (state.json, written atomically). */
   async setCommandDone(isDone: boolean): Promise<void> {
     const state = await this.readState();
@@ -348,6 +432,8 @@ export class StagedVersion {
   #handle: fs.FileHandle | null = null;
   #written = 0;
   #fileDigest: StreamingDigest | null = null;
+  /** The files written so far, as state.json records them. */
+  readonly #applied: AppliedFile[] = [];
   /** Directories this pull made inside staging, by relative path, with their identity. */
   readonly #directories = new Map<string, EntryIdentity>();
 
@@ -434,6 +520,8 @@ export class StagedVersion {
     const digest = this.#fileDigest!.digest();
     try {
       await this.#handle!.sync();
+      const stats = await this.#handle!.stat({ bigint: true });
+      this.#applied.push({ path: file.path, size: file.size, mode: Number(stats.mode) & 0o777, digest: file.digest, inode: String(stats.ino), ctimeNs: String(stats.ctimeNs) });
       await this.#handle!.close();
     } catch (error) {
       throw applyError(`cannot write ${file.path}`, error);
@@ -464,6 +552,7 @@ export class StagedVersion {
     await this.#output.swapIn(this.#stagingDir, this.#stagingIdentity, (time) => `${prefix}${time}`, {
       taskId: this.#taskId, digest: this.#digest, appliedAt: new Date().toISOString(),
       ...(options.isCommandPending ? { isCommandDone: false } : {}),
+      files: this.#applied,
     });
     return this.#files.map((file) => file.path);
   }

@@ -164,9 +164,10 @@ export async function pull(options: PullOptions): Promise<PullResult> {
 }
 
 async function pullLocked(options: PullOptions, token: TokenFields, intent: PullIntent, name: string, output: ManagedOutput | null, progress: (line: string) => void): Promise<PullResult> {
-  const state = output ? await output.readState() : null;
-  // A version whose command failed is not "had": the next pull applies it and runs the command again.
-  const have = state && state.taskId === token.taskId && state.isCommandDone !== false ? state.digest : null;
+  // `have` is sent only for files that are really there: a new, emptied or edited --out gets the files again.
+  const held = output ? await output.heldDigest(token.taskId) : { digest: null, reason: null };
+  if (held.reason !== null) progress(held.reason);
+  const have = held.digest;
   const identityDir = options.identityDir ?? defaultIdentityDir();
   const isXx = token.mode === 'xxpsk3';
 

@@ -11,6 +11,28 @@ import { NoiseCfgError } from '../errors.js';
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
 
+/** What to do about a file-system error under --out, by errno code. */
+const FIX_BY_ERRNO: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied; run noise-cfg as the user who owns that directory, or choose an --out in a directory you can write',
+  EPERM: 'operation not permitted; run noise-cfg as the user who owns that directory, or choose an --out in a directory you can write',
+  EROFS: 'the file system is read-only; choose an --out on a writable file system',
+  ENOSPC: 'no space left on the device; free some space, or choose an --out on another file system',
+  EDQUOT: 'the disk quota is exceeded; free some space, or choose an --out on another file system',
+  ENOTDIR: 'a part of that path is not a directory',
+};
+
+/**
+ * A file-system error as one line for people: the errno code, the path it names, and the fix where one is known
+ * ("EACCES (/srv/app/.x): permission denied; run noise-cfg as the user who owns …").
+ */
+export function describeFileSystemError(error: unknown): string {
+  const failure = error as NodeJS.ErrnoException;
+  if (typeof failure?.code !== 'string') return error instanceof Error ? error.message : String(error);
+  const where = typeof failure.path === 'string' ? ` (${failure.path})` : '';
+  const fix = FIX_BY_ERRNO[failure.code];
+  return `${failure.code}${where}${fix ? `: ${fix}` : ''}`;
+}
+
 /** Flags for every file noise-cfg creates: a new file, never an existing one or the target of a link. */
 export const CREATE_NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
 
@@ -147,6 +169,11 @@ export async function createNewFile(path: string, data: string | Uint8Array, mod
   } finally {
     await handle.close();
   }
+}
+
+/** Opens `path` for reading without following a link at its last component (ELOOP then). Throws the fs error. */
+export async function openNoFollow(path: string): Promise<fs.FileHandle> {
+  return fs.open(path, constants.O_RDONLY | O_NOFOLLOW);
 }
 
 /** Reads `path` without following a link at its last component (ELOOP then). Throws the fs error. */
