@@ -11,6 +11,8 @@ import { readTokenText, type TokenSources } from '../token-input.js';
 interface PullArguments extends TokenSources {
   out?: string;
   exec?: string;
+  verify?: string;
+  keepOnFailure: boolean;
   name?: string;
   dryRun: boolean;
   check: boolean;
@@ -55,7 +57,9 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .positional('token', { type: 'string', describe: 'The task token (prefer --token-file or NOISE_CFG_TOKEN: argv is visible in process lists)' })
     .option('token-file', { type: 'string', requiresArg: true, describe: 'Read the token from FILE (- for stdin)' })
     .option('out', { type: 'string', describe: 'Output directory, owned by noise-cfg (a link to the current version)' })
-    .option('exec', { type: 'string', describe: 'Shell command to run after applying; its exit code decides applied or failed' })
+    .option('verify', { type: 'string', requiresArg: true, describe: 'Shell command to check the staged files before they become current (they are in $NOISE_CFG_STAGED_DIR); non-zero: nothing changes, exit 17' })
+    .option('exec', { type: 'string', describe: 'Shell command to run after applying; its exit code decides applied or failed; on failure the previous version comes back' })
+    .option('keep-on-failure', { type: 'boolean', default: false, describe: 'When --exec fails, keep the new files current instead of rolling back' })
     .option('name', { type: 'string', describe: 'How this client appears to the operator (default: host name)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'Show what would change; write and report nothing' })
     .option('check', { type: 'boolean', default: false, describe: 'Check the token, the server and its pin; take no client slot' })
@@ -63,7 +67,11 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .option('max-file-mode', { type: 'string', requiresArg: true, describe: 'Widest permission bits a file gets, in octal (default 755: no group or others write); the umask applies too' })
     .option('retry', { type: 'string', default: '30s', requiresArg: true, describe: 'While the server is busy or cannot be reached, keep trying with backoff for this long (0: one attempt)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
-    .epilogue('Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after --retry), 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed.') as unknown as Argv<PullArguments>;
+    .epilogue([
+      'Commands: --verify and --exec run with /bin/sh -c in the current directory, with the environment of pull minus NOISE_CFG_TOKEN and NOISE_CFG_ADMIN_TOKEN, plus NOISE_CFG_TASK_ID, NOISE_CFG_DIGEST and NOISE_CFG_OUT_DIR (and NOISE_CFG_STAGED_DIR for --verify); their output goes to stderr. noise-cfg keeps the previous version until the next successful apply: `noise-cfg rollback --out DIR` goes back to it.',
+      '',
+      'Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after --retry), 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed, 17 --verify failed (nothing changed).',
+    ].join('\n')) as unknown as Argv<PullArguments>;
 }
 
 function describeResult(result: PullResult, outDir: string | undefined): string {
@@ -105,6 +113,8 @@ export async function handler(argv: PullArguments): Promise<void> {
       intent: argv.check ? 'check' : argv.dryRun ? 'dry-run' : 'pull',
       ...(argv.out !== undefined ? { outDir: argv.out } : {}),
       ...(argv.exec !== undefined ? { exec: argv.exec } : {}),
+      ...(argv.verify !== undefined ? { verify: argv.verify } : {}),
+      ...(argv.keepOnFailure ? { keepOnFailure: true } : {}),
       ...(argv.name !== undefined ? { name: argv.name } : {}),
       ...(argv.identityDir !== undefined ? { identityDir: argv.identityDir } : {}),
       ...(maxFileMode !== undefined ? { maxFileMode } : {}),

@@ -40,6 +40,32 @@ export interface AppliedState {
   isCommandDone?: boolean;
   /** The version's files; a state without them (older versions of noise-cfg) never counts as holding its digest. */
   files?: AppliedFile[];
+  /**
+   * The version that was current before this one, kept on disk for a rollback. Its own `previous` is kept only
+   * while this version's command has not succeeded, so that a rollback after a failed command still leaves one
+   * version to go back to.
+   */
+  previous?: AppliedState;
+}
+
+/** What a rollback did: the version it left (now removed) and the one now current. */
+export interface RollbackOutcome {
+  from: { taskId: string; digest: string; version: string };
+  to: AppliedState;
+}
+
+/** `state` without the `previous` of its `previous`: what is kept once its command has succeeded. */
+function keepOnePrevious(state: AppliedState): AppliedState {
+  if (state.previous === undefined) return state;
+  const { previous: _older, ...previous } = state.previous;
+  return { ...state, previous };
+}
+
+/** The version names a state keeps on disk: its own and those of its previous versions. */
+function keptVersions(state: AppliedState | null): Set<string> {
+  const names = new Set<string>();
+  for (let entry: AppliedState | undefined = state ?? undefined; entry !== undefined; entry = entry.previous) names.add(entry.version);
+  return names;
 }
 
 /** The widest permission bits a pulled file gets unless the person pulling allows more (`maxFileMode`). */
@@ -292,11 +318,43 @@ export class ManagedOutput {
     return extra === undefined ? null : `${extra} is not one of its files`;
   }
 
-  /** Records whether the command after the current version succeeded (state.json, written atomically). */
-  async setCommandDone(isDone: boolean): Promise<void> {
+  /**
+   * Records that the command after the current version succeeded (state.json, written atomically): the apply is
+   * successful, so only one previous version is kept from now on and older ones are removed.
+   */
+  async commandSucceeded(): Promise<void> {
     const state = await this.readState();
     if (!state) return;
-    await this.#writeState({ ...state, isCommandDone: isDone });
+    const kept = keepOnePrevious({ ...state, isCommandDone: true });
+    await this.#writeState(kept);
+    await this.#removeUnkeptVersions(kept);
+  }
+
+  /**
+   * Goes back one version (the lock must be held): checks that the previous version recorded in state.json is
+   * intact, points OUT at it with one rename(), records it as current and removes the version it left. Throws
+   * ROLLBACK_UNAVAILABLE when OUT holds no applied version or none before it, APPLY_FAILED when the previous
+   * version was changed on disk or a file-system step fails (then OUT is unchanged, or already the previous one).
+   */
+  async rollBack(): Promise<RollbackOutcome> {
+    await this.verifyVersionsDir();
+    const state = await this.readState();
+    if (state === null) throw noVersionToRollBack(this.outDir);
+    const previous = state.previous;
+    if (previous === undefined) {
+      throw new NoiseCfgError('ROLLBACK_UNAVAILABLE', `${this.outDir} has no previous version to go back to: it holds task ${state.taskId}, and noise-cfg keeps one previous version, which a rollback uses up; pull a task to change it`);
+    }
+    const damage = await this.#findDamage(previous).catch((error: unknown) => `cannot check its files: ${describeFileSystemError(error)}`);
+    if (damage !== null) throw new NoiseCfgError('APPLY_FAILED', `the previous version of ${this.outDir} (task ${previous.taskId}) was changed on disk (${damage}), so noise-cfg does not go back to it; pull the task you want instead`);
+    try {
+      await this.#pointLinkAt(previous.version);
+      this.#applied = null;
+      await this.#writeState(previous);
+      await this.#removeUnkeptVersions(previous);
+    } catch (error) {
+      throw applyError(`cannot go back to the previous version of ${this.outDir}`, error);
+    }
+    return { from: { taskId: state.taskId, digest: state.digest, version: state.version }, to: previous };
   }
 
   /** Removes state.json, so that the next pull claims to have nothing (after a version was found tampered with). */
@@ -345,7 +403,7 @@ export class ManagedOutput {
    * The swap of StagedVersion.commit(), with every check right before the rename it guards. Returns nothing;
    * throws APPLY_FAILED; before the link's rename nothing visible changed.
    */
-  async swapIn(stagingDir: string, stagingIdentity: EntryIdentity, name: (time: number) => string, state: Omit<AppliedState, 'version'>): Promise<void> {
+  async swapIn(stagingDir: string, stagingIdentity: EntryIdentity, name: (time: number) => string, state: Omit<AppliedState, 'version' | 'previous'>): Promise<void> {
     const linkTemp = join(this.#versionsDir, `.link-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
       // Right before the swap, as before connecting: the parent chain, OUT, and what this pull made.
@@ -354,6 +412,8 @@ export class ManagedOutput {
       }
       await this.verifyVersionsDir();
       const target = await this.checkTarget();
+      // What is current now becomes the previous version, kept for a rollback.
+      const current = await this.readState();
       await expectSameEntry(stagingDir, stagingIdentity, 'the staging directory');
       let time = Date.now();
       // Under the lock no other pull makes a version, so a free name stays free.
@@ -376,20 +436,48 @@ export class ManagedOutput {
       await fsyncDirectory(this.#realParent!);
       this.#applied = { versionDir, versionIdentity: stagingIdentity, linkIdentity };
       await this.verifyApplied();
-      await this.#writeState({ ...state, version });
-      await this.#removeOldVersions(version);
+      const previous = current === null ? undefined : keepOnePrevious(current);
+      const applied: AppliedState = { ...state, version, ...(previous ? { previous } : {}) };
+      // Without a pending command the apply has succeeded here; with one, the version before the previous stays
+      // until the command succeeds, so that a rollback after a failed command leaves a version to go back to.
+      const kept = state.isCommandDone === false ? applied : keepOnePrevious(applied);
+      await this.#writeState(kept);
+      await this.#removeUnkeptVersions(kept);
     } catch (error) {
       await fs.rm(linkTemp, { force: true }).catch(() => undefined);
       throw applyError(`cannot make the new files current in ${this.outDir}`, error);
     }
   }
 
-  /** Removes older versions, but never the one the link points to now (read again here) nor the new one. */
-  async #removeOldVersions(version: string): Promise<void> {
-    const current = basename(await fs.readlink(this.#linkPath));
+  /** Points OUT at `version` (one of ours, in the versions directory) with one rename() of a new link over it. */
+  async #pointLinkAt(version: string): Promise<void> {
+    const linkTemp = join(this.#versionsDir, `.link-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      const target = await this.checkTarget();
+      if (target.kind !== 'link') throw new NoiseCfgError('APPLY_FAILED', `${this.outDir} is no longer a link to a version noise-cfg made`);
+      const versionDir = join(this.#versionsDir, version);
+      const versionIdentity = await entryIdentity(versionDir);
+      await fs.symlink(join(basename(this.#versionsDir), version), linkTemp);
+      const linkIdentity = await entryIdentity(linkTemp);
+      await this.verifyVersionsDir();
+      await expectSameEntry(this.#linkPath, target.identity, 'the output link');
+      await fs.rename(linkTemp, this.#linkPath);
+      await expectSameEntry(this.#linkPath, linkIdentity, 'the output link');
+      await expectSameEntry(versionDir, versionIdentity, 'the version directory');
+      await fsyncDirectory(this.#realParent!);
+    } catch (error) {
+      await fs.rm(linkTemp, { force: true }).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Removes versions that `state` does not keep, but never the one the link points to now (read again here). */
+  async #removeUnkeptVersions(state: AppliedState): Promise<void> {
+    const kept = keptVersions(state);
+    kept.add(basename(await fs.readlink(this.#linkPath)));
     for (const name of await fs.readdir(this.#versionsDir)) {
       // Dot-names (the lock, temporaries) are left to their owners and to #removeStaleTemporaries.
-      if (name !== version && name !== current && name !== STATE_FILE && !name.startsWith('.')) {
+      if (!kept.has(name) && name !== STATE_FILE && !name.startsWith('.')) {
         await fs.rm(join(this.#versionsDir, name), { recursive: true, force: true });
       }
     }
@@ -417,6 +505,28 @@ export class ManagedOutput {
       await fs.rm(temporary, { force: true }).catch(() => undefined);
       throw applyError(`cannot record the state of ${this.outDir}`, error);
     }
+  }
+}
+
+function noVersionToRollBack(outDir: string): NoiseCfgError {
+  return new NoiseCfgError('ROLLBACK_UNAVAILABLE', `${outDir} holds no version applied by noise-cfg (it is new, empty, or not managed by noise-cfg), so there is nothing to go back to`);
+}
+
+/**
+ * `noise-cfg rollback --out DIR` (SPEC.md §4.7): makes the previous version of `outDir` current again under its lock
+ * and removes the version it leaves. Throws ROLLBACK_UNAVAILABLE (nothing applied, or no previous version; checked
+ * before anything is created), APPLY_FAILED (an unsafe --out, the lock held past `lockTimeoutMs`, a changed
+ * previous version, a file-system error).
+ */
+export async function rollBackOutput(outDir: string, options: { lockTimeoutMs?: number; onWait?: (pid: number) => void } = {}): Promise<RollbackOutcome> {
+  const output = new ManagedOutput(outDir);
+  // Looked at before the lock, which would create the versions directory of a new --out.
+  if ((await output.readState()) === null) throw noVersionToRollBack(output.outDir);
+  await output.lock(options);
+  try {
+    return await output.rollBack();
+  } finally {
+    await output.unlock();
   }
 }
 
@@ -555,6 +665,12 @@ export class StagedVersion {
       files: this.#applied,
     });
     return this.#files.map((file) => file.path);
+  }
+
+  /** Throws APPLY_FAILED unless the staging directory is still the one this pull made (before --verify runs on it). */
+  async checkStillStaged(): Promise<void> {
+    await this.#output.verifyVersionsDir();
+    await expectSameEntry(this.#stagingDir, this.#stagingIdentity, 'the staging directory');
   }
 
   /** Throws the staged files away (only if staging is still the directory this pull made); the current version is untouched. */

@@ -35,8 +35,19 @@ export interface PullOptions {
   outDir?: string;
   /** How this client appears to the operator; default: the host name. */
   name?: string;
-  /** Shell command to run after a successful apply; its exit code decides applied or failed. */
+  /**
+   * Shell command to run after a successful apply, in this process's working directory; its exit code decides
+   * applied or failed. When it fails, OUT goes back to the previous version unless `keepOnFailure`.
+   */
   exec?: string;
+  /**
+   * Shell command to run on the staged version before it becomes current, in this process's working directory,
+   * with NOISE_CFG_STAGED_DIR naming it. Non-zero: nothing changes under OUT and the result is failed
+   * (VERIFY_FAILED).
+   */
+  verify?: string;
+  /** When `exec` fails, leave the new version current instead of going back to the previous one. */
+  keepOnFailure?: boolean;
   /** `pull` (default), `dry-run` (show what would change, report nothing) or `check` (token, reachability, pin). */
   intent?: PullIntent;
   /** Where this client's identity lives; default `$XDG_CONFIG_HOME/noise-cfg`. */
@@ -77,8 +88,10 @@ export interface PullResult {
   changes?: Changes;
   /** The --exec command's exit code, if it ran. */
   exitCode?: number | null;
-  /** For failed: what failed (DIGEST_MISMATCH, APPLY_FAILED or COMMAND_FAILED) and why. */
+  /** For failed: what failed (DIGEST_MISMATCH, APPLY_FAILED, VERIFY_FAILED or COMMAND_FAILED) and why. */
   failure?: { code: ErrorCode; message: string };
+  /** After a failed --exec: true when OUT went back to the previous version, false when the new one stayed. */
+  rolledBack?: boolean;
   /** False when the server's ACK did not arrive (the result may not be recorded; a re-pull settles it). */
   isAcknowledged?: boolean;
 }
@@ -87,6 +100,7 @@ async function send(connection: SecureConnection, message: UpdateMessage): Promi
   await connection.send(encodeMessage(message));
 }
 
+/** Runs `/bin/sh -c command` in this process's working directory, its output on stderr; resolves with its exit code (127: could not start). */
 function runCommand(command: string, environment: Record<string, string>): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...environment };
   for (const name of SECRET_ENVIRONMENT) delete env[name];
@@ -220,6 +234,26 @@ async function pullLocked(options: PullOptions, token: TokenFields, intent: Pull
   }
 }
 
+/** The variables --verify and --exec get on top of the environment (which loses SECRET_ENVIRONMENT). */
+function commandEnvironment(token: TokenFields, output: ManagedOutput, offer: Offer): Record<string, string> {
+  return { NOISE_CFG_TASK_ID: token.taskId, NOISE_CFG_OUT_DIR: output.outDir, NOISE_CFG_DIGEST: offer.digest };
+}
+
+/** After a failed --exec: back to the previous version when there is one, and a line saying what happened. */
+async function rollBackAfterFailure(output: ManagedOutput): Promise<{ isRolledBack: boolean; message: string }> {
+  try {
+    const outcome = await output.rollBack();
+    // No local path: this text is also the RESULT message the server records.
+    return { isRolledBack: true, message: `rolled back: the previous version (task ${outcome.to.taskId}) is current again` };
+  } catch (error) {
+    if (isNoiseCfgError(error, 'ROLLBACK_UNAVAILABLE')) {
+      return { isRolledBack: false, message: `there is no previous version to roll back to, so the new files stay current (the next pull applies them and runs the command again)` };
+    }
+    if (isNoiseCfgError(error)) return { isRolledBack: false, message: `the rollback failed (${error.message}); the new files stay current` };
+    throw error;
+  }
+}
+
 function checkOffer(offer: Offer, intent: PullIntent): void {
   if (taskDigest(offer.files) !== offer.digest) throw new NoiseCfgError('DIGEST_MISMATCH', 'the offered file list does not hash to the offered task digest');
   const total = offer.files.reduce((sum, file) => sum + file.size, 0);
@@ -267,6 +301,14 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
       if (received > offer.totalBytes) throw new NoiseCfgError('PROTOCOL_ERROR', 'the server sent more content than it offered');
       await staged.write(chunk);
     }
+    if (options.verify !== undefined) {
+      progress(`verifying the staged files: ${options.verify}`);
+      await staged.checkStillStaged();
+      const verifyCode = await runCommand(options.verify, { ...commandEnvironment(token, output, offer), NOISE_CFG_STAGED_DIR: staged.stagingDir });
+      if (verifyCode !== 0) {
+        throw new NoiseCfgError('VERIFY_FAILED', `the --verify command exited with ${verifyCode}; nothing was changed in ${output.outDir}, the previous files stay current`);
+      }
+    }
     progress(`received and checked ${offer.files.length} file(s); making them current`);
     if (have === offer.digest) progress('the files are already current here; making them current again');
     await staged.commit({ isCommandPending: options.exec !== undefined });
@@ -275,7 +317,7 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   } catch (error) {
     await staged?.abort();
     // Only failures of the content or of writing it are reported; a broken session is just an error.
-    if (isNoiseCfgError(error) && (error.code === 'DIGEST_MISMATCH' || error.code === 'APPLY_FAILED')) {
+    if (isNoiseCfgError(error) && (error.code === 'DIGEST_MISMATCH' || error.code === 'APPLY_FAILED' || error.code === 'VERIFY_FAILED')) {
       failure = { code: error.code, message: error.message };
     } else {
       throw error;
@@ -286,14 +328,24 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
     }
     if (received > offer.totalBytes) throw new NoiseCfgError('PROTOCOL_ERROR', 'the server sent more content than it offered');
   }
+  let rolledBack: boolean | undefined;
   if (failure === null && options.exec !== undefined) {
     progress(`running: ${options.exec}`);
     try {
       // The command must run on the files this pull checked, not on a directory put in their place meanwhile.
       await output.verifyApplied();
-      exitCode = await runCommand(options.exec, { NOISE_CFG_TASK_ID: token.taskId, NOISE_CFG_OUT_DIR: output.outDir, NOISE_CFG_DIGEST: offer.digest });
-      if (exitCode !== 0) failure = { code: 'COMMAND_FAILED', message: `the command exited with ${exitCode}` };
-      else await output.setCommandDone(true);
+      exitCode = await runCommand(options.exec, commandEnvironment(token, output, offer));
+      if (exitCode !== 0) {
+        const what = `the command exited with ${exitCode}`;
+        if (options.keepOnFailure) {
+          rolledBack = false;
+          failure = { code: 'COMMAND_FAILED', message: `${what}; the new files stay current (--keep-on-failure)` };
+        } else {
+          const back = await rollBackAfterFailure(output);
+          rolledBack = back.isRolledBack;
+          failure = { code: 'COMMAND_FAILED', message: `${what}; ${back.message}` };
+        }
+      } else await output.commandSucceeded();
     } catch (error) {
       if (!isNoiseCfgError(error) || error.code !== 'APPLY_FAILED') throw error;
       failure = { code: error.code, message: error.message };
@@ -338,9 +390,10 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   return {
     status: failure === null ? 'applied' : 'failed',
     taskId: token.taskId,
-    files: failure === null || failure.code === 'COMMAND_FAILED' ? paths : [],
+    files: failure === null || (failure.code === 'COMMAND_FAILED' && !rolledBack) ? paths : [],
     ...(options.exec !== undefined ? { exitCode } : {}),
     ...(failure ? { failure } : {}),
+    ...(rolledBack !== undefined ? { rolledBack } : {}),
     isAcknowledged,
   };
 }
