@@ -12,6 +12,7 @@ import type { ChannelLimits } from '../transport/limits.js';
 import type { SecureConnection } from '../transport/secure-connection.js';
 import { describeRetry, retrying } from '../transport/connect-with-retry.js';
 import { connectSecure } from '../transport/secure-socket.js';
+import type { KeyPair } from '../noise/dh-functions.js';
 import { appliedFileMode, currentUmask, DEFAULT_MAX_FILE_MODE, ManagedOutput, type StagedVersion } from './apply.js';
 import { taskDigest } from './digests.js';
 import { defaultIdentityDir, loadClientId, loadClientKeyPair } from './identity.js';
@@ -144,6 +145,7 @@ function checkOptions(options: PullOptions): void {
 
 /**
  * Pulls a task. Throws TOKEN_* (before any connection), INVALID_ARGUMENT (options, an unprintable name),
+ * IDENTITY_UNAVAILABLE and DATA_DIR_INSECURE (the identity directory or its files; before connecting),
  * CONNECTION_FAILED, HANDSHAKE_TIMEOUT, TOO_MANY_CONNECTIONS (the server stayed busy for `retryForMs`; these three are
  * retried with backoff until then), AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, REJECTED (the reason in the
  * message), PROTOCOL_ERROR (also: content past the offered total), CONNECTION_TRUNCATED, APPLY_FAILED (the output
@@ -162,6 +164,9 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
   checkOptions(options);
   const name = clientName(options.name);
+  // The identity is loaded before --out is locked and before connecting: a directory that cannot be used fails here.
+  const identityDir = options.identityDir ?? defaultIdentityDir();
+  const identity: ClientIdentity = token.mode === 'xxpsk3' ? { keyPair: loadClientKeyPair(identityDir), clientId: null } : { keyPair: null, clientId: loadClientId(identityDir) };
   const output = options.outDir === undefined ? null : new ManagedOutput(options.outDir, { maxFileMode: options.maxFileMode ?? DEFAULT_MAX_FILE_MODE });
   // The lock is held from before connecting until the state is written: two pulls into one OUT take turns.
   if (output && intent === 'pull') {
@@ -171,23 +176,28 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     });
   }
   try {
-    return await pullLocked(options, token, intent, name, output, progress);
+    return await pullLocked(options, token, intent, name, identity, output, progress);
   } finally {
     await output?.unlock();
   }
 }
 
-async function pullLocked(options: PullOptions, token: TokenFields, intent: PullIntent, name: string, output: ManagedOutput | null, progress: (line: string) => void): Promise<PullResult> {
+/** What HELLO and the handshake carry of this client: its static key pair (xxpsk3) or its client id (nnpsk0). */
+interface ClientIdentity {
+  keyPair: KeyPair | null;
+  clientId: string | null;
+}
+
+async function pullLocked(options: PullOptions, token: TokenFields, intent: PullIntent, name: string, identity: ClientIdentity, output: ManagedOutput | null, progress: (line: string) => void): Promise<PullResult> {
   // `have` is sent only for files that are really there: a new, emptied or edited --out gets the files again.
   const held = output ? await output.heldDigest(token.taskId) : { digest: null, reason: null };
   if (held.reason !== null) progress(held.reason);
   const have = held.digest;
-  const identityDir = options.identityDir ?? defaultIdentityDir();
   const isXx = token.mode === 'xxpsk3';
 
   progress(`connecting to ${token.host}:${token.port} (${token.mode}, task ${token.taskId})`);
   const hello: UpdateMessage = { type: 'HELLO', body: {
-    protocol: UPDATE_PROTOCOL_VERSION, software: SOFTWARE, name, clientId: isXx ? null : loadClientId(identityDir), have, intent,
+    protocol: UPDATE_PROTOCOL_VERSION, software: SOFTWARE, name, clientId: identity.clientId, have, intent,
   } };
   // A server at its session caps answers REJECT busy (before or after HELLO): like a busy handshake, that is
   // retried within the same window, and it is "server busy" (exit 11), not a refusal of this client.
@@ -196,7 +206,7 @@ async function pullLocked(options: PullOptions, token: TokenFields, intent: Pull
       mode: token.mode,
       taskId: token.taskId,
       psk: token.psk,
-      ...(isXx ? { staticKeyPair: loadClientKeyPair(identityDir), serverPublicKey: token.serverPublicKey! } : {}),
+      ...(isXx ? { staticKeyPair: identity.keyPair!, serverPublicKey: token.serverPublicKey! } : {}),
       // A server's largest message is an OFFER: a client holds no more than that for one message, whatever it is sent.
       limits: { maxReceiveMessageBytes: MAX_SERVER_MESSAGE_BYTES, ...options.limits },
     });
