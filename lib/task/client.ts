@@ -64,6 +64,11 @@ export interface PullOptions {
   /** Progress lines for people (stderr in the CLI). Called synchronously, at each step. */
   onProgress?: (line: string) => void;
   /**
+   * Transfer progress, in bytes: called with 0 once the offer is accepted, then after each piece of content
+   * received, last with `receivedBytes === totalBytes`. Synchronous; the CLI draws its progress bar from it.
+   */
+  onTransferProgress?: (receivedBytes: number, totalBytes: number) => void;
+  /**
    * The widest permission bits a pulled file gets (default 0o755: the offered mode without group or others
    * write); the umask applies on top. At most 0o777.
    */
@@ -148,7 +153,8 @@ function checkOptions(options: PullOptions): void {
  * IDENTITY_UNAVAILABLE and DATA_DIR_INSECURE (the identity directory or its files; before connecting),
  * CONNECTION_FAILED, HANDSHAKE_TIMEOUT, TOO_MANY_CONNECTIONS (the server stayed busy for `retryForMs`; these three are
  * retried with backoff until then), AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, REJECTED (the reason in the
- * message), PROTOCOL_ERROR (also: content past the offered total), CONNECTION_TRUNCATED, APPLY_FAILED (the output
+ * message), PROTOCOL_ERROR (also: content past the offered total), CONNECTION_TRUNCATED, TRANSFER_INTERRUPTED (the
+ * server closed the connection while content was due; nothing applied; retry), APPLY_FAILED (the output
  * directory or a directory above it is not safe, or another pull held its lock for `lockTimeoutMs`; all before
  * connecting). Failures after the files arrived (digest, apply, command) are reported to the server and returned
  * as status `failed`.
@@ -244,6 +250,23 @@ async function pullLocked(options: PullOptions, token: TokenFields, intent: Pull
   }
 }
 
+/**
+ * The next message while content is due. A connection that ends there (END, FIN or RST: the server stopped or
+ * restarted) is TRANSFER_INTERRUPTED, which says to retry, rather than a bare CONNECTION_TRUNCATED.
+ */
+async function receiveContent(connection: SecureConnection, output: ManagedOutput, receivedBytes: number, totalBytes: number): Promise<Buffer> {
+  const interrupted = (cause?: unknown): NoiseCfgError => new NoiseCfgError('TRANSFER_INTERRUPTED', `the server closed the connection mid-transfer (after ${receivedBytes} of ${totalBytes} bytes; it may have stopped or restarted); nothing was applied and ${output.outDir} is unchanged; retry`, cause === undefined ? undefined : { cause });
+  let message: Buffer | null;
+  try {
+    message = await connection.receive();
+  } catch (error) {
+    if (isNoiseCfgError(error, 'CONNECTION_TRUNCATED')) throw interrupted(error);
+    throw error;
+  }
+  if (message === null) throw interrupted();
+  return message;
+}
+
 /** The variables --verify and --exec get on top of the environment (which loses SECRET_ENVIRONMENT). */
 function commandEnvironment(token: TokenFields, output: ManagedOutput, offer: Offer): Record<string, string> {
   return { NOISE_CFG_TASK_ID: token.taskId, NOISE_CFG_OUT_DIR: output.outDir, NOISE_CFG_DIGEST: offer.digest };
@@ -303,13 +326,16 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   try {
     staged = await output.stage(token.taskId, offer.digest, offer.files);
     progress(`receiving ${offer.files.length} file(s), ${offer.totalBytes} bytes`);
+    const onTransfer = options.onTransferProgress ?? (() => undefined);
+    onTransfer(0, offer.totalBytes);
     // Empty files at the start (or all of them: the server sends no CHUNK for 0 bytes) are made before any CHUNK.
     await staged.write(Buffer.alloc(0));
     while (!staged.isComplete) {
-      const chunk = expectMessage(await connection.receive(), ['CHUNK']).body;
+      const chunk = expectMessage(await receiveContent(connection, output, received, offer.totalBytes), ['CHUNK']).body;
       received += chunk.byteLength;
       if (received > offer.totalBytes) throw new NoiseCfgError('PROTOCOL_ERROR', 'the server sent more content than it offered');
       await staged.write(chunk);
+      onTransfer(received, offer.totalBytes);
     }
     if (options.verify !== undefined) {
       progress(`verifying the staged files: ${options.verify}`);

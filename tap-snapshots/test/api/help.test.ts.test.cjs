@@ -161,8 +161,9 @@ keeps the previous version until the next successful apply: \`noise-cfg rollback
 to it.
 
 Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after
---retry), 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest
-mismatch, 15 apply failed, 16 command failed, 17 --verify failed (nothing changed).
+--retry), or it closed the connection mid-transfer (retry), 12 authentication failed, 13 rejected
+(expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed, 17
+--verify failed (nothing changed).
 
 `
 
