@@ -3,9 +3,10 @@
  * (CONTRACT.md, SPEC.md §4). Exit codes distinguish every failure (SPEC.md §6).
  */
 import type { Argv } from 'yargs';
-import { decodeToken, isNoiseCfgError, NoiseCfgError, parseDurationSeconds, pull, type PullResult } from '../../lib/index.js';
+import { decodeToken, isNoiseCfgError, NoiseCfgError, parseDurationSeconds, pull, type PullOptions, type PullResult } from '../../lib/index.js';
 import { EXIT_CODE_BY_ERROR } from '../exit-codes.js';
 import { printResult, printStatus, reportError } from '../output.js';
+import { isProgressWanted, ProgressBar } from '../progress.js';
 import { readTokenText, type TokenSources } from '../token-input.js';
 
 interface PullArguments extends TokenSources {
@@ -19,6 +20,7 @@ interface PullArguments extends TokenSources {
   identityDir?: string;
   maxFileMode?: string;
   retry: string;
+  progress?: boolean;
   json: boolean;
 }
 
@@ -66,6 +68,7 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .option('identity-dir', { type: 'string', describe: 'Where this client\'s identity key lives (default $XDG_CONFIG_HOME/noise-cfg)' })
     .option('max-file-mode', { type: 'string', requiresArg: true, describe: 'Widest permission bits a file gets, in octal (default 755: no group or others write); the umask applies too' })
     .option('retry', { type: 'string', default: '30s', requiresArg: true, describe: 'While the server is busy or cannot be reached, keep trying with backoff for this long (0: one attempt)' })
+    .option('progress', { type: 'boolean', describe: 'Show a progress bar on stderr (default: when stderr is a terminal and not --json); --no-progress: never' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
     .epilogue([
       'Commands: --verify and --exec run with /bin/sh -c in the current directory, with the environment of pull minus NOISE_CFG_TOKEN and NOISE_CFG_ADMIN_TOKEN, plus NOISE_CFG_TASK_ID, NOISE_CFG_DIGEST and NOISE_CFG_OUT_DIR (and NOISE_CFG_STAGED_DIR for --verify); their output goes to stderr. noise-cfg keeps the previous version until the next successful apply: `noise-cfg rollback --out DIR` goes back to it.',
@@ -96,6 +99,25 @@ function describeResult(result: PullResult, outDir: string | undefined): string 
   }
 }
 
+/** Runs pull() with the progress bar, when wanted, drawn from its transfer callback and cleared at the end. */
+async function pullWithProgress(argv: PullArguments, options: PullOptions): Promise<PullResult> {
+  const bar = isProgressWanted(argv.progress, argv.json, process.stderr.isTTY === true)
+    ? new ProgressBar({ write: (text) => process.stderr.write(text), now: () => performance.now(), isForced: argv.progress === true })
+    : null;
+  try {
+    return await pull({
+      ...options,
+      onProgress: (line) => {
+        bar?.clear();
+        options.onProgress?.(line);
+      },
+      ...(bar ? { onTransferProgress: (receivedBytes: number, totalBytes: number) => bar.update(receivedBytes, totalBytes) } : {}),
+    });
+  } finally {
+    bar?.clear();
+  }
+}
+
 export async function handler(argv: PullArguments): Promise<void> {
   let taskId: string | null = null;
   try {
@@ -108,7 +130,7 @@ export async function handler(argv: PullArguments): Promise<void> {
     } catch {
       // pull() reports the token's fault itself.
     }
-    const result = await pull({
+    const result = await pullWithProgress(argv, {
       token,
       intent: argv.check ? 'check' : argv.dryRun ? 'dry-run' : 'pull',
       ...(argv.out !== undefined ? { outDir: argv.out } : {}),

@@ -152,6 +152,8 @@ Options:
                          others write); the umask applies too                               [string]
       --retry            While the server is busy or cannot be reached, keep trying with backoff for
                          this long (0: one attempt)                        [string] [default: "30s"]
+      --progress         Show a progress bar on stderr (default: when stderr is a terminal and not
+                         --json); --no-progress: never                                     [boolean]
       --json             Print one JSON object                            [boolean] [default: false]
 
 Commands: --verify and --exec run with /bin/sh -c in the current directory, with the environment of
