@@ -30,9 +30,9 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-/** A duration in whole seconds for people: 7s, 2m05s, 1h02m. */
+/** A duration rounded to whole seconds for people: 7s, 2m05s, 1h02m. */
 export function formatSeconds(totalSeconds: number): string {
-  const seconds = Math.max(0, Math.ceil(totalSeconds));
+  const seconds = Math.max(0, Math.round(totalSeconds));
   if (seconds < 60) return `${seconds}s`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
   return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;

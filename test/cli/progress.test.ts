@@ -21,7 +21,8 @@ t.test('formatBytes and formatSeconds', async (t) => {
   t.equal(formatBytes(512), '512 B');
   t.equal(formatBytes(1536), '1.5 KiB');
   t.equal(formatBytes(5 * 1024 ** 3), '5.0 GiB');
-  t.equal(formatSeconds(7.2), '8s');
+  t.equal(formatSeconds(7.2), '7s');
+  t.equal(formatSeconds(0.01), '0s', 'a sliver left is 0s, not 1s');
   t.equal(formatSeconds(125), '2m05s');
   t.equal(formatSeconds(3720), '1h02m');
 });
