@@ -5,7 +5,7 @@
 import type { Argv } from 'yargs';
 import { decodeToken, isNoiseCfgError, NoiseCfgError, parseDurationSeconds, pull, type PullOptions, type PullResult } from '../../lib/index.js';
 import { EXIT_CODE_BY_ERROR } from '../exit-codes.js';
-import { printResult, printStatus, reportError } from '../output.js';
+import { printResult, printStatus, reportError, UsageError } from '../output.js';
 import { isProgressWanted, ProgressBar } from '../progress.js';
 import { readTokenText, type TokenSources } from '../token-input.js';
 
@@ -70,6 +70,14 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .option('retry', { type: 'string', default: '30s', requiresArg: true, describe: 'While the server is busy or cannot be reached, keep trying with backoff for this long (0: one attempt)' })
     .option('progress', { type: 'boolean', describe: 'Show a progress bar on stderr (default: when stderr is a terminal and not --json); --no-progress: never' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+    // Thrown from .check(): a usage error (exit 2) before the handler runs; the commands only run on a real pull.
+    .check((argv) => {
+      const pullOnly = [argv['verify'] !== undefined ? '--verify' : null, argv['exec'] !== undefined ? '--exec' : null, argv['keep-on-failure'] === true ? '--keep-on-failure' : null].filter((name) => name !== null);
+      const other = argv['dry-run'] === true ? '--dry-run' : argv['check'] === true ? '--check' : null;
+      if (pullOnly.length > 0 && other !== null) throw new UsageError(`${pullOnly.join(' and ')} ${pullOnly.length > 1 ? 'apply' : 'applies'} only to a pull that writes files; ${other} writes nothing, so leave ${pullOnly.length > 1 ? 'them' : 'it'} out`);
+      if (argv['keep-on-failure'] === true && argv['exec'] === undefined) throw new UsageError('--keep-on-failure goes with --exec: it says what to do when that command fails');
+      return true;
+    })
     .epilogue([
       'Commands: --verify and --exec run with /bin/sh -c in the current directory, with the environment of pull minus NOISE_CFG_TOKEN and NOISE_CFG_ADMIN_TOKEN, plus NOISE_CFG_TASK_ID, NOISE_CFG_DIGEST and NOISE_CFG_OUT_DIR (and NOISE_CFG_STAGED_DIR for --verify); their output goes to stderr. noise-cfg keeps the previous version until the next successful apply: `noise-cfg rollback --out DIR` goes back to it.',
       '',

@@ -174,3 +174,20 @@ t.test('a library pull() returns rolledBack only when --exec ran and failed', as
   t.equal(result.status, 'applied');
   t.notOk('rolledBack' in result, 'no rolledBack on success');
 });
+
+t.test('--verify, --exec or --keep-on-failure with --dry-run or --check, and --keep-on-failure without --exec, are usage errors (exit 2) that do nothing', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'out');
+  const cases: [string[], RegExp][] = [
+    [['--dry-run', '--verify', 'true'], /--verify applies only to a pull that writes files; --dry-run writes nothing/],
+    [['--check', '--exec', 'true', '--verify', 'true'], /--verify and --exec apply only to a pull that writes files; --check/],
+    [['--keep-on-failure'], /--keep-on-failure goes with --exec/],
+  ];
+  for (const [extra, message] of cases) {
+    // The token is never read: the command line fails to parse first.
+    const result = await runCli(t, ['pull', '--out', out, '--retry', '0', ...extra], { env: { NOISE_CFG_TOKEN: 'not-read' } });
+    t.equal(result.code, 2, `${extra.join(' ')}: exit 2`);
+    t.match(result.stderr, message);
+  }
+  t.notOk(existsSync(out), 'nothing was made');
+});
