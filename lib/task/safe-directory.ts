@@ -139,6 +139,9 @@ async function checkWritable(outDir: string, directory: string): Promise<void> {
     if (code === 'EROFS') {
       throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: its parent directory ${directory} is on a read-only file system (EROFS); choose an --out on a writable file system`, { cause: error });
     }
+    if (code === 'EPERM') {
+      throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: its parent directory ${directory}${owner} does not permit changes (EPERM): it may be immutable or append-only (see lsattr -d ${directory}; chattr -i removes that); choose an --out in a directory you can write`, { cause: error });
+    }
     throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: ${who} cannot create entries in its parent directory ${directory}${owner}: ${code}; run noise-cfg as the user who owns ${directory}, or choose an --out in a directory you can write`, { cause: error });
   }
 }
