@@ -3,6 +3,7 @@ import yargs, { type Argv } from 'yargs';
 import * as channel from './commands/channel.js';
 import * as demo from './commands/demo.js';
 import * as pull from './commands/pull.js';
+import * as rollback from './commands/rollback.js';
 import * as serve from './commands/serve.js';
 import * as task from './commands/task.js';
 import * as token from './commands/token.js';
@@ -31,6 +32,7 @@ export function buildCli(argv: readonly string[]): Argv {
     .command(serve)
     .command(task)
     .command(pull)
+    .command(rollback)
     .command(token)
     .command(channel)
     .command(demo)
@@ -39,7 +41,7 @@ export function buildCli(argv: readonly string[]): Argv {
     .strict()
     .check(refuseRepeatedOptions)
     .recommendCommands()
-    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done (task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed. See SPEC.md §6.')
+    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done (task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed, 17 verify command failed (nothing changed). See SPEC.md §6.')
     .help()
     .alias('help', 'h')
     .version()

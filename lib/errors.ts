@@ -51,6 +51,10 @@ export const ERROR_CODES = {
   DIGEST_MISMATCH: 'received content does not match the digest the server announced',
   APPLY_FAILED: 'the files could not be written under the output directory',
   COMMAND_FAILED: 'the --exec command exited non-zero or could not run',
+  VERIFY_FAILED: 'the --verify command rejected the staged files (exited non-zero or could not run); nothing changed under --out',
+  ROLLBACK_UNAVAILABLE: 'the output directory holds no applied version, or none before the current one, to go back to',
+  TRANSFER_INTERRUPTED: 'the server closed the connection in the middle of sending the files (it stopped or restarted); nothing was applied; retry',
+  IDENTITY_UNAVAILABLE: 'the client identity directory or a file in it cannot be created, read or written (permissions, a file in the way, a read-only file system)',
 } as const;
 
 /** A closed union of every error code. */

@@ -35,7 +35,7 @@ export { TaskServer, type TaskServerOptions, type LogRecord } from './task/serve
 export { TaskAdmin, type WatchOptions } from './task/admin.js';
 export { MAX_CLIENT_MESSAGE_BYTES, MAX_SERVER_MESSAGE_BYTES } from './task/messages.js';
 export { pull, type PullOptions, type PullResult, type Changes } from './task/client.js';
-export { DEFAULT_MAX_FILE_MODE } from './task/apply.js';
+export { DEFAULT_MAX_FILE_MODE, rollBackOutput, type RollbackOutcome, type AppliedState, type AppliedFile } from './task/apply.js';
 export { DEFAULT_LOCK_TIMEOUT_MS } from './task/output-lock.js';
 export { readTaskFiles, type TaskFileInput } from './task/file-set.js';
 export { parseDurationSeconds, DEFAULT_TTL_SECONDS, type TaskView, type ClientView, type TaskState } from './task/task.js';

@@ -3,19 +3,23 @@
  * (CONTRACT.md, SPEC.md §4). Exit codes distinguish every failure (SPEC.md §6).
  */
 import type { Argv } from 'yargs';
-import { decodeToken, NoiseCfgError, parseDurationSeconds, pull, type PullResult } from '../../lib/index.js';
+import { decodeToken, NoiseCfgError, parseDurationSeconds, pull, type PullOptions, type PullResult } from '../../lib/index.js';
 import { printResult, printStatus, setJsonFailureFields, UsageError } from '../output.js';
+import { isProgressWanted, ProgressBar } from '../progress.js';
 import { readTokenText, type TokenSources } from '../token-input.js';
 
 interface PullArguments extends TokenSources {
   out?: string;
   exec?: string;
+  verify?: string;
+  keepOnFailure: boolean;
   name?: string;
   dryRun: boolean;
   check: boolean;
   identityDir?: string;
   maxFileMode?: string;
   retry: string;
+  progress?: boolean;
   json: boolean;
 }
 
@@ -41,6 +45,10 @@ function parseFileMode(text: string): number {
 function checkArguments(argv: PullArguments): true {
   if (argv.dryRun && argv.check) throw new UsageError('--dry-run and --check do not go together');
   if (!argv.check && argv.out === undefined) throw new UsageError('--out DIR is required (or use --check)');
+  const pullOnly = [argv.verify !== undefined ? '--verify' : null, argv.exec !== undefined ? '--exec' : null, argv.keepOnFailure ? '--keep-on-failure' : null].filter((name) => name !== null);
+  const other = argv.dryRun ? '--dry-run' : argv.check ? '--check' : null;
+  if (pullOnly.length > 0 && other !== null) throw new UsageError(`${pullOnly.join(' and ')} ${pullOnly.length > 1 ? 'apply' : 'applies'} only to a pull that writes files; ${other} writes nothing, so leave ${pullOnly.length > 1 ? 'them' : 'it'} out`);
+  if (argv.keepOnFailure && argv.exec === undefined) throw new UsageError('--keep-on-failure goes with --exec: it says what to do when that command fails');
   if (argv.maxFileMode !== undefined) parseFileMode(argv.maxFileMode);
   parseRetry(argv.retry);
   return true;
@@ -54,16 +62,23 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .positional('token', { type: 'string', describe: 'The task token (prefer --token-file or NOISE_CFG_TOKEN: argv is visible in process lists)' })
     .option('token-file', { type: 'string', requiresArg: true, describe: 'Read the token from FILE (- for stdin)' })
     .option('out', { type: 'string', requiresArg: true, describe: 'Output directory, owned by noise-cfg (a link to the current version)' })
-    .option('exec', { type: 'string', requiresArg: true, describe: 'Shell command to run after applying; its exit code decides applied or failed' })
+    .option('verify', { type: 'string', requiresArg: true, describe: 'Shell command to check the staged files before they become current (they are in $NOISE_CFG_STAGED_DIR); non-zero: nothing changes, exit 17' })
+    .option('exec', { type: 'string', requiresArg: true, describe: 'Shell command to run after applying; its exit code decides applied or failed; on failure the previous version comes back' })
+    .option('keep-on-failure', { type: 'boolean', default: false, describe: 'When --exec fails, keep the new files current instead of rolling back' })
     .option('name', { type: 'string', requiresArg: true, describe: 'How this client appears to the operator (default: host name)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'Show what would change; write and report nothing' })
     .option('check', { type: 'boolean', default: false, describe: 'Check the token, the server and its pin; take no client slot' })
     .option('identity-dir', { type: 'string', requiresArg: true, describe: 'Where this client\'s identity key lives (default $XDG_CONFIG_HOME/noise-cfg)' })
     .option('max-file-mode', { type: 'string', requiresArg: true, describe: 'Widest permission bits a file gets, in octal (default 755: no group or others write); the umask applies too' })
     .option('retry', { type: 'string', default: '30s', requiresArg: true, describe: 'While the server is busy or cannot be reached, keep trying with backoff for this long (0: one attempt)' })
+    .option('progress', { type: 'boolean', describe: 'Show a progress bar on stderr (default: when stderr is a terminal and not --json); --no-progress: never' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
     .check((argv) => checkArguments(argv as unknown as PullArguments))
-    .epilogue('Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after --retry), 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed.') as unknown as Argv<PullArguments>;
+    .epilogue([
+      'Commands: --verify and --exec run with /bin/sh -c in the current directory, with the environment of pull minus NOISE_CFG_TOKEN and NOISE_CFG_ADMIN_TOKEN, plus NOISE_CFG_TASK_ID, NOISE_CFG_DIGEST and NOISE_CFG_OUT_DIR (and NOISE_CFG_STAGED_DIR for --verify); their output goes to stderr. noise-cfg keeps the previous version until the next successful apply: `noise-cfg rollback --out DIR` goes back to it.',
+      '',
+      'Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after --retry), or it closed the connection mid-transfer (retry), 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed, 17 --verify failed (nothing changed).',
+    ].join('\n')) as unknown as Argv<PullArguments>;
 }
 
 function describeResult(result: PullResult, outDir: string | undefined): string {
@@ -88,6 +103,25 @@ function describeResult(result: PullResult, outDir: string | undefined): string 
   }
 }
 
+/** Runs pull() with the progress bar, when wanted, drawn from its transfer callback and cleared at the end. */
+async function pullWithProgress(argv: PullArguments, options: PullOptions): Promise<PullResult> {
+  const bar = isProgressWanted(argv.progress, argv.json, process.stderr.isTTY === true)
+    ? new ProgressBar({ write: (text) => process.stderr.write(text), now: () => performance.now(), isForced: argv.progress === true })
+    : null;
+  try {
+    return await pull({
+      ...options,
+      onProgress: (line) => {
+        bar?.clear();
+        options.onProgress?.(line);
+      },
+      ...(bar ? { onTransferProgress: (receivedBytes: number, totalBytes: number) => bar.update(receivedBytes, totalBytes) } : {}),
+    });
+  } finally {
+    bar?.clear();
+  }
+}
+
 export async function handler(argv: PullArguments): Promise<void> {
   let taskId: string | null = null;
   // A script reading --json always gets pull's result shape, also when the pull never started.
@@ -100,11 +134,13 @@ export async function handler(argv: PullArguments): Promise<void> {
   } catch {
     // pull() reports the token's fault itself.
   }
-  const result = await pull({
+  const result = await pullWithProgress(argv, {
     token,
     intent: argv.check ? 'check' : argv.dryRun ? 'dry-run' : 'pull',
     ...(argv.out !== undefined ? { outDir: argv.out } : {}),
     ...(argv.exec !== undefined ? { exec: argv.exec } : {}),
+    ...(argv.verify !== undefined ? { verify: argv.verify } : {}),
+    ...(argv.keepOnFailure ? { keepOnFailure: true } : {}),
     ...(argv.name !== undefined ? { name: argv.name } : {}),
     ...(argv.identityDir !== undefined ? { identityDir: argv.identityDir } : {}),
     ...(maxFileMode !== undefined ? { maxFileMode } : {}),

@@ -11,9 +11,24 @@ import { fileDigest, StreamingDigest, type FileEntry } from './digests.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, isProcessAlive, OutputLock } from './output-lock.js';
 import { checkPathSet } from './paths.js';
 import {
-  checkParentChain, CREATE_NEW_FILE_FLAGS, createNewFile, effectiveUid, entryIdentity, expectSameEntry, fsyncDirectory,
-  openOwnedDirectory, readFileNoFollow, type EntryIdentity,
+  checkParentChain, CREATE_NEW_FILE_FLAGS, createNewFile, describeFileSystemError, effectiveUid, entryIdentity, expectSameEntry,
+  fsyncDirectory, openNoFollow, openOwnedDirectory, readFileNoFollow, type EntryIdentity,
 } from './safe-directory.js';
+
+/**
+ * One file of an applied version as state.json records it: what the offer said (path, size, digest), the mode
+ * written here, and the inode and change time (ns, as decimal strings) right after it was written. An unchanged
+ * inode and ctime mean the bytes are the ones hashed on arrival, so the check before `have` need not read them.
+ */
+export interface AppliedFile {
+  path: string;
+  size: number;
+  /** The permission bits on disk (after maxFileMode and the umask). */
+  mode: number;
+  digest: string;
+  inode: string;
+  ctimeNs: string;
+}
 
 /** What a managed output directory records of its current version. */
 export interface AppliedState {
@@ -23,6 +38,34 @@ export interface AppliedState {
   appliedAt: string;
   /** False when the files are current but the --exec command that followed failed: the next pull redoes both. */
   isCommandDone?: boolean;
+  /** The version's files; a state without them (older versions of noise-cfg) never counts as holding its digest. */
+  files?: AppliedFile[];
+  /**
+   * The version that was current before this one, kept on disk for a rollback. Its own `previous` is kept only
+   * while this version's command has not succeeded, so that a rollback after a failed command still leaves one
+   * version to go back to.
+   */
+  previous?: AppliedState;
+}
+
+/** What a rollback did: the version it left (now removed) and the one now current. */
+export interface RollbackOutcome {
+  from: { taskId: string; digest: string; version: string };
+  to: AppliedState;
+}
+
+/** `state` without the `previous` of its `previous`: what is kept once its command has succeeded. */
+function keepOnePrevious(state: AppliedState): AppliedState {
+  if (state.previous === undefined) return state;
+  const { previous: _older, ...previous } = state.previous;
+  return { ...state, previous };
+}
+
+/** The version names a state keeps on disk: its own and those of its previous versions. */
+function keptVersions(state: AppliedState | null): Set<string> {
+  const names = new Set<string>();
+  for (let entry: AppliedState | undefined = state ?? undefined; entry !== undefined; entry = entry.previous) names.add(entry.version);
+  return names;
 }
 
 /** The widest permission bits a pulled file gets unless the person pulling allows more (`maxFileMode`). */
@@ -37,8 +80,7 @@ const VERSIONS_DIRECTORY = 'the versions directory';
 
 function applyError(what: string, error: unknown): NoiseCfgError {
   if (error instanceof NoiseCfgError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  return new NoiseCfgError('APPLY_FAILED', `${what}: ${code ?? (error as Error).message}`, { cause: error });
+  return new NoiseCfgError('APPLY_FAILED', `${what}: ${describeFileSystemError(error)}`, { cause: error });
 }
 
 /**
@@ -58,6 +100,22 @@ export function currentUmask(): number {
 /** The permission bits a file offered with `offeredMode` gets here: within `maxFileMode`, then the umask. */
 export function appliedFileMode(offeredMode: number, maxFileMode: number, umask = currentUmask()): number {
   return offeredMode & maxFileMode & ~umask & 0o777;
+}
+
+/** The hex digest of a file's content, read in pieces without following a link. Throws the fs error. */
+async function hashFile(path: string): Promise<string> {
+  const handle = await openNoFollow(path);
+  try {
+    const digest = new StreamingDigest();
+    const buffer = Buffer.alloc(1024 * 1024);
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.byteLength, null);
+      if (bytesRead === 0) return digest.digest();
+      digest.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /** What `OUT` was when it was checked. */
@@ -208,11 +266,95 @@ export class ManagedOutput {
     await expectSameEntry(this.#linkPath, applied.linkIdentity, 'the output link');
   }
 
-  /** Records whether the command after the current version succeeded (state.json, written atomically). */
-  async setCommandDone(isDone: boolean): Promise<void> {
+  /**
+   * The digest this output really holds for `taskId`, to send as HELLO `have`, or null with the reason (null when
+   * there is nothing to say: a new or unmanaged directory, another task). It is held only when state.json names
+   * this task with its command done, OUT links to that version, and the version holds exactly the recorded files
+   * with their sizes and modes, and their recorded digests (a file whose inode or ctime changed is hashed again).
+   */
+  async heldDigest(taskId: string): Promise<{ digest: string | null; reason: string | null }> {
+    const state = await this.readState();
+    if (state === null || state.taskId !== taskId) return { digest: null, reason: null };
+    if (state.isCommandDone === false) return { digest: null, reason: 'the command after the last apply did not succeed; applying again' };
+    const problem = await this.#findDamage(state).catch((error: unknown) => `cannot check its files: ${describeFileSystemError(error)}`);
+    if (problem !== null) return { digest: null, reason: `${this.outDir} no longer holds what was applied (${problem}); pulling the files again` };
+    return { digest: state.digest, reason: null };
+  }
+
+  /** What differs between a version on disk and its record, or null when it holds exactly the recorded files. */
+  async #findDamage(state: AppliedState): Promise<string | null> {
+    if (state.files === undefined) return 'state.json of an older noise-cfg lists no files';
+    const versionDir = join(this.#versionsDir, state.version);
+    const onDisk = new Set<string>();
+    const walk = async (directory: string, prefix: string): Promise<string | null> => {
+      let entries;
+      try {
+        entries = await fs.readdir(directory, { withFileTypes: true });
+      } catch (error) {
+        return `cannot read ${directory}: ${describeFileSystemError(error)}`;
+      }
+      for (const entry of entries) {
+        const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+        if (entry.isDirectory()) {
+          const found = await walk(join(directory, entry.name), path);
+          if (found !== null) return found;
+        } else if (entry.isFile()) onDisk.add(path);
+        else return `${path} is not a regular file`;
+      }
+      return null;
+    };
+    const walkProblem = await walk(versionDir, '');
+    if (walkProblem !== null) return walkProblem;
+    for (const file of state.files) {
+      if (!onDisk.delete(file.path)) return `${file.path} is missing`;
+      const full = join(versionDir, ...file.path.split('/'));
+      const stats = await fs.lstat(full, { bigint: true });
+      if (Number(stats.size) !== file.size) return `${file.path} has ${stats.size} bytes, not ${file.size}`;
+      if ((Number(stats.mode) & 0o777) !== file.mode) return `${file.path} has mode ${(Number(stats.mode) & 0o777).toString(8)}, not ${file.mode.toString(8)}`;
+      if (String(stats.ino) === file.inode && String(stats.ctimeNs) === file.ctimeNs) continue;
+      if ((await hashFile(full)) !== file.digest) return `${file.path} was changed`;
+    }
+    const extra = [...onDisk][0];
+    return extra === undefined ? null : `${extra} is not one of its files`;
+  }
+
+  /**
+   * Records that the command after the current version succeeded (state.json, written atomically): the apply is
+   * successful, so only one previous version is kept from now on and older ones are removed.
+   */
+  async commandSucceeded(): Promise<void> {
     const state = await this.readState();
     if (!state) return;
-    await this.#writeState({ ...state, isCommandDone: isDone });
+    const kept = keepOnePrevious({ ...state, isCommandDone: true });
+    await this.#writeState(kept);
+    await this.#removeUnkeptVersions(kept);
+  }
+
+  /**
+   * Goes back one version (the lock must be held): checks that the previous version recorded in state.json is
+   * intact, points OUT at it with one rename(), records it as current and removes the version it left. Throws
+   * ROLLBACK_UNAVAILABLE when OUT holds no applied version or none before it, APPLY_FAILED when the previous
+   * version was changed on disk or a file-system step fails (then OUT is unchanged, or already the previous one).
+   */
+  async rollBack(): Promise<RollbackOutcome> {
+    await this.verifyVersionsDir();
+    const state = await this.readState();
+    if (state === null) throw noVersionToRollBack(this.outDir);
+    const previous = state.previous;
+    if (previous === undefined) {
+      throw new NoiseCfgError('ROLLBACK_UNAVAILABLE', `${this.outDir} has no previous version to go back to: it holds task ${state.taskId}, and noise-cfg keeps one previous version, which a rollback uses up; pull a task to change it`);
+    }
+    const damage = await this.#findDamage(previous).catch((error: unknown) => `cannot check its files: ${describeFileSystemError(error)}`);
+    if (damage !== null) throw new NoiseCfgError('APPLY_FAILED', `the previous version of ${this.outDir} (task ${previous.taskId}) was changed on disk (${damage}), so noise-cfg does not go back to it; pull the task you want instead`);
+    try {
+      await this.#pointLinkAt(previous.version);
+      this.#applied = null;
+      await this.#writeState(previous);
+      await this.#removeUnkeptVersions(previous);
+    } catch (error) {
+      throw applyError(`cannot go back to the previous version of ${this.outDir}`, error);
+    }
+    return { from: { taskId: state.taskId, digest: state.digest, version: state.version }, to: previous };
   }
 
   /** Removes state.json, so that the next pull claims to have nothing (after a version was found tampered with). */
@@ -261,7 +403,7 @@ export class ManagedOutput {
    * The swap of StagedVersion.commit(), with every check right before the rename it guards. Returns nothing;
    * throws APPLY_FAILED; before the link's rename nothing visible changed.
    */
-  async swapIn(stagingDir: string, stagingIdentity: EntryIdentity, name: (time: number) => string, state: Omit<AppliedState, 'version'>): Promise<void> {
+  async swapIn(stagingDir: string, stagingIdentity: EntryIdentity, name: (time: number) => string, state: Omit<AppliedState, 'version' | 'previous'>): Promise<void> {
     const linkTemp = join(this.#versionsDir, `.link-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
       // Right before the swap, as before connecting: the parent chain, OUT, and what this pull made.
@@ -270,6 +412,8 @@ export class ManagedOutput {
       }
       await this.verifyVersionsDir();
       const target = await this.checkTarget();
+      // What is current now becomes the previous version, kept for a rollback.
+      const current = await this.readState();
       await expectSameEntry(stagingDir, stagingIdentity, 'the staging directory');
       let time = Date.now();
       // Under the lock no other pull makes a version, so a free name stays free.
@@ -292,20 +436,48 @@ export class ManagedOutput {
       await fsyncDirectory(this.#realParent!);
       this.#applied = { versionDir, versionIdentity: stagingIdentity, linkIdentity };
       await this.verifyApplied();
-      await this.#writeState({ ...state, version });
-      await this.#removeOldVersions(version);
+      const previous = current === null ? undefined : keepOnePrevious(current);
+      const applied: AppliedState = { ...state, version, ...(previous ? { previous } : {}) };
+      // Without a pending command the apply has succeeded here; with one, the version before the previous stays
+      // until the command succeeds, so that a rollback after a failed command leaves a version to go back to.
+      const kept = state.isCommandDone === false ? applied : keepOnePrevious(applied);
+      await this.#writeState(kept);
+      await this.#removeUnkeptVersions(kept);
     } catch (error) {
       await fs.rm(linkTemp, { force: true }).catch(() => undefined);
       throw applyError(`cannot make the new files current in ${this.outDir}`, error);
     }
   }
 
-  /** Removes older versions, but never the one the link points to now (read again here) nor the new one. */
-  async #removeOldVersions(version: string): Promise<void> {
-    const current = basename(await fs.readlink(this.#linkPath));
+  /** Points OUT at `version` (one of ours, in the versions directory) with one rename() of a new link over it. */
+  async #pointLinkAt(version: string): Promise<void> {
+    const linkTemp = join(this.#versionsDir, `.link-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      const target = await this.checkTarget();
+      if (target.kind !== 'link') throw new NoiseCfgError('APPLY_FAILED', `${this.outDir} is no longer a link to a version noise-cfg made`);
+      const versionDir = join(this.#versionsDir, version);
+      const versionIdentity = await entryIdentity(versionDir);
+      await fs.symlink(join(basename(this.#versionsDir), version), linkTemp);
+      const linkIdentity = await entryIdentity(linkTemp);
+      await this.verifyVersionsDir();
+      await expectSameEntry(this.#linkPath, target.identity, 'the output link');
+      await fs.rename(linkTemp, this.#linkPath);
+      await expectSameEntry(this.#linkPath, linkIdentity, 'the output link');
+      await expectSameEntry(versionDir, versionIdentity, 'the version directory');
+      await fsyncDirectory(this.#realParent!);
+    } catch (error) {
+      await fs.rm(linkTemp, { force: true }).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Removes versions that `state` does not keep, but never the one the link points to now (read again here). */
+  async #removeUnkeptVersions(state: AppliedState): Promise<void> {
+    const kept = keptVersions(state);
+    kept.add(basename(await fs.readlink(this.#linkPath)));
     for (const name of await fs.readdir(this.#versionsDir)) {
       // Dot-names (the lock, temporaries) are left to their owners and to #removeStaleTemporaries.
-      if (name !== version && name !== current && name !== STATE_FILE && !name.startsWith('.')) {
+      if (!kept.has(name) && name !== STATE_FILE && !name.startsWith('.')) {
         await fs.rm(join(this.#versionsDir, name), { recursive: true, force: true });
       }
     }
@@ -336,6 +508,28 @@ export class ManagedOutput {
   }
 }
 
+function noVersionToRollBack(outDir: string): NoiseCfgError {
+  return new NoiseCfgError('ROLLBACK_UNAVAILABLE', `${outDir} holds no version applied by noise-cfg (it is new, empty, or not managed by noise-cfg), so there is nothing to go back to`);
+}
+
+/**
+ * `noise-cfg rollback --out DIR` (SPEC.md §4.7): makes the previous version of `outDir` current again under its lock
+ * and removes the version it leaves. Throws ROLLBACK_UNAVAILABLE (nothing applied, or no previous version; checked
+ * before anything is created), APPLY_FAILED (an unsafe --out, the lock held past `lockTimeoutMs`, a changed
+ * previous version, a file-system error).
+ */
+export async function rollBackOutput(outDir: string, options: { lockTimeoutMs?: number; onWait?: (pid: number) => void } = {}): Promise<RollbackOutcome> {
+  const output = new ManagedOutput(outDir);
+  // Looked at before the lock, which would create the versions directory of a new --out.
+  if ((await output.readState()) === null) throw noVersionToRollBack(output.outDir);
+  await output.lock(options);
+  try {
+    return await output.rollBack();
+  } finally {
+    await output.unlock();
+  }
+}
+
 /** A version being written; commit() makes it current in one rename. */
 export class StagedVersion {
   readonly #output: ManagedOutput;
@@ -348,6 +542,8 @@ export class StagedVersion {
   #handle: fs.FileHandle | null = null;
   #written = 0;
   #fileDigest: StreamingDigest | null = null;
+  /** The files written so far, as state.json records them. */
+  readonly #applied: AppliedFile[] = [];
   /** Directories this pull made inside staging, by relative path, with their identity. */
   readonly #directories = new Map<string, EntryIdentity>();
 
@@ -434,6 +630,8 @@ export class StagedVersion {
     const digest = this.#fileDigest!.digest();
     try {
       await this.#handle!.sync();
+      const stats = await this.#handle!.stat({ bigint: true });
+      this.#applied.push({ path: file.path, size: file.size, mode: Number(stats.mode) & 0o777, digest: file.digest, inode: String(stats.ino), ctimeNs: String(stats.ctimeNs) });
       await this.#handle!.close();
     } catch (error) {
       throw applyError(`cannot write ${file.path}`, error);
@@ -464,8 +662,15 @@ export class StagedVersion {
     await this.#output.swapIn(this.#stagingDir, this.#stagingIdentity, (time) => `${prefix}${time}`, {
       taskId: this.#taskId, digest: this.#digest, appliedAt: new Date().toISOString(),
       ...(options.isCommandPending ? { isCommandDone: false } : {}),
+      files: this.#applied,
     });
     return this.#files.map((file) => file.path);
+  }
+
+  /** Throws APPLY_FAILED unless the staging directory is still the one this pull made (before --verify runs on it). */
+  async checkStillStaged(): Promise<void> {
+    await this.#output.verifyVersionsDir();
+    await expectSameEntry(this.#stagingDir, this.#stagingIdentity, 'the staging directory');
   }
 
   /** Throws the staged files away (only if staging is still the directory this pull made); the current version is untouched. */

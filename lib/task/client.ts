@@ -12,6 +12,7 @@ import type { ChannelLimits } from '../transport/limits.js';
 import type { SecureConnection } from '../transport/secure-connection.js';
 import { describeRetry, retrying } from '../transport/connect-with-retry.js';
 import { connectSecure } from '../transport/secure-socket.js';
+import type { KeyPair } from '../noise/dh-functions.js';
 import { appliedFileMode, currentUmask, DEFAULT_MAX_FILE_MODE, ManagedOutput, type StagedVersion } from './apply.js';
 import { taskDigest } from './digests.js';
 import { defaultIdentityDir, loadClientId, loadClientKeyPair } from './identity.js';
@@ -35,8 +36,19 @@ export interface PullOptions {
   outDir?: string;
   /** How this client appears to the operator; default: the host name. */
   name?: string;
-  /** Shell command to run after a successful apply; its exit code decides applied or failed. */
+  /**
+   * Shell command to run after a successful apply, in this process's working directory; its exit code decides
+   * applied or failed. When it fails, OUT goes back to the previous version unless `keepOnFailure`.
+   */
   exec?: string;
+  /**
+   * Shell command to run on the staged version before it becomes current, in this process's working directory,
+   * with NOISE_CFG_STAGED_DIR naming it. Non-zero: nothing changes under OUT and the result is failed
+   * (VERIFY_FAILED).
+   */
+  verify?: string;
+  /** When `exec` fails, leave the new version current instead of going back to the previous one. */
+  keepOnFailure?: boolean;
   /** `pull` (default), `dry-run` (show what would change, report nothing) or `check` (token, reachability, pin). */
   intent?: PullIntent;
   /** Where this client's identity lives; default `$XDG_CONFIG_HOME/noise-cfg`. */
@@ -51,6 +63,11 @@ export interface PullOptions {
   now?: () => number;
   /** Progress lines for people (stderr in the CLI). Called synchronously, at each step. */
   onProgress?: (line: string) => void;
+  /**
+   * Transfer progress, in bytes: called with 0 once the offer is accepted, then after each piece of content
+   * received, last with `receivedBytes === totalBytes`. Synchronous; the CLI draws its progress bar from it.
+   */
+  onTransferProgress?: (receivedBytes: number, totalBytes: number) => void;
   /**
    * The widest permission bits a pulled file gets (default 0o755: the offered mode without group or others
    * write); the umask applies on top. At most 0o777.
@@ -77,8 +94,10 @@ export interface PullResult {
   changes?: Changes;
   /** The --exec command's exit code, if it ran. */
   exitCode?: number | null;
-  /** For failed: what failed (DIGEST_MISMATCH, APPLY_FAILED or COMMAND_FAILED) and why. */
+  /** For failed: what failed (DIGEST_MISMATCH, APPLY_FAILED, VERIFY_FAILED or COMMAND_FAILED) and why. */
   failure?: { code: ErrorCode; message: string };
+  /** After a failed --exec: true when OUT went back to the previous version, false when the new one stayed. */
+  rolledBack?: boolean;
   /** False when the server's ACK did not arrive (the result may not be recorded; a re-pull settles it). */
   isAcknowledged?: boolean;
 }
@@ -87,6 +106,7 @@ async function send(connection: SecureConnection, message: UpdateMessage): Promi
   await connection.send(encodeMessage(message));
 }
 
+/** Runs `/bin/sh -c command` in this process's working directory, its output on stderr; resolves with its exit code (127: could not start). */
 function runCommand(command: string, environment: Record<string, string>): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...environment };
   for (const name of SECRET_ENVIRONMENT) delete env[name];
@@ -130,9 +150,11 @@ function checkOptions(options: PullOptions): void {
 
 /**
  * Pulls a task. Throws TOKEN_* (before any connection), INVALID_ARGUMENT (options, an unprintable name),
+ * IDENTITY_UNAVAILABLE and DATA_DIR_INSECURE (the identity directory or its files; before connecting),
  * CONNECTION_FAILED, HANDSHAKE_TIMEOUT, TOO_MANY_CONNECTIONS (the server stayed busy for `retryForMs`; these three are
  * retried with backoff until then), AUTHENTICATION_FAILED, REMOTE_STATIC_MISMATCH, REJECTED (the reason in the
- * message), PROTOCOL_ERROR (also: content past the offered total), CONNECTION_TRUNCATED, APPLY_FAILED (the output
+ * message), PROTOCOL_ERROR (also: content past the offered total), CONNECTION_TRUNCATED, TRANSFER_INTERRUPTED (the
+ * server closed the connection while content was due; nothing applied; retry), APPLY_FAILED (the output
  * directory or a directory above it is not safe, or another pull held its lock for `lockTimeoutMs`; all before
  * connecting). Failures after the files arrived (digest, apply, command) are reported to the server and returned
  * as status `failed`.
@@ -148,6 +170,9 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
   checkOptions(options);
   const name = clientName(options.name);
+  // The identity is loaded before --out is locked and before connecting: a directory that cannot be used fails here.
+  const identityDir = options.identityDir ?? defaultIdentityDir();
+  const identity: ClientIdentity = token.mode === 'xxpsk3' ? { keyPair: loadClientKeyPair(identityDir), clientId: null } : { keyPair: null, clientId: loadClientId(identityDir) };
   const output = options.outDir === undefined ? null : new ManagedOutput(options.outDir, { maxFileMode: options.maxFileMode ?? DEFAULT_MAX_FILE_MODE });
   // The lock is held from before connecting until the state is written: two pulls into one OUT take turns.
   if (output && intent === 'pull') {
@@ -157,7 +182,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     });
   }
   try {
-    return await pullLocked(options, token, intent, name, output, progress);
+    return await pullLocked(options, token, intent, name, identity, output, progress);
   } finally {
     await output?.unlock();
   }
@@ -172,16 +197,22 @@ function inTokenTerms(error: unknown): never {
   throw error;
 }
 
-async function pullLocked(options: PullOptions, token: TokenFields, intent: PullIntent, name: string, output: ManagedOutput | null, progress: (line: string) => void): Promise<PullResult> {
-  const state = output ? await output.readState() : null;
-  // A version whose command failed is not "had": the next pull applies it and runs the command again.
-  const have = state && state.taskId === token.taskId && state.isCommandDone !== false ? state.digest : null;
-  const identityDir = options.identityDir ?? defaultIdentityDir();
+/** What HELLO and the handshake carry of this client: its static key pair (xxpsk3) or its client id (nnpsk0). */
+interface ClientIdentity {
+  keyPair: KeyPair | null;
+  clientId: string | null;
+}
+
+async function pullLocked(options: PullOptions, token: TokenFields, intent: PullIntent, name: string, identity: ClientIdentity, output: ManagedOutput | null, progress: (line: string) => void): Promise<PullResult> {
+  // `have` is sent only for files that are really there: a new, emptied or edited --out gets the files again.
+  const held = output ? await output.heldDigest(token.taskId) : { digest: null, reason: null };
+  if (held.reason !== null) progress(held.reason);
+  const have = held.digest;
   const isXx = token.mode === 'xxpsk3';
 
   progress(`connecting to ${token.host}:${token.port} (${token.mode}, task ${token.taskId})`);
   const hello: UpdateMessage = { type: 'HELLO', body: {
-    protocol: UPDATE_PROTOCOL_VERSION, software: SOFTWARE, name, clientId: isXx ? null : loadClientId(identityDir), have, intent,
+    protocol: UPDATE_PROTOCOL_VERSION, software: SOFTWARE, name, clientId: identity.clientId, have, intent,
   } };
   // A server at its session caps answers REJECT busy (before or after HELLO): like a busy handshake, that is
   // retried within the same window, and it is "server busy" (exit 11), not a refusal of this client.
@@ -190,7 +221,7 @@ async function pullLocked(options: PullOptions, token: TokenFields, intent: Pull
       mode: token.mode,
       taskId: token.taskId,
       psk: token.psk,
-      ...(isXx ? { staticKeyPair: loadClientKeyPair(identityDir), serverPublicKey: token.serverPublicKey! } : {}),
+      ...(isXx ? { staticKeyPair: identity.keyPair!, serverPublicKey: token.serverPublicKey! } : {}),
       // A server's largest message is an OFFER: a client holds no more than that for one message, whatever it is sent.
       limits: { maxReceiveMessageBytes: MAX_SERVER_MESSAGE_BYTES, ...options.limits },
     }).catch(inTokenTerms);
@@ -224,6 +255,43 @@ async function pullLocked(options: PullOptions, token: TokenFields, intent: Pull
     }
   } catch (error) {
     connection.destroy();
+    throw error;
+  }
+}
+
+/**
+ * The next message while content is due. A connection that ends there (END, FIN or RST: the server stopped or
+ * restarted) is TRANSFER_INTERRUPTED, which says to retry, rather than a bare CONNECTION_TRUNCATED.
+ */
+async function receiveContent(connection: SecureConnection, output: ManagedOutput, receivedBytes: number, totalBytes: number): Promise<Buffer> {
+  const interrupted = (cause?: unknown): NoiseCfgError => new NoiseCfgError('TRANSFER_INTERRUPTED', `the server closed the connection mid-transfer (after ${receivedBytes} of ${totalBytes} bytes; it may have stopped or restarted); nothing was applied and ${output.outDir} is unchanged; retry`, cause === undefined ? undefined : { cause });
+  let message: Buffer | null;
+  try {
+    message = await connection.receive();
+  } catch (error) {
+    if (isNoiseCfgError(error, 'CONNECTION_TRUNCATED')) throw interrupted(error);
+    throw error;
+  }
+  if (message === null) throw interrupted();
+  return message;
+}
+
+/** The variables --verify and --exec get on top of the environment (which loses SECRET_ENVIRONMENT). */
+function commandEnvironment(token: TokenFields, output: ManagedOutput, offer: Offer): Record<string, string> {
+  return { NOISE_CFG_TASK_ID: token.taskId, NOISE_CFG_OUT_DIR: output.outDir, NOISE_CFG_DIGEST: offer.digest };
+}
+
+/** After a failed --exec: back to the previous version when there is one, and a line saying what happened. */
+async function rollBackAfterFailure(output: ManagedOutput): Promise<{ isRolledBack: boolean; message: string }> {
+  try {
+    const outcome = await output.rollBack();
+    // No local path: this text is also the RESULT message the server records.
+    return { isRolledBack: true, message: `rolled back: the previous version (task ${outcome.to.taskId}) is current again` };
+  } catch (error) {
+    if (isNoiseCfgError(error, 'ROLLBACK_UNAVAILABLE')) {
+      return { isRolledBack: false, message: `there is no previous version to roll back to, so the new files stay current (the next pull applies them and runs the command again)` };
+    }
+    if (isNoiseCfgError(error)) return { isRolledBack: false, message: `the rollback failed (${error.message}); the new files stay current` };
     throw error;
   }
 }
@@ -267,13 +335,24 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   try {
     staged = await output.stage(token.taskId, offer.digest, offer.files);
     progress(`receiving ${offer.files.length} file(s), ${offer.totalBytes} bytes`);
+    const onTransfer = options.onTransferProgress ?? (() => undefined);
+    onTransfer(0, offer.totalBytes);
     // Empty files at the start (or all of them: the server sends no CHUNK for 0 bytes) are made before any CHUNK.
     await staged.write(Buffer.alloc(0));
     while (!staged.isComplete) {
-      const chunk = expectMessage(await connection.receive(), ['CHUNK']).body;
+      const chunk = expectMessage(await receiveContent(connection, output, received, offer.totalBytes), ['CHUNK']).body;
       received += chunk.byteLength;
       if (received > offer.totalBytes) throw new NoiseCfgError('PROTOCOL_ERROR', 'the server sent more content than it offered');
       await staged.write(chunk);
+      onTransfer(received, offer.totalBytes);
+    }
+    if (options.verify !== undefined) {
+      progress(`verifying the staged files: ${options.verify}`);
+      await staged.checkStillStaged();
+      const verifyCode = await runCommand(options.verify, { ...commandEnvironment(token, output, offer), NOISE_CFG_STAGED_DIR: staged.stagingDir });
+      if (verifyCode !== 0) {
+        throw new NoiseCfgError('VERIFY_FAILED', `the --verify command exited with ${verifyCode}; nothing was changed in ${output.outDir}, the previous files stay current`);
+      }
     }
     progress(`received and checked ${offer.files.length} file(s); making them current`);
     if (have === offer.digest) progress('the files are already current here; making them current again');
@@ -283,7 +362,7 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   } catch (error) {
     await staged?.abort();
     // Only failures of the content or of writing it are reported; a broken session is just an error.
-    if (isNoiseCfgError(error) && (error.code === 'DIGEST_MISMATCH' || error.code === 'APPLY_FAILED')) {
+    if (isNoiseCfgError(error) && (error.code === 'DIGEST_MISMATCH' || error.code === 'APPLY_FAILED' || error.code === 'VERIFY_FAILED')) {
       failure = { code: error.code, message: error.message };
     } else {
       throw error;
@@ -294,14 +373,24 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
     }
     if (received > offer.totalBytes) throw new NoiseCfgError('PROTOCOL_ERROR', 'the server sent more content than it offered');
   }
+  let rolledBack: boolean | undefined;
   if (failure === null && options.exec !== undefined) {
     progress(`running: ${options.exec}`);
     try {
       // The command must run on the files this pull checked, not on a directory put in their place meanwhile.
       await output.verifyApplied();
-      exitCode = await runCommand(options.exec, { NOISE_CFG_TASK_ID: token.taskId, NOISE_CFG_OUT_DIR: output.outDir, NOISE_CFG_DIGEST: offer.digest });
-      if (exitCode !== 0) failure = { code: 'COMMAND_FAILED', message: `the command exited with ${exitCode}` };
-      else await output.setCommandDone(true);
+      exitCode = await runCommand(options.exec, commandEnvironment(token, output, offer));
+      if (exitCode !== 0) {
+        const what = `the command exited with ${exitCode}`;
+        if (options.keepOnFailure) {
+          rolledBack = false;
+          failure = { code: 'COMMAND_FAILED', message: `${what}; the new files stay current (--keep-on-failure)` };
+        } else {
+          const back = await rollBackAfterFailure(output);
+          rolledBack = back.isRolledBack;
+          failure = { code: 'COMMAND_FAILED', message: `${what}; ${back.message}` };
+        }
+      } else await output.commandSucceeded();
     } catch (error) {
       if (!isNoiseCfgError(error) || error.code !== 'APPLY_FAILED') throw error;
       failure = { code: error.code, message: error.message };
@@ -346,9 +435,10 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   return {
     status: failure === null ? 'applied' : 'failed',
     taskId: token.taskId,
-    files: failure === null || failure.code === 'COMMAND_FAILED' ? paths : [],
+    files: failure === null || (failure.code === 'COMMAND_FAILED' && !rolledBack) ? paths : [],
     ...(options.exec !== undefined ? { exitCode } : {}),
     ...(failure ? { failure } : {}),
+    ...(rolledBack !== undefined ? { rolledBack } : {}),
     isAcknowledged,
   };
 }

@@ -11,6 +11,28 @@ import { NoiseCfgError } from '../errors.js';
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
 
+/** What to do about a file-system error under --out, by errno code. */
+const FIX_BY_ERRNO: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied; run noise-cfg as the user who owns that directory, or choose an --out in a directory you can write',
+  EPERM: 'operation not permitted; run noise-cfg as the user who owns that directory, or choose an --out in a directory you can write',
+  EROFS: 'the file system is read-only; choose an --out on a writable file system',
+  ENOSPC: 'no space left on the device; free some space, or choose an --out on another file system',
+  EDQUOT: 'the disk quota is exceeded; free some space, or choose an --out on another file system',
+  ENOTDIR: 'a part of that path is not a directory',
+};
+
+/**
+ * A file-system error as one line for people: the errno code, the path it names, and the fix where one is known
+ * ("EACCES (/srv/app/.x): permission denied; run noise-cfg as the user who owns …").
+ */
+export function describeFileSystemError(error: unknown): string {
+  const failure = error as NodeJS.ErrnoException;
+  if (typeof failure?.code !== 'string') return error instanceof Error ? error.message : String(error);
+  const where = typeof failure.path === 'string' ? ` (${failure.path})` : '';
+  const fix = FIX_BY_ERRNO[failure.code];
+  return `${failure.code}${where}${fix ? `: ${fix}` : ''}`;
+}
+
 /** Flags for every file noise-cfg creates: a new file, never an existing one or the target of a link. */
 export const CREATE_NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
 
@@ -60,7 +82,8 @@ function replacedError(path: string, what: string): NoiseCfgError {
  * Checks the directory that will hold --out and every directory above it, up to `/`, after resolving links in the
  * parent with realpath. Each must be owned by the effective user or root, and must not be writable by group or
  * others unless it has the sticky bit: otherwise another user could rename what noise-cfg makes there and put
- * their own in its place. Returns the parent's real path. Throws APPLY_FAILED naming the directory and the fix.
+ * their own in its place. The parent must also be writable by this process (access W_OK). Returns the parent's
+ * real path. Throws APPLY_FAILED naming the directory and the fix.
  */
 export async function checkParentChain(outDir: string): Promise<string> {
   const parent = dirname(outDir);
@@ -70,7 +93,7 @@ export async function checkParentChain(outDir: string): Promise<string> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: its parent directory ${parent} does not exist; create it first (noise-cfg does not create parent directories)`);
-    throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: cannot resolve its parent directory ${parent}: ${code ?? (error as Error).message}`, { cause: error });
+    throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: cannot resolve its parent directory ${parent}: ${describeFileSystemError(error)}`, { cause: error });
   }
   const euid = effectiveUid();
   for (let directory = real; ; directory = dirname(directory)) {
@@ -78,7 +101,7 @@ export async function checkParentChain(outDir: string): Promise<string> {
     try {
       stats = await fs.lstat(directory, { bigint: true });
     } catch (error) {
-      throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: cannot inspect ${directory}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+      throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: cannot inspect ${directory}: ${describeFileSystemError(error)}`, { cause: error });
     }
     if (!stats.isDirectory()) throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: ${directory} is not a directory`);
     if (euid !== null) {
@@ -94,7 +117,32 @@ export async function checkParentChain(outDir: string): Promise<string> {
         throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: ${directory} is writable by ${writers.join(' and ')} (mode ${octal(mode)}) without the sticky bit, so other users could replace what noise-cfg writes there; run chmod ${fix} ${directory} (or chmod +t ${directory}), or choose an --out in a directory only you can write`);
       }
     }
-    if (dirname(directory) === directory) return real;
+    if (dirname(directory) === directory) break;
+  }
+  await checkWritable(outDir, real);
+  return real;
+}
+
+/**
+ * Throws APPLY_FAILED unless this process may create and rename entries in `directory` (the parent of --out):
+ * access(W_OK | X_OK), so that a pull that could not apply never connects and downloads first.
+ */
+async function checkWritable(outDir: string, directory: string): Promise<void> {
+  try {
+    await fs.access(directory, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    const stats = await fs.stat(directory).catch(() => null);
+    const owner = stats ? ` (owner uid ${stats.uid}, mode ${octal(stats.mode)})` : '';
+    const euid = effectiveUid();
+    const who = euid === null ? 'this process' : `you (uid ${euid})`;
+    if (code === 'EROFS') {
+      throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: its parent directory ${directory} is on a read-only file system (EROFS); choose an --out on a writable file system`, { cause: error });
+    }
+    if (code === 'EPERM') {
+      throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: its parent directory ${directory}${owner} does not permit changes (EPERM): it may be immutable or append-only (see lsattr -d ${directory}; chattr -i removes that); choose an --out in a directory you can write`, { cause: error });
+    }
+    throw new NoiseCfgError('APPLY_FAILED', `cannot pull into ${outDir}: ${who} cannot create entries in its parent directory ${directory}${owner}: ${code}; run noise-cfg as the user who owns ${directory}, or choose an --out in a directory you can write`, { cause: error });
   }
 }
 
@@ -109,7 +157,7 @@ export async function openOwnedDirectory(path: string, what: string): Promise<En
     await fs.mkdir(path, { mode: 0o700 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new NoiseCfgError('APPLY_FAILED', `cannot create ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+      throw new NoiseCfgError('APPLY_FAILED', `cannot create ${what} ${path}: ${describeFileSystemError(error)}`, { cause: error });
     }
   }
   const stats = await fs.lstat(path, { bigint: true });
@@ -147,6 +195,11 @@ export async function createNewFile(path: string, data: string | Uint8Array, mod
   } finally {
     await handle.close();
   }
+}
+
+/** Opens `path` for reading without following a link at its last component (ELOOP then). Throws the fs error. */
+export async function openNoFollow(path: string): Promise<fs.FileHandle> {
+  return fs.open(path, constants.O_RDONLY | O_NOFOLLOW);
 }
 
 /** Reads `path` without following a link at its last component (ELOOP then). Throws the fs error. */

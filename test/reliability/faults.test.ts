@@ -494,7 +494,8 @@ t.test('read-only output directory: APPLY_FAILED with a clear message, the previ
     unmount();
   }
 
-  // An immutable parent directory (chattr +i): staging works, the final rename over --out does not.
+  // An immutable parent directory (chattr +i): the writability check before connecting finds it (issue 12 item 7),
+  // so the pull fails APPLY_FAILED (EPERM) and the server never hears of it.
   const parent = join(dir, 'immutable');
   mkdirSync(parent);
   const outDir = join(parent, 'out');
@@ -510,12 +511,9 @@ t.test('read-only output directory: APPLY_FAILED with a clear message, the previ
     run('chattr', ['-i', parent]);
   });
   try {
-    const result = await pull({ token: second.token, outDir, identityDir: identity2 });
-    await waitUntil(() => serverLogged(second.id, identity2) === 1, 'the server to log the pull', 5000);
-    t.same({ status: result.status, code: result.failure?.code }, { status: 'failed', code: 'APPLY_FAILED' }, 'immutable parent: APPLY_FAILED');
-    t.equal(result.isAcknowledged, true, 'immutable parent: the server acknowledged the failure');
-    t.equal(admin.showTask(second.id).clients.find((client) => client.identity === xxIdentity(identity2))?.state, 'failed', 'immutable parent: the server records the client failed');
-    t.match(result.failure?.message ?? '', /EPERM/, `immutable parent: a clear message (${result.failure?.message})`);
+    await t.rejects(pull({ token: second.token, outDir, identityDir: identity2 }), { code: 'APPLY_FAILED', message: /EPERM.*lsattr/ }, 'immutable parent: APPLY_FAILED (EPERM) before connecting');
+    t.equal(serverLogged(second.id, identity2), 0, 'immutable parent: no connection was made');
+    t.equal(admin.showTask(second.id).clients.find((client) => client.identity === xxIdentity(identity2)), undefined, 'immutable parent: no client record');
     t.equal(versionAt(outDir, versions), 'old', 'immutable parent: version 1 is intact');
     t.equal(readlinkSync(outDir).includes(first.id), true, 'immutable parent: --out still links to version 1');
   } finally {

@@ -421,8 +421,8 @@ for (const mode of MODES) {
     t.equal((await s.pullAs('a', second.token)).status, 'applied');
     const newTarget = readlinkSync(out);
     t.match(newTarget, new RegExp(`^\\.out-a\\.noise-cfg/${second.id}-`), 'the link points to the second task\'s version');
-    t.notOk(existsSync(join(versionsDir, oldVersion)), 'the old version directory is removed');
-    t.same(listing(versionsDir), [newTarget.split('/')[1]!, 'state.json'].sort(), 'only the current version and state.json remain');
+    // Issue 12 item 3: the previous version is kept for a rollback until the next successful apply.
+    t.same(listing(versionsDir), [oldVersion, newTarget.split('/')[1]!, 'state.json'].sort(), 'the current version, the previous one (for rollback) and state.json');
     t.same(readTree(out), expectedTree(v2), 'exactly the new files: none of the old ones linger');
     const state = JSON.parse(readFileSync(join(versionsDir, 'state.json'), 'utf8')) as { taskId: string; version: string };
     t.equal(state.taskId, second.id);
@@ -587,7 +587,7 @@ for (const mode of MODES) {
     const again = await s.pullAs('a', s.admin.token(created.id, { host: '127.0.0.1', port: s.running.port }));
     t.equal(again.status, 'applied', 'a re-pull completes');
     t.notOk(listing(versionsDir).some((name) => name.startsWith('.staging-')), 'and removes the stale staging directory');
-    t.equal(listing(versionsDir).length, 2, 'one version and state.json');
+    t.equal(listing(versionsDir).length, 3, 'the new version, the previous one (kept for rollback) and state.json');
     t.ok(readFileSync(join(out, 'var/big.bin')).equals(big), 'the 20 MiB file arrived whole');
     t.equal(s.admin.showTask(created.id).clients[0]!.state, 'applied');
   });

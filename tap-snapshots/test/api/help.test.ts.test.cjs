@@ -14,6 +14,7 @@ Commands:
   noise-cfg serve         Run the update server
   noise-cfg task          Create, follow and manage update tasks
   noise-cfg pull [token]  Pull a task's files with a token and apply them atomically
+  noise-cfg rollback      Make the previous version of a pull's --out current again
   noise-cfg token         Work with task tokens
   noise-cfg channel       Run the secure channel alone: stdin lines become messages, messages go to
                           stdout
@@ -29,7 +30,8 @@ Options:
 Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done
 (task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete
 (task watch), 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14
-digest mismatch, 15 apply failed, 16 command failed. See SPEC.md §6.
+digest mismatch, 15 apply failed, 16 command failed, 17 verify command failed (nothing changed). See
+SPEC.md §6.
 
 `
 
@@ -130,27 +132,41 @@ Positionals:
                                                                                             [string]
 
 Options:
-  -h, --help           Show help                                                           [boolean]
-      --version        Show version number                                                 [boolean]
-      --token-file     Read the token from FILE (- for stdin)                               [string]
-      --out            Output directory, owned by noise-cfg (a link to the current version) [string]
-      --exec           Shell command to run after applying; its exit code decides applied or failed
+  -h, --help             Show help                                                         [boolean]
+      --version          Show version number                                               [boolean]
+      --token-file       Read the token from FILE (- for stdin)                             [string]
+      --out              Output directory, owned by noise-cfg (a link to the current version)
                                                                                             [string]
-      --name           How this client appears to the operator (default: host name)         [string]
-      --dry-run        Show what would change; write and report nothing   [boolean] [default: false]
-      --check          Check the token, the server and its pin; take no client slot
+      --verify           Shell command to check the staged files before they become current (they
+                         are in $NOISE_CFG_STAGED_DIR); non-zero: nothing changes, exit 17  [string]
+      --exec             Shell command to run after applying; its exit code decides applied or
+                         failed; on failure the previous version comes back                 [string]
+      --keep-on-failure  When --exec fails, keep the new files current instead of rolling back
                                                                           [boolean] [default: false]
-      --identity-dir   Where this client's identity key lives (default $XDG_CONFIG_HOME/noise-cfg)
+      --name             How this client appears to the operator (default: host name)       [string]
+      --dry-run          Show what would change; write and report nothing [boolean] [default: false]
+      --check            Check the token, the server and its pin; take no client slot
+                                                                          [boolean] [default: false]
+      --identity-dir     Where this client's identity key lives (default $XDG_CONFIG_HOME/noise-cfg)
                                                                                             [string]
-      --max-file-mode  Widest permission bits a file gets, in octal (default 755: no group or others
-                       write); the umask applies too                                        [string]
-      --retry          While the server is busy or cannot be reached, keep trying with backoff for
-                       this long (0: one attempt)                          [string] [default: "30s"]
-      --json           Print one JSON object                              [boolean] [default: false]
+      --max-file-mode    Widest permission bits a file gets, in octal (default 755: no group or
+                         others write); the umask applies too                               [string]
+      --retry            While the server is busy or cannot be reached, keep trying with backoff for
+                         this long (0: one attempt)                        [string] [default: "30s"]
+      --progress         Show a progress bar on stderr (default: when stderr is a terminal and not
+                         --json); --no-progress: never                                     [boolean]
+      --json             Print one JSON object                            [boolean] [default: false]
+
+Commands: --verify and --exec run with /bin/sh -c in the current directory, with the environment of
+pull minus NOISE_CFG_TOKEN and NOISE_CFG_ADMIN_TOKEN, plus NOISE_CFG_TASK_ID, NOISE_CFG_DIGEST and
+NOISE_CFG_OUT_DIR (and NOISE_CFG_STAGED_DIR for --verify); their output goes to stderr. noise-cfg
+keeps the previous version until the next successful apply: \`noise-cfg rollback --out DIR\` goes back
+to it.
 
 Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after
---retry), 12 authentication failed, 13 rejected (expired, cancelled, full, revoked), 14 digest
-mismatch, 15 apply failed, 16 command failed.
+--retry), or it closed the connection mid-transfer (retry), 12 authentication failed, 13 rejected
+(expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed, 17
+--verify failed (nothing changed).
 
 `
 
