@@ -3,8 +3,9 @@
  * logs one line per connection outcome (text or JSON) on stdout, and stops cleanly on SIGINT or SIGTERM.
  */
 import type { Argv } from 'yargs';
-import { escapeUnprintable, NoiseCfgError, startApiServer, TaskAdmin, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
+import { escapeUnprintable, NoiseCfgError, startApiServer, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
 import { parseHostPort } from '../host-port.js';
+import { dataOption } from '../data-option.js';
 import { isLoopbackHost } from '../loopback.js';
 import { printStatus, reportError } from '../output.js';
 import { selfCommand } from '../self-command.js';
@@ -25,7 +26,7 @@ export const describe = 'Run the update server';
 
 export function builder(yargs: Argv): Argv<ServeArguments> {
   return yargs
-    .option('data', { type: 'string', default: './noise-cfg-data', describe: 'Data directory: keys (0600) and the task database' })
+    .option('data', dataOption('Data directory: keys (0600) and the task database; created (0700) on first start'))
     .option('listen', { type: 'string', default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
     .option('api', { type: 'string', default: '127.0.0.1:7448', describe: 'Address of the REST API, HOST:PORT, or "off"' })
     .option('api-allow-remote', { type: 'boolean', default: false, describe: 'Allow the API on a non-loopback address (it carries tokens: put it behind TLS)' })
@@ -75,17 +76,13 @@ export async function handler(argv: ServeArguments): Promise<void> {
     }
     if (!apiAddress) printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
     if (argv.demo) {
-      const admin = TaskAdmin.open(argv.data);
-      try {
-        const created = admin.createTask({
-          name: 'demo',
-          files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
-        });
-        printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
-        printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
-      } finally {
-        admin.close();
-      }
+      // Through the server's own store: no second handle on the database.
+      const created = server.admin().createTask({
+        name: 'demo',
+        files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
+      });
+      printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
+      printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
     }
     await new Promise<void>((resolve) => {
       const onSignal = (signal: NodeJS.Signals): void => {

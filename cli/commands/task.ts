@@ -10,6 +10,7 @@ import {
   ApiClient, escapeUnprintable, NoiseCfgError, parseDurationSeconds, readTaskFiles, TaskAdmin, toTerminalSafeJson,
   type CreatedTask, type CreateTaskOptions, type TaskStreamEvent, type TaskView,
 } from '../../lib/index.js';
+import { dataOption } from '../data-option.js';
 import { EXIT } from '../exit-codes.js';
 import { parseHostPort } from '../host-port.js';
 import { printResult, printStatus, reportError } from '../output.js';
@@ -50,7 +51,7 @@ export const describe = 'Create, follow and manage update tasks';
 
 function common(yargs: Argv): Argv {
   return yargs
-    .option('data', { type: 'string', default: './noise-cfg-data', describe: 'Data directory of the server (also where --api finds admin.token)' })
+    .option('data', dataOption('Data directory of the server, which serve created (also where --api finds admin.token)'))
     .option('api', { type: 'string', describe: 'Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data directory' })
     .option('json', { type: 'boolean', default: false, describe: 'Print JSON' });
 }

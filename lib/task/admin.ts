@@ -60,11 +60,13 @@ export class TaskAdmin {
   }
 
   /**
-   * Opens a data directory, creating it and its keys when missing (as `serve` would on first start). Throws
-   * DATA_DIR_INSECURE or STORE_CORRUPT.
+   * Opens an existing data directory. Only a server creates one: a missing directory (or one without any of the
+   * data directory's files) is DATA_DIR_MISSING, naming the absolute path, unless `create` is set (library users
+   * and tests that set one up without a server). Throws DATA_DIR_INSECURE, DATA_DIR_UNAVAILABLE, STORE_CORRUPT or
+   * STORE_UNAVAILABLE.
    */
-  static open(dataDirPath: string, options: { now?: () => number } = {}): TaskAdmin {
-    const dataDir = openDataDir(dataDirPath, { create: true });
+  static open(dataDirPath: string, options: { now?: () => number; create?: boolean } = {}): TaskAdmin {
+    const dataDir = openDataDir(dataDirPath, { create: options.create === true });
     return new TaskAdmin(dataDir, TaskStore.open(dataDir.databasePath), options.now ?? Date.now, true);
   }
 

@@ -33,7 +33,7 @@ t.test('every command with a misspelt option exits 2 naming it, and does nothing
   const port = (sentinel.address() as net.AddressInfo).port;
   // A real task on a real data directory, so that a command that ran would find something to act on.
   const data = join(root, 'data');
-  const admin = TaskAdmin.open(data);
+  const admin = TaskAdmin.open(data, { create: true });
   const created = admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a = 1\n') }], advertise: { host: '127.0.0.1', port } });
   const tasksBefore = admin.listTasks().length;
   admin.close();

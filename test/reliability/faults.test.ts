@@ -87,7 +87,7 @@ t.test('crash: serve is SIGKILLed 3 times while 200 clients pull, and no acknowl
     { path: 'etc/app.conf', content: Buffer.from('listen = 8080\nworkers = 4\n') },
     { path: 'etc/conf.d/extra.conf', content: randomBytes(20_000) },
   ];
-  const setup = TaskAdmin.open(data);
+  const setup = TaskAdmin.open(data, { create: true });
   const created = setup.createTask({ files, name: 'crash', advertise: { host: HOST, port } });
   setup.close();
   const expected = filesDigests(files);
@@ -209,7 +209,7 @@ t.test('crash: the server records a client applied before it answers UP_TO_DATE'
   const data = join(dir, 'data');
   const env = { HOME: join(dir, 'home'), XDG_CONFIG_HOME: join(dir, 'xdg') };
   const port = await freePort();
-  const setup = TaskAdmin.open(data);
+  const setup = TaskAdmin.open(data, { create: true });
   const created = setup.createTask({ files: [{ path: 'app.conf', content: Buffer.from('v = 1\n') }], advertise: { host: HOST, port } });
   setup.close();
   const children: ChildHandle[] = [];

@@ -99,7 +99,7 @@ class ServerChild {
 const mib = (bytes: number): string => `${(bytes / MIB).toFixed(1)} MiB`;
 
 function createTask(dataDir: string, port: number, options: { bytes?: number; files?: { path: string; content: Buffer }[]; maxClients?: number; mode?: 'xxpsk3' | 'nnpsk0' } = {}): { id: string; token: string; digest: string } {
-  const admin = TaskAdmin.open(dataDir);
+  const admin = TaskAdmin.open(dataDir, { create: true });
   try {
     const files = options.files ?? [{ path: 'payload.bin', content: patterned(options.bytes ?? 1000, 3) }];
     const created = admin.createTask({ files, advertise: { host: HOST, port }, mode: options.mode ?? 'xxpsk3', ...(options.maxClients !== undefined ? { maxClients: options.maxClients } : {}) });
@@ -111,7 +111,7 @@ function createTask(dataDir: string, port: number, options: { bytes?: number; fi
 
 /** Runs `step` on an admin of the data directory opened for the call: another process than the server's. */
 function withAdmin<T>(dataDir: string, step: (admin: TaskAdmin) => T): T {
-  const admin = TaskAdmin.open(dataDir);
+  const admin = TaskAdmin.open(dataDir, { create: true });
   try {
     return step(admin);
   } finally {

@@ -28,7 +28,7 @@ t.test(`serve killed with ${CLIENTS} clients in flight loses no acknowledged res
     { path: 'etc/app.conf', content: Buffer.from('listen = 8080\n') },
     { path: 'etc/conf.d/a.conf', content: Buffer.from('a = 1\n') },
   ];
-  const setupAdmin = TaskAdmin.open(data);
+  const setupAdmin = TaskAdmin.open(data, { create: true });
   const created = setupAdmin.createTask({ files, advertise: { host: '127.0.0.1', port } });
   setupAdmin.close();
 

@@ -162,8 +162,8 @@ Run the update server
 Options:
   -h, --help              Show help                                                        [boolean]
       --version           Show version number                                              [boolean]
-      --data              Data directory: keys (0600) and the task database
-                                                              [string] [default: "./noise-cfg-data"]
+      --data              Data directory: keys (0600) and the task database; created (0700) on first
+                          start           [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --listen            Address for client connections, HOST:PORT
                                                                   [string] [default: "0.0.0.0:7447"]
       --api               Address of the REST API, HOST:PORT, or "off"
@@ -213,8 +213,8 @@ Positionals:
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -229,8 +229,9 @@ Create a task and print its token
 Options:
   -h, --help                Show help                                                      [boolean]
       --version             Show version number                                            [boolean]
-      --data                Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data                Data directory of the server, which serve created (also where --api
+                            finds admin.token)
+                                          [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api                 Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the
                             data directory                                                  [string]
       --json                Print JSON                                    [boolean] [default: false]
@@ -258,8 +259,8 @@ List tasks, newest first
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -278,8 +279,8 @@ Positionals:
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -297,8 +298,8 @@ Positionals:
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -316,8 +317,8 @@ Positionals:
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
