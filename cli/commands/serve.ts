@@ -26,7 +26,7 @@ export const describe = 'Run the update server';
 
 export function builder(yargs: Argv): Argv<ServeArguments> {
   return yargs
-    .option('data', dataOption('Data directory: keys (0600) and the task database; created (0700) on first start'))
+    .option('data', dataOption('Data directory: keys (0600) and the task database; created (0700) on first start, and locked while serving'))
     .option('listen', { type: 'string', default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
     .option('api', { type: 'string', default: '127.0.0.1:7448', describe: 'Address of the REST API, HOST:PORT, or "off"' })
     .option('api-allow-remote', { type: 'boolean', default: false, describe: 'Allow the API on a non-loopback address (it carries tokens: put it behind TLS)' })

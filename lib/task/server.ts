@@ -11,7 +11,8 @@ import { RateLimitedLog } from '../transport/rate-limited-log.js';
 import type { SecureConnection } from '../transport/secure-connection.js';
 import { SecureServer, type ChannelEvent } from '../transport/secure-server.js';
 import { TaskAdmin } from './admin.js';
-import { deriveTaskPsk, openDataDir, type DataDir } from './data-dir.js';
+import { dataDirFailure, deriveTaskPsk, openDataDir, prepareDataDir, type DataDir } from './data-dir.js';
+import { DataDirLock } from './data-dir-lock.js';
 import {
   encodeMessage, expectMessage, MAX_CLIENT_MESSAGE_BYTES, UPDATE_PROTOCOL_VERSION, type Hello, type MessageType, type RejectReason,
   type UpdateMessage,
@@ -124,6 +125,7 @@ export class TaskServer {
   readonly #maxSessionsPerIdentity: number;
   readonly #maxClientsPerTask: number;
   #dataDir: DataDir | null = null;
+  #lock: DataDirLock | null = null;
   #store: TaskStore | null = null;
   #server: SecureServer | null = null;
   #address: { host: string; port: number } | null = null;
@@ -186,10 +188,27 @@ export class TaskServer {
   }
 
   /**
-   * Creates the data directory and its keys on first start, opens and checks the store, and listens. Throws
-   * DATA_DIR_INSECURE, STORE_CORRUPT or CONNECTION_FAILED.
+   * Creates the data directory on first start and locks it (a second server on it fails here, before it reads a
+   * key, opens the database or writes server.json), then makes or reads its keys, opens and checks the store, and
+   * listens. Throws DATA_DIR_LOCKED, DATA_DIR_INSECURE, DATA_DIR_UNAVAILABLE, STORE_CORRUPT, STORE_UNAVAILABLE or
+   * CONNECTION_FAILED; on any of them the lock is released.
    */
   async start(): Promise<{ host: string; port: number }> {
+    prepareDataDir(this.#options.dataDir, { create: true });
+    const lock = DataDirLock.acquire(this.#options.dataDir, `${this.#options.listen.host}:${this.#options.listen.port}`);
+    this.#lock = lock;
+    try {
+      return await this.#startLocked(lock);
+    } catch (error) {
+      this.#store?.close();
+      this.#store = null;
+      lock.release();
+      this.#lock = null;
+      throw error;
+    }
+  }
+
+  async #startLocked(lock: DataDirLock): Promise<{ host: string; port: number }> {
     this.#dataDir = openDataDir(this.#options.dataDir, { create: true });
     this.#store = TaskStore.open(this.#dataDir.databasePath, { check: true });
     const dataDir = this.#dataDir;
@@ -209,19 +228,21 @@ export class TaskServer {
       limits: { idleTimeoutMs: this.#resultTimeoutMs, maxReceiveMessageBytes: MAX_CLIENT_MESSAGE_BYTES, ...this.#options.limits },
       now: this.#now,
     });
-    try {
-      const bound = await this.#server.listen(this.#options.listen.port, this.#options.listen.host);
-      this.#address = { host: bound.address, port: bound.port };
-    } catch (error) {
-      this.#store.close();
-      throw error;
-    }
+    const bound = await this.#server.listen(this.#options.listen.port, this.#options.listen.host);
+    this.#address = { host: bound.address, port: bound.port };
+    lock.updateAddress(`${this.#address.host}:${this.#address.port}`);
     const listenHost = this.#options.listen.host;
     const advertise = this.#options.advertise ?? {
       host: listenHost === '0.0.0.0' || listenHost === '::' ? defaultAdvertiseHost() : listenHost,
       port: this.#address.port,
     };
-    saveAdvertisedAddress(dataDir, advertise);
+    try {
+      saveAdvertisedAddress(dataDir, advertise);
+    } catch (error) {
+      await this.#server.close(0);
+      this.#server = null;
+      throw dataDirFailure(error, `${dataDir.path}/server.json`, 'write');
+    }
     const caps = this.#server.connectionCaps;
     // Said once at start: an operator whose open-files limit shrank the caps learns it here, not from refusals.
     const lowered = caps.isLoweredForOpenFiles ? `, lowered to fit the open-files limit of ${caps.openFilesLimit} (raise it with ulimit -n or LimitNOFILE=)` : '';
@@ -241,6 +262,9 @@ export class TaskServer {
     this.#refusals.flush();
     this.#store?.close();
     this.#store = null;
+    // Last: until the store is closed, another server must not open it.
+    this.#lock?.release();
+    this.#lock = null;
     this.#log({ event: 'stopped' });
   }
 

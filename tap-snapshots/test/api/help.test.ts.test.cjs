@@ -163,7 +163,8 @@ Options:
   -h, --help              Show help                                                        [boolean]
       --version           Show version number                                              [boolean]
       --data              Data directory: keys (0600) and the task database; created (0700) on first
-                          start           [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
+                          start, and locked while serving
+                                          [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --listen            Address for client connections, HOST:PORT
                                                                   [string] [default: "0.0.0.0:7447"]
       --api               Address of the REST API, HOST:PORT, or "off"
