@@ -470,7 +470,7 @@ export class TaskServer {
     client.remoteAddress = connection.remoteAddress;
     // Not awaited: the offer need not be durable before the files go out; a store failure is logged.
     store.saveClient({ ...client, state: 'offered', updatedAt: now, hasSlot: true }).catch((error: Error) => {
-      this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
+      this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: isNoiseCfgError(error) ? error.code : 'STORE_UNAVAILABLE', message: error.message });
     });
     await connection.send(content.offer);
     // A task too big for the content cache is read from the store one slice at a time as its CHUNKs go out, so a

@@ -145,6 +145,9 @@ const MIGRATIONS: readonly Migration[] = [
   migrateToSlices,
 ];
 
+/** How long a statement waits for another process's lock on the database before STORE_UNAVAILABLE, in milliseconds. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
 /** How long queued writes wait for company before they are committed, in milliseconds. */
 export const GROUP_COMMIT_WINDOW_MS = 10;
 
@@ -175,13 +178,41 @@ function openPrivate(path: string): Database.Database {
   }
 }
 
-function storeError(error: unknown, path: string): NoiseCfgError {
+// SQLite result codes (extended ones start with the primary's name) that say the database cannot be used now, with
+// the fix; nothing in them says the file is damaged, so they are STORE_UNAVAILABLE, never STORE_CORRUPT.
+const UNAVAILABLE_FIXES: readonly [RegExp, string][] = [
+  [/^SQLITE_READONLY/, 'it is read-only (its mode or owner, or a read-only file system): run noise-cfg as the owner of the data directory, make the files writable (chmod 600), or choose another --data'],
+  [/^SQLITE_(BUSY|LOCKED)/, 'another process holds it locked; retry, or stop the process that holds it'],
+  [/^SQLITE_CANTOPEN/, 'it cannot be opened (missing directory, no permission, or a directory in its place): run noise-cfg as the owner of the data directory, or choose another --data'],
+  [/^SQLITE_FULL/, 'the disk is full; free some space, or move the data directory'],
+  [/^SQLITE_(PERM|AUTH)/, 'permission denied; run noise-cfg as the owner of the data directory'],
+  [/^SQLITE_IOERR/, 'an I/O error (disk failing, full or read-only, or the file removed underneath); check the disk and the data directory'],
+  [/^SQLITE_NOMEM/, 'out of memory'],
+];
+
+/**
+ * A failure of the database at `path` as a NoiseCfgError: STORE_UNAVAILABLE, naming the path and the fix, when it
+ * cannot be used now (read-only, busy, locked, cannot open, full, permission, I/O, or a file-system error);
+ * STORE_CORRUPT when it is damaged (CORRUPT, NOTADB) or its schema or data are not what this build expects. A
+ * NoiseCfgError passes through.
+ */
+export function storeFailure(error: unknown, path: string): NoiseCfgError {
+  if (error instanceof NoiseCfgError) return error;
   const code = (error as { code?: string }).code ?? '';
   if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) {
     return new NoiseCfgError('STORE_CORRUPT', `the database ${path} is damaged (${code}); restore it from a backup or move it away (it is never reset automatically)`, { cause: error });
   }
-  return new NoiseCfgError('STORE_CORRUPT', `the database ${path} cannot be used: ${(error as Error).message}`, { cause: error });
+  const fix = UNAVAILABLE_FIXES.find(([pattern]) => pattern.test(code))?.[1];
+  const what = (error as Error).message;
+  // A statement that fails on the schema or the data (a migration in the way of a table, a constraint) means the
+  // database is not what this build expects: as before, STORE_CORRUPT.
+  if (fix === undefined && /^SQLITE_/.test(code)) {
+    return new NoiseCfgError('STORE_CORRUPT', `the database ${path} cannot be used: ${what}`, { cause: error });
+  }
+  return new NoiseCfgError('STORE_UNAVAILABLE', `the database ${path} cannot be used (${code || what}): ${fix ?? `${what}; check the data directory, or choose another --data`}`, { cause: error });
 }
+
+const storeError = storeFailure;
 
 interface TaskRow {
   id: string; name: string; mode: 'xxpsk3' | 'nnpsk0'; created_at: number; expires_at: number; max_clients: number | null;
@@ -224,17 +255,21 @@ export class TaskStore {
 
   /**
    * Opens the database, creating and migrating it as needed. Throws STORE_CORRUPT for a damaged file or a schema
-   * newer than this build; `check` also runs SQLite's quick_check (the server does, at start).
+   * newer than this build; STORE_UNAVAILABLE for one that is read-only, busy (past `busyTimeoutMs`, default 10 000), cannot be opened (a directory in its
+   * place, no permission) or on a full disk. `check` also runs SQLite's quick_check (the server does, at start).
    */
-  static open(path: string, options: { check?: boolean } = {}): TaskStore {
+  static open(path: string, options: { check?: boolean; busyTimeoutMs?: number } = {}): TaskStore {
     // An existing empty file is a database that lost its contents, not a new one: never set it up afresh.
+    if (existsSync(path) && statSync(path).isDirectory()) {
+      throw new NoiseCfgError('STORE_UNAVAILABLE', `the database ${path} is a directory; move it away (a database file belongs there), or choose another --data`);
+    }
     if (existsSync(path) && statSync(path).size === 0) {
       throw new NoiseCfgError('STORE_CORRUPT', `the database ${path} is an empty file (truncated?); restore it from a backup or move it away (it is never reset automatically)`);
     }
     let db: Database.Database | undefined;
     try {
       db = openPrivate(path);
-      db.pragma('busy_timeout = 10000');
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
       // Checks come before anything that writes (the journal mode changes the file header).
       if (options.check) {
         const result = db.pragma('quick_check', { simple: true });
