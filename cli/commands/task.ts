@@ -90,7 +90,7 @@ function describeTask(task: TaskView): string {
   return [
     `task ${task.id}${task.name ? ` (${escapeUnprintable(task.name)})` : ''}: ${task.state}, ${task.mode}, expires ${task.expiresAt}`,
     `  files: ${task.files.length}, ${task.totalBytes} bytes, digest ${task.digest.slice(0, 16)}…`,
-    `  clients: ${task.counts.applied}${limit} applied, ${task.counts.failed} failed, ${task.counts.offered} receiving, ${task.counts.revoked} revoked`,
+    `  clients: ${task.counts.applied}${limit} applied, ${task.counts.failed} failed, ${task.counts.offered} receiving, ${task.counts.interrupted} interrupted, ${task.counts.revoked} revoked`,
     ...task.clients.map((client) => `  - ${escapeUnprintable(client.name) || '(no name)'} ${client.identity} ${client.state}${client.result ? ` (exit ${client.result.exitCode ?? '-'}: ${escapeUnprintable(client.result.message)})` : ''} ${client.remoteAddress}`),
   ].join('\n');
 }
@@ -173,7 +173,7 @@ export function builder(yargs: Argv): Argv {
     (argv) => withOperations(argv as unknown as CreateArguments, (operations) => create(operations, argv as unknown as CreateArguments)))
     .command('list', 'List tasks, newest first', (sub) => common(sub), (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
       const tasks = await operations.listTasks();
-      const text = tasks.length === 0 ? 'no tasks' : tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied  expires ${task.expiresAt}  ${escapeUnprintable(task.name)}`).join('\n');
+      const text = tasks.length === 0 ? 'no tasks' : tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied${task.counts.interrupted > 0 ? `, ${task.counts.interrupted} interrupted` : ''}  expires ${task.expiresAt}  ${escapeUnprintable(task.name)}`).join('\n');
       printResult(tasks, (argv as unknown as CommonArguments).json, text);
     }))
     .command('show <id>', 'Show a task with its files and clients', (sub) => common(sub).positional('id', { type: 'string', demandOption: true }),

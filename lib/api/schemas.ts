@@ -53,7 +53,7 @@ const CLIENT_SCHEMA = {
     identity: { type: 'string', description: 'Hex static public key (xxpsk3) or the client id (nnpsk0)' },
     name: { type: 'string' },
     remoteAddress: { type: 'string' },
-    state: { type: 'string', enum: ['connected', 'offered', 'applied', 'failed', 'revoked'] },
+    state: { type: 'string', enum: ['connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted'], description: '`offered`: receiving the files; `interrupted`: its session ended before it reported a result' },
     firstSeenAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' },
     result: {
@@ -85,7 +85,7 @@ export const TASK_SCHEMA = {
     totalBytes: { type: 'integer' },
     counts: {
       type: 'object',
-      properties: Object.fromEntries(['connected', 'offered', 'applied', 'failed', 'revoked'].map((state) => [state, { type: 'integer' }])),
+      properties: Object.fromEntries(['connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted'].map((state) => [state, { type: 'integer' }])),
     },
     clients: { type: 'array', items: CLIENT_SCHEMA },
   },

@@ -213,6 +213,9 @@ export class TaskServer {
     this.#store = TaskStore.open(this.#dataDir.databasePath, { check: true });
     const dataDir = this.#dataDir;
     const store = this.#store;
+    // The lock says no other server runs here: a client still receiving by the store's record lost its session
+    // when the previous server ended.
+    const lostSessions = store.interruptLostSessions(this.#now(), 'the server restarted while this client was receiving');
     this.#server = new SecureServer({
       staticKeyPair: dataDir.serverKeyPair,
       // Only the mode and the PSK are needed here; the task's state is read again at HELLO.
@@ -246,7 +249,8 @@ export class TaskServer {
     const caps = this.#server.connectionCaps;
     // Said once at start: an operator whose open-files limit shrank the caps learns it here, not from refusals.
     const lowered = caps.isLoweredForOpenFiles ? `, lowered to fit the open-files limit of ${caps.openFilesLimit} (raise it with ulimit -n or LimitNOFILE=)` : '';
-    this.#log({ event: 'listening', address: `${this.#address.host}:${this.#address.port}`, message: `advertised as ${advertise.host}:${advertise.port}; at most ${caps.maxUnauthenticatedConnections} connections in the handshake and ${caps.maxEstablishedConnections} established${lowered}` });
+    const lost = lostSessions > 0 ? `; ${lostSessions} session(s) a previous run left open are now interrupted` : '';
+    this.#log({ event: 'listening', address: `${this.#address.host}:${this.#address.port}`, message: `advertised as ${advertise.host}:${advertise.port}; at most ${caps.maxUnauthenticatedConnections} connections in the handshake and ${caps.maxEstablishedConnections} established${lowered}${lost}` });
     return this.#address;
   }
 
@@ -472,15 +476,25 @@ export class TaskServer {
     store.saveClient({ ...client, state: 'offered', updatedAt: now, hasSlot: true }).catch((error: Error) => {
       this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: isNoiseCfgError(error) ? error.code : 'STORE_UNAVAILABLE', message: error.message });
     });
-    await connection.send(content.offer);
-    // A task too big for the content cache is read from the store one slice at a time as its CHUNKs go out, so a
-    // pull holds about one slice whatever the task's size.
-    for (const chunk of content.chunks ?? encodeChunks(taskContents(task, content.files, store))) {
-      await connection.send(chunk);
-      countBytes(chunk.byteLength - 1);
+    let result: Extract<UpdateMessage, { type: 'RESULT' }>['body'];
+    try {
+      await connection.send(content.offer);
+      // A task too big for the content cache is read from the store one slice at a time as its CHUNKs go out, so a
+      // pull holds about one slice whatever the task's size.
+      for (const chunk of content.chunks ?? encodeChunks(taskContents(task, content.files, store))) {
+        await connection.send(chunk);
+        countBytes(chunk.byteLength - 1);
+      }
+      result = (await this.#receiveWithin(session, ['RESULT'], this.#resultTimeoutMs, 'after the last CHUNK')).body;
+    } catch (error) {
+      // Offered, but no RESULT will come: the client is `interrupted`, not receiving forever.
+      const failure = session.timeout ?? error;
+      const reason = isNoiseCfgError(failure) ? `${failure.code}: ${failure.message}` : 'the session ended before the result';
+      store.markInterrupted(taskId, identity, this.#now(), reason).catch((storeError: Error) => {
+        this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: isNoiseCfgError(storeError) ? storeError.code : 'STORE_UNAVAILABLE', message: storeError.message });
+      });
+      throw error;
     }
-
-    const result = (await this.#receiveWithin(session, ['RESULT'], this.#resultTimeoutMs, 'after the last CHUNK')).body;
     // Read again: a cancel or revoke made while the client applied means its result counts for nothing.
     const taskNow = store.getTask(taskId);
     if (!taskNow || taskNow.state === 'cancelled') return this.#reject(session, 'cancelled', 'the task was cancelled while this client applied it; the result is not recorded');

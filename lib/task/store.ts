@@ -12,8 +12,11 @@ import type { FileEntry } from './digests.js';
 
 /** Task states as stored; `expired` is derived from the clock (task.ts). */
 export type StoredTaskState = 'active' | 'cancelled' | 'completed';
-/** Client states. */
-export type ClientState = 'connected' | 'offered' | 'applied' | 'failed' | 'revoked';
+/**
+ * Client states. `interrupted`: the session ended (connection lost, deadline, server restart) after the offer and
+ * before a RESULT; a later pull by the same identity moves it on.
+ */
+export type ClientState = 'connected' | 'offered' | 'applied' | 'failed' | 'revoked' | 'interrupted';
 
 /** A task row. Times are milliseconds since the Unix epoch. */
 export interface TaskRecord {
@@ -94,6 +97,27 @@ function migrateToSlices(db: Database.Database): void {
   db.exec('ALTER TABLE task_files DROP COLUMN content');
 }
 
+// Version 3: clients may be `interrupted`. SQLite cannot change a CHECK constraint in place, so the table is
+// rebuilt with every row (nothing refers to it).
+const ALLOW_INTERRUPTED = `CREATE TABLE clients_v3 (
+     task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+     identity TEXT NOT NULL,
+     name TEXT NOT NULL,
+     remote_address TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted')),
+     first_seen_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     exit_code INTEGER,
+     message TEXT,
+     applied_digest TEXT,
+     has_slot INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (task_id, identity)
+   );
+   INSERT INTO clients_v3 (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot)
+     SELECT task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot FROM clients;
+   DROP TABLE clients;
+   ALTER TABLE clients_v3 RENAME TO clients;`;
+
 const MIGRATIONS: readonly Migration[] = [
   `CREATE TABLE tasks (
      id TEXT PRIMARY KEY,
@@ -143,6 +167,7 @@ const MIGRATIONS: readonly Migration[] = [
    );
    CREATE INDEX events_by_task ON events (task_id, id);`,
   migrateToSlices,
+  ALLOW_INTERRUPTED,
 ];
 
 /** How long a statement waits for another process's lock on the database before STORE_UNAVAILABLE, in milliseconds. */
@@ -432,6 +457,35 @@ export class TaskStore {
         .run(client.taskId, client.identity, client.name, client.remoteAddress, client.state, client.firstSeenAt, client.updatedAt,
           client.exitCode, client.message, client.appliedDigest, client.hasSlot ? 1 : 0);
       this.#insertEvent(client.taskId, client.identity, client.name, client.state, client.updatedAt, detail);
+    });
+  }
+
+  /**
+   * Queues marking a client `interrupted` (group commit): its session ended after the offer without a RESULT.
+   * Only a client still `offered` changes: one that applied, failed or was revoked meanwhile (another session of
+   * the same identity) keeps its state. `detail` says why (it goes into the event).
+   */
+  markInterrupted(taskId: string, identity: string, at: number, detail: string): Promise<void> {
+    return this.#enqueue(() => {
+      const row = this.#statement("UPDATE clients SET state = 'interrupted', updated_at = ? WHERE task_id = ? AND identity = ? AND state = 'offered' RETURNING name").get(at, taskId, identity) as { name: string } | undefined;
+      if (row) this.#insertEvent(taskId, identity, row.name, 'interrupted', at, detail);
+    });
+  }
+
+  /**
+   * Marks every client left `connected` or `offered` interrupted, durable on return: a server starting on this
+   * store lost those sessions (the previous process ended while they ran). Returns how many.
+   */
+  interruptLostSessions(at: number, detail: string): number {
+    return this.#run(() => {
+      let count = 0;
+      this.#db.transaction(() => {
+        const rows = this.#statement("UPDATE clients SET state = 'interrupted', updated_at = ? WHERE state IN ('connected', 'offered') RETURNING task_id, identity, name").all(at) as { task_id: string; identity: string; name: string }[];
+        for (const row of rows) this.#insertEvent(row.task_id, row.identity, row.name, 'interrupted', at, detail);
+        count = rows.length;
+      }).immediate();
+      this.#commits++;
+      return count;
     });
   }
 

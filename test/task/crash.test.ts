@@ -13,7 +13,7 @@ import { readTree, startServe } from './support.js';
 
 const CLIENTS = 100;
 const KILL_AFTER_ACKS = 30;
-const STATES = new Set(['connected', 'offered', 'applied', 'failed', 'revoked']);
+const STATES = new Set(['connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted']);
 
 type Outcome = { index: number; result: PullResult } | { index: number; error: Error };
 
