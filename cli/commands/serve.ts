@@ -3,11 +3,11 @@
  * logs one line per connection outcome (text or JSON) on stdout, and stops cleanly on SIGINT or SIGTERM.
  */
 import type { Argv } from 'yargs';
-import { escapeUnprintable, NoiseCfgError, startApiServer, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
+import { escapeUnprintable, NoiseCfgError, parseDurationSeconds, startApiServer, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
 import { parseHostPort } from '../host-port.js';
 import { dataOption } from '../data-option.js';
 import { isLoopbackHost } from '../loopback.js';
-import { printStatus, reportError } from '../output.js';
+import { printStatus, reportError, UsageError } from '../output.js';
 import { selfCommand } from '../self-command.js';
 
 interface ServeArguments {
@@ -19,6 +19,7 @@ interface ServeArguments {
   logFormat: 'text' | 'json';
   demo: boolean;
   graceSeconds: number;
+  retain: string;
 }
 
 export const command = 'serve';
@@ -33,7 +34,19 @@ export function builder(yargs: Argv): Argv<ServeArguments> {
     .option('advertise', { type: 'string', describe: 'HOST:PORT written into tokens (default: the listen address, or this machine\'s first IPv4 address)' })
     .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'One line per connection outcome, as text or JSON' })
     .option('demo', { type: 'boolean', default: false, describe: 'Also create a demo task (1 file, 1 hour) and print how to pull it' })
-    .option('grace-seconds', { type: 'number', default: 10, describe: 'On SIGINT/SIGTERM, how long pulls in flight may finish' }) as unknown as Argv<ServeArguments>;
+    .option('grace-seconds', { type: 'number', default: 10, describe: 'On SIGINT/SIGTERM, how long pulls in flight may finish' })
+    .option('retain', { type: 'string', default: '7d', describe: 'Delete tasks (records and content) this long after they ended, checked hourly: 12h, 7d, 30d; 0 or off keeps them forever' })
+    .check((argv) => {
+      if (retainMs(String(argv['retain'])) === undefined) throw new UsageError(`--retain must look like 12h, 7d or 30d, or be 0 or off, got "${String(argv['retain'])}"`);
+      return true;
+    }) as unknown as Argv<ServeArguments>;
+}
+
+/** --retain in milliseconds: null keeps tasks forever (0, off); undefined when malformed. */
+function retainMs(text: string): number | null | undefined {
+  if (text === '0' || text === 'off') return null;
+  const seconds = parseDurationSeconds(text);
+  return seconds === null ? undefined : seconds * 1000;
 }
 
 const VERSION = '0.1.0';
@@ -54,6 +67,7 @@ export async function handler(argv: ServeArguments): Promise<void> {
       dataDir: argv.data,
       listen,
       ...(advertise ? { advertise } : {}),
+      retainMs: retainMs(argv.retain) ?? null,
       log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`),
     });
     const apiAddress = argv.api === 'off' ? null : parseHostPort(argv.api, '--api');

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import {
   ApiClient, escapeUnprintable, NoiseCfgError, parseDurationSeconds, readTaskFiles, TaskAdmin, toTerminalSafeJson,
-  type CreatedTask, type CreateTaskOptions, type TaskStreamEvent, type TaskView,
+  type CreatedTask, type CreateTaskOptions, type DeletedTasks, type TaskStreamEvent, type TaskView,
 } from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
 import { EXIT } from '../exit-codes.js';
 import { parseHostPort } from '../host-port.js';
-import { printResult, printStatus, reportError } from '../output.js';
+import { printResult, printStatus, reportError, UsageError } from '../output.js';
 import { renderQr } from '../qr.js';
 import { selfCommand } from '../self-command.js';
 import { renderWatchFrame, watchLine, WatchedTask } from '../watch-view.js';
@@ -36,6 +36,11 @@ interface CreateArguments extends CommonArguments {
   qr: boolean;
 }
 
+interface PruneArguments extends CommonArguments {
+  endedBefore: string;
+  dryRun: boolean;
+}
+
 /** What the task commands need, locally (TaskAdmin) or through the API (ApiClient). */
 interface TaskOperations {
   createTask(options: CreateTaskOptions): CreatedTask | Promise<CreatedTask>;
@@ -43,6 +48,7 @@ interface TaskOperations {
   showTask(id: string): TaskView | Promise<TaskView>;
   cancelTask(id: string): TaskView | Promise<TaskView>;
   revokeClient(id: string, identity: string): TaskView | Promise<TaskView>;
+  deleteTask(id: string): DeletedTasks | Promise<DeletedTasks>;
   watch(id: string): AsyncGenerator<TaskStreamEvent>;
 }
 
@@ -196,7 +202,32 @@ export function builder(yargs: Argv): Argv {
       const task = await operations.revokeClient(String(argv['id']), String(argv['identity']));
       printResult(task, (argv as unknown as CommonArguments).json, `revoked ${String(argv['identity'])} from task ${task.id}`);
     }))
-    .demandCommand(1, 'name an action: create, list, show, watch, cancel or revoke');
+    .command('delete <id>', 'Delete a task: cancel it if active, then remove its files, clients and events', (sub) => common(sub).positional('id', { type: 'string', demandOption: true })
+      .epilogue('Exit codes: 0 deleted, 3 no such task (also when deleted already). Through --api: DELETE /v1/tasks/{id}?purge=true.'),
+    (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
+      const deleted = await operations.deleteTask(String(argv['id']));
+      const task = deleted.tasks[0];
+      printResult(deleted, (argv as unknown as CommonArguments).json, `deleted task ${task?.id ?? String(argv['id'])} (${task?.state ?? 'ended'}): ${deleted.freedBytes} bytes of content freed`);
+    }))
+    .command('prune', 'Delete every task that ended longer ago than --ended-before', (sub) => common(sub)
+      .option('ended-before', { type: 'string', demandOption: true, describe: 'Age: tasks that ended (cancelled, completed or expired) more than this long ago go, e.g. 7d, 12h' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'Only list what would be deleted' })
+      .check((argv) => {
+        if (argv['api'] !== undefined) throw new UsageError('task prune works on the data directory (--data DIR), not through --api');
+        if (parseDurationSeconds(String(argv['ended-before'])) === null) throw new UsageError(`--ended-before must look like 90s, 10m, 1h or 2d, got "${String(argv['ended-before'])}"`);
+        return true;
+      }),
+    (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
+      const options = argv as unknown as PruneArguments;
+      const pruned = (operations as TaskAdmin).pruneTasks({ endedBeforeMs: parseDurationSeconds(options.endedBefore)! * 1000, dryRun: options.dryRun });
+      const verb = options.dryRun ? 'would delete' : 'deleted';
+      const lines = [
+        `${verb} ${pruned.tasks.length} task(s) that ended more than ${options.endedBefore} ago: ${pruned.freedBytes} bytes of content${options.dryRun ? '' : ` freed; database ${pruned.databaseBytes.before} -> ${pruned.databaseBytes.after} bytes`}`,
+        ...pruned.tasks.map((task) => `  ${task.id}  ${task.state.padEnd(9)} ended ${task.endedAt ?? '-'}  ${task.totalBytes} bytes  ${escapeUnprintable(task.name)}`),
+      ];
+      printResult({ dryRun: options.dryRun, ...pruned }, options.json, lines.join('\n'));
+    }))
+    .demandCommand(1, 'name an action: create, list, show, watch, cancel, revoke, delete or prune');
 }
 
 /** The subcommands do the work. */

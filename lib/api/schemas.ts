@@ -122,3 +122,30 @@ export const HEALTH_SCHEMA = {
   required: ['status'],
   properties: { status: { type: 'string', enum: ['ok'] }, version: { type: 'string' }, uptimeSeconds: { type: 'number' } },
 } as const;
+
+export const DELETE_TASK_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    purge: { type: 'string', enum: ['true', 'false'], description: '`true`: delete the task, its files, clients and events (cancelling it first if active), instead of only cancelling it' },
+  },
+} as const;
+
+export const DELETED_TASKS_SCHEMA = {
+  type: 'object',
+  required: ['tasks', 'freedBytes', 'databaseBytes'],
+  properties: {
+    tasks: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' }, name: { type: 'string' }, state: { type: 'string' },
+          endedAt: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'null' }] }, totalBytes: { type: 'integer' },
+        },
+      },
+    },
+    freedBytes: { type: 'integer', description: 'Content bytes of the deleted tasks' },
+    databaseBytes: { type: 'object', properties: { before: { type: 'integer' }, after: { type: 'integer' } }, description: 'The database and its WAL on disk, before and after' },
+  },
+} as const;

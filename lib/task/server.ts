@@ -55,12 +55,20 @@ export interface TaskServerOptions {
    * A task with maxClients records at most that many.
    */
   maxClientsPerTask?: number;
+  /**
+   * How long a task is kept after it ended, in milliseconds (default 7 days, DEFAULT_RETAIN_MS); null keeps every
+   * task forever. A sweep at start and every `sweepIntervalMs` deletes the tasks ended longer ago, records and
+   * content, as `task prune` does.
+   */
+  retainMs?: number | null;
+  /** How often the retention sweep runs, in milliseconds (default 1 hour). */
+  sweepIntervalMs?: number;
 }
 
 /** One log line's fields. */
 export interface LogRecord {
   time: string;
-  event: 'listening' | 'pull' | 'handshake-failed' | 'refused' | 'stopping' | 'stopped';
+  event: 'listening' | 'pull' | 'handshake-failed' | 'refused' | 'retention' | 'stopping' | 'stopped';
   remote?: string;
   task?: string;
   client?: string;
@@ -85,6 +93,10 @@ export const DEFAULT_MAX_SESSION_MS = 60 * 60 * 1000;
 export const DEFAULT_MAX_SESSIONS_PER_TASK = 1024;
 /** Sessions of one identity in one task open at once, by default. */
 export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 4;
+/** How long a server keeps a task after it ended, by default: 7 days, in milliseconds. */
+export const DEFAULT_RETAIN_MS = 7 * 24 * 60 * 60 * 1000;
+/** How often the retention sweep runs by default, in milliseconds. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
 /** Identities recorded for a task without maxClients, by default. */
 export const DEFAULT_MAX_CLIENTS_PER_TASK = 10_000;
 /**
@@ -124,6 +136,9 @@ export class TaskServer {
   readonly #maxSessionsPerTask: number;
   readonly #maxSessionsPerIdentity: number;
   readonly #maxClientsPerTask: number;
+  readonly #retainMs: number | null;
+  readonly #sweepIntervalMs: number;
+  #sweepTimer: NodeJS.Timeout | null = null;
   #dataDir: DataDir | null = null;
   #lock: DataDirLock | null = null;
   #store: TaskStore | null = null;
@@ -150,6 +165,11 @@ export class TaskServer {
     this.#maxSessionsPerTask = checkPositive('maxSessionsPerTask', options.maxSessionsPerTask, DEFAULT_MAX_SESSIONS_PER_TASK);
     this.#maxSessionsPerIdentity = checkPositive('maxSessionsPerIdentity', options.maxSessionsPerIdentity, DEFAULT_MAX_SESSIONS_PER_IDENTITY);
     this.#maxClientsPerTask = checkPositive('maxClientsPerTask', options.maxClientsPerTask, DEFAULT_MAX_CLIENTS_PER_TASK);
+    if (options.retainMs !== undefined && options.retainMs !== null && (!Number.isSafeInteger(options.retainMs) || options.retainMs < 0)) {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `retainMs must be a whole number of milliseconds >= 0 or null, got ${String(options.retainMs)}`);
+    }
+    this.#retainMs = options.retainMs === undefined ? DEFAULT_RETAIN_MS : options.retainMs;
+    this.#sweepIntervalMs = checkPositive('sweepIntervalMs', options.sweepIntervalMs, DEFAULT_SWEEP_INTERVAL_MS);
     this.#refusals = new RateLimitedLog<LogRecord>({
       emit: (record) => this.#options.log?.(record),
       summarize: (last, count) => ({
@@ -251,12 +271,43 @@ export class TaskServer {
     const lowered = caps.isLoweredForOpenFiles ? `, lowered to fit the open-files limit of ${caps.openFilesLimit} (raise it with ulimit -n or LimitNOFILE=)` : '';
     const lost = lostSessions > 0 ? `; ${lostSessions} session(s) a previous run left open are now interrupted` : '';
     this.#log({ event: 'listening', address: `${this.#address.host}:${this.#address.port}`, message: `advertised as ${advertise.host}:${advertise.port}; at most ${caps.maxUnauthenticatedConnections} connections in the handshake and ${caps.maxEstablishedConnections} established${lowered}${lost}` });
+    if (this.#retainMs !== null) {
+      this.sweep();
+      // unref: the sweep alone never keeps a process alive.
+      this.#sweepTimer = setInterval(() => this.sweep(), this.#sweepIntervalMs).unref();
+    }
     return this.#address;
+  }
+
+  /**
+   * The retention sweep: deletes every task that ended more than `retainMs` ago (records and content), gives the
+   * space back, and logs one `retention` line when it removed any. Runs at start and every `sweepIntervalMs`;
+   * a failure is logged, not thrown. Returns how many tasks it removed.
+   */
+  sweep(): number {
+    if (this.#retainMs === null || !this.#store) return 0;
+    try {
+      const pruned = this.admin().pruneTasks({ endedBeforeMs: this.#retainMs });
+      for (const task of pruned.tasks) {
+        this.#slotHolders.delete(task.id);
+        this.#appliedIdentities.delete(task.id);
+        this.#psks.delete(task.id);
+      }
+      if (pruned.tasks.length > 0) {
+        this.#log({ event: 'retention', bytes: pruned.freedBytes, count: pruned.tasks.length, message: `removed ${pruned.tasks.length} task(s) that ended more than ${Math.round(this.#retainMs / 1000)} s ago (${pruned.freedBytes} bytes of content); database ${pruned.databaseBytes.before} -> ${pruned.databaseBytes.after} bytes` });
+      }
+      return pruned.tasks.length;
+    } catch (error) {
+      this.#log({ event: 'retention', code: isNoiseCfgError(error) ? error.code : 'STORE_UNAVAILABLE', message: `the retention sweep failed: ${(error as Error).message}` });
+      return 0;
+    }
   }
 
   /** Stops accepting, lets pulls in flight finish for up to `graceMs`, cuts the rest, and flushes the store. */
   async stop(graceMs = 10_000): Promise<void> {
     this.#log({ event: 'stopping' });
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = null;
     const server = this.#server;
     this.#server = null;
     if (server) {

@@ -173,6 +173,9 @@ const MIGRATIONS: readonly Migration[] = [
 /** How long a statement waits for another process's lock on the database before STORE_UNAVAILABLE, in milliseconds. */
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 
+/** The most live data reclaimSpace rewrites with a VACUUM to convert an older database, in bytes. */
+export const RECLAIM_VACUUM_MAX_BYTES = 64 * 1024 * 1024;
+
 /** How long queued writes wait for company before they are committed, in milliseconds. */
 export const GROUP_COMMIT_WINDOW_MS = 10;
 
@@ -304,6 +307,9 @@ export class TaskStore {
       if (version > SCHEMA_VERSION) {
         throw new NoiseCfgError('STORE_CORRUPT', `the database ${path} has schema version ${version}, newer than this build's ${SCHEMA_VERSION}; upgrade noise-cfg`);
       }
+      // A new database frees the pages of deleted tasks with incremental_vacuum (reclaimSpace); the mode can only
+      // be chosen before the first table exists (an older database is converted by reclaimSpace when cheap).
+      if (version === 0 && (db.pragma('page_count', { simple: true }) as number) <= 1) db.pragma('auto_vacuum = INCREMENTAL');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
@@ -495,6 +501,77 @@ export class TaskStore {
       if (this.#statement("UPDATE tasks SET state = 'completed', ended_at = ? WHERE id = ? AND state = 'active'").run(at, taskId).changes === 1) {
         this.#insertEvent(taskId, null, null, 'completed', at, null);
       }
+    });
+  }
+
+  /**
+   * Removes a task with its files, contents, clients and events in one transaction, durable on return. Returns
+   * the task's content bytes, or null when there is no such task. Call reclaimSpace() after a batch of deletions.
+   */
+  deleteTask(taskId: string): number | null {
+    return this.#run(() => {
+      let freedBytes: number | null = null;
+      this.#db.transaction(() => {
+        const row = this.#statement('SELECT total_bytes FROM tasks WHERE id = ?').get(taskId) as { total_bytes: number } | undefined;
+        if (!row) return;
+        freedBytes = row.total_bytes;
+        for (const table of ['file_slices', 'task_files', 'clients', 'events']) this.#statement(`DELETE FROM ${table} WHERE task_id = ?`).run(taskId);
+        this.#statement('DELETE FROM tasks WHERE id = ?').run(taskId);
+      }).immediate();
+      this.#commits++;
+      return freedBytes;
+    });
+  }
+
+  /**
+   * Tasks that ended before `cutoffMs`: cancelled or completed then, or expired then (an active task whose expiry
+   * is before the cutoff, which is in the past), oldest first.
+   */
+  listEndedBefore(cutoffMs: number): TaskRecord[] {
+    return this.#run(() => (this.#statement(`SELECT * FROM tasks
+      WHERE (state != 'active' AND COALESCE(ended_at, expires_at) < @cutoff) OR (state = 'active' AND expires_at < @cutoff)
+      ORDER BY COALESCE(ended_at, expires_at), id`).all({ cutoff: cutoffMs }) as TaskRow[]).map(toTask));
+  }
+
+  /** Bytes the database file and its WAL take on disk now. */
+  fileBytes(): number {
+    let bytes = 0;
+    for (const suffix of ['', '-wal']) {
+      try {
+        bytes += statSync(`${this.path}${suffix}`).size;
+      } catch {
+        // No WAL file: nothing to add.
+      }
+    }
+    return bytes;
+  }
+
+  /**
+   * Gives the pages of deleted content back to the file system: `PRAGMA incremental_vacuum` on a database in
+   * incremental auto-vacuum mode (every database this build creates), then a WAL checkpoint that truncates the
+   * WAL. An older database is converted once (auto_vacuum = INCREMENTAL, then VACUUM) when what it still holds is
+   * at most `maxVacuumBytes` (default 64 MiB), since a VACUUM rewrites all of it; a bigger one keeps its free
+   * pages, which later tasks reuse. Returns the bytes the database and its WAL took before and after.
+   */
+  reclaimSpace(options: { maxVacuumBytes?: number } = {}): { beforeBytes: number; afterBytes: number } {
+    return this.#run(() => {
+      this.flush();
+      const beforeBytes = this.fileBytes();
+      const autoVacuum = this.#db.pragma('auto_vacuum', { simple: true }) as number;
+      if (autoVacuum === 2) {
+        this.#db.pragma('incremental_vacuum');
+      } else {
+        const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+        const freePages = this.#db.pragma('freelist_count', { simple: true }) as number;
+        const liveBytes = ((this.#db.pragma('page_count', { simple: true }) as number) - freePages) * pageSize;
+        if (freePages > 0 && liveBytes <= (options.maxVacuumBytes ?? RECLAIM_VACUUM_MAX_BYTES)) {
+          this.#db.pragma('auto_vacuum = INCREMENTAL');
+          this.#db.exec('VACUUM');
+        }
+      }
+      // Readers of other processes (a task watch) may keep part of the WAL; what they hold goes at a later checkpoint.
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+      return { beforeBytes, afterBytes: this.fileBytes() };
     });
   }
 

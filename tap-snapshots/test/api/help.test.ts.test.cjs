@@ -179,6 +179,8 @@ Options:
                                                                           [boolean] [default: false]
       --grace-seconds     On SIGINT/SIGTERM, how long pulls in flight may finish
                                                                               [number] [default: 10]
+      --retain            Delete tasks (records and content) this long after they ended, checked
+                          hourly: 12h, 7d, 30d; 0 or off keeps them forever [string] [default: "7d"]
 
 `
 
@@ -196,6 +198,9 @@ Commands:
   noise-cfg task cancel <id>             Cancel a task: its clients are refused from the next
                                          connection on
   noise-cfg task revoke <id> <identity>  Refuse one client of a task from now on
+  noise-cfg task delete <id>             Delete a task: cancel it if active, then remove its files,
+                                         clients and events
+  noise-cfg task prune                   Delete every task that ended longer ago than --ended-before
 
 Options:
   -h, --help     Show help                                                                 [boolean]
