@@ -7,7 +7,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createApiApp } from '../../lib/api/server.js';
+import { createApiApp, startApiServer } from '../../lib/api/server.js';
 import { TaskAdmin } from '../../lib/task/admin.js';
 import { DEFAULT_RETAIN_MS } from '../../lib/task/server.js';
 import { TaskStore } from '../../lib/task/store.js';
@@ -75,6 +75,21 @@ t.test('DELETE /v1/tasks/{id}?purge=true deletes, twice is 404 TASK_NOT_FOUND, a
   t.ok(admin.showTask(cancelled.id), 'and keeps the task');
   const bad = await app.inject({ method: 'DELETE', url: `/v1/tasks/${cancelled.id}?purge=yes`, headers });
   t.equal(bad.statusCode, 400, 'purge takes true or false');
+});
+
+t.test('task delete --api deletes through the REST API, and a second delete exits 3', async (t) => {
+  const root = t.testdir();
+  const data = join(root, 'data');
+  const running = await startServer(t, data);
+  const api = await startApiServer({ admin: running.server.admin(), adminToken: running.server.dataDir.adminToken, version: 'test' }, { host: '127.0.0.1', port: 0 });
+  t.teardown(() => api.app.close());
+  const created = running.server.admin().createTask({ files: file('z\n') });
+  const url = `http://127.0.0.1:${api.port}`;
+  const first = await runCli(root, ['task', 'delete', created.id, '--api', url, '--data', data]);
+  t.equal(first.code, 0, first.stderr);
+  t.match(first.stdout, `deleted task ${created.id} (cancelled): 2 bytes of content freed`);
+  const second = await runCli(root, ['task', 'delete', created.id, '--api', url, '--data', data]);
+  t.equal(second.code, 3, 'the second delete through the API: exit 3');
 });
 
 t.test('task prune --ended-before removes only tasks that ended longer ago; --dry-run removes nothing', async (t) => {
