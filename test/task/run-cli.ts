@@ -10,11 +10,16 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `noise-cfg args` in `cwd`; `env` is added to this process's environment, less NOISE_CFG_DATA unless given. */
+/**
+ * Runs `noise-cfg args` in `cwd`; `env` is added to this process's environment, less NOISE_CFG_DATA and
+ * NOISE_CFG_ADMIN_TOKEN unless given. `command` runs node through a wrapper (setpriv … to run as another user).
+ */
 export function runCli(cwd: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, options: { command?: readonly string[] } = {}): Promise<CliRun> {
   const base = { ...process.env };
   delete base['NOISE_CFG_DATA'];
   delete base['NOISE_CFG_ADMIN_TOKEN'];
+  // As another user, tap's coverage hook (NODE_OPTIONS) could not write its record, and would say so on stderr.
+  if (options.command) delete base['NODE_OPTIONS'];
   const [command, ...prefix] = options.command ?? [process.execPath];
   return new Promise((resolve, reject) => {
     const child = spawn(command!, [...prefix, ...(options.command ? [process.execPath] : []), CLI_BIN, ...args], { cwd, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
