@@ -13,7 +13,7 @@ export function watchLine(event: TaskStreamEvent): string {
   }
   const task = event.task;
   const prefix = event.type === 'end' ? 'ended' : 'task';
-  return `${prefix} ${task.id} ${task.state}: ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied, ${task.counts.failed} failed, ${task.counts.offered} receiving`;
+  return `${prefix} ${task.id} ${task.state}: ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied, ${task.counts.failed} failed, ${task.counts.offered} receiving${task.counts.interrupted > 0 ? `, ${task.counts.interrupted} interrupted` : ''}`;
 }
 
 /** A full-screen frame: clears the screen, then the bar, the counts and the latest events. */
@@ -26,7 +26,7 @@ export function renderWatchFrame(task: TaskView, recent: readonly string[]): str
     '\u001b[H\u001b[2J',
     `task ${task.id}${task.name ? ` (${escapeUnprintable(task.name)})` : ''}  ${task.state}  expires ${task.expiresAt}\n`,
     `${bar}\n`,
-    `connected ${task.counts.connected}  receiving ${task.counts.offered}  applied ${task.counts.applied}  failed ${task.counts.failed}  revoked ${task.counts.revoked}\n\n`,
+    `connected ${task.counts.connected}  receiving ${task.counts.offered}  applied ${task.counts.applied}  failed ${task.counts.failed}  revoked ${task.counts.revoked}  interrupted ${task.counts.interrupted}\n\n`,
     ...recent.map((line) => `${line}\n`),
   ].join('');
 }

@@ -3,7 +3,8 @@
  * logs one line per connection outcome (text or JSON) on stdout, and stops cleanly on SIGINT or SIGTERM.
  */
 import type { Argv } from 'yargs';
-import { escapeUnprintable, NoiseCfgError, startApiServer, TaskAdmin, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
+import { escapeUnprintable, NoiseCfgError, parseDurationSeconds, startApiServer, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
+import { dataOption } from '../data-option.js';
 import { parseHostPort } from '../host-port.js';
 import { isLoopbackHost } from '../loopback.js';
 import { printStatus, UsageError } from '../output.js';
@@ -18,6 +19,7 @@ interface ServeArguments {
   logFormat: 'text' | 'json';
   demo: boolean;
   graceSeconds: number;
+  retain: string;
 }
 
 export const command = 'serve';
@@ -25,7 +27,7 @@ export const describe = 'Run the update server';
 
 export function builder(yargs: Argv): Argv<ServeArguments> {
   return yargs
-    .option('data', { type: 'string', requiresArg: true, default: './noise-cfg-data', describe: 'Data directory: keys (0600) and the task database' })
+    .option('data', dataOption('Data directory: keys (0600) and the task database; created (0700) on first start, and locked while serving'))
     .option('listen', { type: 'string', requiresArg: true, default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
     .option('api', { type: 'string', requiresArg: true, default: '127.0.0.1:7448', describe: 'Address of the REST API, HOST:PORT, or "off"' })
     .option('api-allow-remote', { type: 'boolean', default: false, describe: 'Allow the API on a non-loopback address (it carries tokens: put it behind TLS)' })
@@ -33,7 +35,9 @@ export function builder(yargs: Argv): Argv<ServeArguments> {
     .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'One line per connection outcome, as text or JSON' })
     .option('demo', { type: 'boolean', default: false, describe: 'Also create a demo task (1 file, 1 hour) and print how to pull it' })
     .option('grace-seconds', { type: 'number', default: 10, describe: 'On SIGINT/SIGTERM, how long pulls in flight may finish' })
+    .option('retain', { type: 'string', requiresArg: true, default: '7d', describe: 'Delete tasks (records and content) this long after they ended, checked hourly: 12h, 7d, 30d; 0 or off keeps them forever' })
     .check((argv) => {
+      if (retainMs(String(argv['retain'])) === undefined) throw new UsageError(`--retain must look like 12h, 7d or 30d, or be 0 or off, got ${JSON.stringify(String(argv['retain']))}`);
       parseHostPort(argv['listen'] as string, '--listen');
       if (argv['advertise'] !== undefined) parseHostPort(argv['advertise'] as string, '--advertise');
       if (argv['api'] !== 'off') parseHostPort(argv['api'] as string, '--api');
@@ -41,6 +45,13 @@ export function builder(yargs: Argv): Argv<ServeArguments> {
       if (!(Number.isFinite(graceSeconds) && graceSeconds >= 0)) throw new UsageError('--grace-seconds must be a number of seconds, 0 or more');
       return true;
     }) as unknown as Argv<ServeArguments>;
+}
+
+/** --retain in milliseconds: null keeps tasks forever (0, off); undefined when malformed. */
+function retainMs(text: string): number | null | undefined {
+  if (text === '0' || text === 'off') return null;
+  const seconds = parseDurationSeconds(text);
+  return seconds === null ? undefined : seconds * 1000;
 }
 
 const VERSION = '0.1.0';
@@ -66,6 +77,7 @@ export async function handler(argv: ServeArguments): Promise<void> {
     dataDir: argv.data,
     listen,
     ...(advertise ? { advertise } : {}),
+    retainMs: retainMs(argv.retain) ?? null,
     log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`),
   });
   const address = await server.start();
@@ -83,17 +95,13 @@ export async function handler(argv: ServeArguments): Promise<void> {
   }
   if (!apiAddress) printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
   if (argv.demo) {
-    const admin = TaskAdmin.open(argv.data);
-    try {
-      const created = admin.createTask({
-        name: 'demo',
-        files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
-      });
-      printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
-      printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
-    } finally {
-      admin.close();
-    }
+    // Through the server's own store: no second handle on the database.
+    const created = server.admin().createTask({
+      name: 'demo',
+      files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
+    });
+    printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
+    printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
   }
   await new Promise<void>((resolve, reject) => {
     const onSignal = (signal: NodeJS.Signals): void => {

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import {
   ApiClient, escapeUnprintable, NoiseCfgError, parseDurationSeconds, readTaskFiles, TaskAdmin, toTerminalSafeJson,
-  type CreatedTask, type CreateTaskOptions, type TaskStreamEvent, type TaskView,
+  type CreatedTask, type CreateTaskOptions, type DeletedTasks, type TaskStreamEvent, type TaskView,
 } from '../../lib/index.js';
+import { dataOption } from '../data-option.js';
 import { EXIT } from '../exit-codes.js';
 import { parseHostPort } from '../host-port.js';
 import { printResult, printStatus, UsageError } from '../output.js';
@@ -34,6 +35,11 @@ interface CreateArguments extends CommonArguments {
   qr: boolean;
 }
 
+interface PruneArguments extends CommonArguments {
+  endedBefore: string;
+  dryRun: boolean;
+}
+
 /** What the task commands need, locally (TaskAdmin) or through the API (ApiClient). */
 interface TaskOperations {
   createTask(options: CreateTaskOptions): CreatedTask | Promise<CreatedTask>;
@@ -42,6 +48,9 @@ interface TaskOperations {
   taskToken(id: string): { id: string; token: string; expiresAt: string } | Promise<{ id: string; token: string; expiresAt: string }>;
   cancelTask(id: string): TaskView | Promise<TaskView>;
   revokeClient(id: string, identity: string): TaskView | Promise<TaskView>;
+  deleteTask(id: string): DeletedTasks | Promise<DeletedTasks>;
+  /** Only on the data directory (there is no API route for it). */
+  pruneTasks?: TaskAdmin['pruneTasks'];
   watch(id: string): AsyncGenerator<TaskStreamEvent>;
 }
 
@@ -50,7 +59,7 @@ export const describe = 'Create, follow and manage update tasks';
 
 function common(yargs: Argv): Argv {
   return yargs
-    .option('data', { type: 'string', requiresArg: true, default: './noise-cfg-data', describe: 'Data directory of the server (also where --api finds admin.token)' })
+    .option('data', dataOption('Data directory of the server, which serve created (also where --api finds admin.token)'))
     .option('api', { type: 'string', requiresArg: true, describe: 'Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data directory' })
     .option('json', { type: 'boolean', default: false, describe: 'Print JSON' });
 }
@@ -81,6 +90,8 @@ async function withOperations(argv: CommonArguments, work: (operations: TaskOper
     taskToken: (id) => ({ id, token: admin.token(id, advertise === undefined ? undefined : parseHostPort(advertise, '--advertise')), expiresAt: admin.showTask(id).expiresAt }),
     cancelTask: (id) => admin.cancelTask(id),
     revokeClient: (id, identity) => admin.revokeClient(id, identity),
+    deleteTask: (id) => admin.deleteTask(id),
+    pruneTasks: (options) => admin.pruneTasks(options),
     watch: (id) => admin.watch(id),
   };
   try {
@@ -105,7 +116,7 @@ function describeTask(task: TaskView): string {
   return [
     `task ${task.id}${task.name ? ` (${escapeUnprintable(task.name)})` : ''}: ${task.state}, ${task.mode}, expires ${task.expiresAt}`,
     `  files: ${task.files.length}, ${task.totalBytes} bytes, digest ${task.digest.slice(0, 16)}…`,
-    `  clients: ${task.counts.applied}${limit} applied, ${task.counts.failed} failed, ${task.counts.offered} receiving, ${task.counts.revoked} revoked`,
+    `  clients: ${task.counts.applied}${limit} applied, ${task.counts.failed} failed, ${task.counts.offered} receiving, ${task.counts.interrupted} interrupted, ${task.counts.revoked} revoked`,
     ...task.clients.map((client) => `  - ${escapeUnprintable(client.name) || '(no name)'} ${client.identity} ${client.state}${describeClientResult(client)} ${client.remoteAddress}`),
   ].join('\n');
 }
@@ -203,7 +214,7 @@ export function builder(yargs: Argv): Argv {
     (argv) => withOperations(argv as unknown as CreateArguments, (operations) => create(operations, argv as unknown as CreateArguments)))
     .command('list', 'List tasks, newest first', (sub) => common(sub), (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
       const tasks = await operations.listTasks();
-      const rows = tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied  expires ${task.expiresAt}  ${escapeUnprintable(task.name)}`);
+      const rows = tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied${task.counts.interrupted > 0 ? `, ${task.counts.interrupted} interrupted` : ''}  expires ${task.expiresAt}  ${escapeUnprintable(task.name)}`);
       // A header for people; a script reading a pipe gets the rows alone.
       const header = process.stdout.isTTY === true ? [`${'ID'.padEnd(tasks[0]?.id.length ?? 2)}  ${'STATE'.padEnd(9)} MODE    CLIENTS    EXPIRY                            NAME`] : [];
       const text = tasks.length === 0 ? 'no tasks' : [...header, ...rows].join('\n');
@@ -246,7 +257,32 @@ export function builder(yargs: Argv): Argv {
       const revoked = task.clients.find((client) => client.state === 'revoked' && (client.identity.startsWith(String(argv['identity']).toLowerCase()) || client.name === String(argv['identity'])));
       printResult(task, (argv as unknown as CommonArguments).json, `revoked ${revoked ? `${escapeUnprintable(revoked.name) || '(no name)'} ${revoked.identity}` : escapeUnprintable(String(argv['identity']))} from task ${task.id}`);
     }))
-    .demandCommand(1, 'name an action: create, list, show, token, watch, cancel or revoke');
+    .command('delete <id>', 'Delete a task: cancel it if active, then remove its files, clients and events', (sub) => common(sub).positional('id', { type: 'string', demandOption: true })
+      .epilogue('Exit codes: 0 deleted, 3 no such task (also when deleted already). Through --api: DELETE /v1/tasks/{id}?purge=true.'),
+    (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
+      const deleted = await operations.deleteTask(String(argv['id']));
+      const task = deleted.tasks[0];
+      printResult(deleted, (argv as unknown as CommonArguments).json, `deleted task ${task?.id ?? String(argv['id'])} (${task?.state ?? 'ended'}): ${deleted.freedBytes} bytes of content freed`);
+    }))
+    .command('prune', 'Delete every task that ended longer ago than --ended-before', (sub) => common(sub)
+      .option('ended-before', { type: 'string', requiresArg: true, demandOption: true, describe: 'Age: tasks that ended (cancelled, completed or expired) more than this long ago go, e.g. 7d, 12h' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'Only list what would be deleted' })
+      .check((argv) => {
+        if (argv['api'] !== undefined) throw new UsageError('task prune works on the data directory (--data DIR), not through --api');
+        if (parseDurationSeconds(String(argv['ended-before'])) === null) throw new UsageError(`--ended-before must look like 90s, 10m, 1h or 2d, got "${String(argv['ended-before'])}"`);
+        return true;
+      }),
+    (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
+      const options = argv as unknown as PruneArguments;
+      const pruned = operations.pruneTasks!({ endedBeforeMs: parseDurationSeconds(options.endedBefore)! * 1000, dryRun: options.dryRun });
+      const verb = options.dryRun ? 'would delete' : 'deleted';
+      const lines = [
+        `${verb} ${pruned.tasks.length} task(s) that ended more than ${options.endedBefore} ago: ${pruned.freedBytes} bytes of content${options.dryRun ? '' : ` freed; database ${pruned.databaseBytes.before} -> ${pruned.databaseBytes.after} bytes`}`,
+        ...pruned.tasks.map((task) => `  ${task.id}  ${task.state.padEnd(9)} ended ${task.endedAt ?? '-'}  ${task.totalBytes} bytes  ${escapeUnprintable(task.name)}`),
+      ];
+      printResult({ dryRun: options.dryRun, ...pruned }, options.json, lines.join('\n'));
+    }))
+    .demandCommand(1, 'name an action: create, list, show, token, watch, cancel, revoke, delete or prune');
 }
 
 /** The subcommands do the work. */

@@ -4,6 +4,7 @@
  * one of ours.
  */
 import { ERROR_CODES, NoiseCfgError, type ErrorCode } from '../errors.js';
+import type { DeletedTasks } from '../task/admin.js';
 import type { CreatedTask, CreateTaskOptions } from '../task/operator.js';
 import type { TaskStreamEvent, TaskView } from '../task/task.js';
 
@@ -73,6 +74,11 @@ export class ApiClient {
 
   cancelTask(id: string): Promise<TaskView> {
     return this.#request('DELETE', `/v1/tasks/${encodeURIComponent(id)}`);
+  }
+
+  /** Deletes a task (cancelled first if active) with its files, clients and events. Throws TASK_NOT_FOUND. */
+  deleteTask(id: string): Promise<DeletedTasks> {
+    return this.#request('DELETE', `/v1/tasks/${encodeURIComponent(id)}?purge=true`);
   }
 
   revokeClient(id: string, identity: string): Promise<TaskView> {

@@ -6,12 +6,16 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of ROUTES) {
     const params = route.params as { properties?: Record<string, object> } | undefined;
+    const query = route.query as { properties?: Record<string, object> } | undefined;
     const operation: Record<string, unknown> = {
       operationId: route.name,
       summary: route.summary,
       ...(route.isAuthenticated ? {} : { security: [] }),
-      ...(params?.properties ? {
-        parameters: Object.entries(params.properties).map(([name, schema]) => ({ name, in: 'path', required: true, schema })),
+      ...(params?.properties || query?.properties ? {
+        parameters: [
+          ...Object.entries(params?.properties ?? {}).map(([name, schema]) => ({ name, in: 'path', required: true, schema })),
+          ...Object.entries(query?.properties ?? {}).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
+        ],
       } : {}),
       ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: route.body } } } } : {}),
       responses: Object.fromEntries(Object.entries(route.responses).map(([status, response]) => [status, {

@@ -2,7 +2,7 @@
  * The REST API's routes as data (SPEC.md §8): method, path, schemas and responses. The server registers them and
  * openapi.ts describes them, from the same objects.
  */
-import { CREATE_TASK_BODY, CREATED_TASK_SCHEMA, ERROR_SCHEMA, HEALTH_SCHEMA, REVOKE_PARAMS, TASK_ID_PARAMS, TASK_SCHEMA, TASK_TOKEN_SCHEMA } from './schemas.js';
+import { CREATE_TASK_BODY, CREATED_TASK_SCHEMA, DELETED_TASKS_SCHEMA, DELETE_TASK_QUERY, ERROR_SCHEMA, HEALTH_SCHEMA, REVOKE_PARAMS, TASK_ID_PARAMS, TASK_SCHEMA, TASK_TOKEN_SCHEMA } from './schemas.js';
 
 /** One response of a route. */
 export interface ResponseSpec {
@@ -19,6 +19,8 @@ export interface RouteSpec {
   summary: string;
   isAuthenticated: boolean;
   params?: object;
+  /** The query string's JSON schema (an object of string properties). */
+  query?: object;
   body?: object;
   responses: Record<number, ResponseSpec>;
 }
@@ -50,9 +52,14 @@ export const ROUTES: readonly RouteSpec[] = [
     responses: { 200: { description: 'The token', schema: TASK_TOKEN_SCHEMA }, ...errors(400, 401, 404, 409) },
   },
   {
-    name: 'cancelTask', method: 'DELETE', path: '/v1/tasks/{id}', summary: 'Cancel a task', isAuthenticated: true,
+    name: 'cancelTask', method: 'DELETE', path: '/v1/tasks/{id}', isAuthenticated: true,
+    summary: 'Cancel a task; with purge=true, delete it (cancelled first if active) with its files, clients and events',
     params: TASK_ID_PARAMS,
-    responses: { 200: { description: 'The cancelled task', schema: TASK_SCHEMA }, ...errors(400, 401, 404, 409) },
+    query: DELETE_TASK_QUERY,
+    responses: {
+      200: { description: 'The cancelled task; with purge=true, what was deleted', schema: { anyOf: [TASK_SCHEMA, DELETED_TASKS_SCHEMA] } },
+      ...errors(400, 401, 404, 409),
+    },
   },
   {
     name: 'revokeClient', method: 'DELETE', path: '/v1/tasks/{id}/clients/{identity}', summary: 'Refuse one client of a task from now on', isAuthenticated: true,

@@ -53,7 +53,7 @@ const CLIENT_SCHEMA = {
     identity: { type: 'string', description: 'Hex static public key (xxpsk3) or the client id (nnpsk0)' },
     name: { type: 'string' },
     remoteAddress: { type: 'string' },
-    state: { type: 'string', enum: ['connected', 'offered', 'applied', 'failed', 'revoked'] },
+    state: { type: 'string', enum: ['connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted'], description: '`offered`: receiving the files; `interrupted`: its session ended before it reported a result' },
     firstSeenAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' },
     result: {
@@ -85,7 +85,7 @@ export const TASK_SCHEMA = {
     totalBytes: { type: 'integer' },
     counts: {
       type: 'object',
-      properties: Object.fromEntries(['connected', 'offered', 'applied', 'failed', 'revoked'].map((state) => [state, { type: 'integer' }])),
+      properties: Object.fromEntries(['connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted'].map((state) => [state, { type: 'integer' }])),
     },
     clients: { type: 'array', items: CLIENT_SCHEMA },
   },
@@ -131,4 +131,31 @@ export const HEALTH_SCHEMA = {
   type: 'object',
   required: ['status'],
   properties: { status: { type: 'string', enum: ['ok'] }, version: { type: 'string' }, uptimeSeconds: { type: 'number' } },
+} as const;
+
+export const DELETE_TASK_QUERY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    purge: { type: 'string', enum: ['true', 'false'], description: '`true`: delete the task, its files, clients and events (cancelling it first if active), instead of only cancelling it' },
+  },
+} as const;
+
+export const DELETED_TASKS_SCHEMA = {
+  type: 'object',
+  required: ['tasks', 'freedBytes', 'databaseBytes'],
+  properties: {
+    tasks: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' }, name: { type: 'string' }, state: { type: 'string' },
+          endedAt: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'null' }] }, totalBytes: { type: 'integer' },
+        },
+      },
+    },
+    freedBytes: { type: 'integer', description: 'Content bytes of the deleted tasks' },
+    databaseBytes: { type: 'object', properties: { before: { type: 'integer' }, after: { type: 'integer' } }, description: 'The database and its WAL on disk, before and after' },
+  },
 } as const;

@@ -114,7 +114,11 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
       const id = (request.params as { id: string }).id;
       return { id, token: admin.token(id), expiresAt: admin.showTask(id).expiresAt };
     },
-    cancelTask: async (request) => admin.cancelTask((request.params as { id: string }).id),
+    cancelTask: async (request) => {
+      const id = (request.params as { id: string }).id;
+      // DELETE without purge stays a cancel (CONTRACT.md): a script written for it must not start erasing records.
+      return (request.query as { purge?: string }).purge === 'true' ? admin.deleteTask(id) : admin.cancelTask(id);
+    },
     revokeClient: async (request) => {
       const params = request.params as { id: string; identity: string };
       return admin.revokeClient(params.id, params.identity);
@@ -128,7 +132,7 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
     app.route({
       method: route.method,
       url: route.path.replace(/\{(\w+)\}/g, ':$1'),
-      schema: { ...(route.params ? { params: route.params } : {}), ...(route.body ? { body: route.body } : {}) },
+      schema: { ...(route.params ? { params: route.params } : {}), ...(route.query ? { querystring: route.query } : {}), ...(route.body ? { body: route.body } : {}) },
       ...(route.isAuthenticated ? { onRequest: authenticate } : {}),
       handler: handlers[route.name],
     });

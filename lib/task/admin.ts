@@ -5,13 +5,23 @@
 import { NoiseCfgError } from '../errors.js';
 import { openDataDir, type DataDir } from './data-dir.js';
 import { cancelTask, createTask, listTasks, requireTask, revokeClient, showTask, taskToken, type AdvertisedAddress, type CreatedTask, type CreateTaskOptions } from './operator.js';
-import { TaskStore, type TaskEvent } from './store.js';
-import { taskState, type TaskStreamEvent, type TaskView } from './task.js';
+import { TaskStore, type TaskEvent, type TaskRecord } from './store.js';
+import { taskState, type TaskState, type TaskStreamEvent, type TaskView } from './task.js';
 
 /** How often watch() looks for changes by default, in milliseconds. */
 export const DEFAULT_WATCH_POLL_MS = 250;
 /** Events read from the store at once while following a task: a burst of changes is read in batches of this many. */
 const EVENTS_PER_READ = 1000;
+
+/** What deleting tasks freed. */
+export interface DeletedTasks {
+  /** The tasks deleted (or, for a dry run, that would be), oldest ended first. */
+  tasks: { id: string; name: string; state: TaskState; endedAt: string | null; totalBytes: number }[];
+  /** The content bytes of those tasks. */
+  freedBytes: number;
+  /** The database file and its WAL on disk before and after, in bytes (equal for a dry run). */
+  databaseBytes: { before: number; after: number };
+}
 
 /** Options of TaskAdmin.watch. */
 export interface WatchOptions {
@@ -60,11 +70,13 @@ export class TaskAdmin {
   }
 
   /**
-   * Opens a data directory, creating it and its keys when missing (as `serve` would on first start). Throws
-   * DATA_DIR_INSECURE or STORE_CORRUPT.
+   * Opens an existing data directory. Only a server creates one: a missing directory (or one without any of the
+   * data directory's files) is DATA_DIR_MISSING, naming the absolute path, unless `create` is set (library users
+   * and tests that set one up without a server). Throws DATA_DIR_INSECURE, DATA_DIR_UNAVAILABLE, STORE_CORRUPT or
+   * STORE_UNAVAILABLE.
    */
-  static open(dataDirPath: string, options: { now?: () => number } = {}): TaskAdmin {
-    const dataDir = openDataDir(dataDirPath, { create: true });
+  static open(dataDirPath: string, options: { now?: () => number; create?: boolean } = {}): TaskAdmin {
+    const dataDir = openDataDir(dataDirPath, { create: options.create === true });
     return new TaskAdmin(dataDir, TaskStore.open(dataDir.databasePath), options.now ?? Date.now, true);
   }
 
@@ -91,6 +103,46 @@ export class TaskAdmin {
 
   revokeClient(id: string, identity: string): TaskView {
     return revokeClient(this.#store, id, identity, this.#now());
+  }
+
+  /**
+   * Deletes a task: cancels it first when it is active (a running server refuses its clients from the next
+   * connection on), then removes its files, contents, clients and events, and gives the space back (SPEC.md
+   * §4.1). Throws TASK_NOT_FOUND (also when deleted already).
+   */
+  deleteTask(id: string): DeletedTasks {
+    const task = requireTask(this.#store, id);
+    const nowMs = this.#now();
+    const state = taskState(task, nowMs);
+    if (state === 'active') this.#store.endTask(id, 'cancelled', nowMs);
+    return this.#delete([{ ...task, state: state === 'active' ? 'cancelled' : task.state, endedAt: task.endedAt ?? nowMs }], false);
+  }
+
+  /**
+   * Deletes every task that ended more than `endedBeforeMs` milliseconds ago (cancelled, completed or expired
+   * then), as deleteTask does; with `dryRun`, only lists them. Throws INVALID_ARGUMENT for a negative age.
+   */
+  pruneTasks(options: { endedBeforeMs: number; dryRun?: boolean }): DeletedTasks {
+    if (!Number.isFinite(options.endedBeforeMs) || options.endedBeforeMs < 0) {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `endedBeforeMs must be a number of milliseconds >= 0, got ${String(options.endedBeforeMs)}`);
+    }
+    return this.#delete(this.#store.listEndedBefore(this.#now() - options.endedBeforeMs), options.dryRun === true);
+  }
+
+  #delete(tasks: readonly TaskRecord[], isDryRun: boolean): DeletedTasks {
+    const nowMs = this.#now();
+    const deleted: DeletedTasks['tasks'] = [];
+    let freedBytes = 0;
+    const before = this.#store.fileBytes();
+    for (const task of tasks) {
+      const bytes = isDryRun ? task.totalBytes : this.#store.deleteTask(task.id);
+      if (bytes === null) continue;
+      freedBytes += bytes;
+      const endedAtMs = task.endedAt ?? (task.state === 'active' ? task.expiresAt : null);
+      deleted.push({ id: task.id, name: task.name, state: taskState(task, nowMs), endedAt: endedAtMs === null ? null : new Date(endedAtMs).toISOString(), totalBytes: task.totalBytes });
+    }
+    const after = isDryRun || deleted.length === 0 ? before : this.#store.reclaimSpace().afterBytes;
+    return { tasks: deleted, freedBytes, databaseBytes: { before, after } };
   }
 
   /** Events of a task after `afterId`. Throws TASK_NOT_FOUND. */

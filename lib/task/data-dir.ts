@@ -4,7 +4,7 @@
  * and refused when group or others can read them.
  */
 import { existsSync, mkdirSync, statSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import sodium from 'sodium-native';
 import { NoiseCfgError } from '../errors.js';
@@ -49,23 +49,84 @@ function checkDataDirOwnership(path: string, stats: Stats): void {
   }
 }
 
+/** The environment variable that names the data directory when --data is not given (SPEC.md §4.1). */
+export const DATA_DIR_ENVIRONMENT = 'NOISE_CFG_DATA';
+
+// Where an operator is told to look: the absolute path, and both ways of pointing elsewhere.
+function missingDataDir(path: string, what: string): NoiseCfgError {
+  return new NoiseCfgError('DATA_DIR_MISSING', `${what} at ${resolve(path)}; only noise-cfg serve creates one. Point at the server's data directory with --data DIR or ${DATA_DIR_ENVIRONMENT}=DIR, or start noise-cfg serve --data DIR first`);
+}
+
 /**
- * Opens (and with `create`, first makes, mode 0700) a data directory. Throws DATA_DIR_INSECURE for a directory
- * that another user owns or that group or others may enter, and for a readable or damaged secret file, with the
- * fix in the message; INVALID_ARGUMENT when the path is not a directory.
+ * A file-system error about the data directory (or a file in it) as DATA_DIR_UNAVAILABLE (exit 5), naming the
+ * path and the fix. A NoiseCfgError passes through unchanged.
+ */
+export function dataDirFailure(error: unknown, path: string, doing: string): NoiseCfgError {
+  if (error instanceof NoiseCfgError) return error;
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const absolute = resolve(path);
+  const fixes: Record<string, string> = {
+    EACCES: 'permission denied; run noise-cfg as the user that owns it, or choose another --data',
+    EPERM: 'operation not permitted; run noise-cfg as the user that owns it, or choose another --data',
+    EROFS: 'the file system is read-only; choose a writable --data',
+    ENOSPC: 'no space left on the device; free some space, or choose another --data',
+    EDQUOT: 'the disk quota is exhausted; free some space, or choose another --data',
+    ENOTDIR: 'a part of the path is not a directory; choose another --data',
+    EISDIR: 'a directory is where a file belongs; move it away, or choose another --data',
+    EBUSY: 'the resource is busy; retry, or stop the process that holds it',
+    EMFILE: 'too many open files; raise the limit (ulimit -n)',
+    ELOOP: 'too many symbolic links; choose another --data',
+  };
+  const fix = fixes[code] ?? `${code || (error as Error).message}; check the path, or choose another --data`;
+  return new NoiseCfgError('DATA_DIR_UNAVAILABLE', `cannot ${doing} ${absolute} (${code || 'error'}): ${fix}`, { cause: error });
+}
+
+/**
+ * Makes the data directory (mode 0700) when it is missing and checks that it is a directory only the effective
+ * user may enter. Only `serve` creates a data directory. Throws DATA_DIR_INSECURE, DATA_DIR_UNAVAILABLE, or
+ * DATA_DIR_MISSING when it is missing (or holds none of the data directory's files) and `create` is false.
+ */
+export function prepareDataDir(path: string, options: { create: boolean }): void {
+  try {
+    if (!existsSync(path)) {
+      if (!options.create) throw missingDataDir(path, 'no data directory');
+      mkdirSync(path, { recursive: true, mode: 0o700 });
+    }
+    const stats = statSync(path);
+    if (!stats.isDirectory()) throw new NoiseCfgError('DATA_DIR_UNAVAILABLE', `the data directory ${resolve(path)} is not a directory; choose another --data`);
+    checkDataDirOwnership(path, stats);
+    // A directory without any of our files (a wrong --data, or the working directory) is not a data directory.
+    if (!options.create && !Object.values(DATA_FILES).some((name) => existsSync(join(path, name)))) {
+      throw missingDataDir(path, `no noise-cfg data directory (no ${DATA_FILES.serverKey}, ${DATA_FILES.database}, …)`);
+    }
+  } catch (error) {
+    throw dataDirFailure(error, path, 'use the data directory');
+  }
+}
+
+/**
+ * Opens (and with `create`, first makes, mode 0700) a data directory. Throws DATA_DIR_MISSING when it is missing
+ * and `create` is false; DATA_DIR_INSECURE for a directory that another user owns or that group or others may
+ * enter, and for a readable or damaged secret file, with the fix in the message; DATA_DIR_UNAVAILABLE for a
+ * file-system error (permission, read-only, full, not a directory), naming the path.
  */
 export function openDataDir(path: string, options: { create: boolean }): DataDir {
-  if (!existsSync(path)) {
-    if (!options.create) throw new NoiseCfgError('INVALID_ARGUMENT', `data directory ${path} does not exist`);
-    mkdirSync(path, { recursive: true, mode: 0o700 });
-  }
-  const stats = statSync(path);
-  if (!stats.isDirectory()) throw new NoiseCfgError('INVALID_ARGUMENT', `data directory ${path} is not a directory`);
-  checkDataDirOwnership(path, stats);
+  prepareDataDir(path, options);
   const hex64 = /^[0-9a-f]{64}$/;
-  const serverSecret = loadOrCreateSecretFile(join(path, DATA_FILES.serverKey), () => randomBytes(32).toString('hex'), hex64, 'server static key', options.create);
-  const masterKey = loadOrCreateSecretFile(join(path, DATA_FILES.masterKey), () => randomBytes(32).toString('hex'), hex64, 'master secret', options.create);
-  const adminToken = loadOrCreateSecretFile(join(path, DATA_FILES.adminToken), () => randomBytes(32).toString('base64url'), /^[A-Za-z0-9_-]{43}$/, 'admin API token', options.create);
+  let serverSecret: string;
+  let masterKey: string;
+  let adminToken: string;
+  let current = path;
+  try {
+    current = join(path, DATA_FILES.serverKey);
+    serverSecret = loadOrCreateSecretFile(current, () => randomBytes(32).toString('hex'), hex64, 'server static key', options.create);
+    current = join(path, DATA_FILES.masterKey);
+    masterKey = loadOrCreateSecretFile(current, () => randomBytes(32).toString('hex'), hex64, 'master secret', options.create);
+    current = join(path, DATA_FILES.adminToken);
+    adminToken = loadOrCreateSecretFile(current, () => randomBytes(32).toString('base64url'), /^[A-Za-z0-9_-]{43}$/, 'admin API token', options.create);
+  } catch (error) {
+    throw dataDirFailure(error, current, 'read or create');
+  }
   return {
     path,
     databasePath: join(path, DATA_FILES.database),

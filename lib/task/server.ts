@@ -11,7 +11,8 @@ import { RateLimitedLog } from '../transport/rate-limited-log.js';
 import type { SecureConnection } from '../transport/secure-connection.js';
 import { SecureServer, type ChannelEvent } from '../transport/secure-server.js';
 import { TaskAdmin } from './admin.js';
-import { deriveTaskPsk, openDataDir, type DataDir } from './data-dir.js';
+import { dataDirFailure, deriveTaskPsk, openDataDir, prepareDataDir, type DataDir } from './data-dir.js';
+import { DataDirLock } from './data-dir-lock.js';
 import {
   encodeMessage, expectMessage, MAX_CLIENT_MESSAGE_BYTES, UPDATE_PROTOCOL_VERSION, type Hello, type MessageType, type RejectReason,
   type UpdateMessage,
@@ -54,12 +55,20 @@ export interface TaskServerOptions {
    * A task with maxClients records at most that many.
    */
   maxClientsPerTask?: number;
+  /**
+   * How long a task is kept after it ended, in milliseconds (default 7 days, DEFAULT_RETAIN_MS); null keeps every
+   * task forever. A sweep at start and every `sweepIntervalMs` deletes the tasks ended longer ago, records and
+   * content, as `task prune` does.
+   */
+  retainMs?: number | null;
+  /** How often the retention sweep runs, in milliseconds (default 1 hour). */
+  sweepIntervalMs?: number;
 }
 
 /** One log line's fields. */
 export interface LogRecord {
   time: string;
-  event: 'listening' | 'pull' | 'handshake-failed' | 'refused' | 'stopping' | 'stopped';
+  event: 'listening' | 'pull' | 'handshake-failed' | 'refused' | 'retention' | 'stopping' | 'stopped';
   remote?: string;
   task?: string;
   client?: string;
@@ -84,6 +93,10 @@ export const DEFAULT_MAX_SESSION_MS = 60 * 60 * 1000;
 export const DEFAULT_MAX_SESSIONS_PER_TASK = 1024;
 /** Sessions of one identity in one task open at once, by default. */
 export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 4;
+/** How long a server keeps a task after it ended, by default: 7 days, in milliseconds. */
+export const DEFAULT_RETAIN_MS = 7 * 24 * 60 * 60 * 1000;
+/** How often the retention sweep runs by default, in milliseconds. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
 /** Identities recorded for a task without maxClients, by default. */
 export const DEFAULT_MAX_CLIENTS_PER_TASK = 10_000;
 /**
@@ -123,7 +136,11 @@ export class TaskServer {
   readonly #maxSessionsPerTask: number;
   readonly #maxSessionsPerIdentity: number;
   readonly #maxClientsPerTask: number;
+  readonly #retainMs: number | null;
+  readonly #sweepIntervalMs: number;
+  #sweepTimer: NodeJS.Timeout | null = null;
   #dataDir: DataDir | null = null;
+  #lock: DataDirLock | null = null;
   #store: TaskStore | null = null;
   #server: SecureServer | null = null;
   #address: { host: string; port: number } | null = null;
@@ -148,6 +165,11 @@ export class TaskServer {
     this.#maxSessionsPerTask = checkPositive('maxSessionsPerTask', options.maxSessionsPerTask, DEFAULT_MAX_SESSIONS_PER_TASK);
     this.#maxSessionsPerIdentity = checkPositive('maxSessionsPerIdentity', options.maxSessionsPerIdentity, DEFAULT_MAX_SESSIONS_PER_IDENTITY);
     this.#maxClientsPerTask = checkPositive('maxClientsPerTask', options.maxClientsPerTask, DEFAULT_MAX_CLIENTS_PER_TASK);
+    if (options.retainMs !== undefined && options.retainMs !== null && (!Number.isSafeInteger(options.retainMs) || options.retainMs < 0)) {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `retainMs must be a whole number of milliseconds >= 0 or null, got ${String(options.retainMs)}`);
+    }
+    this.#retainMs = options.retainMs === undefined ? DEFAULT_RETAIN_MS : options.retainMs;
+    this.#sweepIntervalMs = checkPositive('sweepIntervalMs', options.sweepIntervalMs, DEFAULT_SWEEP_INTERVAL_MS);
     this.#refusals = new RateLimitedLog<LogRecord>({
       emit: (record) => this.#options.log?.(record),
       summarize: (last, count) => ({
@@ -186,14 +208,34 @@ export class TaskServer {
   }
 
   /**
-   * Creates the data directory and its keys on first start, opens and checks the store, and listens. Throws
-   * DATA_DIR_INSECURE, STORE_CORRUPT or CONNECTION_FAILED.
+   * Creates the data directory on first start and locks it (a second server on it fails here, before it reads a
+   * key, opens the database or writes server.json), then makes or reads its keys, opens and checks the store, and
+   * listens. Throws DATA_DIR_LOCKED, DATA_DIR_INSECURE, DATA_DIR_UNAVAILABLE, STORE_CORRUPT, STORE_UNAVAILABLE or
+   * CONNECTION_FAILED; on any of them the lock is released.
    */
   async start(): Promise<{ host: string; port: number }> {
+    prepareDataDir(this.#options.dataDir, { create: true });
+    const lock = DataDirLock.acquire(this.#options.dataDir, `${this.#options.listen.host}:${this.#options.listen.port}`);
+    this.#lock = lock;
+    try {
+      return await this.#startLocked(lock);
+    } catch (error) {
+      this.#store?.close();
+      this.#store = null;
+      lock.release();
+      this.#lock = null;
+      throw error;
+    }
+  }
+
+  async #startLocked(lock: DataDirLock): Promise<{ host: string; port: number }> {
     this.#dataDir = openDataDir(this.#options.dataDir, { create: true });
     this.#store = TaskStore.open(this.#dataDir.databasePath, { check: true });
     const dataDir = this.#dataDir;
     const store = this.#store;
+    // The lock says no other server runs here: a client still receiving by the store's record lost its session
+    // when the previous server ended.
+    const lostSessions = store.interruptLostSessions(this.#now(), 'the server restarted while this client was receiving');
     this.#server = new SecureServer({
       staticKeyPair: dataDir.serverKeyPair,
       // Only the mode and the PSK are needed here; the task's state is read again at HELLO.
@@ -209,29 +251,63 @@ export class TaskServer {
       limits: { idleTimeoutMs: this.#resultTimeoutMs, maxReceiveMessageBytes: MAX_CLIENT_MESSAGE_BYTES, ...this.#options.limits },
       now: this.#now,
     });
-    try {
-      const bound = await this.#server.listen(this.#options.listen.port, this.#options.listen.host);
-      this.#address = { host: bound.address, port: bound.port };
-    } catch (error) {
-      this.#store.close();
-      throw error;
-    }
+    const bound = await this.#server.listen(this.#options.listen.port, this.#options.listen.host);
+    this.#address = { host: bound.address, port: bound.port };
+    lock.updateAddress(`${this.#address.host}:${this.#address.port}`);
     const listenHost = this.#options.listen.host;
     const advertise = this.#options.advertise ?? {
       host: listenHost === '0.0.0.0' || listenHost === '::' ? defaultAdvertiseHost() : listenHost,
       port: this.#address.port,
     };
-    saveAdvertisedAddress(dataDir, advertise);
+    try {
+      saveAdvertisedAddress(dataDir, advertise);
+    } catch (error) {
+      await this.#server.close(0);
+      this.#server = null;
+      throw dataDirFailure(error, `${dataDir.path}/server.json`, 'write');
+    }
     const caps = this.#server.connectionCaps;
     // Said once at start: an operator whose open-files limit shrank the caps learns it here, not from refusals.
     const lowered = caps.isLoweredForOpenFiles ? `, lowered to fit the open-files limit of ${caps.openFilesLimit} (raise it with ulimit -n or LimitNOFILE=)` : '';
-    this.#log({ event: 'listening', address: `${this.#address.host}:${this.#address.port}`, message: `advertised as ${advertise.host}:${advertise.port}; at most ${caps.maxUnauthenticatedConnections} connections in the handshake and ${caps.maxEstablishedConnections} established${lowered}` });
+    const lost = lostSessions > 0 ? `; ${lostSessions} session(s) a previous run left open are now interrupted` : '';
+    this.#log({ event: 'listening', address: `${this.#address.host}:${this.#address.port}`, message: `advertised as ${advertise.host}:${advertise.port}; at most ${caps.maxUnauthenticatedConnections} connections in the handshake and ${caps.maxEstablishedConnections} established${lowered}${lost}` });
+    if (this.#retainMs !== null) {
+      this.sweep();
+      // unref: the sweep alone never keeps a process alive.
+      this.#sweepTimer = setInterval(() => this.sweep(), this.#sweepIntervalMs).unref();
+    }
     return this.#address;
+  }
+
+  /**
+   * The retention sweep: deletes every task that ended more than `retainMs` ago (records and content), gives the
+   * space back, and logs one `retention` line when it removed any. Runs at start and every `sweepIntervalMs`;
+   * a failure is logged, not thrown. Returns how many tasks it removed.
+   */
+  sweep(): number {
+    if (this.#retainMs === null || !this.#store) return 0;
+    try {
+      const pruned = this.admin().pruneTasks({ endedBeforeMs: this.#retainMs });
+      for (const task of pruned.tasks) {
+        this.#slotHolders.delete(task.id);
+        this.#appliedIdentities.delete(task.id);
+        this.#psks.delete(task.id);
+      }
+      if (pruned.tasks.length > 0) {
+        this.#log({ event: 'retention', bytes: pruned.freedBytes, count: pruned.tasks.length, message: `removed ${pruned.tasks.length} task(s) that ended more than ${Math.round(this.#retainMs / 1000)} s ago (${pruned.freedBytes} bytes of content); database ${pruned.databaseBytes.before} -> ${pruned.databaseBytes.after} bytes` });
+      }
+      return pruned.tasks.length;
+    } catch (error) {
+      this.#log({ event: 'retention', code: isNoiseCfgError(error) ? error.code : 'STORE_UNAVAILABLE', message: `the retention sweep failed: ${(error as Error).message}` });
+      return 0;
+    }
   }
 
   /** Stops accepting, lets pulls in flight finish for up to `graceMs`, cuts the rest, and flushes the store. */
   async stop(graceMs = 10_000): Promise<void> {
     this.#log({ event: 'stopping' });
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = null;
     const server = this.#server;
     this.#server = null;
     if (server) {
@@ -241,6 +317,9 @@ export class TaskServer {
     this.#refusals.flush();
     this.#store?.close();
     this.#store = null;
+    // Last: until the store is closed, another server must not open it.
+    this.#lock?.release();
+    this.#lock = null;
     this.#log({ event: 'stopped' });
   }
 
@@ -446,17 +525,27 @@ export class TaskServer {
     client.remoteAddress = connection.remoteAddress;
     // Not awaited: the offer need not be durable before the files go out; a store failure is logged.
     store.saveClient({ ...client, state: 'offered', updatedAt: now, hasSlot: true }).catch((error: Error) => {
-      this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: 'STORE_CORRUPT', message: error.message });
+      this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: isNoiseCfgError(error) ? error.code : 'STORE_UNAVAILABLE', message: error.message });
     });
-    await connection.send(content.offer);
-    // A task too big for the content cache is read from the store one slice at a time as its CHUNKs go out, so a
-    // pull holds about one slice whatever the task's size.
-    for (const chunk of content.chunks ?? encodeChunks(taskContents(task, content.files, store))) {
-      await connection.send(chunk);
-      countBytes(chunk.byteLength - 1);
+    let result: Extract<UpdateMessage, { type: 'RESULT' }>['body'];
+    try {
+      await connection.send(content.offer);
+      // A task too big for the content cache is read from the store one slice at a time as its CHUNKs go out, so a
+      // pull holds about one slice whatever the task's size.
+      for (const chunk of content.chunks ?? encodeChunks(taskContents(task, content.files, store))) {
+        await connection.send(chunk);
+        countBytes(chunk.byteLength - 1);
+      }
+      result = (await this.#receiveWithin(session, ['RESULT'], this.#resultTimeoutMs, 'after the last CHUNK')).body;
+    } catch (error) {
+      // Offered, but no RESULT will come: the client is `interrupted`, not receiving forever.
+      const failure = session.timeout ?? error;
+      const reason = isNoiseCfgError(failure) ? `${failure.code}: ${failure.message}` : 'the session ended before the result';
+      store.markInterrupted(taskId, identity, this.#now(), reason).catch((storeError: Error) => {
+        this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: isNoiseCfgError(storeError) ? storeError.code : 'STORE_UNAVAILABLE', message: storeError.message });
+      });
+      throw error;
     }
-
-    const result = (await this.#receiveWithin(session, ['RESULT'], this.#resultTimeoutMs, 'after the last CHUNK')).body;
     // Read again: a cancel or revoke made while the client applied means its result counts for nothing.
     const taskNow = store.getTask(taskId);
     if (!taskNow || taskNow.state === 'cancelled') return this.#reject(session, 'cancelled', 'the task was cancelled while this client applied it; the result is not recorded');

@@ -12,8 +12,11 @@ import type { FileEntry } from './digests.js';
 
 /** Task states as stored; `expired` is derived from the clock (task.ts). */
 export type StoredTaskState = 'active' | 'cancelled' | 'completed';
-/** Client states. */
-export type ClientState = 'connected' | 'offered' | 'applied' | 'failed' | 'revoked';
+/**
+ * Client states. `interrupted`: the session ended (connection lost, deadline, server restart) after the offer and
+ * before a RESULT; a later pull by the same identity moves it on.
+ */
+export type ClientState = 'connected' | 'offered' | 'applied' | 'failed' | 'revoked' | 'interrupted';
 
 /** A task row. Times are milliseconds since the Unix epoch. */
 export interface TaskRecord {
@@ -94,6 +97,27 @@ function migrateToSlices(db: Database.Database): void {
   db.exec('ALTER TABLE task_files DROP COLUMN content');
 }
 
+// Version 3: clients may be `interrupted`. SQLite cannot change a CHECK constraint in place, so the table is
+// rebuilt with every row (nothing refers to it).
+const ALLOW_INTERRUPTED = `CREATE TABLE clients_v3 (
+     task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+     identity TEXT NOT NULL,
+     name TEXT NOT NULL,
+     remote_address TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted')),
+     first_seen_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     exit_code INTEGER,
+     message TEXT,
+     applied_digest TEXT,
+     has_slot INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (task_id, identity)
+   );
+   INSERT INTO clients_v3 (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot)
+     SELECT task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot FROM clients;
+   DROP TABLE clients;
+   ALTER TABLE clients_v3 RENAME TO clients;`;
+
 const MIGRATIONS: readonly Migration[] = [
   `CREATE TABLE tasks (
      id TEXT PRIMARY KEY,
@@ -143,7 +167,14 @@ const MIGRATIONS: readonly Migration[] = [
    );
    CREATE INDEX events_by_task ON events (task_id, id);`,
   migrateToSlices,
+  ALLOW_INTERRUPTED,
 ];
+
+/** How long a statement waits for another process's lock on the database before STORE_UNAVAILABLE, in milliseconds. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
+/** The most live data reclaimSpace rewrites with a VACUUM to convert an older database, in bytes. */
+export const RECLAIM_VACUUM_MAX_BYTES = 64 * 1024 * 1024;
 
 /** How long queued writes wait for company before they are committed, in milliseconds. */
 export const GROUP_COMMIT_WINDOW_MS = 10;
@@ -175,13 +206,41 @@ function openPrivate(path: string): Database.Database {
   }
 }
 
-function storeError(error: unknown, path: string): NoiseCfgError {
+// SQLite result codes (extended ones start with the primary's name) that say the database cannot be used now, with
+// the fix; nothing in them says the file is damaged, so they are STORE_UNAVAILABLE, never STORE_CORRUPT.
+const UNAVAILABLE_FIXES: readonly [RegExp, string][] = [
+  [/^SQLITE_READONLY/, 'it is read-only (its mode or owner, or a read-only file system): run noise-cfg as the owner of the data directory, make the files writable (chmod 600), or choose another --data'],
+  [/^SQLITE_(BUSY|LOCKED)/, 'another process holds it locked; retry, or stop the process that holds it'],
+  [/^SQLITE_CANTOPEN/, 'it cannot be opened (missing directory, no permission, or a directory in its place): run noise-cfg as the owner of the data directory, or choose another --data'],
+  [/^SQLITE_FULL/, 'the disk is full; free some space, or move the data directory'],
+  [/^SQLITE_(PERM|AUTH)/, 'permission denied; run noise-cfg as the owner of the data directory'],
+  [/^SQLITE_IOERR/, 'an I/O error (disk failing, full or read-only, or the file removed underneath); check the disk and the data directory'],
+  [/^SQLITE_NOMEM/, 'out of memory'],
+];
+
+/**
+ * A failure of the database at `path` as a NoiseCfgError: STORE_UNAVAILABLE, naming the path and the fix, when it
+ * cannot be used now (read-only, busy, locked, cannot open, full, permission, I/O, or a file-system error);
+ * STORE_CORRUPT when it is damaged (CORRUPT, NOTADB) or its schema or data are not what this build expects. A
+ * NoiseCfgError passes through.
+ */
+export function storeFailure(error: unknown, path: string): NoiseCfgError {
+  if (error instanceof NoiseCfgError) return error;
   const code = (error as { code?: string }).code ?? '';
   if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) {
     return new NoiseCfgError('STORE_CORRUPT', `the database ${path} is damaged (${code}); restore it from a backup or move it away (it is never reset automatically)`, { cause: error });
   }
-  return new NoiseCfgError('STORE_CORRUPT', `the database ${path} cannot be used: ${(error as Error).message}`, { cause: error });
+  const fix = UNAVAILABLE_FIXES.find(([pattern]) => pattern.test(code))?.[1];
+  const what = (error as Error).message;
+  // A statement that fails on the schema or the data (a migration in the way of a table, a constraint) means the
+  // database is not what this build expects: as before, STORE_CORRUPT.
+  if (fix === undefined && /^SQLITE_/.test(code)) {
+    return new NoiseCfgError('STORE_CORRUPT', `the database ${path} cannot be used: ${what}`, { cause: error });
+  }
+  return new NoiseCfgError('STORE_UNAVAILABLE', `the database ${path} cannot be used (${code || what}): ${fix ?? `${what}; check the data directory, or choose another --data`}`, { cause: error });
 }
+
+const storeError = storeFailure;
 
 interface TaskRow {
   id: string; name: string; mode: 'xxpsk3' | 'nnpsk0'; created_at: number; expires_at: number; max_clients: number | null;
@@ -224,17 +283,21 @@ export class TaskStore {
 
   /**
    * Opens the database, creating and migrating it as needed. Throws STORE_CORRUPT for a damaged file or a schema
-   * newer than this build; `check` also runs SQLite's quick_check (the server does, at start).
+   * newer than this build; STORE_UNAVAILABLE for one that is read-only, busy (past `busyTimeoutMs`, default 10 000), cannot be opened (a directory in its
+   * place, no permission) or on a full disk. `check` also runs SQLite's quick_check (the server does, at start).
    */
-  static open(path: string, options: { check?: boolean } = {}): TaskStore {
+  static open(path: string, options: { check?: boolean; busyTimeoutMs?: number } = {}): TaskStore {
     // An existing empty file is a database that lost its contents, not a new one: never set it up afresh.
+    if (existsSync(path) && statSync(path).isDirectory()) {
+      throw new NoiseCfgError('STORE_UNAVAILABLE', `the database ${path} is a directory; move it away (a database file belongs there), or choose another --data`);
+    }
     if (existsSync(path) && statSync(path).size === 0) {
       throw new NoiseCfgError('STORE_CORRUPT', `the database ${path} is an empty file (truncated?); restore it from a backup or move it away (it is never reset automatically)`);
     }
     let db: Database.Database | undefined;
     try {
       db = openPrivate(path);
-      db.pragma('busy_timeout = 10000');
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
       // Checks come before anything that writes (the journal mode changes the file header).
       if (options.check) {
         const result = db.pragma('quick_check', { simple: true });
@@ -244,6 +307,9 @@ export class TaskStore {
       if (version > SCHEMA_VERSION) {
         throw new NoiseCfgError('STORE_CORRUPT', `the database ${path} has schema version ${version}, newer than this build's ${SCHEMA_VERSION}; upgrade noise-cfg`);
       }
+      // A new database frees the pages of deleted tasks with incremental_vacuum (reclaimSpace); the mode can only
+      // be chosen before the first table exists (an older database is converted by reclaimSpace when cheap).
+      if (version === 0 && (db.pragma('page_count', { simple: true }) as number) <= 1) db.pragma('auto_vacuum = INCREMENTAL');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
@@ -400,12 +466,112 @@ export class TaskStore {
     });
   }
 
+  /**
+   * Queues marking a client `interrupted` (group commit): its session ended after the offer without a RESULT.
+   * Only a client still `offered` changes: one that applied, failed or was revoked meanwhile (another session of
+   * the same identity) keeps its state. `detail` says why (it goes into the event).
+   */
+  markInterrupted(taskId: string, identity: string, at: number, detail: string): Promise<void> {
+    return this.#enqueue(() => {
+      const row = this.#statement("UPDATE clients SET state = 'interrupted', updated_at = ? WHERE task_id = ? AND identity = ? AND state = 'offered' RETURNING name").get(at, taskId, identity) as { name: string } | undefined;
+      if (row) this.#insertEvent(taskId, identity, row.name, 'interrupted', at, detail);
+    });
+  }
+
+  /**
+   * Marks every client left `connected` or `offered` interrupted, durable on return: a server starting on this
+   * store lost those sessions (the previous process ended while they ran). Returns how many.
+   */
+  interruptLostSessions(at: number, detail: string): number {
+    return this.#run(() => {
+      let count = 0;
+      this.#db.transaction(() => {
+        const rows = this.#statement("UPDATE clients SET state = 'interrupted', updated_at = ? WHERE state IN ('connected', 'offered') RETURNING task_id, identity, name").all(at) as { task_id: string; identity: string; name: string }[];
+        for (const row of rows) this.#insertEvent(row.task_id, row.identity, row.name, 'interrupted', at, detail);
+        count = rows.length;
+      }).immediate();
+      this.#commits++;
+      return count;
+    });
+  }
+
   /** Queues marking a task completed (group commit). */
   completeTask(taskId: string, at: number): Promise<void> {
     return this.#enqueue(() => {
       if (this.#statement("UPDATE tasks SET state = 'completed', ended_at = ? WHERE id = ? AND state = 'active'").run(at, taskId).changes === 1) {
         this.#insertEvent(taskId, null, null, 'completed', at, null);
       }
+    });
+  }
+
+  /**
+   * Removes a task with its files, contents, clients and events in one transaction, durable on return. Returns
+   * the task's content bytes, or null when there is no such task. Call reclaimSpace() after a batch of deletions.
+   */
+  deleteTask(taskId: string): number | null {
+    return this.#run(() => {
+      let freedBytes: number | null = null;
+      this.#db.transaction(() => {
+        const row = this.#statement('SELECT total_bytes FROM tasks WHERE id = ?').get(taskId) as { total_bytes: number } | undefined;
+        if (!row) return;
+        freedBytes = row.total_bytes;
+        for (const table of ['file_slices', 'task_files', 'clients', 'events']) this.#statement(`DELETE FROM ${table} WHERE task_id = ?`).run(taskId);
+        this.#statement('DELETE FROM tasks WHERE id = ?').run(taskId);
+      }).immediate();
+      this.#commits++;
+      return freedBytes;
+    });
+  }
+
+  /**
+   * Tasks that ended before `cutoffMs`: cancelled or completed then, or expired then (an active task whose expiry
+   * is before the cutoff, which is in the past), oldest first.
+   */
+  listEndedBefore(cutoffMs: number): TaskRecord[] {
+    return this.#run(() => (this.#statement(`SELECT * FROM tasks
+      WHERE (state != 'active' AND COALESCE(ended_at, expires_at) < @cutoff) OR (state = 'active' AND expires_at < @cutoff)
+      ORDER BY COALESCE(ended_at, expires_at), id`).all({ cutoff: cutoffMs }) as TaskRow[]).map(toTask));
+  }
+
+  /** Bytes the database file and its WAL take on disk now. */
+  fileBytes(): number {
+    let bytes = 0;
+    for (const suffix of ['', '-wal']) {
+      try {
+        bytes += statSync(`${this.path}${suffix}`).size;
+      } catch {
+        // No WAL file: nothing to add.
+      }
+    }
+    return bytes;
+  }
+
+  /**
+   * Gives the pages of deleted content back to the file system: `PRAGMA incremental_vacuum` on a database in
+   * incremental auto-vacuum mode (every database this build creates), then a WAL checkpoint that truncates the
+   * WAL. An older database is converted once (auto_vacuum = INCREMENTAL, then VACUUM) when what it still holds is
+   * at most `maxVacuumBytes` (default 64 MiB), since a VACUUM rewrites all of it; a bigger one keeps its free
+   * pages, which later tasks reuse. Returns the bytes the database and its WAL took before and after.
+   */
+  reclaimSpace(options: { maxVacuumBytes?: number } = {}): { beforeBytes: number; afterBytes: number } {
+    return this.#run(() => {
+      this.flush();
+      const beforeBytes = this.fileBytes();
+      const autoVacuum = this.#db.pragma('auto_vacuum', { simple: true }) as number;
+      if (autoVacuum === 2) {
+        this.#db.pragma('incremental_vacuum');
+      } else {
+        const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+        const freePages = this.#db.pragma('freelist_count', { simple: true }) as number;
+        const liveBytes = ((this.#db.pragma('page_count', { simple: true }) as number) - freePages) * pageSize;
+        if (freePages > 0 && liveBytes <= (options.maxVacuumBytes ?? RECLAIM_VACUUM_MAX_BYTES)) {
+          this.#db.pragma('auto_vacuum = INCREMENTAL');
+          this.#db.exec('VACUUM');
+        }
+      }
+      // Readers of other processes (a task watch) may keep part of the WAL; what they hold goes at a later checkpoint.
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+      return { beforeBytes, afterBytes: this.fileBytes() };
     });
   }
 

@@ -2,7 +2,10 @@
  * Task and client states (SPEC.md §4.4) and the views `task show --json` and the REST API print. The clock is
  * passed in. Pure.
  */
-import type { ClientRecord, TaskEvent, TaskRecord } from './store.js';
+import type { ClientRecord, ClientState, TaskEvent, TaskRecord } from './store.js';
+
+/** Every client state, in the order views count them. */
+export const CLIENT_STATES: readonly ClientState[] = ['connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted'];
 
 /** A task's state as users see it. */
 export type TaskState = 'active' | 'expired' | 'cancelled' | 'completed';
@@ -62,7 +65,7 @@ export function clientView(client: ClientRecord): ClientView {
 
 /** The view of one task with its files and clients. */
 export function taskView(task: TaskRecord, files: { path: string; size: number; mode: number; digest: string }[], clients: ClientRecord[], nowMs: number): TaskView {
-  const counts: Record<ClientRecord['state'], number> = { connected: 0, offered: 0, applied: 0, failed: 0, revoked: 0 };
+  const counts = Object.fromEntries(CLIENT_STATES.map((state) => [state, 0])) as Record<ClientRecord['state'], number>;
   for (const client of clients) counts[client.state]++;
   return {
     id: task.id,

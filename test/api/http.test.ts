@@ -60,7 +60,7 @@ t.test('POST /v1/tasks answers 201 with id, token, expiresAt and the task', asyn
   t.same(Object.keys(task).sort(), [...TASK_KEYS].sort());
   t.match(task, { id: answer.json.id, name: 'first', mode: 'nnpsk0', state: 'active', maxClients: 3, endedAt: null, totalBytes: 6, clients: [] });
   t.same(task.files.map((file) => [file.path, file.size, file.mode]), [['app/a.conf', 6, '0644']]);
-  t.same(task.counts, { connected: 0, offered: 0, applied: 0, failed: 0, revoked: 0 });
+  t.same(task.counts, { connected: 0, offered: 0, applied: 0, failed: 0, revoked: 0, interrupted: 0 });
 });
 
 t.test('GET /v1/tasks lists the tasks newest first, as the store has them', async (t) => {

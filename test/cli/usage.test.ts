@@ -33,7 +33,7 @@ t.test('every command with a misspelt option exits 2 naming it, and does nothing
   const port = (sentinel.address() as net.AddressInfo).port;
   // A real task on a real data directory, so that a command that ran would find something to act on.
   const data = join(root, 'data');
-  const admin = TaskAdmin.open(data);
+  const admin = TaskAdmin.open(data, { create: true });
   const created = admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a = 1\n') }], advertise: { host: '127.0.0.1', port } });
   const tasksBefore = admin.listTasks().length;
   admin.close();
@@ -84,7 +84,7 @@ t.test('usage errors name the option, suggest the right one, and stop before the
   t.teardown(() => new Promise<void>((resolve) => sentinel.close(() => resolve())));
   const port = (sentinel.address() as net.AddressInfo).port;
   const data = join(root, 'data');
-  const admin = TaskAdmin.open(data);
+  const admin = TaskAdmin.open(data, { create: true });
   const created = admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a = 1\n') }], advertise: { host: '127.0.0.1', port } });
   admin.close();
   const pskFile = join(root, 'psk.hex');
@@ -123,7 +123,7 @@ t.test('usage errors name the option, suggest the right one, and stop before the
 t.test('with --json every failure prints one JSON error object on stdout, with the exit code of its error', async (t) => {
   const root = t.testdir();
   const data = join(root, 'data');
-  TaskAdmin.open(data).close();
+  TaskAdmin.open(data, { create: true }).close();
   const env = { XDG_CONFIG_HOME: join(root, 'xdg'), HOME: root, NOISE_CFG_TOKEN: '' };
   const cases: [string, string[], number, string][] = [
     ['task show of no task', ['task', 'show', 'tsk_nosuchtask', '--data', data, '--json'], 3, 'TASK_NOT_FOUND'],

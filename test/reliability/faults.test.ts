@@ -87,7 +87,7 @@ t.test('crash: serve is SIGKILLed 3 times while 200 clients pull, and no acknowl
     { path: 'etc/app.conf', content: Buffer.from('listen = 8080\nworkers = 4\n') },
     { path: 'etc/conf.d/extra.conf', content: randomBytes(20_000) },
   ];
-  const setup = TaskAdmin.open(data);
+  const setup = TaskAdmin.open(data, { create: true });
   const created = setup.createTask({ files, name: 'crash', advertise: { host: HOST, port } });
   setup.close();
   const expected = filesDigests(files);
@@ -183,7 +183,7 @@ t.test('crash: serve is SIGKILLed 3 times while 200 clients pull, and no acknowl
     const record = byIdentity.get(xxIdentity(identityDir(index)));
     return !(record?.state === 'applied' && record.result !== null);
   });
-  const VALID = new Set(['connected', 'offered', 'applied', 'failed', 'revoked']);
+  const VALID = new Set(['connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted']);
   const halfWritten = view.clients.filter((client) => !VALID.has(client.state) || !/^client-\d+$/.test(client.name)
     || Date.parse(client.firstSeenAt) > Date.parse(client.updatedAt)
     || ((client.state === 'applied' || client.state === 'failed') && (client.result === null || typeof client.result.message !== 'string')));
@@ -209,7 +209,7 @@ t.test('crash: the server records a client applied before it answers UP_TO_DATE'
   const data = join(dir, 'data');
   const env = { HOME: join(dir, 'home'), XDG_CONFIG_HOME: join(dir, 'xdg') };
   const port = await freePort();
-  const setup = TaskAdmin.open(data);
+  const setup = TaskAdmin.open(data, { create: true });
   const created = setup.createTask({ files: [{ path: 'app.conf', content: Buffer.from('v = 1\n') }], advertise: { host: HOST, port } });
   setup.close();
   const children: ChildHandle[] = [];
@@ -322,27 +322,27 @@ t.test('client killed at each phase of a pull: --out holds the old or the new ve
       serverToClientLimit: 10 * 1024 * 1024,
       trigger: (proxy) => proxy.forwarded(10 * 1024 * 1024),
       allowed: ['old'],
-      states: ['offered'],
+      states: ['offered', 'interrupted'],
     },
     {
       name: 'mid-apply (the staged version was just renamed into place)',
       holdClientAfter: 256 * 1024,
       trigger: (_, versionsDir) => entryAppears(versionsDir, (name) => name.startsWith(`${smallTask.id}-`)),
       allowed: ['old', 'new'],
-      states: ['offered'],
+      states: ['offered', 'interrupted'],
     },
     {
       name: 'mid-apply (the new link was just made)',
       holdClientAfter: 256 * 1024,
       trigger: (_, versionsDir) => entryAppears(versionsDir, (name) => name.startsWith('.link-')),
       allowed: ['old', 'new'],
-      states: ['offered'],
+      states: ['offered', 'interrupted'],
     },
     {
       name: 'before RESULT (--exec kills the client)',
       exec: 'kill -9 $PPID',
       allowed: ['new'],
-      states: ['offered'],
+      states: ['offered', 'interrupted'],
     },
   ];
 

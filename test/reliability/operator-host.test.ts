@@ -21,7 +21,7 @@ const NOBODY = 65534;
 t.test('a data directory open to group or others is refused with the chmod 700 fix, by serve and by task commands', async (t) => {
   const dir = t.testdir();
   const data = join(dir, 'data');
-  TaskAdmin.open(data).close();
+  TaskAdmin.open(data, { create: true }).close();
   t.equal(statSync(data).mode & 0o777, 0o700, 'a new data directory is made 0700');
   chmodSync(data, 0o755);
   t.throws(() => TaskAdmin.open(data), { code: 'DATA_DIR_INSECURE', message: /open to group or others \(mode 755\).*chmod 700/ });

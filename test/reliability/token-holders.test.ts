@@ -99,7 +99,7 @@ class ServerChild {
 const mib = (bytes: number): string => `${(bytes / MIB).toFixed(1)} MiB`;
 
 function createTask(dataDir: string, port: number, options: { bytes?: number; files?: { path: string; content: Buffer }[]; maxClients?: number; mode?: 'xxpsk3' | 'nnpsk0' } = {}): { id: string; token: string; digest: string } {
-  const admin = TaskAdmin.open(dataDir);
+  const admin = TaskAdmin.open(dataDir, { create: true });
   try {
     const files = options.files ?? [{ path: 'payload.bin', content: patterned(options.bytes ?? 1000, 3) }];
     const created = admin.createTask({ files, advertise: { host: HOST, port }, mode: options.mode ?? 'xxpsk3', ...(options.maxClients !== undefined ? { maxClients: options.maxClients } : {}) });
@@ -111,7 +111,7 @@ function createTask(dataDir: string, port: number, options: { bytes?: number; fi
 
 /** Runs `step` on an admin of the data directory opened for the call: another process than the server's. */
 function withAdmin<T>(dataDir: string, step: (admin: TaskAdmin) => T): T {
-  const admin = TaskAdmin.open(dataDir);
+  const admin = TaskAdmin.open(dataDir, { create: true });
   try {
     return step(admin);
   } finally {
@@ -353,11 +353,11 @@ t.test('`have` from identities that never applied: three fresh keys get the file
     t.equal(reply?.type, 'OFFER', `fresh identity ${index + 1} claiming to have the digest is offered the files (slot rules), not told UP_TO_DATE`);
     await closeAll([holder]);
   }
-  // The offered records are group-committed just after the OFFER went out.
-  await waitUntil(() => withAdmin(dataDir, (admin) => admin.showTask(task.id).clients.length === 3), 'the three offered records to be committed');
+  // Each holder closed without a RESULT: its record is group-committed offered, then interrupted (issue 12 item 6).
+  await waitUntil(() => withAdmin(dataDir, (admin) => admin.showTask(task.id).counts.interrupted === 3), 'the three records to be committed interrupted');
   let view = withAdmin(dataDir, (admin) => admin.showTask(task.id));
   t.equal(view.state, 'active', 'the task is not completed');
-  t.same(view.counts, { connected: 0, offered: 3, applied: 0, failed: 0, revoked: 0 }, 'nobody is recorded applied: only a RESULT counts');
+  t.same(view.counts, { connected: 0, offered: 0, applied: 0, failed: 0, revoked: 0, interrupted: 3 }, 'nobody is recorded applied: only a RESULT counts');
   const fourth = await openTokenHolder(task.token);
   t.match((await holderPull(fourth, task.digest)).reply, { type: 'REJECT', body: { reason: 'full' } }, 'a fourth identity is refused full by the slot rules');
   await closeAll([fourth]);

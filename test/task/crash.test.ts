@@ -13,7 +13,7 @@ import { readTree, startServe } from './support.js';
 
 const CLIENTS = 100;
 const KILL_AFTER_ACKS = 30;
-const STATES = new Set(['connected', 'offered', 'applied', 'failed', 'revoked']);
+const STATES = new Set(['connected', 'offered', 'applied', 'failed', 'revoked', 'interrupted']);
 
 type Outcome = { index: number; result: PullResult } | { index: number; error: Error };
 
@@ -28,7 +28,7 @@ t.test(`serve killed with ${CLIENTS} clients in flight loses no acknowledged res
     { path: 'etc/app.conf', content: Buffer.from('listen = 8080\n') },
     { path: 'etc/conf.d/a.conf', content: Buffer.from('a = 1\n') },
   ];
-  const setupAdmin = TaskAdmin.open(data);
+  const setupAdmin = TaskAdmin.open(data, { create: true });
   const created = setupAdmin.createTask({ files, advertise: { host: '127.0.0.1', port } });
   setupAdmin.close();
 

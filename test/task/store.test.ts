@@ -52,14 +52,14 @@ const FILES = [
   file('data/blob.bin', Buffer.from(Array.from({ length: 70_000 }, (_, index) => index % 251))),
 ];
 
-t.test('a new database is created at schema version 2 with its tables', async (t) => {
+t.test('a new database is created at schema version 3 with its tables', async (t) => {
   const path = join(t.testdir(), 'noise-cfg.db');
-  t.equal(SCHEMA_VERSION, 2);
+  t.equal(SCHEMA_VERSION, 3);
   const store = openStore(t, path, { check: true });
   store.close();
   const db = new Database(path, { readonly: true });
   t.teardown(() => db.close());
-  t.equal(db.pragma('user_version', { simple: true }), 2);
+  t.equal(db.pragma('user_version', { simple: true }), 3);
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((row) => row.name);
   t.same(tables.filter((name) => !name.startsWith('sqlite_')), ['clients', 'events', 'file_slices', 'task_files', 'tasks']);
@@ -127,7 +127,7 @@ const MIGRATED_FILES = [
   file('d/exact.bin', Buffer.alloc(CONTENT_SLICE_BYTES, 0x5a)),
 ];
 
-t.test('a version-1 database is migrated to version 2: every file content moves into slices, byte for byte, in one transaction', async (t) => {
+t.test('a version-1 database is migrated to the current version: every file content moves into slices, byte for byte, in one transaction', async (t) => {
   const path = join(t.testdir(), 'noise-cfg.db');
   makeVersion1Database(path, MIGRATED_FILES);
   const store = openStore(t, path, { check: true });
@@ -146,7 +146,7 @@ t.test('a version-1 database is migrated to version 2: every file content moves 
   store.close();
   const check = new Database(path, { readonly: true });
   t.teardown(() => check.close());
-  t.equal(check.pragma('user_version', { simple: true }), 2);
+  t.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   t.equal((check.prepare('SELECT count(*) AS n FROM file_slices').get() as { n: number }).n, 0 + 1 + 3 + 1, 'slices: none for the empty file, 1, 3 and 1');
   t.notOk((check.prepare('PRAGMA table_info(task_files)').all() as { name: string }[]).some((column) => column.name === 'content'), 'the content column is gone');
 });

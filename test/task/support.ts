@@ -68,7 +68,7 @@ export async function startServer(t: Teardowns, dataDir: string, options: Partia
 
 /** Opens a TaskAdmin on a data directory and closes it in teardown. */
 export function openAdmin(t: Teardowns, dataDir: string, options: { now?: () => number } = {}): TaskAdmin {
-  const admin = TaskAdmin.open(dataDir, options);
+  const admin = TaskAdmin.open(dataDir, { create: true, ...options });
   t.teardown(() => admin.close());
   return admin;
 }

@@ -178,8 +178,9 @@ Run the update server
 Options:
   -h, --help              Show help                                                        [boolean]
       --version           Show version number                                              [boolean]
-      --data              Data directory: keys (0600) and the task database
-                                                              [string] [default: "./noise-cfg-data"]
+      --data              Data directory: keys (0600) and the task database; created (0700) on first
+                          start, and locked while serving
+                                          [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --listen            Address for client connections, HOST:PORT
                                                                   [string] [default: "0.0.0.0:7447"]
       --api               Address of the REST API, HOST:PORT, or "off"
@@ -194,6 +195,8 @@ Options:
                                                                           [boolean] [default: false]
       --grace-seconds     On SIGINT/SIGTERM, how long pulls in flight may finish
                                                                               [number] [default: 10]
+      --retain            Delete tasks (records and content) this long after they ended, checked
+                          hourly: 12h, 7d, 30d; 0 or off keeps them forever [string] [default: "7d"]
 
 `
 
@@ -212,6 +215,9 @@ Commands:
   noise-cfg task cancel <id>             Cancel a task: its clients are refused from the next
                                          connection on
   noise-cfg task revoke <id> <identity>  Refuse one client of a task from now on
+  noise-cfg task delete <id>             Delete a task: cancel it if active, then remove its files,
+                                         clients and events
+  noise-cfg task prune                   Delete every task that ended longer ago than --ended-before
 
 Options:
   -h, --help     Show help                                                                 [boolean]
@@ -230,8 +236,8 @@ Positionals:
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -246,8 +252,9 @@ Create a task and print its token
 Options:
   -h, --help                Show help                                                      [boolean]
       --version             Show version number                                            [boolean]
-      --data                Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data                Data directory of the server, which serve created (also where --api
+                            finds admin.token)
+                                          [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api                 Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the
                             data directory                                                  [string]
       --json                Print JSON                                    [boolean] [default: false]
@@ -275,8 +282,8 @@ List tasks, newest first
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -297,8 +304,8 @@ Positionals:
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -316,8 +323,8 @@ Positionals:
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -335,8 +342,8 @@ Positionals:
 Options:
   -h, --help     Show help                                                                 [boolean]
       --version  Show version number                                                       [boolean]
-      --data     Data directory of the server (also where --api finds admin.token)
-                                                              [string] [default: "./noise-cfg-data"]
+      --data     Data directory of the server, which serve created (also where --api finds
+                 admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
