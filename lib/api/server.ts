@@ -3,7 +3,8 @@
  * parameter checked against the JSON schemas of schemas.ts, errors as JSON with a stable code, and server-sent
  * events for following a task. It shares the running server's store and never touches the Noise listener.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createRequire } from 'node:module';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, fastify } from 'fastify';
 import sodium from 'sodium-native';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
 import { DEFAULT_WATCH_POLL_MS, type TaskAdmin } from '../task/admin.js';
@@ -63,10 +64,21 @@ function decodeFiles(files: CreateTaskBody['files']): TaskFileInput[] {
   });
 }
 
+// fastify is loaded when an API is built, not when the library is imported: a client (pull) never needs it, and
+// it is an optional dependency so that a client installs without the server's packages.
+function loadFastify(): typeof fastify {
+  try {
+    return createRequire(import.meta.url)('fastify') as typeof fastify;
+  } catch (error) {
+    throw new NoiseCfgError('INVALID_ARGUMENT', `the REST API needs the optional package fastify, which is not installed here: install it where noise-cfg is installed (npm install fastify), or run serve with --api off`, { cause: error });
+  }
+}
+
 /** Builds the fastify app (not listening), for the server and for tests with inject(). */
 export function createApiApp(options: ApiServerOptions): FastifyInstance {
+  const Fastify = loadFastify();
   // maxParamLength: the schemas, not fastify's default of 100 characters, decide how long a path parameter may be.
-  const app = Fastify({ maxParamLength: 1024, bodyLimit: options.bodyLimitBytes ?? DEFAULT_API_BODY_LIMIT_BYTES, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } } });
+  const app = Fastify({ routerOptions: { maxParamLength: 1024 }, bodyLimit: options.bodyLimitBytes ?? DEFAULT_API_BODY_LIMIT_BYTES, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } } });
   const expected = tokenDigest(options.adminToken);
   const admin = options.admin;
   const openApi = buildOpenApiDocument(options.version);

@@ -6,8 +6,9 @@
  * contents are stored in slices, so that a pull reads a bounded amount at a time. The files are 0600.
  */
 import { chmodSync, existsSync, lstatSync, statSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { NoiseCfgError } from '../errors.js';
+import { loadSqliteDriver } from './sqlite-driver.js';
 import type { FileEntry } from './digests.js';
 
 /** Task states as stored; `expired` is derived from the clock (task.ts). */
@@ -200,7 +201,7 @@ function openPrivate(path: string): Database.Database {
   }
   const previousUmask = process.umask(0o077);
   try {
-    return new Database(path);
+    return new (loadSqliteDriver())(path);
   } finally {
     process.umask(previousUmask);
   }
