@@ -1,6 +1,7 @@
 /** The noise-cfg command line: buildCli(argv) returns the yargs instance, so tests can parse in-process. */
 import yargs, { type Argv } from 'yargs';
 import * as channel from './commands/channel.js';
+import * as completion from './commands/completion.js';
 import * as demo from './commands/demo.js';
 import * as pull from './commands/pull.js';
 import * as rollback from './commands/rollback.js';
@@ -36,12 +37,15 @@ export function buildCli(argv: readonly string[]): Argv {
     .command(token)
     .command(channel)
     .command(demo)
-    .completion('completion', 'Print a shell completion script (bash or zsh): noise-cfg completion >> ~/.bashrc')
+    .command(completion)
+    // Enables --get-yargs-completions, which our scripts call; yargs' own script command is hidden under a name
+    // nobody types, since it would take over `completion` (and `completion --help`) before any handler.
+    .completion('__yargs-completion-script', false)
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .check(refuseRepeatedOptions)
     .recommendCommands()
-    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done (task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed, 17 verify command failed (nothing changed). See SPEC.md §6.')
+    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done (task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad or expired token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed, 17 verify command failed (nothing changed). See SPEC.md §6.')
     .help()
     .alias('help', 'h')
     .version()
@@ -54,6 +58,7 @@ export function buildCli(argv: readonly string[]): Argv {
       if (error && error.name !== 'YError') throw error;
       if (error) throw new UsageError(error.message.replace(/^Not enough arguments following: (\S+)$/, '--$1 needs a value'));
       const known = Object.keys((usage as unknown as { getDescriptions(): Record<string, unknown> }).getDescriptions());
-      throw new UsageError(withOptionSuggestions(message, known));
+      // yargs writes some messages on two lines ("Invalid values:\n  Argument: …"); the report is one line.
+      throw new UsageError(withOptionSuggestions(message.replace(/:?\s*\n\s*/g, ': '), known));
     });
 }

@@ -9,7 +9,9 @@ export function watchLine(event: TaskStreamEvent): string {
   if (event.type === 'change') {
     const change = event.change;
     const who = change.identity ? `${change.name ? escapeUnprintable(change.name) : '(no name)'} ${change.identity.slice(0, 16)}` : 'task';
-    return `${change.at} ${who} ${change.state}${change.detail ? `: ${escapeUnprintable(change.detail)}` : ''}`;
+    // An applied client's result message is just "applied"; repeating the state says nothing.
+    const detail = change.detail && change.detail !== change.state ? `: ${escapeUnprintable(change.detail)}` : '';
+    return `${change.at} ${who} ${change.state}${detail}`;
   }
   const task = event.task;
   const prefix = event.type === 'end' ? 'ended' : 'task';

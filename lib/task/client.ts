@@ -358,7 +358,6 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
     if (have === offer.digest) progress('the files are already current here; making them current again');
     await staged.commit({ isCommandPending: options.exec !== undefined });
     staged = null;
-    progress(`applied to ${output.outDir}`);
   } catch (error) {
     await staged?.abort();
     // Only failures of the content or of writing it are reported; a broken session is just an error.

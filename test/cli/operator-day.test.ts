@@ -1,9 +1,12 @@
 // The operator's day at the CLI (issue 12 items 10, 12, 13, 16): a token shown again, revoke by what logs and
 // watch show, watch exit codes with one final line, and task show / watch without doubled or empty words.
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { REPO_ROOT } from '../support/paths.js';
 import { decodeToken, pull } from '../../lib/index.js';
 import { openAdmin, runCli, startServer } from '../task/support.js';
+import { watchLine } from '../../cli/watch-view.js';
 
 const file = { path: 'app.conf', content: Buffer.from('a = 1\n') };
 
@@ -116,4 +119,38 @@ t.test('task watch: exit 0 completed, 6 cancelled or expired (also with no clien
   const shown = await runCli(t, ['task', 'show', completing.id, '--data', data]);
   t.notMatch(shown.stdout, /exit -|\(exit/, 'task show prints no "exit -" for a pull without a command');
   t.notMatch(completed.stdout, /applied: applied/, 'watch does not say applied twice');
+});
+
+t.test('a watch line says a state once: "applied" alone, a failure with its message, escaped', async (t) => {
+  const change = { id: 1, taskId: 'xfs651q31w5bv82y', identity: 'ab'.repeat(32), name: 'web-1', at: '2026-12-03T10:00:00.000Z' };
+  t.equal(watchLine({ type: 'change', change: { ...change, state: 'applied', detail: 'applied' } }), `2026-12-03T10:00:00.000Z web-1 ${'ab'.repeat(8)} applied`);
+  t.equal(watchLine({ type: 'change', change: { ...change, state: 'failed', detail: 'the --exec command exited with 1\u001b[2J' } }),
+    `2026-12-03T10:00:00.000Z web-1 ${'ab'.repeat(8)} failed: the --exec command exited with 1\\u{1b}[2J`);
+});
+
+t.test('a pull says where it applied once, not in a progress line and again in the result', async (t) => {
+  const root = t.testdir();
+  const data = join(root, 'data');
+  const running = await startServer(t, data);
+  const created = openAdmin(t, data).createTask({ files: [file], advertise: { host: '127.0.0.1', port: running.port } });
+  const outDir = join(root, 'out');
+  const pulled = await runCli(t, ['pull', '--out', outDir, '--identity-dir', join(root, 'id')], { env: { NOISE_CFG_TOKEN: created.token } });
+  t.equal(pulled.code, 0, pulled.stderr);
+  t.equal(pulled.stdout, `applied 1 file(s) to ${outDir}\n`);
+  t.equal(`${pulled.stdout}${pulled.stderr}`.split(outDir).length - 1, 1, 'the directory is named once');
+});
+
+t.test('an expired token exits 10 before connecting, as README and --help say', async (t) => {
+  const root = t.testdir();
+  const data = join(root, 'data');
+  const running = await startServer(t, data);
+  const created = openAdmin(t, data).createTask({ files: [file], ttlSeconds: 1, advertise: { host: '127.0.0.1', port: running.port } });
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const pulled = await runCli(t, ['pull', '--out', join(root, 'out'), '--identity-dir', join(root, 'id')], { env: { NOISE_CFG_TOKEN: created.token } });
+  t.equal(pulled.code, 10, 'exit 10');
+  t.match(pulled.stderr, /\(TOKEN_EXPIRED\)/);
+  t.notMatch(pulled.stderr, /connecting/, 'before connecting');
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  t.match(readme, /10 bad or expired token/, 'README says 10 for an expired token');
+  t.match((await runCli(t, ['pull', '--help'])).stdout, /10 bad or expired token/, 'so does pull --help');
 });

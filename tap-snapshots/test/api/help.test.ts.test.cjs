@@ -11,17 +11,16 @@ noise-cfg <command> [options]
 Deliver configuration updates over Noise (XXpsk3 / NNpsk0) secure channels.
 
 Commands:
-  noise-cfg serve         Run the update server
-  noise-cfg task          Create, follow and manage update tasks
-  noise-cfg pull [token]  Pull a task's files with a token and apply them atomically
-  noise-cfg rollback      Make the previous version of a pull's --out current again
-  noise-cfg token         Work with task tokens
-  noise-cfg channel       Run the secure channel alone: stdin lines become messages, messages go to
-                          stdout
-  noise-cfg demo          Run both product handshakes and a transport round trip in one process,
-                          step by step
-  noise-cfg completion    Print a shell completion script (bash or zsh): noise-cfg completion >>
-                          ~/.bashrc
+  noise-cfg serve               Run the update server
+  noise-cfg task                Create, follow and manage update tasks
+  noise-cfg pull [token]        Pull a task's files with a token and apply them atomically
+  noise-cfg rollback            Make the previous version of a pull's --out current again
+  noise-cfg token               Work with task tokens
+  noise-cfg channel             Run the secure channel alone: stdin lines become messages, messages
+                                go to stdout
+  noise-cfg demo                Run both product handshakes and a transport round trip in one
+                                process, step by step
+  noise-cfg completion [shell]  Print a shell completion script (bash or zsh)
 
 Options:
   -h, --help     Show help                                                                 [boolean]
@@ -29,9 +28,9 @@ Options:
 
 Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done
 (task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete
-(task watch), 10 bad token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14
-digest mismatch, 15 apply failed, 16 command failed, 17 verify command failed (nothing changed). See
-SPEC.md §6.
+(task watch), 10 bad or expired token, 11 cannot reach the peer, 12 authentication failed, 13
+rejected, 14 digest mismatch, 15 apply failed, 16 command failed, 17 verify command failed (nothing
+changed). See SPEC.md §6.
 
 `
 
@@ -163,10 +162,10 @@ NOISE_CFG_OUT_DIR (and NOISE_CFG_STAGED_DIR for --verify); their output goes to 
 keeps the previous version until the next successful apply: \`noise-cfg rollback --out DIR\` goes back
 to it.
 
-Exit codes: 0 applied or up to date, 10 bad token, 11 cannot reach the server or it is busy (after
---retry), or it closed the connection mid-transfer (retry), 12 authentication failed, 13 rejected
-(expired, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed, 17
---verify failed (nothing changed).
+Exit codes: 0 applied or up to date, 10 bad or expired token (checked before connecting), 11 cannot
+reach the server or it is busy (after --retry), or it closed the connection mid-transfer (retry), 12
+authentication failed, 13 rejected by the server (expired by its clock, cancelled, full, revoked),
+14 digest mismatch, 15 apply failed, 16 command failed, 17 --verify failed (nothing changed).
 
 `
 
