@@ -5,6 +5,7 @@
 import type { Argv } from 'yargs';
 import { escapeUnprintable, NoiseCfgError, parseDurationSeconds, startApiServer, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
+import { checkAdvertise } from '../advertise-check.js';
 import { parseHostPort } from '../host-port.js';
 import { isLoopbackHost } from '../loopback.js';
 import { printStatus, UsageError } from '../output.js';
@@ -67,6 +68,8 @@ function formatText(record: LogRecord): string {
 export async function handler(argv: ServeArguments): Promise<void> {
   const listen = parseHostPort(argv.listen, '--listen');
   const advertise = argv.advertise === undefined ? undefined : parseHostPort(argv.advertise, '--advertise');
+  const advertiseWarning = advertise === undefined ? null : await checkAdvertise(advertise);
+  if (advertiseWarning !== null) printStatus(advertiseWarning);
   // Checked before the server opens (and on first start creates) its data directory.
   const apiAddress = argv.api === 'off' ? null : parseHostPort(argv.api, '--api');
   const isApiLoopback = apiAddress !== null && await isLoopbackHost(apiAddress.host, '--api');

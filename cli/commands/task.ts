@@ -12,6 +12,7 @@ import {
 } from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
 import { EXIT } from '../exit-codes.js';
+import { checkAdvertise } from '../advertise-check.js';
 import { parseHostPort } from '../host-port.js';
 import { printResult, printStatus, UsageError } from '../output.js';
 import { renderQr } from '../qr.js';
@@ -80,14 +81,19 @@ async function withOperations(argv: CommonArguments, work: (operations: TaskOper
     await work(new ApiClient(argv.api, adminToken(argv)));
     return;
   }
+  const advertiseText = (argv as { advertise?: string }).advertise;
+  const advertise = advertiseText === undefined ? undefined : parseHostPort(advertiseText, '--advertise');
+  if (advertise !== undefined) {
+    const warning = await checkAdvertise(advertise);
+    if (warning !== null) printStatus(warning);
+  }
   const admin = TaskAdmin.open(argv.data);
-  const advertise = (argv as { advertise?: string }).advertise;
   // TaskAdmin's methods keep their `this`: its private fields do not follow a copy or a prototype.
   const operations: TaskOperations = {
     createTask: (options) => admin.createTask(options),
     listTasks: () => admin.listTasks(),
     showTask: (id) => admin.showTask(id),
-    taskToken: (id) => ({ id, token: admin.token(id, advertise === undefined ? undefined : parseHostPort(advertise, '--advertise')), expiresAt: admin.showTask(id).expiresAt }),
+    taskToken: (id) => ({ id, token: admin.token(id, advertise), expiresAt: admin.showTask(id).expiresAt }),
     cancelTask: (id) => admin.cancelTask(id),
     revokeClient: (id, identity) => admin.revokeClient(id, identity),
     deleteTask: (id) => admin.deleteTask(id),

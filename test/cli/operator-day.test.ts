@@ -1,11 +1,11 @@
 // The operator's day at the CLI (issue 12 items 10, 12, 13, 16): a token shown again, revoke by what logs and
 // watch show, watch exit codes with one final line, and task show / watch without doubled or empty words.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../support/paths.js';
 import { decodeToken, pull } from '../../lib/index.js';
-import { openAdmin, runCli, startServer } from '../task/support.js';
+import { openAdmin, runCli, startServe, startServer } from '../task/support.js';
 import { watchLine } from '../../cli/watch-view.js';
 
 const file = { path: 'app.conf', content: Buffer.from('a = 1\n') };
@@ -153,4 +153,33 @@ t.test('an expired token exits 10 before connecting, as README and --help say', 
   const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
   t.match(readme, /10 bad or expired token/, 'README says 10 for an expired token');
   t.match((await runCli(t, ['pull', '--help'])).stdout, /10 bad or expired token/, 'so does pull --help');
+});
+
+t.test('--advertise is checked before anything starts: a name that does not resolve or 0.0.0.0 is exit 2, an address of no interface here a warning', async (t) => {
+  const root = t.testdir();
+  const fresh = join(root, 'never-created');
+  const unresolved = await runCli(t, ['serve', '--data', fresh, '--listen', '127.0.0.1:0', '--api', 'off', '--advertise', 'config.no-such-host.invalid:7447']);
+  t.equal(unresolved.code, 2, 'a name that does not resolve: exit 2');
+  t.match(unresolved.stderr, /--advertise config\.no-such-host\.invalid:7447: config\.no-such-host\.invalid does not resolve here \(ENOTFOUND/);
+  const unspecified = await runCli(t, ['serve', '--data', fresh, '--listen', '127.0.0.1:0', '--api', 'off', '--advertise', '0.0.0.0:7447']);
+  t.equal(unspecified.code, 2, '0.0.0.0: exit 2');
+  t.match(unspecified.stderr, /cannot connect to the unspecified address/);
+  const portZero = await runCli(t, ['serve', '--data', fresh, '--listen', '127.0.0.1:0', '--api', 'off', '--advertise', '127.0.0.1:0']);
+  t.equal(portZero.code, 2, 'port 0: exit 2');
+  t.notOk(existsSync(fresh), 'no data directory was created');
+
+  const data = join(root, 'data');
+  const serve = await startServe(t, data, { extra: ['--advertise', '203.0.113.5:7447'] });
+  t.match(serve.stderr(), /warning: --advertise 203\.0\.113\.5:7447 is not an address of this host/, 'serve warns and starts');
+  const local = await runCli(t, ['task', 'create', '--data', data, '--file', join(REPO_ROOT, 'package.json'), '--advertise', 'localhost:7447', '--json']);
+  t.equal(local.code, 0, local.stderr);
+  t.equal(local.stderr, '', 'a name that resolves: no warning');
+  const remote = await runCli(t, ['task', 'create', '--data', data, '--file', join(REPO_ROOT, 'package.json'), '--advertise', '198.51.100.7:7447', '--json']);
+  t.equal(remote.code, 0);
+  t.match(remote.stderr, /warning: --advertise 198\.51\.100\.7:7447 is not an address of this host/, 'task create warns too');
+  t.equal(decodeToken((JSON.parse(remote.stdout) as { token: string }).token).host, '198.51.100.7', 'and uses it');
+  const before = openAdmin(t, data).listTasks().length;
+  const typo = await runCli(t, ['task', 'create', '--data', data, '--file', join(REPO_ROOT, 'package.json'), '--advertise', 'cnofig.no-such-host.invalid:7447']);
+  t.equal(typo.code, 2, 'task create with a name that does not resolve: exit 2');
+  t.equal(openAdmin(t, data).listTasks().length, before, 'and no task');
 });
