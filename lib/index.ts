@@ -44,5 +44,5 @@ export { type TaskEvent } from './task/store.js';
 export { ApiClient } from './api/client.js';
 export { startApiServer, createApiApp, DEFAULT_API_BODY_LIMIT_BYTES, type ApiServerOptions } from './api/server.js';
 export { buildOpenApiDocument } from './api/openapi.js';
-export { type TaskStreamEvent } from './task/task.js';
+export { type TaskProgress, type TaskStreamEvent } from './task/task.js';
 export { escapeUnprintable, hasUnprintableCharacters, toTerminalSafeJson } from './task/printable.js';

@@ -23,7 +23,7 @@ _noise_cfg_complete() {
   words=$(SHELL=bash ZSH_NAME= noise-cfg --get-yargs-completions "\${COMP_WORDS[@]:0:COMP_CWORD+1}" 2>/dev/null)
   COMPREPLY=( $(compgen -W "$words" -- "\${COMP_WORDS[COMP_CWORD]}") )
 }
-complete -o default -F _noise_cfg_complete noise-cfg
+complete -o bashdefault -o default -F _noise_cfg_complete noise-cfg
 `;
 
 const ZSH_SCRIPT = `#compdef noise-cfg

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import {
   ApiClient, escapeUnprintable, NoiseCfgError, parseDurationSeconds, readTaskFiles, TaskAdmin, toTerminalSafeJson,
-  type CreatedTask, type CreateTaskOptions, type DeletedTasks, type TaskStreamEvent, type TaskView,
+  type CreatedTask, type CreateTaskOptions, type DeletedTasks, type TaskProgress, type TaskStreamEvent, type TaskView,
 } from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
 import { EXIT } from '../exit-codes.js';
@@ -183,7 +183,15 @@ async function watch(operations: TaskOperations, id: string, asJson: boolean): P
   let view: TaskView | null = null;
   let watched: WatchedTask | null = null;
   const recent: string[] = [];
+  let progress: TaskProgress | null = null;
   for await (const event of operations.watch(id)) {
+    if (event.type === 'progress') {
+      // Bytes are for the live frame and --json; a piped watch prints state changes only.
+      progress = event.progress;
+      if (asJson) process.stdout.write(`${toTerminalSafeJson(event)}\n`);
+      else if (isTerminal && view) process.stdout.write(renderWatchFrame(view, recent.slice(-8), progress));
+      continue;
+    }
     if (event.type === 'task' || event.type === 'end') {
       view = event.task;
       watched = new WatchedTask(view);
@@ -196,7 +204,7 @@ async function watch(operations: TaskOperations, id: string, asJson: boolean): P
         watched?.apply(event);
         view = watched?.view ?? view;
       }
-      if (view) process.stdout.write(renderWatchFrame(view, recent.slice(-8)));
+      if (view) process.stdout.write(renderWatchFrame(view, recent.slice(-8), view.state === 'active' ? progress : null));
     } else if (!isTaskEndChange(event) && !(event.type === 'task' && event.task.state !== 'active')) {
       process.stdout.write(`${watchLine(event)}\n`);
     }

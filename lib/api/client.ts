@@ -117,6 +117,7 @@ export class ApiClient {
           yield { type: 'end', task: value };
           return;
         } else if (event === 'change') yield { type: 'change', change: value as unknown as Extract<TaskStreamEvent, { type: 'change' }>['change'] };
+        else if (event === 'progress') yield { type: 'progress', progress: value as unknown as Extract<TaskStreamEvent, { type: 'progress' }>['progress'] };
       }
     }
     throw new NoiseCfgError('CONNECTION_TRUNCATED', 'the event stream ended before the task did');

@@ -70,7 +70,7 @@ export const ROUTES: readonly RouteSpec[] = [
     name: 'taskEvents', method: 'GET', path: '/v1/tasks/{id}/events', summary: 'Server-sent events: the task, each client state change, and a final end event', isAuthenticated: true,
     params: TASK_ID_PARAMS,
     responses: {
-      200: { description: 'An event stream: `task` (the task now), `change` (one state change), `end` (the task as it ended)', contentType: 'text/event-stream', schema: { type: 'string' } },
+      200: { description: 'An event stream: `task` (the task now), `change` (one state change), `progress` (bytes sent to each client receiving now, when that changed), `end` (the task as it ended)', contentType: 'text/event-stream', schema: { type: 'string' } },
       ...errors(400, 401, 404),
     },
   },

@@ -192,6 +192,7 @@ async function streamEvents(request: FastifyRequest, reply: FastifyReply, admin:
     for (let step = first; !step.done && !stop.signal.aborted; step = await events.next()) {
       const event: TaskStreamEvent = step.value;
       if (event.type === 'change') await send('change', event.change, event.change.id);
+      else if (event.type === 'progress') await send('progress', event.progress);
       else await send(event.type, event.task);
     }
   } catch {

@@ -174,6 +174,8 @@ export class TaskAdmin {
     // The position is taken before the view: a change made between the two is then sent (again) rather than lost.
     let after = options.afterEventId ?? this.#store.lastEventId(id);
     yield { type: 'task', task: this.showTask(id) };
+    // Progress is sent when it differs from what was sent last; none at first (no transfer is in progress).
+    let lastProgressSeen = '';
     for (;;) {
       // The state is read before the events, so changes committed between the two reads are still sent before end.
       const task = requireTask(this.#store, id);
@@ -184,6 +186,12 @@ export class TaskAdmin {
           yield { type: 'change', change: { ...event, at: new Date(event.at).toISOString() } };
         }
         if (events.length < EVENTS_PER_READ) break;
+      }
+      const transfers = this.#store.listTransfers(id);
+      const progressSeen = transfers.map((transfer) => `${transfer.identity}:${transfer.bytesSent}`).join(' ');
+      if (progressSeen !== lastProgressSeen) {
+        lastProgressSeen = progressSeen;
+        yield { type: 'progress', progress: { taskId: id, totalBytes: task.totalBytes, transfers: transfers.map((transfer) => ({ ...transfer, at: new Date(transfer.at).toISOString() })) } };
       }
       if (taskState(task, this.#now()) !== 'active') {
         yield { type: 'end', task: this.showTask(id) };

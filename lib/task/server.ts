@@ -85,6 +85,12 @@ export interface LogRecord {
 
 /** How long a server waits for HELLO after READY, in milliseconds. */
 export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
+/**
+ * How often a transfer's progress is saved for `task watch`, in milliseconds: a transfer shorter than this writes
+ * none, a long one one small row a second.
+ */
+export const TRANSFER_PROGRESS_INTERVAL_MS = 1000;
+
 /** How long a server waits for RESULT after the last CHUNK while a client applies and runs its command, in milliseconds. */
 export const DEFAULT_RESULT_TIMEOUT_MS = 10 * 60 * 1000;
 /** The longest a session may last, in milliseconds. */
@@ -532,9 +538,19 @@ export class TaskServer {
       await connection.send(content.offer);
       // A task too big for the content cache is read from the store one slice at a time as its CHUNKs go out, so a
       // pull holds about one slice whatever the task's size.
+      let bytesSent = 0;
+      let progressDueAt = performance.now() + TRANSFER_PROGRESS_INTERVAL_MS;
       for (const chunk of content.chunks ?? encodeChunks(taskContents(task, content.files, store))) {
         await connection.send(chunk);
         countBytes(chunk.byteLength - 1);
+        bytesSent += chunk.byteLength - 1;
+        if (performance.now() >= progressDueAt) {
+          progressDueAt = performance.now() + TRANSFER_PROGRESS_INTERVAL_MS;
+          // Not awaited, like the offer: progress is for the operator's eyes, a lost one is replaced a second later.
+          store.saveTransferProgress(taskId, identity, bytesSent, this.#now()).catch((error: Error) => {
+            this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: isNoiseCfgError(error) ? error.code : 'STORE_UNAVAILABLE', message: error.message });
+          });
+        }
       }
       result = (await this.#receiveWithin(session, ['RESULT'], this.#resultTimeoutMs, 'after the last CHUNK')).body;
     } catch (error) {

@@ -51,6 +51,16 @@ export interface ClientRecord {
   hasSlot: boolean;
 }
 
+/** How far one client's transfer has got. */
+export interface TransferProgress {
+  identity: string;
+  name: string;
+  /** Content bytes sent to the client so far. */
+  bytesSent: number;
+  /** When that was, in milliseconds since the epoch. */
+  at: number;
+}
+
 /** One state change, for `task watch` and the events API. */
 export interface TaskEvent {
   id: number;
@@ -119,6 +129,16 @@ const ALLOW_INTERRUPTED = `CREATE TABLE clients_v3 (
    DROP TABLE clients;
    ALTER TABLE clients_v3 RENAME TO clients;`;
 
+// Version 4: how far each transfer in progress has got, for `task watch`. Written about once a second per transfer
+// that lasts longer than that, apart from the clients table so that progress writes no event and no client row.
+const ADD_TRANSFERS = `CREATE TABLE transfers (
+     task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+     identity TEXT NOT NULL,
+     bytes_sent INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (task_id, identity)
+   );`;
+
 const MIGRATIONS: readonly Migration[] = [
   `CREATE TABLE tasks (
      id TEXT PRIMARY KEY,
@@ -169,6 +189,7 @@ const MIGRATIONS: readonly Migration[] = [
    CREATE INDEX events_by_task ON events (task_id, id);`,
   migrateToSlices,
   ALLOW_INTERRUPTED,
+  ADD_TRANSFERS,
 ];
 
 /** How long a statement waits for another process's lock on the database before STORE_UNAVAILABLE, in milliseconds. */
@@ -505,6 +526,25 @@ export class TaskStore {
     });
   }
 
+  /** Queues how many content bytes a client's transfer has been sent so far (group commit; no event). */
+  saveTransferProgress(taskId: string, identity: string, bytesSent: number, at: number): Promise<void> {
+    return this.#enqueue(() => {
+      this.#statement(`INSERT INTO transfers (task_id, identity, bytes_sent, updated_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (task_id, identity) DO UPDATE SET bytes_sent = excluded.bytes_sent, updated_at = excluded.updated_at`)
+        .run(taskId, identity, bytesSent, at);
+    });
+  }
+
+  /**
+   * The transfers of a task in progress now: clients still `offered` whose progress was saved during this offer
+   * (a row older than the offer belongs to an earlier attempt), by identity.
+   */
+  listTransfers(taskId: string): TransferProgress[] {
+    return this.#run(() => this.#statement(`SELECT p.identity, c.name, p.bytes_sent AS bytesSent, p.updated_at AS at
+      FROM transfers p JOIN clients c ON c.task_id = p.task_id AND c.identity = p.identity
+      WHERE p.task_id = ? AND c.state = 'offered' AND p.updated_at >= c.updated_at ORDER BY p.identity`).all(taskId) as TransferProgress[]);
+  }
+
   /**
    * Removes a task with its files, contents, clients and events in one transaction, durable on return. Returns
    * the task's content bytes, or null when there is no such task. Call reclaimSpace() after a batch of deletions.
@@ -516,7 +556,7 @@ export class TaskStore {
         const row = this.#statement('SELECT total_bytes FROM tasks WHERE id = ?').get(taskId) as { total_bytes: number } | undefined;
         if (!row) return;
         freedBytes = row.total_bytes;
-        for (const table of ['file_slices', 'task_files', 'clients', 'events']) this.#statement(`DELETE FROM ${table} WHERE task_id = ?`).run(taskId);
+        for (const table of ['file_slices', 'task_files', 'transfers', 'clients', 'events']) this.#statement(`DELETE FROM ${table} WHERE task_id = ?`).run(taskId);
         this.#statement('DELETE FROM tasks WHERE id = ?').run(taskId);
       }).immediate();
       this.#commits++;

@@ -94,8 +94,19 @@ export function parseDurationSeconds(text: string): number | null {
   return seconds > 0 ? seconds : null;
 }
 
-/** One step of following a task: the task now, one state change, or the task as it ended. */
+/** The transfers of a task in progress, as `task watch` shows them: content bytes sent of the task's total. */
+export interface TaskProgress {
+  taskId: string;
+  totalBytes: number;
+  transfers: { identity: string; name: string; bytesSent: number; at: string }[];
+}
+
+/**
+ * One step of following a task: the task now, one state change, how far the transfers in progress have got (when
+ * that changed; about once a second while a transfer lasts), or the task as it ended.
+ */
 export type TaskStreamEvent =
   | { type: 'task'; task: TaskView }
   | { type: 'change'; change: Omit<TaskEvent, 'at'> & { at: string } }
+  | { type: 'progress'; progress: TaskProgress }
   | { type: 'end'; task: TaskView };

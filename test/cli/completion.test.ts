@@ -16,7 +16,7 @@ t.test('completion zsh is the zsh script; the default follows $SHELL; --help is 
   const byShell = await runCli(t, ['completion'], { env: { SHELL: '/usr/bin/zsh' } });
   t.equal(byShell.stdout, zsh.stdout, 'SHELL=zsh picks zsh');
   const bash = await runCli(t, ['completion'], { env: { SHELL: '/bin/bash' } });
-  t.match(bash.stdout, /complete -o default -F _noise_cfg_complete noise-cfg\n$/, 'otherwise bash');
+  t.match(bash.stdout, /complete -o bashdefault -o default -F _noise_cfg_complete noise-cfg\n$/, 'otherwise bash');
 
   const help = await runCli(t, ['completion', '--help']);
   t.equal(help.code, 0);

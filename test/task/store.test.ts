@@ -52,17 +52,17 @@ const FILES = [
   file('data/blob.bin', Buffer.from(Array.from({ length: 70_000 }, (_, index) => index % 251))),
 ];
 
-t.test('a new database is created at schema version 3 with its tables', async (t) => {
+t.test('a new database is created at schema version 4 with its tables', async (t) => {
   const path = join(t.testdir(), 'noise-cfg.db');
-  t.equal(SCHEMA_VERSION, 3);
+  t.equal(SCHEMA_VERSION, 4);
   const store = openStore(t, path, { check: true });
   store.close();
   const db = new Database(path, { readonly: true });
   t.teardown(() => db.close());
-  t.equal(db.pragma('user_version', { simple: true }), 3);
+  t.equal(db.pragma('user_version', { simple: true }), 4);
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((row) => row.name);
-  t.same(tables.filter((name) => !name.startsWith('sqlite_')), ['clients', 'events', 'file_slices', 'task_files', 'tasks']);
+  t.same(tables.filter((name) => !name.startsWith('sqlite_')), ['clients', 'events', 'file_slices', 'task_files', 'tasks', 'transfers']);
   const columns = (db.prepare('PRAGMA table_info(task_files)').all() as { name: string }[]).map((row) => row.name);
   t.notOk(columns.includes('content'), 'task_files holds no content: it is in file_slices');
 });
