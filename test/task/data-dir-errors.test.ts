@@ -3,18 +3,15 @@
 // database is STORE_UNAVAILABLE, not STORE_CORRUPT. Tests run as root, so permission problems are made by running
 // the CLI as nobody (setpriv), and the rest by putting a directory or a file where the other belongs.
 import t from 'tap';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TaskAdmin } from '../../lib/task/admin.js';
 import { storeFailure, TaskStore } from '../../lib/task/store.js';
 import { runCli } from './run-cli.js';
+import { AS_NOBODY, NOBODY, nobodySkipReason } from '../support/as-nobody.js';
 
-const NOBODY = 65534;
-const isRoot = process.geteuid?.() === 0;
-const hasSetpriv = existsSync('/usr/bin/setpriv');
-const AS_NOBODY = ['/usr/bin/setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
-const needsNobody = isRoot && hasSetpriv ? false : 'needs root and setpriv to run the CLI as nobody';
+const needsNobody = nobodySkipReason() ?? false;
 
 // A directory nobody can reach: t.testdir() lives under the worktree, whose parents nobody may not traverse.
 function scratch(t: { teardown: (fn: () => void) => void }): string {

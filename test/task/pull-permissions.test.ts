@@ -10,17 +10,9 @@ import { CLI_BIN } from '../support/paths.js';
 import { spawnWatched } from '../support/watched-process.js';
 import { clientSetup, textFiles, type ClientSetup } from './client-support.js';
 import { runCli } from './support.js';
+import { NOBODY, SETPRIV, nobodySkipReason } from '../support/as-nobody.js';
 
-const SETPRIV = '/usr/bin/setpriv';
-const NOBODY = 65534;
 const FILES = textFiles({ 'app.conf': 'x = 1\n' });
-
-/** Why the `nobody` cases cannot run here, or null when they can. */
-function nobodySkipReason(): string | null {
-  if (!existsSync(SETPRIV)) return `${SETPRIV} is missing, so the CLI cannot be run as another user`;
-  if (process.geteuid?.() !== 0) return 'switching to nobody needs root';
-  return null;
-}
 
 /** Runs the built CLI as nobody (uid and gid 65534, no groups) with exactly `env` and PATH. */
 async function runAsNobody(t: Test, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
