@@ -188,11 +188,11 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
 }
 
-// The channel speaks of PSKs and task ids; someone pulling holds a token, and a refused handshake means the task
-// behind it is unknown or over as often as a wrong token.
+// The channel speaks of PSKs and task ids; someone pulling holds a token, and a refused handshake means the server
+// no longer holds the task behind it as often as a wrong token. An ended task it holds is refused after HELLO.
 function inTokenTerms(error: unknown): never {
   if (isNoiseCfgError(error, 'AUTHENTICATION_FAILED')) {
-    throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token, or the task is unknown or has ended', { cause: error.cause });
+    throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token, or the server does not hold the task (never created there, deleted, or removed after it ended)', { cause: error.cause });
   }
   throw error;
 }

@@ -50,14 +50,19 @@ export interface PullRequest {
 
 /**
  * The identity a HELLO stands for: the handshake's static key (`remoteStaticKeyHex`) in xxpsk3, the HELLO's
- * `clientId` in nnpsk0. Refuses a protocol version other than ours (`unsupported-version`) and an nnpsk0 HELLO
- * without a `clientId` (`bad-request`).
+ * `clientId` in nnpsk0. Refuses a protocol version other than ours (`unsupported-version`) and a `clientId` that
+ * does not fit the mode (`bad-request`): missing in nnpsk0, present in xxpsk3.
  */
 export function identifyHello(mode: TaskRecord['mode'], hello: Hello, remoteStaticKeyHex: string | null): HelloIdentity {
   if (hello.protocol !== UPDATE_PROTOCOL_VERSION) {
     return refuse('unsupported-version', `this server speaks update protocol ${UPDATE_PROTOCOL_VERSION}, the client ${hello.protocol}`);
   }
-  if (mode === 'xxpsk3') return { kind: 'identified', identity: remoteStaticKeyHex! };
+  if (mode === 'xxpsk3') {
+    // The handshake proved the static key, which is the identity. A clientId beside it means a client that took
+    // the mode for nnpsk0 and would believe the id it sent names it; it is told so rather than ignored.
+    if (hello.clientId !== null) return refuse('bad-request', 'xxpsk3 clients must send a null clientId: the identity is the static key');
+    return { kind: 'identified', identity: remoteStaticKeyHex! };
+  }
   if (hello.clientId === null) return refuse('bad-request', 'nnpsk0 clients must send a clientId');
   return { kind: 'identified', identity: hello.clientId };
 }
@@ -70,14 +75,10 @@ export function negotiate(request: PullRequest): PullDecision {
   if (state === 'expired') return refuse('expired', `the task expired at ${new Date(task.expiresAt).toISOString()}`);
   if (state === 'cancelled') return refuse('cancelled', 'the task was cancelled');
   if (client?.state === 'revoked') return refuse('revoked', 'this client was revoked from the task');
-  if (hello.intent === 'check') {
-    return { kind: 'checked', checked: { state: 'active', files: task.fileCount, totalBytes: task.totalBytes, expiresAt: new Date(task.expiresAt).toISOString() } };
-  }
   // `have` is only a claim: it is honoured for an identity whose own record says it applied this digest. Anyone
   // else goes through the slot rules below, and only a RESULT records anyone as applied. An identity that applied
   // but has no `have` (its output is new or gone) gets the files again.
   const hasApplied = client?.state === 'applied' && client.appliedDigest === task.digest;
-  if (hasApplied && hello.have === task.digest) return { kind: 'up-to-date', digest: task.digest };
   // A slot once taken is kept: its holder may receive the files again even when the task is full or completed.
   const hasSlot = request.isSlotHolder || client?.hasSlot === true || hasApplied;
   if (!hasSlot) {
@@ -89,6 +90,12 @@ export function negotiate(request: PullRequest): PullDecision {
       return refuse('full', `the task is full: it has reached the server's limit of ${request.maxClientsPerTask} clients for a task without --max-clients`);
     }
   }
+  // A check is answered as a pull would be, CHECKED where the pull gets its files: it says whether a pull would be
+  // served now, and takes no slot.
+  if (hello.intent === 'check') {
+    return { kind: 'checked', checked: { state: 'active', files: task.fileCount, totalBytes: task.totalBytes, expiresAt: new Date(task.expiresAt).toISOString() } };
+  }
+  if (hasApplied && hello.have === task.digest) return { kind: 'up-to-date', digest: task.digest };
   if (hello.intent === 'dry-run') return { kind: 'dry-run' };
   const base: ClientRecord = client ?? {
     taskId: task.id, identity, name: hello.name, remoteAddress: request.remoteAddress, state: 'connected',

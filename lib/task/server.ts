@@ -14,7 +14,7 @@ import { TaskAdmin } from './admin.js';
 import { dataDirFailure, deriveTaskPsk, openDataDir, prepareDataDir, type DataDir } from './data-dir.js';
 import { DataDirLock } from './data-dir-lock.js';
 import {
-  encodeMessage, expectMessage, MAX_CLIENT_MESSAGE_BYTES, type Hello, type MessageType, type RejectReason,
+  encodeMessage, expectMessage, MAX_CLIENT_MESSAGE_BYTES, MAX_REJECT_MESSAGE_LENGTH, type Hello, type MessageType, type RejectReason,
   type UpdateMessage,
 } from './messages.js';
 import { saveAdvertisedAddress, defaultAdvertiseHost, type AdvertisedAddress } from './operator.js';
@@ -389,12 +389,12 @@ export class TaskServer {
     session.connection.destroy(session.timeout);
   }
 
-  // The next message, which must arrive within `timeoutMs` of now whatever else arrives (control records do not
-  // move this deadline).
-  async #receiveWithin<T extends MessageType>(session: Session, expected: readonly T[], timeoutMs: number, what: string): Promise<Extract<UpdateMessage, { type: T }>> {
-    const timer = setTimeout(() => this.#timeOut(session, `no ${expected.join(' or ')} within ${timeoutMs} ms ${what}`), timeoutMs);
+  // The next message, undecoded (null: the peer ended), which must arrive within `timeoutMs` of now whatever else
+  // arrives (control records do not move this deadline).
+  async #receiveWithin(session: Session, expected: MessageType, timeoutMs: number, what: string): Promise<Buffer | null> {
+    const timer = setTimeout(() => this.#timeOut(session, `no ${expected} within ${timeoutMs} ms ${what}`), timeoutMs);
     try {
-      return expectMessage(await session.connection.receive(), expected);
+      return await session.connection.receive();
     } finally {
       clearTimeout(timer);
     }
@@ -461,7 +461,17 @@ export class TaskServer {
         return this.#reject(session, 'busy', `the server is busy: this identity already has ${this.#maxSessionsPerIdentity} sessions of this task open; retry later`);
       }
     }
-    const hello = (await this.#receiveWithin(session, ['HELLO'], this.#helloTimeoutMs, 'of the session start')).body;
+    const bytes = await this.#receiveWithin(session, 'HELLO', this.#helloTimeoutMs, 'of the session start');
+    let hello: Hello;
+    try {
+      hello = expectMessage(bytes, ['HELLO']).body;
+    } catch (error) {
+      // A message arrived whole and authenticated, so the channel still works: the client is told what was wrong
+      // with it. A peer that ended instead, or a broken channel, gets nothing more.
+      if (bytes === null || !isNoiseCfgError(error, 'PROTOCOL_ERROR')) throw error;
+      record.code = 'PROTOCOL_ERROR';
+      return this.#reject(session, 'bad-request', `malformed HELLO: ${error.message}`.slice(0, MAX_REJECT_MESSAGE_LENGTH));
+    }
     record.client = hello.name;
     return this.#answerHello(session, hello, countBytes);
   }
@@ -534,7 +544,7 @@ export class TaskServer {
           });
         }
       }
-      result = (await this.#receiveWithin(session, ['RESULT'], this.#resultTimeoutMs, 'after the last CHUNK')).body;
+      result = expectMessage(await this.#receiveWithin(session, 'RESULT', this.#resultTimeoutMs, 'after the last CHUNK'), ['RESULT']).body;
     } catch (error) {
       // Offered, but no RESULT will come: the client is `interrupted`, not receiving forever.
       const failure = session.timeout ?? error;

@@ -57,7 +57,10 @@ t.test('hand-written cases', async (t) => {
     ['revoked, even with `have`', { client: client('revoked', { appliedDigest: DIGEST }), hello: hello({ have: DIGEST }) }, 'reject:revoked'],
     ['revoked, check', { client: client('revoked'), hello: hello({ intent: 'check' }) }, 'reject:revoked'],
     ['expired comes before revoked', { client: client('revoked'), now: EXPIRES_AT }, 'reject:expired'],
-    ['check on a full task: checked', { task: task({ maxClients: 1 }), slotsTaken: 1, hello: hello({ intent: 'check' }) }, 'checked'],
+    ['check on a full task: refused like a pull', { task: task({ maxClients: 1 }), slotsTaken: 1, hello: hello({ intent: 'check' }) }, 'reject:full'],
+    ['check on a completed task: refused like a pull', { task: task({ state: 'completed', maxClients: 1 }), slotsTaken: 1, hello: hello({ intent: 'check' }) }, 'reject:completed'],
+    ['check by a slot holder of a completed task: checked', { task: task({ state: 'completed', maxClients: 1 }), slotsTaken: 1, client: client('failed'), hello: hello({ intent: 'check' }) }, 'checked'],
+    ['check with a matching `have`: checked, not up to date', { client: client('applied'), hello: hello({ intent: 'check', have: DIGEST }) }, 'checked'],
     ['have matches but the record never applied it: offered', { hello: hello({ have: DIGEST }) }, 'offer'],
     ['applied an older digest, `have` is that digest: offered', { client: client('applied', { appliedDigest: OLD_DIGEST }), hello: hello({ have: OLD_DIGEST }) }, 'offer'],
     ['applied, no `have` (output gone): offered again', { client: client('applied') }, 'offer'],
@@ -108,13 +111,13 @@ function expectedBySpec(r: PullRequest): string {
   if (state === 'expired') return 'reject:expired';
   if (state === 'cancelled') return 'reject:cancelled';
   if (r.client?.state === 'revoked') return 'reject:revoked';
-  if (r.hello.intent === 'check') return 'checked';
   const hasApplied = r.client?.state === 'applied' && r.client.appliedDigest === r.task!.digest;
-  if (hasApplied && r.hello.have === r.task!.digest) return 'up-to-date';
   const isHolder = r.isSlotHolder || r.client?.hasSlot === true || hasApplied;
   if (!isHolder && state === 'completed') return 'reject:completed';
   const limit = r.task!.maxClients ?? r.maxClientsPerTask;
   if (!isHolder && r.slotsTaken >= limit) return 'reject:full';
+  if (r.hello.intent === 'check') return 'checked';
+  if (hasApplied && r.hello.have === r.task!.digest) return 'up-to-date';
   return r.hello.intent === 'dry-run' ? 'dry-run' : 'offer';
 }
 
@@ -175,6 +178,7 @@ t.test('identifyHello: the version, then the identity the mode calls for', async
     ['xxpsk3: the static key', 'xxpsk3', {}, `identified:${key}`],
     ['nnpsk0: the clientId', 'nnpsk0', { clientId: 'host-1' }, 'identified:host-1'],
     ['nnpsk0 without a clientId', 'nnpsk0', {}, 'reject:bad-request'],
+    ['xxpsk3 with a clientId', 'xxpsk3', { clientId: 'host-1' }, 'reject:bad-request'],
     ['protocol 2, xxpsk3', 'xxpsk3', { protocol: 2 }, 'reject:unsupported-version'],
     ['protocol 0, nnpsk0 without a clientId: the version first', 'nnpsk0', { protocol: 0 }, 'reject:unsupported-version'],
   ];
