@@ -530,6 +530,27 @@ for (const mode of MODES) {
     t.same(listing(join(dir, '.out.noise-cfg')), [link.split('/')[1]!, 'state.json'].sort(), 'the staging directory was removed');
   });
 
+  t.test(`${mode}: an offered file list that does not hash to the offered digest: the content is read and dropped, then RESULT failed DIGEST_MISMATCH with exit code null`, async (t) => {
+    const dir = t.testdir();
+    const out = join(dir, 'out');
+    const content = Buffer.from('announced content\n');
+    const list: FileEntry[] = [{ path: 'etc/app.conf', mode: 0o644, size: content.byteLength, digest: fileDigest(content) }];
+    const results: Result[] = [];
+    const fake = await startFakeServer(t, mode, async (connection) => {
+      expectMessage(await connection.receive(), ['HELLO']);
+      const wrongDigest = taskDigest([{ ...list[0]!, mode: 0o600 }]);
+      await connection.send(encodeMessage({ type: 'OFFER', body: { digest: wrongDigest, totalBytes: content.byteLength, files: list, hasContent: true } }));
+      await connection.send(encodeMessage({ type: 'CHUNK', body: content }));
+      results.push(expectMessage(await connection.receive(), ['RESULT']).body);
+      await connection.send(encodeMessage({ type: 'ACK', body: { status: 'failed' } }));
+      await connection.close();
+    });
+    const result = await pull({ token: fake.token, outDir: out, identityDir: join(dir, 'id') });
+    t.match(result, { status: 'failed', failure: { code: 'DIGEST_MISMATCH', message: /file list does not hash/ }, files: [], isAcknowledged: true });
+    t.match(results, [{ status: 'failed', exitCode: null, message: /file list does not hash/ }], 'reported to the server, no command having run');
+    t.notOk(existsSync(out), 'nothing written');
+  });
+
   t.test(`${mode}: a server that dies after the content: the files are applied and the result says unacknowledged`, async (t) => {
     const dir = t.testdir();
     const out = join(dir, 'out');
