@@ -188,11 +188,11 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
 }
 
-// The channel speaks of PSKs and task ids; someone pulling holds a token, and a refused handshake means the task
-// behind it is unknown or over as often as a wrong token.
+// The channel speaks of PSKs and task ids; someone pulling holds a token, and a refused handshake means the server
+// no longer holds the task behind it as often as a wrong token. An ended task it holds is refused after HELLO.
 function inTokenTerms(error: unknown): never {
   if (isNoiseCfgError(error, 'AUTHENTICATION_FAILED')) {
-    throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token, or the task is unknown or has ended', { cause: error.cause });
+    throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong token, or the server does not hold the task (never created there, deleted, or removed after it ended)', { cause: error.cause });
   }
   throw error;
 }
@@ -296,12 +296,17 @@ async function rollBackAfterFailure(output: ManagedOutput): Promise<{ isRolledBa
   }
 }
 
+// A malformed offer is PROTOCOL_ERROR, and the session is aborted; one whose file list does not hash to its digest
+// is DIGEST_MISMATCH, which a pull reports in RESULT like a content mismatch (checkOfferDigest).
 function checkOffer(offer: Offer, intent: PullIntent): void {
-  if (taskDigest(offer.files) !== offer.digest) throw new NoiseCfgError('DIGEST_MISMATCH', 'the offered file list does not hash to the offered task digest');
   const total = offer.files.reduce((sum, file) => sum + file.size, 0);
   if (total !== offer.totalBytes) throw new NoiseCfgError('PROTOCOL_ERROR', `the offer says ${offer.totalBytes} bytes but its files add up to ${total}`);
   if (total > MAX_PULL_BYTES) throw new NoiseCfgError('PROTOCOL_ERROR', `the offer of ${total} bytes exceeds this client's limit of ${MAX_PULL_BYTES}`);
   if (offer.hasContent !== (intent === 'pull')) throw new NoiseCfgError('PROTOCOL_ERROR', 'the offer does not match what was asked (content or dry run)');
+}
+
+function checkOfferDigest(offer: Offer): void {
+  if (taskDigest(offer.files) !== offer.digest) throw new NoiseCfgError('DIGEST_MISMATCH', 'the offered file list does not hash to the offered task digest');
 }
 
 async function dryRun(output: ManagedOutput, offer: Offer): Promise<Changes> {
@@ -324,6 +329,7 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   checkOffer(offer, options.intent);
   const paths = offer.files.map((file) => file.path);
   if (options.intent === 'dry-run') {
+    checkOfferDigest(offer);
     const changes = await dryRun(output, offer);
     await connection.close();
     return { status: 'dry-run', taskId: token.taskId, files: paths, changes };
@@ -333,6 +339,7 @@ async function receiveOffer(connection: SecureConnection, output: ManagedOutput,
   let exitCode: number | null = null;
   let received = 0;
   try {
+    checkOfferDigest(offer);
     staged = await output.stage(token.taskId, offer.digest, offer.files);
     progress(`receiving ${offer.files.length} file(s), ${offer.totalBytes} bytes`);
     const onTransfer = options.onTransferProgress ?? (() => undefined);

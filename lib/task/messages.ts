@@ -30,6 +30,8 @@ export const MAX_CLIENT_MESSAGE_BYTES = 1 + MAX_JSON_BYTES;
 /** The largest message a server sends (an OFFER: the type byte and its JSON body; a CHUNK is smaller), in bytes. */
 export const MAX_SERVER_MESSAGE_BYTES = 1 + MAX_OFFER_JSON_BYTES;
 
+/** The longest REJECT `message`, in characters (UTF-16 code units). */
+export const MAX_REJECT_MESSAGE_LENGTH = 1024;
 /** Why a server refuses a pull. */
 export type RejectReason = 'expired' | 'cancelled' | 'completed' | 'full' | 'revoked' | 'unsupported-version' | 'bad-request' | 'busy';
 const REJECT_REASONS = new Set<RejectReason>(['expired', 'cancelled', 'completed', 'full', 'revoked', 'unsupported-version', 'bad-request', 'busy']);
@@ -148,7 +150,7 @@ export function decodeMessage(bytes: Buffer): UpdateMessage {
     case 'REJECT':
       return { type, body: {
         reason: field(object, 'reason', (v): v is RejectReason => REJECT_REASONS.has(v as RejectReason), 'a known reason'),
-        message: field(object, 'message', isString(1024), 'a string of at most 1024 characters'),
+        message: field(object, 'message', isString(MAX_REJECT_MESSAGE_LENGTH), `a string of at most ${MAX_REJECT_MESSAGE_LENGTH} characters`),
       } };
     case 'RESULT':
       return { type, body: {

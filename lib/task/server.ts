@@ -14,12 +14,12 @@ import { TaskAdmin } from './admin.js';
 import { dataDirFailure, deriveTaskPsk, openDataDir, prepareDataDir, type DataDir } from './data-dir.js';
 import { DataDirLock } from './data-dir-lock.js';
 import {
-  encodeMessage, expectMessage, MAX_CLIENT_MESSAGE_BYTES, UPDATE_PROTOCOL_VERSION, type Hello, type MessageType, type RejectReason,
+  encodeMessage, expectMessage, MAX_CLIENT_MESSAGE_BYTES, MAX_REJECT_MESSAGE_LENGTH, type Hello, type MessageType, type RejectReason,
   type UpdateMessage,
 } from './messages.js';
 import { saveAdvertisedAddress, defaultAdvertiseHost, type AdvertisedAddress } from './operator.js';
 import { TaskStore, type ClientRecord, type TaskRecord } from './store.js';
-import { taskState } from './task.js';
+import { identifyHello, negotiate } from './negotiate.js';
 import { encodeChunks, TaskContentCache, taskContents } from './task-content.js';
 
 /** Where to listen and what to do. */
@@ -389,12 +389,12 @@ export class TaskServer {
     session.connection.destroy(session.timeout);
   }
 
-  // The next message, which must arrive within `timeoutMs` of now whatever else arrives (control records do not
-  // move this deadline).
-  async #receiveWithin<T extends MessageType>(session: Session, expected: readonly T[], timeoutMs: number, what: string): Promise<Extract<UpdateMessage, { type: T }>> {
-    const timer = setTimeout(() => this.#timeOut(session, `no ${expected.join(' or ')} within ${timeoutMs} ms ${what}`), timeoutMs);
+  // The next message, undecoded (null: the peer ended), which must arrive within `timeoutMs` of now whatever else
+  // arrives (control records do not move this deadline).
+  async #receiveWithin(session: Session, expected: MessageType, timeoutMs: number, what: string): Promise<Buffer | null> {
+    const timer = setTimeout(() => this.#timeOut(session, `no ${expected} within ${timeoutMs} ms ${what}`), timeoutMs);
     try {
-      return expectMessage(await session.connection.receive(), expected);
+      return await session.connection.receive();
     } finally {
       clearTimeout(timer);
     }
@@ -461,7 +461,17 @@ export class TaskServer {
         return this.#reject(session, 'busy', `the server is busy: this identity already has ${this.#maxSessionsPerIdentity} sessions of this task open; retry later`);
       }
     }
-    const hello = (await this.#receiveWithin(session, ['HELLO'], this.#helloTimeoutMs, 'of the session start')).body;
+    const bytes = await this.#receiveWithin(session, 'HELLO', this.#helloTimeoutMs, 'of the session start');
+    let hello: Hello;
+    try {
+      hello = expectMessage(bytes, ['HELLO']).body;
+    } catch (error) {
+      // A message arrived whole and authenticated, so the channel still works: the client is told what was wrong
+      // with it. A peer that ended instead, or a broken channel, gets nothing more.
+      if (bytes === null || !isNoiseCfgError(error, 'PROTOCOL_ERROR')) throw error;
+      record.code = 'PROTOCOL_ERROR';
+      return this.#reject(session, 'bad-request', `malformed HELLO: ${error.message}`.slice(0, MAX_REJECT_MESSAGE_LENGTH));
+    }
     record.client = hello.name;
     return this.#answerHello(session, hello, countBytes);
   }
@@ -469,15 +479,12 @@ export class TaskServer {
   async #answerHello(session: Session, hello: Hello, countBytes: (sent: number) => void): Promise<string> {
     const { connection, taskId, record } = session;
     const store = this.store;
-    if (hello.protocol !== UPDATE_PROTOCOL_VERSION) {
-      return this.#reject(session, 'unsupported-version', `this server speaks update protocol ${UPDATE_PROTOCOL_VERSION}, the client ${hello.protocol}`);
-    }
-    let identity: string;
-    if (connection.mode === 'xxpsk3') {
-      identity = connection.remoteStaticKey!.toString('hex');
-    } else {
-      if (hello.clientId === null) return this.#reject(session, 'bad-request', 'nnpsk0 clients must send a clientId');
-      identity = hello.clientId;
+    // The update server's channel speaks only the two Noise modes.
+    const mode = connection.mode === 'xxpsk3' ? 'xxpsk3' : 'nnpsk0';
+    const identified = identifyHello(mode, hello, connection.remoteStaticKey?.toString('hex') ?? null);
+    if (identified.kind === 'reject') return this.#reject(session, identified.reason, identified.message);
+    const identity = identified.identity;
+    if (mode === 'nnpsk0') {
       record.identity = identity.slice(0, 16);
       if (this.#busyForIdentity(session, identity)) {
         return this.#reject(session, 'busy', `the server is busy: this identity already has ${this.#maxSessionsPerIdentity} sessions of this task open; retry later`);
@@ -485,52 +492,37 @@ export class TaskServer {
     }
     // Read now, not at the handshake: a cancel or a revoke made while this session was opening holds for it.
     const task = store.getTask(taskId);
-    if (!task) return this.#reject(session, 'cancelled', 'the task no longer exists');
-    const now = this.#now();
-    const state = taskState(task, now);
-    if (state === 'expired') return this.#reject(session, 'expired', `the task expired at ${new Date(task.expiresAt).toISOString()}`);
-    if (state === 'cancelled') return this.#reject(session, 'cancelled', 'the task was cancelled');
-    const existing = store.getClient(taskId, identity);
-    if (existing?.state === 'revoked') return this.#reject(session, 'revoked', 'this client was revoked from the task');
+    const slots = task ? this.#slots(taskId) : new Set<string>();
+    const decision = negotiate({
+      hello, identity, remoteAddress: connection.remoteAddress, task, client: task ? store.getClient(taskId, identity) : null,
+      slotsTaken: slots.size, isSlotHolder: slots.has(identity), maxClientsPerTask: this.#maxClientsPerTask, now: this.#now(),
+    });
+    switch (decision.kind) {
+      case 'reject':
+        return this.#reject(session, decision.reason, decision.message);
+      case 'checked':
+        await this.#send(connection, { type: 'CHECKED', body: decision.checked });
+        return 'checked';
+      case 'up-to-date':
+        await this.#send(connection, { type: 'UP_TO_DATE', body: { digest: decision.digest } });
+        return 'up-to-date';
+      case 'dry-run':
+        await connection.send(this.#contents.get(task!, store).dryRunOffer);
+        return 'dry-run';
+      case 'offer':
+        return this.#offer(session, task!, decision.client, countBytes);
+    }
+  }
 
-    if (hello.intent === 'check') {
-      await this.#send(connection, { type: 'CHECKED', body: { state: 'active', files: task.fileCount, totalBytes: task.totalBytes, expiresAt: new Date(task.expiresAt).toISOString() } });
-      return 'checked';
-    }
-    // `have` is only a claim: it is honoured for an identity whose own record says it applied this digest. Anyone
-    // else goes through the slot rules below, and only a RESULT records anyone as applied. An identity that applied
-    // but has no `have` (its output is new or gone) gets the files again.
-    const hasApplied = existing?.state === 'applied' && existing.appliedDigest === task.digest;
-    if (hasApplied && hello.have === task.digest) {
-      await this.#send(connection, { type: 'UP_TO_DATE', body: { digest: task.digest } });
-      return 'up-to-date';
-    }
-    const slots = this.#slots(taskId);
-    // A slot once taken is kept: its holder may receive the files again even when the task is full or completed.
-    const hasSlot = slots.has(identity) || existing?.hasSlot === true || hasApplied;
-    if (!hasSlot) {
-      if (state === 'completed') return this.#reject(session, 'completed', 'the task is complete: every expected client has applied it');
-      if (task.maxClients !== null && slots.size >= task.maxClients) {
-        return this.#reject(session, 'full', `the task is full: ${task.maxClients} clients already took it`);
-      }
-      if (task.maxClients === null && slots.size >= this.#maxClientsPerTask) {
-        return this.#reject(session, 'full', `the task is full: it has reached the server's limit of ${this.#maxClientsPerTask} clients for a task without --max-clients`);
-      }
-    }
+  // Records the client `offered`, sends the OFFER and the content, and records the RESULT.
+  async #offer(session: Session, task: TaskRecord, client: ClientRecord, countBytes: (sent: number) => void): Promise<string> {
+    const { connection, taskId } = session;
+    const { identity } = client;
+    const store = this.store;
     const content = this.#contents.get(task, store);
-    if (hello.intent === 'dry-run') {
-      await connection.send(content.dryRunOffer);
-      return 'dry-run';
-    }
-    slots.add(identity);
-    const client: ClientRecord = existing ?? {
-      taskId, identity, name: hello.name, remoteAddress: connection.remoteAddress, state: 'connected',
-      firstSeenAt: now, updatedAt: now, exitCode: null, message: null, appliedDigest: null, hasSlot: false,
-    };
-    client.name = hello.name;
-    client.remoteAddress = connection.remoteAddress;
+    this.#slots(taskId).add(identity);
     // Not awaited: the offer need not be durable before the files go out; a store failure is logged.
-    store.saveClient({ ...client, state: 'offered', updatedAt: now, hasSlot: true }).catch((error: Error) => {
+    store.saveClient(client).catch((error: Error) => {
       this.#log({ event: 'pull', task: taskId, outcome: 'store-error', code: isNoiseCfgError(error) ? error.code : 'STORE_UNAVAILABLE', message: error.message });
     });
     let result: Extract<UpdateMessage, { type: 'RESULT' }>['body'];
@@ -552,7 +544,7 @@ export class TaskServer {
           });
         }
       }
-      result = (await this.#receiveWithin(session, ['RESULT'], this.#resultTimeoutMs, 'after the last CHUNK')).body;
+      result = expectMessage(await this.#receiveWithin(session, 'RESULT', this.#resultTimeoutMs, 'after the last CHUNK'), ['RESULT']).body;
     } catch (error) {
       // Offered, but no RESULT will come: the client is `interrupted`, not receiving forever.
       const failure = session.timeout ?? error;

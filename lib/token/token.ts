@@ -151,7 +151,8 @@ function parseBody(body: Buffer): TokenFields {
   const modeBits = header & 0b11;
   const addressBits = (header >> 2) & 0b11;
   const mode = (Object.keys(MODE_BITS) as TokenMode[]).find((name) => MODE_BITS[name] === modeBits);
-  if (mode === undefined || header >> 4 !== 0) fail('TOKEN_MALFORMED', `the token header ${header} names no known mode`);
+  if (header >> 4 !== 0) fail('TOKEN_MALFORMED', `the token header ${header} has bits 4-7 set, which must be zero`);
+  if (mode === undefined) fail('TOKEN_MALFORMED', `the token header ${header} names no known mode`);
   let host: string;
   if (addressBits === ADDRESS_BITS.ipv4) host = [...take(4, 'the IPv4 address')].join('.');
   else if (addressBits === ADDRESS_BITS.ipv6) host = ipv6FromBytes(take(16, 'the IPv6 address'));

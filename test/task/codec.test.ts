@@ -360,3 +360,13 @@ t.test('parseDurationSeconds', async (t) => {
     t.equal(parseDurationSeconds(text), null, JSON.stringify(text));
   }
 });
+
+t.test('the task digest of SPEC.md §4.3\'s example: mode in octal without padding', async (t) => {
+  const content = Buffer.from('x=1\n');
+  const file: FileEntry = { path: 'etc/app.conf', mode: 0o644, size: 4, digest: fileDigest(content) };
+  t.equal(file.digest, '68e3ec8303d7690608b747665cb3793db2f147944fd8b90b6f533f0a1490c745');
+  t.equal(taskDigest([file]), '015b39a10ce315efce4e57e0be8b9a1ba65d960e56813bded263c3759d49de94');
+  const line = Buffer.from('6574632f6170702e636f6e6600363434003400' + file.digest.split('').map((c) => c.charCodeAt(0).toString(16)).join('') + '0a', 'hex');
+  t.equal(taskDigest([file]), fileDigest(line), 'the line spelled out byte by byte');
+  t.equal(taskDigest([{ ...file, mode: 0o7 }]), '35ffd6e825e84ba3935b11812aaa68928c11cd773e0b0c60b6de0d1fb26aaf80', 'mode 0o7 is the one digit 7');
+});

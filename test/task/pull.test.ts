@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { isNoiseCfgError } from '../../lib/errors.js';
 import { generateKeyPair } from '../../lib/noise/keys.js';
 import { fileDigest, taskDigest, type FileEntry } from '../../lib/task/digests.js';
 import { encodeMessage, expectMessage, type Result } from '../../lib/task/messages.js';
@@ -86,7 +87,11 @@ async function setup(t: Test, mode: Mode, options: { adminNow?: () => number; co
     pullAs: (who, token, pullOptions = {}) => pull({ token, outDir: outDir(who), identityDir: identityDir(who), name: who, ...pullOptions }),
     settleLogs: async (token) => {
       const name = `settle-${++settles}`;
-      const result = await pull({ token, intent: 'check', identityDir: identityDir(name), name });
+      // A new identity's check of a completed task is refused `completed`; either answer is logged.
+      const result = await pull({ token, intent: 'check', identityDir: identityDir(name), name }).catch((error: unknown) => {
+        if (isNoiseCfgError(error, 'REJECTED') && /: completed:/.test(error.message)) return { status: 'checked' };
+        throw error;
+      });
       if (result.status !== 'checked') throw new Error(`settle pull: ${result.status}`);
       await running.waitForLog((record) => record.event === 'pull' && record.client === name);
     },
@@ -523,6 +528,27 @@ for (const mode of MODES) {
     t.same(readTree(out), { 'etc/app.conf': { content: 'good version 1\n', mode: 0o644 } }, 'version 1 intact');
     t.ok(readFileSync(join(dir, '.out.noise-cfg', 'state.json')).equals(stateBefore), 'state.json unchanged');
     t.same(listing(join(dir, '.out.noise-cfg')), [link.split('/')[1]!, 'state.json'].sort(), 'the staging directory was removed');
+  });
+
+  t.test(`${mode}: an offered file list that does not hash to the offered digest: the content is read and dropped, then RESULT failed DIGEST_MISMATCH with exit code null`, async (t) => {
+    const dir = t.testdir();
+    const out = join(dir, 'out');
+    const content = Buffer.from('announced content\n');
+    const list: FileEntry[] = [{ path: 'etc/app.conf', mode: 0o644, size: content.byteLength, digest: fileDigest(content) }];
+    const results: Result[] = [];
+    const fake = await startFakeServer(t, mode, async (connection) => {
+      expectMessage(await connection.receive(), ['HELLO']);
+      const wrongDigest = taskDigest([{ ...list[0]!, mode: 0o600 }]);
+      await connection.send(encodeMessage({ type: 'OFFER', body: { digest: wrongDigest, totalBytes: content.byteLength, files: list, hasContent: true } }));
+      await connection.send(encodeMessage({ type: 'CHUNK', body: content }));
+      results.push(expectMessage(await connection.receive(), ['RESULT']).body);
+      await connection.send(encodeMessage({ type: 'ACK', body: { status: 'failed' } }));
+      await connection.close();
+    });
+    const result = await pull({ token: fake.token, outDir: out, identityDir: join(dir, 'id') });
+    t.match(result, { status: 'failed', failure: { code: 'DIGEST_MISMATCH', message: /file list does not hash/ }, files: [], isAcknowledged: true });
+    t.match(results, [{ status: 'failed', exitCode: null, message: /file list does not hash/ }], 'reported to the server, no command having run');
+    t.notOk(existsSync(out), 'nothing written');
   });
 
   t.test(`${mode}: a server that dies after the content: the files are applied and the result says unacknowledged`, async (t) => {

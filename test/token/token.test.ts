@@ -3,6 +3,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sodium from 'sodium-native';
 import { decodeBase58, encodeBase58 } from '../../lib/token/base58.js';
 import { generateTaskId, isTaskId, taskIdFromBytes, taskIdToBytes } from '../../lib/token/task-id.js';
 import { checkTokenExpiry, decodeToken, describeToken, encodeToken, type TokenFields } from '../../lib/token/token.js';
@@ -51,6 +52,36 @@ t.test('valid vectors: fields encode to the token and the token decodes to the f
     t.match(vector.token, /^ncfg1[1-9A-HJ-NP-Za-km-z]+$/, `${vector.comment}: URL-safe, no look-alikes`);
   }
   t.ok(valid[0]!.token.length <= 130, `an IPv4 xxpsk3 token is ${valid[0]!.token.length} characters`);
+});
+
+t.test('field-stage vectors: base58 of body || checksum, the checksum the first 4 bytes of a 16-byte BLAKE2b, and the fields at fault', async (t) => {
+  const { invalid } = JSON.parse(readFileSync(VECTOR_FILE, 'utf8')) as { invalid: { comment: string; token: string; error: string; body?: string }[] };
+  const fieldCases = invalid.filter((vector) => vector.body !== undefined);
+  t.ok(fieldCases.length >= 12, `${fieldCases.length} field-stage vectors`);
+  const blake2b = (bytes: Buffer, outputBytes: number): Buffer => {
+    const digest = Buffer.alloc(outputBytes);
+    sodium.crypto_generichash(digest, bytes);
+    return digest;
+  };
+  for (const vector of fieldCases) {
+    const body = Buffer.from(vector.body!, 'hex');
+    const signed = Buffer.concat([Buffer.from('ncfg1'), body]);
+    t.same(decodeBase58(vector.token.slice(5)), Buffer.concat([body, blake2b(signed, 16).subarray(0, 4)]), `${vector.comment}: the token is ncfg1 and base58(body || checksum)`);
+    t.notSame(blake2b(signed, 16).subarray(0, 4), blake2b(signed, 32).subarray(0, 4), `${vector.comment}: BLAKE2b-128 is not BLAKE2b-256 cut short`);
+    t.throws(() => decodeToken(vector.token), { code: 'TOKEN_MALFORMED', message: /header|address|port|hostname|bytes more|ends inside/ }, `${vector.comment}: TOKEN_MALFORMED at the fields`);
+  }
+});
+
+t.test('white space around a token is what String.prototype.trim removes; inside it, it is a bad character', async (t) => {
+  const { valid } = JSON.parse(readFileSync(VECTOR_FILE, 'utf8')) as { valid: { token: string }[] };
+  const token = valid[0]!.token;
+  for (const space of [' ', '\t', '\n', '\r\n', '\v', '\f', '\u00a0', '\ufeff', '\u2028', '\u3000']) {
+    // Named by code point: a raw U+2028 in a test name would break the TAP stream.
+    const name = [...space].map((character) => `U+${character.codePointAt(0)!.toString(16).padStart(4, '0')}`).join(' ');
+    t.equal(decodeToken(`${space}${token}${space}`).taskId, '0123456789abcdef', `${name} around it is ignored`);
+    t.throws(() => decodeToken(`${token.slice(0, 30)}${space}${token.slice(30)}`), { code: 'TOKEN_MALFORMED' }, `${name} inside it is not`);
+  }
+  t.throws(() => decodeToken(`${token}\u200b`), { code: 'TOKEN_MALFORMED' }, 'U+200B (zero width space) is not white space');
 });
 
 t.test('invalid vectors give their error code', async (t) => {
