@@ -15,18 +15,15 @@ import type { KeyPair } from '../noise/dh-functions.js';
 import { createHandshakeStateWithFixedEphemeralForTesting } from '../noise/testing.js';
 import type { TransportState } from '../noise/transport-state.js';
 import { encodeFrame, FrameDecoder } from './framing.js';
-import { MAX_UNAUTHENTICATED_FRAME_BYTES, type ChannelLimits } from './limits.js';
-import { MAC1_BYTES, verifyMac1, mac1KeyForPsk } from './mac1.js';
-import { encodeRejection, MAX_PREAMBLE_BYTES, parsePreamble, type Preamble } from './preamble.js';
+import { EPHEMERAL_KEY_BYTES, MAC1_BYTES, MAX_HANDSHAKE_FRAMES_QUEUED, MAX_PREAMBLE_BYTES, MAX_UNAUTHENTICATED_FRAME_BYTES, type ChannelLimits } from './limits.js';
+import { verifyMac1, mac1KeyForPsk } from './mac1.js';
+import { encodeRejection, parsePreamble, type Preamble } from './preamble.js';
 import { refuseAsBusy } from './busy-refusal.js';
 import { encodeRecord } from './records.js';
 import type { ReplayCache } from './replay-cache.js';
 import { SecureConnection } from './secure-connection.js';
 import { PROTOCOL_BY_MODE, type ServerChannelOptions, type TaskKey } from './channel-options.js';
 
-/** Frames a client may have queued at the server during the handshake: it never sends more than one at a time. */
-const MAX_HANDSHAKE_FRAMES_QUEUED = 4;
-const PUBLIC_KEY_BYTES = 32;
 const READY_PLAINTEXT = encodeRecord('READY');
 
 /** Symbol of the option that fixes a side's ephemeral key, for the channel transcripts in vectors/ only. */
@@ -228,7 +225,7 @@ export class ServerHandshake {
     }
     // NNpsk0 message 1 carries a tag under the PSK, so reading it is the proof; XX message 1 needs no DH to read.
     asAuthenticationFailure(() => handshake.readMessage(message1));
-    if (!this.#options.replayCache.checkAndRemember(message1.subarray(0, PUBLIC_KEY_BYTES))) {
+    if (!this.#options.replayCache.checkAndRemember(message1.subarray(0, EPHEMERAL_KEY_BYTES))) {
       throw new NoiseCfgError('REPLAY_DETECTED', 'handshake message 1 repeats a recent ephemeral key');
     }
     this.#hooks.onProven?.(this.#socket);
