@@ -12,7 +12,7 @@ import { RateLimitedLog } from './rate-limited-log.js';
 import { ReplayCache } from './replay-cache.js';
 import type { SecureConnection } from './secure-connection.js';
 import type { ServerChannelOptions } from './channel-options.js';
-import { ServerHandshake, type HandshakeHooks } from './server-handshake.js';
+import { ServerHandshakeSocket, type HandshakeHooks } from './server-handshake-socket.js';
 import { sourceAddressKey } from './source-address.js';
 
 /** One line's worth of what happened to a connection; never holds a key or a PSK. */
@@ -53,7 +53,7 @@ export interface SecureServerOptions extends Omit<ServerChannelOptions, 'replayC
 
 /** A connection in the handshake. */
 interface Pending {
-  handshake: ServerHandshake;
+  handshake: ServerHandshakeSocket;
   source: string;
   acceptedAt: number;
 }
@@ -188,7 +188,7 @@ export class SecureServer {
     const pending: Pending = {
       source,
       acceptedAt: performance.now(),
-      handshake: new ServerHandshake(socket, this.#channelOptions, this.#limits, (connection) => {
+      handshake: new ServerHandshakeSocket(socket, this.#channelOptions, this.#limits, (connection) => {
         this.#leavePending(socket);
         this.#establish(connection);
         this.#options.onEvent?.({ event: 'authenticated', remoteAddress: connection.remoteAddress, taskId: connection.taskId ?? undefined, mode: connection.mode });
