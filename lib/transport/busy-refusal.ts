@@ -6,12 +6,11 @@
  */
 import type { Socket } from 'node:net';
 import { encodeFrame } from './framing.js';
+import { REFUSAL_LINGER_MS } from './limits.js';
 import { encodeRejection } from './preamble.js';
 
 /** The busy frame: `00 06 4e 43 46 47 01 04`. */
 export const BUSY_FRAME: Buffer = encodeFrame(encodeRejection('TOO_MANY_CONNECTIONS'));
-/** How long a refused socket may stay open for its peer to read the busy frame and close, in milliseconds. */
-export const REFUSAL_LINGER_MS = 1000;
 
 function ignore(): void {
   // Input of a refused peer is dropped unread; errors end the socket anyway.

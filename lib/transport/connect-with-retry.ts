@@ -5,15 +5,11 @@
  */
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
 import type { ClientChannelOptions } from './channel-options.js';
+import { DEFAULT_RETRY_FOR_MS, RETRY_BASE_DELAY_MS, RETRY_MAX_DELAY_MS } from './limits.js';
 import type { SecureConnection } from './secure-connection.js';
 import { connectSecure } from './secure-socket.js';
 
-/** How long connectSecureWithRetry keeps trying by default, in milliseconds. */
-export const DEFAULT_RETRY_FOR_MS = 30_000;
-/** The first backoff's upper bound, in milliseconds; it doubles with each retry. */
-export const RETRY_BASE_DELAY_MS = 100;
-/** The largest backoff bound, in milliseconds. */
-export const RETRY_MAX_DELAY_MS = 5_000;
+export { DEFAULT_RETRY_FOR_MS };
 
 /** Why an attempt is worth another: the server said busy, the connection could not be made, it was reset, or it timed out. */
 export type RetryReason = 'busy' | 'unreachable' | 'reset' | 'timeout';

@@ -1,6 +1,6 @@
 /**
- * Reads handshake frames from a socket for the side that opens the connection (SPEC.md §2.3, §2.7): the client
- * of the channel and both sides in raw mode. The server side has its own driver (server-handshake.ts).
+ * Reads handshake frames from a socket for raw mode, on either side (SPEC.md §2.7). The channel's handshakes are
+ * state machines fed straight from the socket instead (client-handshake-socket.ts, server-handshake-socket.ts).
  */
 import type { Socket } from 'node:net';
 import { NoiseCfgError } from '../errors.js';

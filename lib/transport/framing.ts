@@ -4,13 +4,11 @@
  * partial frame (at most `maxFrameBytes` + 2 bytes) besides what it has already handed out.
  */
 import { NoiseCfgError } from '../errors.js';
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './limits.js';
+
+export { FRAME_HEADER_BYTES, MAX_FRAME_BYTES };
 
 const EMPTY = Buffer.alloc(0);
-
-/** Bytes in the length prefix. */
-export const FRAME_HEADER_BYTES = 2;
-/** The largest frame body: one Noise message (Noise rev. 34 §3). */
-export const MAX_FRAME_BYTES = 65535;
 
 /** Prefixes `message` with its 2-byte big-endian length. Throws MESSAGE_TOO_LONG over MAX_FRAME_BYTES. */
 export function encodeFrame(message: Uint8Array): Buffer {

@@ -5,6 +5,8 @@
  * connection open with them.
  */
 
+import { IDLE_SWEEP_SPACING_MS } from './limits.js';
+
 /** What the sweep needs to know of what it watches. */
 export interface IdleSweepOptions<Watched> {
   /** When `watched` becomes idle, in performance.now() milliseconds; activity moves it later. */
@@ -12,9 +14,6 @@ export interface IdleSweepOptions<Watched> {
   /** Closes `watched` for being idle; it has already left the sweep. */
   onIdle: (watched: Watched) => void;
 }
-
-/** Sweeps run at least this far apart, in milliseconds: an idle close may come this much after its deadline. */
-export const IDLE_SWEEP_SPACING_MS = 50;
 
 /** The open connections with an idle timeout, and the one timer that checks them. */
 export class IdleSweep<Watched> {

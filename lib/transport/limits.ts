@@ -1,9 +1,101 @@
 /**
- * The channel's limits with their units and defaults (SPEC.md §2.6). Each is configurable; hitting one closes
- * only the connection concerned.
+ * Every limit and sized constant of the channel, with its unit (SPEC.md §2.1–§2.6): the configurable ChannelLimits
+ * with their defaults, then the fixed sizes, deadlines and caps that the other transport files use. A value that
+ * follows from another is computed from it here, so that the two cannot drift apart. Each configurable limit closes
+ * only the connection concerned when hit.
  */
 import { readFileSync } from 'node:fs';
 import { NoiseCfgError } from '../errors.js';
+import { TAG_BYTES } from '../noise/cipher-functions.js';
+import { DH_BYTES } from '../noise/dh-functions.js';
+import { MAX_MESSAGE_BYTES, MAX_TRANSPORT_PLAINTEXT_BYTES } from '../noise/transport-state.js';
+
+// ---- Wire sizes (SPEC.md §2.1, §2.2, §2.4, §2.5) ----
+
+/** Bytes in a frame's big-endian length prefix. */
+export const FRAME_HEADER_BYTES = 2;
+/** The largest frame body, in bytes: one Noise message (Noise rev. 34 §3), all that the 2-byte prefix can say. */
+export const MAX_FRAME_BYTES = MAX_MESSAGE_BYTES;
+/** The largest frame a peer may send before it has proved it knows the PSK, in bytes (SPEC.md §2.4). */
+export const MAX_UNAUTHENTICATED_FRAME_BYTES = 1024;
+/** Bytes of the type that opens every record's plaintext. */
+export const RECORD_TYPE_BYTES = 1;
+/** The most application bytes one record carries: a full transport plaintext less the type byte (65 518). */
+export const MAX_RECORD_BODY_BYTES = MAX_TRANSPORT_PLAINTEXT_BYTES - RECORD_TYPE_BYTES;
+/** Bytes a record adds to its body on the wire: frame length, type byte and tag (19). */
+export const RECORD_OVERHEAD_BYTES = FRAME_HEADER_BYTES + RECORD_TYPE_BYTES + TAG_BYTES;
+/** Bytes of one full record on the wire, length prefix included (65 537). */
+export const FULL_RECORD_WIRE_BYTES = RECORD_OVERHEAD_BYTES + MAX_RECORD_BODY_BYTES;
+/** Bytes of the mac1 tag appended to xxpsk3 message 1 (SPEC.md §2.4). */
+export const MAC1_BYTES = 16;
+/** Bytes of the key mac1 is computed under. */
+export const MAC1_KEY_BYTES = 32;
+/** Bytes of the initiator's ephemeral public key that opens message 1, the replay cache's key. */
+export const EPHEMERAL_KEY_BYTES = DH_BYTES;
+/** Bytes of the preamble before the task id: magic (4), version (1), mode (1), task id length (1). */
+export const PREAMBLE_HEADER_BYTES = 7;
+/** The longest task id, in bytes (ASCII, so also in characters). */
+export const MAX_TASK_ID_BYTES = 64;
+/** The longest preamble, in bytes (71). */
+export const MAX_PREAMBLE_BYTES = PREAMBLE_HEADER_BYTES + MAX_TASK_ID_BYTES;
+/** The clear rejection frame's body, in bytes: magic, version, reason. Shorter than any handshake message. */
+export const REJECTION_FRAME_BYTES = 6;
+
+// ---- The server's handshake (SPEC.md §2.3, §2.4) ----
+
+/** Frames a client may have queued at the server during the handshake: it never sends more than one at a time. */
+export const MAX_HANDSHAKE_FRAMES_QUEUED = 4;
+/** How long a refused socket may stay open for its peer to read the busy frame and close, in milliseconds. */
+export const REFUSAL_LINGER_MS = 1000;
+/** Refused sockets allowed to linger for their busy frame at once; past it a refusal closes at once. */
+export const MAX_LINGERING_REFUSALS = 128;
+/** How long an ephemeral key is remembered, at least, in milliseconds (at most twice this). */
+export const REPLAY_WINDOW_MS = 120_000;
+/** Keys remembered per replay-cache generation; a full generation rotates early, shortening the window under a flood. */
+export const REPLAY_CACHE_MAX_KEYS = 100_000;
+/** Connections the kernel queues for accept: a burst of connects waits there instead of a 1 s SYN retransmit. */
+export const LISTEN_BACKLOG_CONNECTIONS = 4096;
+/** Events of one kind the rate-limited log passes one by one per interval, by default (SPEC.md §2.6). */
+export const LOG_EVENTS_PER_INTERVAL = 10;
+/** The rate-limited log's interval, in milliseconds, by default. */
+export const LOG_INTERVAL_MS = 1000;
+
+// ---- The client's retries (SPEC.md §2.3) ----
+
+/** How long connectSecureWithRetry keeps trying by default, in milliseconds. */
+export const DEFAULT_RETRY_FOR_MS = 30_000;
+/** The first backoff's upper bound, in milliseconds; it doubles with each retry. */
+export const RETRY_BASE_DELAY_MS = 100;
+/** The largest backoff bound, in milliseconds. */
+export const RETRY_MAX_DELAY_MS = 5_000;
+
+// ---- Established connections: sending, receiving, idling (SPEC.md §2.5) ----
+
+/** Encrypted bytes a sender lets queue in its socket before send() waits for the socket to drain. */
+export const SEND_BUFFER_BYTES = 1024 * 1024;
+/** Records of one message encrypted into one buffer and handed to the socket in one write. */
+export const RECORDS_PER_WRITE = 16;
+/** Bytes of one such batch of full records, about 1 MiB: the larger of the send pool's buffers. */
+export const BATCH_WIRE_BYTES = RECORDS_PER_WRITE * FULL_RECORD_WIRE_BYTES;
+/** Bytes sent in one batch after which a sender yields to the event loop even when its socket is not full. */
+export const YIELD_AFTER_BYTES = 512 * 1024;
+/**
+ * The most a receiver sets aside for a message before it knows the message's size, in bytes: it guesses the size
+ * of the last long message, and grows past this by doubling.
+ */
+export const MAX_ASSEMBLY_GUESS_BYTES = 4 * 1024 * 1024;
+/** The smallest send buffer taken from the full-record pool, in bytes; smaller ones would waste most of it. */
+export const POOLED_RECORD_FROM_BYTES = 16 * 1024;
+/** The smallest send buffer taken from the batch pool, in bytes. */
+export const POOLED_BATCH_FROM_BYTES = 256 * 1024;
+/** Buffers kept for reuse per pooled size, at most. */
+export const MAX_POOLED_BUFFERS = 16;
+/** Bytes per read into the buffer shared by the sockets a client connects: Node's own read size. */
+export const SHARED_READ_BYTES = 64 * 1024;
+/** Idle sweeps run at least this far apart, in milliseconds: an idle close may come this much after its deadline. */
+export const IDLE_SWEEP_SPACING_MS = 50;
+
+// ---- Configurable limits (SPEC.md §2.6) ----
 
 /** Limits of one channel endpoint. */
 export interface ChannelLimits {
@@ -58,9 +150,6 @@ export const DEFAULT_LIMITS: Readonly<ChannelLimits> = Object.freeze({
   rekeyAfterMs: 3_600_000,
 });
 
-/** The largest frame a peer may send before it has proved it knows the PSK, in bytes (SPEC.md §2.4). */
-export const MAX_UNAUTHENTICATED_FRAME_BYTES = 1024;
-
 /** Merges `overrides` over the defaults, checking each value. Throws INVALID_ARGUMENT naming the limit. */
 export function resolveLimits(overrides: Partial<ChannelLimits> = {}): ChannelLimits {
   for (const name of Object.keys(overrides)) {
@@ -76,6 +165,8 @@ export function resolveLimits(overrides: Partial<ChannelLimits> = {}): ChannelLi
   }
   return limits;
 }
+
+// ---- Connection caps and the open-files limit (SPEC.md §2.4) ----
 
 /**
  * File descriptors a server keeps out of its connection caps, for everything else it opens: the store, logs, the

@@ -4,10 +4,9 @@
  * itself enters only at message 3. Pure; BLAKE2b from libsodium.
  */
 import sodium from 'sodium-native';
+import { MAC1_BYTES, MAC1_KEY_BYTES } from './limits.js';
 
-/** Bytes of the mac1 tag appended to message 1. */
-export const MAC1_BYTES = 16;
-const MAC1_KEY_BYTES = 32;
+export { MAC1_BYTES };
 const MAC1_KEY_LABEL = Buffer.from('noise-cfg/1 mac1', 'ascii');
 
 /** mac1Key = BLAKE2b-256(key = psk, message = "noise-cfg/1 mac1"). */

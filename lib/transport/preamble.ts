@@ -3,17 +3,14 @@
  * first handshake frame and used whole as the Noise prologue. Also the server's clear rejection frame. Pure.
  */
 import { NoiseCfgError } from '../errors.js';
+import { MAX_PREAMBLE_BYTES, MAX_TASK_ID_BYTES, PREAMBLE_HEADER_BYTES, REJECTION_FRAME_BYTES } from './limits.js';
+
+export { MAX_PREAMBLE_BYTES, MAX_TASK_ID_BYTES, PREAMBLE_HEADER_BYTES, REJECTION_FRAME_BYTES };
 
 /** "NCFG". */
 export const PREAMBLE_MAGIC = Buffer.from('NCFG', 'ascii');
 /** The only channel version this build speaks. */
 export const CHANNEL_VERSION = 1;
-/** The longest task id, in bytes. */
-export const MAX_TASK_ID_BYTES = 64;
-/** Bytes before the task id: magic (4), version (1), mode (1), task id length (1). */
-export const PREAMBLE_HEADER_BYTES = 7;
-/** The longest preamble, in bytes. */
-export const MAX_PREAMBLE_BYTES = PREAMBLE_HEADER_BYTES + MAX_TASK_ID_BYTES;
 
 /** Channel modes (CONTRACT.md). */
 export type ChannelMode = 'xxpsk3' | 'nnpsk0';
@@ -26,10 +23,7 @@ export const MODE_BYTES: Readonly<Record<ChannelMode, number>> = { xxpsk3: 1, nn
  * (the server is busy) is sent before the client's first flight is read, so it proves nothing and costs nothing.
  */
 export const REJECTION_REASONS = { UNSUPPORTED_VERSION: 1, UNSUPPORTED_MODE: 2, PREAMBLE_INVALID: 3, TOO_MANY_CONNECTIONS: 4 } as const;
-/** The rejection frame's body length: magic, version, reason. Shorter than any handshake message. */
-export const REJECTION_FRAME_BYTES = 6;
-
-const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const TASK_ID_PATTERN = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_TASK_ID_BYTES}}$`);
 
 /** What the preamble carries. */
 export interface Preamble {
@@ -41,7 +35,7 @@ export interface Preamble {
 /** Throws INVALID_ARGUMENT unless `taskId` is 1 to 64 characters of [A-Za-z0-9_-]. */
 export function checkTaskId(taskId: string): string {
   if (typeof taskId !== 'string' || !TASK_ID_PATTERN.test(taskId)) {
-    throw new NoiseCfgError('INVALID_ARGUMENT', 'taskId must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -');
+    throw new NoiseCfgError('INVALID_ARGUMENT', `taskId must be 1 to ${MAX_TASK_ID_BYTES} characters of A-Z, a-z, 0-9, _ and -`);
   }
   return taskId;
 }

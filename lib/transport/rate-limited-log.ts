@@ -3,11 +3,7 @@
  * the rest are counted, and each kind that had more gets one summary line with the count when the interval ends.
  * The clock and the timer are Node's; the timer does not keep the process alive.
  */
-
-/** Events passed one by one per kind per interval, by default. */
-export const LOG_EVENTS_PER_INTERVAL = 10;
-/** The interval, in milliseconds, by default. */
-export const LOG_INTERVAL_MS = 1000;
+import { LOG_EVENTS_PER_INTERVAL, LOG_INTERVAL_MS } from './limits.js';
 
 /** Options of a RateLimitedLog. */
 export interface RateLimitedLogOptions<Event> {

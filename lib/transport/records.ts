@@ -4,14 +4,14 @@
  * that the sender's key changes after this record; READY is the server's first record. Pure.
  */
 import { NoiseCfgError } from '../errors.js';
-import { MAX_TRANSPORT_PLAINTEXT_BYTES } from '../noise/transport-state.js';
+import { MAX_RECORD_BODY_BYTES } from './limits.js';
+
+export { MAX_RECORD_BODY_BYTES };
 
 /** Record type bytes. */
 export const RECORD_TYPES = { FRAGMENT: 0x00, FINAL: 0x01, END: 0x02, REKEY: 0x03, READY: 0x04 } as const;
 /** A record type name. */
 export type RecordType = keyof typeof RECORD_TYPES;
-/** The most application bytes one record carries. */
-export const MAX_RECORD_BODY_BYTES = MAX_TRANSPORT_PLAINTEXT_BYTES - 1;
 
 const TYPE_BY_BYTE = new Map<number, RecordType>(Object.entries(RECORD_TYPES).map(([name, byte]) => [byte, name as RecordType]));
 

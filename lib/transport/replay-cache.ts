@@ -2,11 +2,7 @@
  * A short-lived memory of initiator ephemeral keys (SPEC.md §2.4), so a replayed handshake message 1 is refused
  * before the server does any DH for it. Two generations rotate every window; the clock is passed in. Pure.
  */
-
-/** How long an ephemeral key is remembered, at least, in milliseconds. */
-export const REPLAY_WINDOW_MS = 120_000;
-/** Keys remembered per generation; a full generation rotates early, which shortens the window under a flood. */
-export const REPLAY_CACHE_MAX_KEYS = 100_000;
+import { REPLAY_CACHE_MAX_KEYS, REPLAY_WINDOW_MS } from './limits.js';
 
 /** Remembers keys for between one and two windows. */
 export class ReplayCache {

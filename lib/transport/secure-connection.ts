@@ -7,28 +7,18 @@ import type { Socket } from 'node:net';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
 import { TAG_BYTES } from '../noise/cipher-functions.js';
 import { MAX_TRANSPORT_PLAINTEXT_BYTES, type TransportState } from '../noise/transport-state.js';
-import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './framing.js';
 import type { ReaderLeftovers } from './frame-reader.js';
 import { IdleSweep } from './idle-sweep.js';
-import type { ChannelLimits } from './limits.js';
+import {
+  FRAME_HEADER_BYTES, MAX_ASSEMBLY_GUESS_BYTES, MAX_FRAME_BYTES, MAX_RECORD_BODY_BYTES, RECORD_OVERHEAD_BYTES, RECORD_TYPE_BYTES, RECORDS_PER_WRITE,
+  SEND_BUFFER_BYTES, YIELD_AFTER_BYTES, type ChannelLimits,
+} from './limits.js';
 import type { ChannelMode } from './preamble.js';
-import { decodeRecord, MAX_RECORD_BODY_BYTES, RECORD_TYPES, type RecordType } from './records.js';
+import { decodeRecord, RECORD_TYPES, type RecordType } from './records.js';
 import { takeSendBuffer } from './send-buffer-pool.js';
 import { onChunks } from './socket-chunks.js';
 
-/** Encrypted bytes a sender lets queue in its socket before send() waits for the socket to drain. */
-export const SEND_BUFFER_BYTES = 1024 * 1024;
-/** Records of one message encrypted into one buffer and handed to the socket in one write (about 1 MiB). */
-const RECORDS_PER_WRITE = 16;
-/** Bytes sent in one batch after which a sender yields to the event loop even when its socket is not full. */
-const YIELD_AFTER_BYTES = 512 * 1024;
-/** Bytes a record adds to its body on the wire: frame length, type byte and tag. */
-const RECORD_OVERHEAD_BYTES = FRAME_HEADER_BYTES + 1 + TAG_BYTES;
-/**
- * The most a receiver sets aside for a message before it knows the message's size, in bytes: it guesses the size
- * of the last long message, and grows past this by doubling.
- */
-const MAX_ASSEMBLY_GUESS_BYTES = 4 * 1024 * 1024;
+export { SEND_BUFFER_BYTES };
 
 /** Symbol of the test-only door to the connection's TransportState; not re-exported from the package. */
 export const TRANSPORT_FOR_TESTING = Symbol('noise-cfg testing only: transport state');
@@ -307,10 +297,10 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     let position = 0;
     for (let bodyStart = offset, record = 0; record < records; record++) {
       const bodyEnd = Math.min(bodyStart + MAX_RECORD_BODY_BYTES, end);
-      const plaintextBytes = 1 + bodyEnd - bodyStart;
+      const plaintextBytes = RECORD_TYPE_BYTES + bodyEnd - bodyStart;
       batch.writeUInt16BE(plaintextBytes + TAG_BYTES, position);
       batch[position + FRAME_HEADER_BYTES] = bodyEnd === message.byteLength ? RECORD_TYPES.FINAL : RECORD_TYPES.FRAGMENT;
-      batch.set(message.subarray(bodyStart, bodyEnd), position + FRAME_HEADER_BYTES + 1);
+      batch.set(message.subarray(bodyStart, bodyEnd), position + FRAME_HEADER_BYTES + RECORD_TYPE_BYTES);
       const sealed = batch.subarray(position + FRAME_HEADER_BYTES, position + FRAME_HEADER_BYTES + plaintextBytes + TAG_BYTES);
       this.#transport.encryptInPlace(sealed, plaintextBytes);
       this.#sentUnderKey += 1;
@@ -336,9 +326,9 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   // A record with no body (END, REKEY); messages go out through #writeRecords.
   #writeControlRecord(type: 'END' | 'REKEY'): void {
     if (type !== 'REKEY' && this.#isRekeyDue()) this.#rekeySend();
-    const frame = this.#newFrame(1);
+    const frame = this.#newFrame(RECORD_TYPE_BYTES);
     frame[FRAME_HEADER_BYTES] = RECORD_TYPES[type];
-    this.#sealFrame(frame, 1);
+    this.#sealFrame(frame, RECORD_TYPE_BYTES);
     this.#sentUnderKey += 1;
   }
 

@@ -7,12 +7,12 @@
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
 import { refuseAsBusy, refuseAsBusyNow } from './busy-refusal.js';
-import { fitConnectionCaps, readOpenFilesLimit, resolveLimits, type ChannelLimits, type ConnectionCaps } from './limits.js';
+import { fitConnectionCaps, LISTEN_BACKLOG_CONNECTIONS, MAX_LINGERING_REFUSALS, readOpenFilesLimit, resolveLimits, type ChannelLimits, type ConnectionCaps } from './limits.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { ReplayCache } from './replay-cache.js';
 import type { SecureConnection } from './secure-connection.js';
 import type { ServerChannelOptions } from './channel-options.js';
-import { ServerHandshake, type HandshakeHooks } from './server-handshake.js';
+import { ServerHandshakeSocket, type HandshakeHooks } from './server-handshake-socket.js';
 import { sourceAddressKey } from './source-address.js';
 
 /** One line's worth of what happened to a connection; never holds a key or a PSK. */
@@ -51,12 +51,9 @@ export interface SecureServerOptions extends Omit<ServerChannelOptions, 'replayC
   openFilesLimit?: number | null;
 }
 
-/** Refused sockets allowed to linger for their busy frame at once; past it a refusal closes at once. */
-export const MAX_LINGERING_REFUSALS = 128;
-
 /** A connection in the handshake. */
 interface Pending {
-  handshake: ServerHandshake;
+  handshake: ServerHandshakeSocket;
   source: string;
   acceptedAt: number;
 }
@@ -119,8 +116,7 @@ export class SecureServer {
         reject(new NoiseCfgError('CONNECTION_FAILED', `cannot listen on ${host}:${port}: ${error.code ?? error.message}`, { cause: error }));
       };
       this.#server.once('error', onError);
-      // A deep accept queue: a burst of connects waits in the kernel instead of a 1 s SYN retransmit.
-      this.#server.listen({ port, host, backlog: 4096 }, () => {
+      this.#server.listen({ port, host, backlog: LISTEN_BACKLOG_CONNECTIONS }, () => {
         this.#server.off('error', onError);
         resolve(this.#server.address() as AddressInfo);
       });
@@ -192,7 +188,7 @@ export class SecureServer {
     const pending: Pending = {
       source,
       acceptedAt: performance.now(),
-      handshake: new ServerHandshake(socket, this.#channelOptions, this.#limits, (connection) => {
+      handshake: new ServerHandshakeSocket(socket, this.#channelOptions, this.#limits, (connection) => {
         this.#leavePending(socket);
         this.#establish(connection);
         this.#options.onEvent?.({ event: 'authenticated', remoteAddress: connection.remoteAddress, taskId: connection.taskId ?? undefined, mode: connection.mode });

@@ -1,24 +1,22 @@
 /**
- * Handshake drivers (SPEC.md §2.3–§2.4): turn a net.Socket plus a key setup into a SecureConnection. The client
- * sends the preamble and message 1 (with mac1 in xxpsk3), checks the server's pin before message 3, and waits
- * for the server's READY. The server parses the preamble, finds the task's PSK, refuses strangers before any DH,
- * and sends READY. Toward the peer every handshake failure is the same silent close.
+ * The channel's entry points (SPEC.md §2.3, §2.7, §2.8): connect a socket, or take an accepted one, and run the
+ * handshake on it to get a SecureConnection. The handshakes themselves are the state machines of
+ * client-handshake.ts and server-handshake.ts, each on its socket adapter; raw mode's plain Noise loop is here.
  */
 import net, { type Socket } from 'node:net';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
 import { HandshakeState } from '../noise/handshake-state.js';
-import { PROTOCOL_BY_MODE, type ClientChannelOptions, type RawChannelOptions, type ServerChannelOptions } from './channel-options.js';
-import { encodeFrame, MAX_FRAME_BYTES } from './framing.js';
+import { asAuthenticationFailure, closedDuringHandshake } from './channel-handshake.js';
+import type { ClientChannelOptions, RawChannelOptions, ServerChannelOptions } from './channel-options.js';
+import { ClientHandshake } from './client-handshake.js';
+import { runClientHandshake } from './client-handshake-socket.js';
+import { encodeFrame } from './framing.js';
 import { FrameReader } from './frame-reader.js';
-import { resolveLimits } from './limits.js';
-import { computeMac1, mac1KeyForPsk } from './mac1.js';
-import { checkTaskId, decodeRejection, encodePreamble } from './preamble.js';
-import { decodeRecord } from './records.js';
+import { MAX_FRAME_BYTES, resolveLimits } from './limits.js';
 import { SecureConnection } from './secure-connection.js';
+import { ServerHandshakeSocket } from './server-handshake-socket.js';
 import { connectReadingShared } from './socket-chunks.js';
-import { asAuthenticationFailure, createHandshake, EPHEMERAL_FOR_TESTING, ServerHandshake } from './server-handshake.js';
 
-export { EPHEMERAL_FOR_TESTING };
 export type { ClientChannelOptions, RawChannelOptions, ServerChannelOptions, TaskKey } from './channel-options.js';
 
 /**
@@ -61,44 +59,11 @@ function connectWithin(host: string, port: number, timeoutMs: number, connect: (
 /** Runs the client handshake on a connected socket. Throws as connectSecure does, except CONNECTION_FAILED. */
 export async function secureClientSocket(socket: Socket, options: ClientChannelOptions): Promise<SecureConnection> {
   const limits = resolveLimits(options.limits);
-  checkTaskId(options.taskId);
-  const protocolName = PROTOCOL_BY_MODE[options.mode];
-  if (protocolName === undefined) throw new NoiseCfgError('INVALID_ARGUMENT', `mode must be xxpsk3 or nnpsk0, got ${String(options.mode)}`);
-  const isXx = options.mode === 'xxpsk3';
-  if (isXx && (!options.staticKeyPair || !options.serverPublicKey)) {
-    throw new NoiseCfgError('KEY_MISSING', 'xxpsk3 needs staticKeyPair and serverPublicKey (the pin)');
-  }
-  const preamble = encodePreamble(options.mode, options.taskId);
-  const handshake = createHandshake({
-    protocolName,
-    initiator: true,
-    prologue: preamble,
-    psks: [options.psk],
-    ...(isXx ? { staticKeyPair: options.staticKeyPair!, expectedRemoteStaticKey: options.serverPublicKey! } : {}),
-  }, options);
-  const reader = new FrameReader(socket, { maxFrameBytes: MAX_FRAME_BYTES });
-  return withDeadline(socket, reader, limits.handshakeTimeoutMs, async () => {
-    const message1 = handshake.writeMessage();
-    const firstFrame = isXx ? Buffer.concat([message1, computeMac1(mac1KeyForPsk(options.psk), preamble, message1)]) : message1;
-    socket.write(Buffer.concat([preamble, encodeFrame(firstFrame)]));
-
-    const reply = await readHandshakeFrame(reader);
-    throwIfRejection(reply);
-    asAuthenticationFailure(() => handshake.readMessage(reply));
-    if (isXx) socket.write(encodeFrame(handshake.writeMessage()));
-    const transport = handshake.finish();
-
-    const ready = await readHandshakeFrame(reader);
-    // A server with no room for another established connection says so in place of READY (SPEC.md §2.3).
-    throwIfRejection(ready);
-    asAuthenticationFailure(() => {
-      if (decodeRecord(transport.decrypt(ready)).type !== 'READY') throw new NoiseCfgError('FRAME_INVALID', 'the server\'s first record is not READY');
-    });
-    return new SecureConnection(socket, transport, reader.takeOver(), {
-      info: { mode: options.mode, taskId: options.taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey },
-      limits,
-    });
-  });
+  const handshake = new ClientHandshake(options);
+  return runClientHandshake(socket, handshake, limits.handshakeTimeoutMs, ({ transport, decoder, frames }) => new SecureConnection(socket, transport, { decoder, frames, isEnded: false }, {
+    info: { mode: options.mode, taskId: options.taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey },
+    limits,
+  }));
 }
 
 /**
@@ -111,7 +76,7 @@ export async function secureClientSocket(socket: Socket, options: ClientChannelO
 export function acceptSecureSocket(socket: Socket, options: ServerChannelOptions): Promise<SecureConnection> {
   const limits = resolveLimits(options.limits);
   return new Promise((resolve, reject) => {
-    new ServerHandshake(socket, options, limits, resolve, reject);
+    new ServerHandshakeSocket(socket, options, limits, resolve, reject);
   });
 }
 
@@ -137,36 +102,12 @@ export async function rawSecureSocket(socket: Socket, options: RawChannelOptions
   });
 }
 
-const REJECTION_MESSAGES: Readonly<Record<NonNullable<ReturnType<typeof decodeRejection>>, string>> = {
-  UNSUPPORTED_VERSION: 'the server rejected the connection: unsupported version',
-  UNSUPPORTED_MODE: 'the server rejected the connection: unsupported mode',
-  PREAMBLE_INVALID: 'the server rejected the connection: preamble invalid',
-  TOO_MANY_CONNECTIONS: 'server busy: it is at a connection limit and refused this connection; try again later',
-};
-
-// A rejection frame is 6 bytes, shorter than any handshake or transport message, so it cannot be mistaken for one.
-function throwIfRejection(frame: Buffer): void {
-  const rejection = decodeRejection(frame);
-  if (rejection !== null) throw new NoiseCfgError(rejection, REJECTION_MESSAGES[rejection]);
-}
-
-/** Socket errors that mean the peer reset the connection rather than closed it. */
-const RESET_ERRNO_CODES = new Set(['ECONNRESET', 'EPIPE']);
-
-// For the side that waits on the peer's answer, a clean close (FIN) during the handshake is the peer refusing it.
-// A reset is not: a server that refuses sends a FIN after reading what the client sent, so a reset means a server
-// that was cut off or overloaded, and is worth another try.
+// For raw mode, as for the channel's client: a clean close while waiting for the peer is a refusal, a reset is not.
 async function readHandshakeFrame(reader: FrameReader): Promise<Buffer> {
   try {
     return await reader.readFrame();
   } catch (error) {
-    if (isNoiseCfgError(error, 'CONNECTION_TRUNCATED')) {
-      const errno = (error.cause as NodeJS.ErrnoException | undefined)?.code;
-      if (errno !== undefined && RESET_ERRNO_CODES.has(errno)) {
-        throw new NoiseCfgError('CONNECTION_FAILED', `the server reset the connection during the handshake (${errno}): it may be overloaded or restarting`, { cause: error.cause });
-      }
-      throw new NoiseCfgError('AUTHENTICATION_FAILED', 'the server closed the connection during the handshake: wrong PSK, or the server does not serve this task id', { cause: error });
-    }
+    if (isNoiseCfgError(error, 'CONNECTION_TRUNCATED')) throw closedDuringHandshake(error.cause as Error | undefined);
     throw error;
   }
 }

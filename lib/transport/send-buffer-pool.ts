@@ -4,13 +4,10 @@
  * taken again instead. Two sizes are pooled: one full record (a CHUNK of a pull) and one batch of 16 records
  * (a megabyte of a long message). The pools are shared by every connection of the process and bounded.
  */
+import { BATCH_WIRE_BYTES, FULL_RECORD_WIRE_BYTES, MAX_POOLED_BUFFERS, POOLED_BATCH_FROM_BYTES, POOLED_RECORD_FROM_BYTES } from './limits.js';
 
-/** Bytes of one full record on the wire: length, type byte, 65,518 body bytes, tag. */
-const RECORD_WIRE_BYTES = 2 + 65535;
-/** Bytes of each pooled batch buffer: 16 full records, about 1 MiB. */
-export const POOLED_BUFFER_BYTES = 16 * RECORD_WIRE_BYTES;
-/** Buffers kept for reuse per size, at most. */
-const MAX_POOLED_BUFFERS = 16;
+/** Bytes of the largest pooled buffer: one batch of full records (limits.ts). */
+export const POOLED_BUFFER_BYTES = BATCH_WIRE_BYTES;
 
 interface SizeClass {
   /** Smallest request served from this pool: smaller ones would waste most of the buffer. */
@@ -20,8 +17,8 @@ interface SizeClass {
 }
 
 const SIZE_CLASSES: readonly SizeClass[] = [
-  { fromBytes: 16 * 1024, bufferBytes: RECORD_WIRE_BYTES, free: [] },
-  { fromBytes: 256 * 1024, bufferBytes: POOLED_BUFFER_BYTES, free: [] },
+  { fromBytes: POOLED_RECORD_FROM_BYTES, bufferBytes: FULL_RECORD_WIRE_BYTES, free: [] },
+  { fromBytes: POOLED_BATCH_FROM_BYTES, bufferBytes: BATCH_WIRE_BYTES, free: [] },
 ];
 
 /** A buffer of exactly `bytes` bytes and, when it came from a pool, the function that gives it back. */

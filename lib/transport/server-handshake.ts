@@ -1,193 +1,149 @@
 /**
- * The server side of the channel handshake (SPEC.md §2.3–§2.4), driven straight from the socket's data events:
- * parse the preamble, find the task's PSK, refuse strangers before any DH (mac1 in xxpsk3, the tag of message 1
- * in nnpsk0), refuse a replayed message 1, answer, and send READY. It holds at most a few small frames before
- * the client has authenticated, and toward the client every failure is the same silent close. The first flight
- * has its own deadline, and an nnpsk0 client counts as authenticated only once its first transport message
- * decrypts (SPEC.md §1.2: message 1 can be replayed).
- * Event-driven rather than a chain of awaits: a server runs this for every connection, and per-step promises,
- * listeners and timers cost as much as the handshake's hashing (bench/, issue 6).
+ * The server side of the channel handshake as a state machine with no I/O (SPEC.md §2.2–§2.4): bytes from the
+ * client go in, and each call says what to send and whether the handshake is waiting, needs the task's key, is
+ * done or has failed. It parses the preamble, refuses strangers before any DH (mac1 in xxpsk3, the tag of message
+ * 1 in nnpsk0), refuses a replayed message 1, answers, and seals READY. It holds at most a few small frames before
+ * the client has authenticated. Every failure is final; toward the client it is silent, except the clear rejection
+ * of a version or mode and the busy frame, which the SPEC allows. No socket, timer or clock: the deadlines, and the
+ * nnpsk0 wait for the client's first transport message, belong to the socket adapter (server-handshake-socket.ts).
  */
-import type { Socket } from 'node:net';
-import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
-import { HandshakeState, type HandshakeOptions } from '../noise/handshake-state.js';
+import { NoiseCfgError } from '../errors.js';
 import type { KeyPair } from '../noise/dh-functions.js';
-import { createHandshakeStateWithFixedEphemeralForTesting } from '../noise/testing.js';
-import type { TransportState } from '../noise/transport-state.js';
+import type { HandshakeState } from '../noise/handshake-state.js';
+import { asAuthenticationFailure, asHandshakeError, createHandshake, sealReady, type HandshakeResult } from './channel-handshake.js';
+import { PROTOCOL_BY_MODE, type TaskKey } from './channel-options.js';
 import { encodeFrame, FrameDecoder } from './framing.js';
-import { MAX_UNAUTHENTICATED_FRAME_BYTES, type ChannelLimits } from './limits.js';
-import { MAC1_BYTES, verifyMac1, mac1KeyForPsk } from './mac1.js';
-import { encodeRejection, MAX_PREAMBLE_BYTES, parsePreamble, type Preamble } from './preamble.js';
-import { refuseAsBusy } from './busy-refusal.js';
-import { encodeRecord } from './records.js';
+import { EPHEMERAL_KEY_BYTES, MAC1_BYTES, MAX_HANDSHAKE_FRAMES_QUEUED, MAX_PREAMBLE_BYTES, MAX_UNAUTHENTICATED_FRAME_BYTES } from './limits.js';
+import { mac1KeyForPsk, verifyMac1 } from './mac1.js';
+import { encodeRejection, parsePreamble, type Preamble } from './preamble.js';
 import type { ReplayCache } from './replay-cache.js';
-import { SecureConnection } from './secure-connection.js';
-import { PROTOCOL_BY_MODE, type ServerChannelOptions, type TaskKey } from './channel-options.js';
 
-/** Frames a client may have queued at the server during the handshake: it never sends more than one at a time. */
-const MAX_HANDSHAKE_FRAMES_QUEUED = 4;
-const PUBLIC_KEY_BYTES = 32;
-const READY_PLAINTEXT = encodeRecord('READY');
-
-/** Symbol of the option that fixes a side's ephemeral key, for the channel transcripts in vectors/ only. */
-export const EPHEMERAL_FOR_TESTING = Symbol('noise-cfg testing only: fixed channel ephemeral');
-
-/** A HandshakeState for the options, with the fixed ephemeral of the transcripts when one is set. */
-export function createHandshake(handshakeOptions: HandshakeOptions, channelOptions: object): HandshakeState {
-  const fixed = (channelOptions as { [EPHEMERAL_FOR_TESTING]?: KeyPair })[EPHEMERAL_FOR_TESTING];
-  return fixed ? createHandshakeStateWithFixedEphemeralForTesting(handshakeOptions, fixed) : new HandshakeState(handshakeOptions);
-}
-
-type Stage = 'preamble' | 'task' | 'message1' | 'message3' | 'confirm' | 'done';
-
-/** What a listener learns of, and decides for, its handshakes; one object serves every connection. */
-export interface HandshakeHooks {
-  /** The client has shown it knows the task PSK (mac1, or the nnpsk0 tag of message 1), though it may be a replay. */
-  onProven?: (socket: Socket) => void;
-  /** True when the listener has no room for another established connection: the client is told it is busy. */
+/** What the server handshake needs besides the client's bytes. */
+export interface ServerHandshakeOptions {
+  /** The server's static key pair (used in xxpsk3). */
+  staticKeyPair: KeyPair;
+  /** Remembers initiator ephemerals so that a replayed message 1 is refused. */
+  replayCache: ReplayCache;
+  /** True when there is no room for another established connection: the client is told it is busy. */
   isEstablishedFull?: () => boolean;
-  /** Sends the busy frame and closes; by default refuseAsBusy. */
-  refuse?: (socket: Socket) => void;
+  /** The cap isEstablishedFull applies, for the failure's message. */
+  maxEstablishedConnections?: number;
+  /** Only for the transcripts in vectors/: EPHEMERAL_FOR_TESTING and its key pair. */
+  testing?: object;
 }
 
-const NO_HOOKS: HandshakeHooks = {};
+/** What a finished server handshake hands over. */
+export interface ServerHandshakeResult extends HandshakeResult {
+  preamble: Preamble;
+  task: TaskKey;
+  /**
+   * nnpsk0: message 1 can be replayed, so the client is not yet known to hold the session's keys; it is only once
+   * its first transport message decrypts (SPEC.md §2.3).
+   */
+  isConfirmed: boolean;
+}
 
-/**
- * One server handshake on one accepted socket; calls `resolve` (in a microtask) or `reject` (at once, before the
- * socket is closed, except when an nnpsk0 connection waiting for its first transport message closes) exactly once.
- * In nnpsk0 `resolve` waits for that message to decrypt (SPEC.md §2.3).
- */
+/** How a failed handshake answers the client. */
+export type FailureReply =
+  /** Nothing: the socket is closed. */
+  | 'silent'
+  /** `send` holds the clear rejection frame of a version or mode (SPEC.md §2.2): written, then FIN. */
+  | 'rejection'
+  /** The server has no room for another established connection: the busy frame, then FIN (SPEC.md §2.4). */
+  | 'busy';
+
+/** What one input did to the server handshake, and what to do about it. */
+export type ServerHandshakeStep =
+  /** More bytes are needed; `send` (message 2 of xxpsk3), when set, is written first. */
+  | { status: 'waiting'; send?: Buffer; isProven?: boolean }
+  /** The key of this task is needed: look it up and pass it to taskFound(). */
+  | { status: 'lookup'; taskId: string; isProven?: never }
+  /** The handshake's last bytes are in `send`; the connection takes over from here. */
+  | { status: 'done'; send: Buffer; isProven?: boolean; result: ServerHandshakeResult }
+  /** Final: every later input is ignored. */
+  | { status: 'failed'; error: NoiseCfgError; reply: FailureReply; send?: Buffer; isProven?: boolean };
+
+type Stage = 'preamble' | 'lookup' | 'message1' | 'message3' | 'done' | 'failed';
+
+const WAITING: ServerHandshakeStep = Object.freeze({ status: 'waiting' });
+
+/** One server handshake; feed it the client's bytes with receive(). Never throws. */
 export class ServerHandshake {
-  readonly #socket: Socket;
-  readonly #options: ServerChannelOptions & { replayCache: ReplayCache };
-  readonly #limits: ChannelLimits;
-  readonly #resolve: (connection: SecureConnection) => void;
-  readonly #reject: (error: Error) => void;
+  readonly #options: ServerHandshakeOptions;
   readonly #decoder = new FrameDecoder(MAX_UNAUTHENTICATED_FRAME_BYTES);
   readonly #frames: Buffer[] = [];
-  readonly #hooks: HandshakeHooks;
-  #timer: NodeJS.Timeout;
-  /** True once the first frame (message 1, sent with the preamble) is complete. */
-  #hasFirstFlight = false;
-  /** nnpsk0: the connection waiting for the client's first transport message. */
-  #unconfirmed: SecureConnection | null = null;
   #stage: Stage = 'preamble';
   #preambleBytes: Buffer | null = null;
   #preamble: Preamble | null = null;
+  /**
+   * A bad frame that came in the preamble's chunk: reported once the task is known, so that a client of an unknown
+   * task hears of that first, whatever followed.
+   */
+  #frameError: unknown = null;
   #prologue: Buffer | null = null;
   #task: TaskKey | null = null;
   #handshake: HandshakeState | null = null;
+  #hasFirstFlight = false;
+  #isProven = false;
+  #failure: NoiseCfgError | null = null;
 
-  readonly #onData = (chunk: Buffer): void => {
-    try {
-      this.#receive(chunk);
-    } catch (error) {
-      this.#fail(error as Error);
-    }
-  };
-  // The client's FIN before READY can only mean it gave up: the handshake fails (a finished one has detached).
-  readonly #onEnd = (): void => {
-    this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection during the handshake'));
-  };
-  readonly #onError = (error: Error): void => {
-    this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `connection error: ${error.message}`, { cause: error }));
-  };
-
-  readonly #onTimer = (): void => {
-    const firstFlightMs = Math.min(this.#limits.firstFlightTimeoutMs, this.#limits.handshakeTimeoutMs);
-    if (!this.#hasFirstFlight) {
-      this.#fail(new NoiseCfgError('HANDSHAKE_TIMEOUT', `the first flight (preamble and handshake message 1) did not arrive within ${firstFlightMs} ms (firstFlightTimeoutMs)`));
-      return;
-    }
-    const leftMs = this.#limits.handshakeTimeoutMs - firstFlightMs;
-    if (leftMs > 0) this.#timer = setTimeout(this.#onHandshakeDeadline, leftMs);
-    else this.#onHandshakeDeadline();
-  };
-  readonly #onHandshakeDeadline = (): void => {
-    const waiting = this.#stage === 'confirm' ? ': no transport message from the client decrypted' : '';
-    this.#fail(new NoiseCfgError('HANDSHAKE_TIMEOUT', `handshake did not finish within ${this.#limits.handshakeTimeoutMs} ms (handshakeTimeoutMs)${waiting}`));
-  };
-
-  constructor(socket: Socket, options: ServerChannelOptions & { replayCache: ReplayCache }, limits: ChannelLimits, resolve: (connection: SecureConnection) => void, reject: (error: Error) => void, hooks: HandshakeHooks = NO_HOOKS) {
-    this.#socket = socket;
+  constructor(options: ServerHandshakeOptions) {
     this.#options = options;
-    this.#limits = limits;
-    this.#resolve = resolve;
-    this.#reject = reject;
-    this.#hooks = hooks;
-    // One timer at a time: the first-flight deadline, then what is left of the whole handshake's.
-    this.#timer = setTimeout(this.#onTimer, Math.min(limits.firstFlightTimeoutMs, limits.handshakeTimeoutMs));
-    socket.on('data', this.#onData);
-    socket.on('end', this.#onEnd);
-    socket.on('close', this.#onEnd);
-    socket.on('error', this.#onError);
+  }
+
+  /** True once the client's first frame (message 1, sent with the preamble) is complete. */
+  get hasFirstFlight(): boolean {
+    return this.#hasFirstFlight;
+  }
+
+  /** True from message 1's check (mac1, or the nnpsk0 tag) on: the client knows the task PSK, or replays one that did. */
+  get isProven(): boolean {
+    return this.#isProven;
+  }
+
+  /** True once done or failed. */
+  get isOver(): boolean {
+    return this.#stage === 'done' || this.#stage === 'failed';
   }
 
   /**
-   * Ends this handshake to make room for a newer connection (SPEC.md §2.4): `reject` gets TOO_MANY_CONNECTIONS and
-   * the client the busy frame (an nnpsk0 client past message 2 holds the keys already, and is cut silently).
+   * Takes the next bytes from the client (any chunking). They are used before this returns, or copied: the caller
+   * may reuse `chunk`.
    */
-  evict(reason: string): void {
-    if (this.#stage === 'done') return;
-    const error = new NoiseCfgError('TOO_MANY_CONNECTIONS', reason);
-    if (this.#stage === 'confirm') {
-      this.#fail(error);
-      return;
-    }
-    this.#detach();
-    this.#handshake?.dispose();
-    this.#reject(error);
-    (this.#hooks.refuse ?? refuseAsBusy)(this.#socket);
-  }
-
-  #receive(chunk: Buffer): void {
-    if (this.#stage === 'done' || this.#stage === 'confirm') return;
-    let rest = chunk;
-    if (this.#stage === 'preamble') {
-      const pending = this.#preambleBytes === null ? chunk : Buffer.concat([this.#preambleBytes, chunk]);
-      let parsed;
-      try {
-        parsed = parsePreamble(pending.subarray(0, MAX_PREAMBLE_BYTES));
-      } catch (error) {
-        // Version and mode get a clear answer (SPEC.md §2.2); anything else is the usual silent close.
-        if (isNoiseCfgError(error) && (error.code === 'UNSUPPORTED_VERSION' || error.code === 'UNSUPPORTED_MODE')) {
-          this.#socket.write(encodeFrame(encodeRejection(error.code)));
-          this.#socket.destroySoon();
-        }
-        throw error;
-      }
-      if (parsed.status === 'incomplete') {
-        this.#preambleBytes = Buffer.from(pending);
-        return;
-      }
-      this.#preambleBytes = null;
-      this.#preamble = parsed.preamble;
-      this.#prologue = parsed.bytes;
-      rest = pending.subarray(parsed.bytes.byteLength);
-      this.#stage = 'task';
-      this.#findTask();
-    }
-    for (const frame of this.#decoder.push(rest)) this.#frames.push(frame);
-    if (this.#frames.length > 0) this.#hasFirstFlight = true;
-    if (this.#frames.length > MAX_HANDSHAKE_FRAMES_QUEUED) {
-      throw new NoiseCfgError('FRAME_INVALID', `peer sent ${this.#frames.length} frames before the handshake allowed them`);
-    }
-    this.#advance();
-  }
-
-  #findTask(): void {
-    const { mode, taskId } = this.#preamble!;
-    const found = this.#options.resolveTask(taskId);
-    if (found !== null && typeof (found as Promise<TaskKey | null>).then === 'function') {
-      (found as Promise<TaskKey | null>).then((task) => this.#taskFound(task, mode), (error: Error) => this.#fail(error));
-      return;
-    }
-    this.#taskFound(found as TaskKey | null, mode);
-  }
-
-  #taskFound(task: TaskKey | null, mode: Preamble['mode']): void {
-    if (this.#stage !== 'task') return;
+  receive(chunk: Buffer): ServerHandshakeStep {
+    if (this.#stage === 'done' || this.#stage === 'failed') return this.#afterEnd();
     try {
+      if (this.#stage === 'preamble') {
+        const pending = this.#preambleBytes === null ? chunk : Buffer.concat([this.#preambleBytes, chunk]);
+        const parsed = parsePreamble(pending.subarray(0, MAX_PREAMBLE_BYTES));
+        if (parsed.status === 'incomplete') {
+          this.#preambleBytes = Buffer.from(pending);
+          return WAITING;
+        }
+        this.#preambleBytes = null;
+        this.#preamble = parsed.preamble;
+        this.#prologue = parsed.bytes;
+        this.#stage = 'lookup';
+        try {
+          this.#queueFrames(pending.subarray(parsed.bytes.byteLength));
+        } catch (error) {
+          this.#frameError = error;
+        }
+        return { status: 'lookup', taskId: parsed.preamble.taskId };
+      }
+      if (this.#frameError !== null) throw this.#frameError;
+      this.#queueFrames(chunk);
+      return this.#advance();
+    } catch (error) {
+      return this.#fail(error);
+    }
+  }
+
+  /** The answer to a `lookup` step: the task's key, or null when there is no such active task. */
+  taskFound(task: TaskKey | null): ServerHandshakeStep {
+    if (this.#stage !== 'lookup') return this.#stage === 'failed' ? this.#afterEnd() : WAITING;
+    try {
+      const { mode } = this.#preamble!;
       if (task === null || task.mode !== mode) {
         throw new NoiseCfgError('AUTHENTICATION_FAILED', task === null ? 'unknown or inactive task' : `task is ${task.mode}, client asked for ${mode}`);
       }
@@ -198,23 +154,50 @@ export class ServerHandshake {
         prologue: this.#prologue!,
         psks: [task.psk],
         ...(mode === 'xxpsk3' ? { staticKeyPair: this.#options.staticKeyPair } : {}),
-      }, this.#options);
+      }, this.#options.testing ?? {});
       this.#stage = 'message1';
-      this.#advance();
+      if (this.#frameError !== null) throw this.#frameError;
+      return this.#advance();
     } catch (error) {
-      this.#fail(error as Error);
+      return this.#fail(error);
     }
   }
 
-  #advance(): void {
-    while (this.#frames.length > 0) {
-      if (this.#stage === 'message1') this.#readMessage1(this.#frames.shift()!);
-      else if (this.#stage === 'message3') this.#readMessage3(this.#frames.shift()!);
-      else return;
+  /** The client closed or reset the connection: the handshake fails (CONNECTION_TRUNCATED). */
+  peerClosed(error?: Error): ServerHandshakeStep {
+    if (this.isOver) return this.#afterEnd();
+    return this.#fail(error === undefined
+      ? new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection during the handshake')
+      : new NoiseCfgError('CONNECTION_TRUNCATED', `connection error: ${error.message}`, { cause: error }));
+  }
+
+  /** Ends the handshake from outside (a deadline, an eviction), zeroing its keys; later inputs are ignored. */
+  abort(reason: unknown): void {
+    if (this.isOver) return;
+    this.#fail(reason);
+  }
+
+  #queueFrames(bytes: Buffer): void {
+    if (bytes.byteLength === 0) return;
+    // Frames may wait for the task's key past this call, and may view the caller's chunk: keep copies.
+    for (const frame of this.#decoder.push(bytes)) this.#frames.push(frame.buffer === bytes.buffer ? Buffer.from(frame) : frame);
+    if (this.#frames.length > 0) this.#hasFirstFlight = true;
+    if (this.#frames.length > MAX_HANDSHAKE_FRAMES_QUEUED) {
+      throw new NoiseCfgError('FRAME_INVALID', `peer sent ${this.#frames.length} frames before the handshake allowed them`);
     }
   }
 
-  #readMessage1(firstFrame: Buffer): void {
+  #advance(): ServerHandshakeStep {
+    let step = WAITING;
+    while (this.#frames.length > 0 && step.status === 'waiting') {
+      if (this.#stage === 'message1') step = this.#readMessage1(this.#frames.shift()!);
+      else if (this.#stage === 'message3') step = this.#readMessage3(this.#frames.shift()!, step);
+      else break;
+    }
+    return step;
+  }
+
+  #readMessage1(firstFrame: Buffer): ServerHandshakeStep {
     const handshake = this.#handshake!;
     const isXx = this.#preamble!.mode === 'xxpsk3';
     let message1 = firstFrame;
@@ -228,152 +211,71 @@ export class ServerHandshake {
     }
     // NNpsk0 message 1 carries a tag under the PSK, so reading it is the proof; XX message 1 needs no DH to read.
     asAuthenticationFailure(() => handshake.readMessage(message1));
-    if (!this.#options.replayCache.checkAndRemember(message1.subarray(0, PUBLIC_KEY_BYTES))) {
+    if (!this.#options.replayCache.checkAndRemember(message1.subarray(0, EPHEMERAL_KEY_BYTES))) {
       throw new NoiseCfgError('REPLAY_DETECTED', 'handshake message 1 repeats a recent ephemeral key');
     }
-    this.#hooks.onProven?.(this.#socket);
-    if (!isXx && this.#refuseIfEstablishedFull()) return;
-    const message2 = handshake.writeMessage();
+    this.#isProven = true;
+    if (!isXx && this.#isEstablishedFull()) return this.#refuseAsBusy(true);
+    const message2 = encodeFrame(handshake.writeMessage());
     if (isXx) {
-      this.#socket.write(encodeFrame(message2));
       this.#stage = 'message3';
-      return;
+      return { status: 'waiting', send: message2, isProven: true };
     }
     // NNpsk0 ends with message 2: it and READY leave in one write. The client is not yet known to be live.
     const transport = handshake.finish();
-    this.#writeLast(Buffer.concat([encodeFrame(message2), sealReady(transport)]));
-    this.#awaitFirstTransportMessage(transport);
+    return this.#finish(Buffer.concat([message2, sealReady(transport)]), transport, false, true);
   }
 
-  #readMessage3(message3: Buffer): void {
+  // `before` is a step of this same input that has not been returned yet (message 2, when message 3 came with it).
+  #readMessage3(message3: Buffer, before: ServerHandshakeStep): ServerHandshakeStep {
     const handshake = this.#handshake!;
     asAuthenticationFailure(() => handshake.readMessage(message3));
     // In place of READY, so that the client hears "busy" rather than a close it would take for a wrong token.
-    if (this.#refuseIfEstablishedFull()) return;
+    const isProven = before.status === 'waiting' && before.isProven === true;
+    if (this.#isEstablishedFull()) return this.#refuseAsBusy(isProven);
     const transport = handshake.finish();
-    this.#writeLast(sealReady(transport));
-    this.#succeed(transport);
+    const ready = sealReady(transport);
+    return this.#finish(before.status === 'waiting' && before.send ? Buffer.concat([before.send, ready]) : ready, transport, true, isProven);
   }
 
-  #refuseIfEstablishedFull(): boolean {
-    if (this.#hooks.isEstablishedFull?.() !== true) return false;
-    this.#detach();
-    this.#handshake?.dispose();
-    this.#reject(new NoiseCfgError('TOO_MANY_CONNECTIONS', `no room for another established connection (maxEstablishedConnections ${this.#limits.maxEstablishedConnections})`));
-    (this.#hooks.refuse ?? refuseAsBusy)(this.#socket);
-    return true;
+  #isEstablishedFull(): boolean {
+    return this.#options.isEstablishedFull?.() === true;
   }
 
-  // The handshake's last bytes wait until the next tick for what the application sends at once (SPEC.md §2.8).
-  #writeLast(bytes: Buffer): void {
-    this.#socket.cork();
-    this.#socket.write(bytes);
-    process.nextTick(uncorkSocket, this.#socket);
-  }
-
-  #detach(): void {
+  // `isProven`: the proof came with this same input (message 1), so that the step reports it once.
+  #finish(send: Buffer, transport: HandshakeResult['transport'], isConfirmed: boolean, isProven: boolean): ServerHandshakeStep {
     this.#stage = 'done';
-    clearTimeout(this.#timer);
-    this.#detachSocket();
+    this.#handshake = null;
+    const result: ServerHandshakeResult = {
+      transport, decoder: this.#decoder, frames: this.#frames.splice(0), preamble: this.#preamble!, task: this.#task!, isConfirmed,
+    };
+    return { status: 'done', send, result, ...(isProven ? { isProven } : {}) };
   }
 
-  #detachSocket(): void {
-    this.#socket.off('data', this.#onData);
-    this.#socket.off('end', this.#onEnd);
-    this.#socket.off('close', this.#onEnd);
-    this.#socket.off('error', this.#onError);
+  #refuseAsBusy(isProven: boolean): ServerHandshakeStep {
+    const cap = this.#options.maxEstablishedConnections;
+    const step = this.#fail(new NoiseCfgError('TOO_MANY_CONNECTIONS', `no room for another established connection (maxEstablishedConnections${cap === undefined ? '' : ` ${cap}`})`));
+    return { ...step, reply: 'busy', ...(isProven ? { isProven } : {}) };
   }
 
-  #succeed(transport: TransportState): void {
-    this.#detach();
-    const connection = this.#newConnection(transport);
-    // Outside the data handler's try: an exception in the application's callback must not pass for a failed
-    // handshake.
-    queueMicrotask(() => this.#resolve(connection));
-  }
-
-  #newConnection(transport: TransportState, onFirstDecrypt?: () => void): SecureConnection {
-    const { mode, taskId } = this.#preamble!;
-    return new SecureConnection(this.#socket, transport, { decoder: this.#decoder, frames: this.#frames.splice(0), isEnded: false }, {
-      info: { mode, taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey, taskContext: this.#task!.context },
-      limits: this.#limits,
-      ...(onFirstDecrypt ? { onFirstDecrypt } : {}),
-    });
-  }
-
-  // nnpsk0: the connection reads the client's records from here on, but this handshake (its deadline, its place
-  // among the unauthenticated connections) lasts until the first of them decrypts: a replayed message 1 gets this
-  // far and no further.
-  #awaitFirstTransportMessage(transport: TransportState): void {
-    this.#stage = 'confirm';
-    this.#detachSocket();
-    const connection = this.#newConnection(transport, () => this.#confirm());
-    this.#unconfirmed = connection;
-    connection.onClose(() => {
-      if (this.#stage !== 'confirm') return;
-      const failure = connection.failure;
-      const isCryptographic = failure !== null && (failure.code === 'DECRYPT_FAILED' || failure.code === 'FRAME_INVALID');
-      this.#fail(isCryptographic
-        ? new NoiseCfgError('AUTHENTICATION_FAILED', `the client's first transport message did not decrypt (${failure.code}): it does not hold this session's keys (a replayed message 1?)`, { cause: failure })
-        : failure ?? new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection during the handshake'));
-    });
-  }
-
-  #confirm(): void {
-    if (this.#stage !== 'confirm') return;
-    const connection = this.#unconfirmed;
-    if (connection === null) {
-      // A frame handed over with the leftovers decrypted while the connection was still being made.
-      queueMicrotask(() => this.#confirm());
-      return;
-    }
-    if (this.#hooks.isEstablishedFull?.() === true) {
-      // The client holds the keys already, so no clear frame can follow its READY: the cut is silent.
-      this.#fail(new NoiseCfgError('TOO_MANY_CONNECTIONS', `no room for another established connection (maxEstablishedConnections ${this.#limits.maxEstablishedConnections})`));
-      return;
-    }
-    this.#stage = 'done';
-    clearTimeout(this.#timer);
-    this.#unconfirmed = null;
-    queueMicrotask(() => this.#resolve(connection));
-  }
-
-  #fail(error: Error): void {
-    if (this.#stage === 'done') return;
-    const unconfirmed = this.#unconfirmed;
-    this.#unconfirmed = null;
-    this.#detach();
+  #fail(thrown: unknown): ServerHandshakeStep & { status: 'failed' } {
+    const error = asHandshakeError(thrown);
+    const wasReadingPreamble = this.#stage === 'preamble';
+    this.#stage = 'failed';
+    this.#failure = error;
+    this.#frames.length = 0;
+    this.#frameError = null;
     this.#handshake?.dispose();
-    // Told before the close, while the socket still knows its peer's address.
-    this.#reject(error);
-    if (unconfirmed !== null) {
-      unconfirmed.destroy(isNoiseCfgError(error) ? error : undefined);
-      return;
+    this.#handshake = null;
+    // Version and mode get a clear answer (SPEC.md §2.2); anything else is the usual silent close.
+    if (wasReadingPreamble && (error.code === 'UNSUPPORTED_VERSION' || error.code === 'UNSUPPORTED_MODE')) {
+      return { status: 'failed', error, reply: 'rejection', send: encodeFrame(encodeRejection(error.code)) };
     }
-    // Silent close toward the peer: no reason is sent for a failed handshake (a clear rejection is already flushing).
-    if (!this.#socket.writableEnded) this.#socket.destroy();
+    return { status: 'failed', error, reply: 'silent' };
   }
-}
 
-function uncorkSocket(socket: Socket): void {
-  socket.uncork();
-}
-
-function sealReady(transport: TransportState): Buffer {
-  return encodeFrame(transport.encrypt(READY_PLAINTEXT));
-}
-
-// Every cryptographic failure during the handshake is an authentication failure to the caller; the pin keeps its
-// own code because the fix (a different token) differs.
-const KEPT_CODES = new Set(['REMOTE_STATIC_MISMATCH', 'HANDSHAKE_TIMEOUT', 'INVALID_ARGUMENT']);
-
-/** Runs `step`, turning its failure into AUTHENTICATION_FAILED unless the code says more to the user. */
-export function asAuthenticationFailure<T>(step: () => T): T {
-  try {
-    return step();
-  } catch (error) {
-    if (isNoiseCfgError(error) && KEPT_CODES.has(error.code)) throw error;
-    const reason = isNoiseCfgError(error) ? error.code : 'error';
-    throw new NoiseCfgError('AUTHENTICATION_FAILED', `handshake failed (${reason})`, { cause: error });
+  #afterEnd(): ServerHandshakeStep {
+    if (this.#stage === 'failed') return { status: 'failed', error: this.#failure!, reply: 'silent' };
+    return WAITING;
   }
 }

@@ -5,12 +5,11 @@
  * Bytes that arrive while nobody is subscribed are copied and kept for the next subscriber.
  */
 import net, { type Socket } from 'node:net';
+import { SHARED_READ_BYTES } from './limits.js';
 
 /** Receives one chunk, called with the socket as `this`; the chunk is valid only during the call. */
 export type ChunkHandler = (this: Socket, chunk: Buffer) => void;
 
-/** Bytes per read into the shared buffer: Node's own read size. */
-const SHARED_READ_BYTES = 64 * 1024;
 // One buffer serves every socket: reads happen one at a time on the event loop, and each is consumed before the
 // next read fills the buffer again.
 const sharedReadBuffer = Buffer.allocUnsafe(SHARED_READ_BYTES);

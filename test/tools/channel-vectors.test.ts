@@ -2,14 +2,18 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { channelTranscriptsText, checkChannelTranscript, type ChannelTranscript } from '../../tools/vectors/channel-transcripts.js';
+import { channelTranscriptsText, checkChannelTranscript, recordedChannelTranscriptsText, type ChannelTranscript } from '../../tools/vectors/channel-transcripts.js';
 import { REPO_ROOT } from '../support/paths.js';
 
 const FILE = join(REPO_ROOT, 'vectors', 'noise-cfg-channel.json');
 const published = JSON.parse(readFileSync(FILE, 'utf8')) as { transcripts: ChannelTranscript[] };
 
-t.test('the real client and server produce the published transcripts byte for byte', async (t) => {
-  t.equal(await channelTranscriptsText(), readFileSync(FILE, 'utf8'), 'regenerate with npm run vectors:generate');
+t.test('the handshake state machines produce the published transcripts byte for byte', async (t) => {
+  t.equal(channelTranscriptsText(), readFileSync(FILE, 'utf8'), 'regenerate with npm run vectors:generate');
+});
+
+t.test('the real client and server, over TCP, put the same bytes on the wire', async (t) => {
+  t.equal(await recordedChannelTranscriptsText(), readFileSync(FILE, 'utf8'));
 });
 
 t.test('every published frame is what SPEC.md §2 prescribes', async (t) => {

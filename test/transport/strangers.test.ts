@@ -10,7 +10,7 @@ import { connectSecureWithRetry, describeRetry, retryReasonOf, type RetryNotice 
 import { fitConnectionCaps, readOpenFilesLimit, resolveLimits, DEFAULT_LIMITS } from '../../lib/transport/limits.js';
 import { encodePreamble, type ChannelMode } from '../../lib/transport/preamble.js';
 import { encodeRecord } from '../../lib/transport/records.js';
-import { REPLAY_WINDOW_MS } from '../../lib/transport/replay-cache.js';
+import { REPLAY_WINDOW_MS } from '../../lib/transport/limits.js';
 import type { SecureConnection } from '../../lib/transport/secure-connection.js';
 import { connectSecure, openSocket, secureClientSocket } from '../../lib/transport/secure-socket.js';
 import { sourceAddressKey } from '../../lib/transport/source-address.js';

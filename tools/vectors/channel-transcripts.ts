@@ -1,7 +1,9 @@
 /**
- * Channel transcripts for vectors/noise-cfg-channel.json (SPEC.md §2): a real client and server, with fixed keys,
- * talk through a recording proxy on 127.0.0.1; every byte each side sent is kept, split into the preamble and
- * frames. checkChannelTranscript re-derives every frame from SPEC.md §2 with the core alone, without the drivers.
+ * Channel transcripts for vectors/noise-cfg-channel.json (SPEC.md §2.10). The file is generated from the channel's
+ * handshake state machines run against each other in memory, with fixed keys, and the records each side's
+ * transport key seals after them; recordChannelTranscriptOverTcp has the real client and server talk through a
+ * recording proxy on 127.0.0.1 instead, and must give the same bytes. checkChannelTranscript re-derives every
+ * frame from SPEC.md §2 with the Noise core alone.
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { keyPairFromSecretKey, type KeyPair } from '../../lib/noise/dh-functions.js';
@@ -12,7 +14,10 @@ import { computeMac1, deriveMac1Key } from '../../lib/transport/mac1.js';
 import { encodePreamble, type ChannelMode } from '../../lib/transport/preamble.js';
 import { encodeRecord } from '../../lib/transport/records.js';
 import { ReplayCache } from '../../lib/transport/replay-cache.js';
+import type { TransportState } from '../../lib/noise/transport-state.js';
+import { ClientHandshake, type ClientHandshakeStep } from '../../lib/transport/client-handshake.js';
 import { acceptSecureSocket, connectSecure } from '../../lib/transport/secure-socket.js';
+import { ServerHandshake, type ServerHandshakeStep } from '../../lib/transport/server-handshake.js';
 import { EPHEMERAL_FOR_TESTING } from '../../lib/transport/testing.js';
 import { labelledBytes } from './core-vectors.js';
 
@@ -48,14 +53,112 @@ function splitFrames(bytes: Buffer): Buffer[] {
   return new FrameDecoder().push(bytes).map((body) => encodeFrame(body));
 }
 
-/** Runs one session through a recording proxy and returns its transcript. */
-export async function recordChannelTranscript(mode: ChannelMode): Promise<ChannelTranscript> {
-  const taskId = `vector-${mode}`;
-  const psk = labelledBytes(`channel/${mode}/psk`, 32);
-  const clientStatic = fixedKey(`${mode}/client_static`);
-  const serverStatic = fixedKey(`${mode}/server_static`);
-  const clientEphemeral = fixedKey(`${mode}/client_ephemeral`);
-  const serverEphemeral = fixedKey(`${mode}/server_ephemeral`);
+/** The fixed keys and names of one mode's session. */
+interface SessionSetup {
+  mode: ChannelMode;
+  taskId: string;
+  psk: Buffer;
+  clientStatic: KeyPair;
+  serverStatic: KeyPair;
+  clientEphemeral: KeyPair;
+  serverEphemeral: KeyPair;
+}
+
+function sessionSetup(mode: ChannelMode): SessionSetup {
+  return {
+    mode,
+    taskId: `vector-${mode}`,
+    psk: labelledBytes(`channel/${mode}/psk`, 32),
+    clientStatic: fixedKey(`${mode}/client_static`),
+    serverStatic: fixedKey(`${mode}/server_static`),
+    clientEphemeral: fixedKey(`${mode}/client_ephemeral`),
+    serverEphemeral: fixedKey(`${mode}/server_ephemeral`),
+  };
+}
+
+/** The transcript of a session, from every byte each side sent (the client's starting with the preamble). */
+function transcriptOf(setup: SessionSetup, clientBytes: Buffer, serverBytes: Buffer, handshakeHash: Buffer): ChannelTranscript {
+  const { mode, taskId, psk, clientStatic, serverStatic, clientEphemeral, serverEphemeral } = setup;
+  const isXx = mode === 'xxpsk3';
+  const preamble = encodePreamble(mode, taskId);
+  const clientFrames = splitFrames(clientBytes.subarray(preamble.byteLength));
+  const serverFrames = splitFrames(serverBytes);
+  const clientMeanings = [isXx ? 'msg1 || mac1' : 'msg1', ...(isXx ? ['msg3'] : []),
+    ...CLIENT_MESSAGES.map(() => 'transport: FINAL record'), 'transport: END record'];
+  const serverMeanings = ['msg2', 'transport: READY record', ...SERVER_MESSAGES.map(() => 'transport: FINAL record'), 'transport: END record'];
+  return {
+    mode,
+    protocol_name: PROTOCOLS[mode],
+    task_id: taskId,
+    psk: hex(psk),
+    ...(isXx ? { client_static: hex(clientStatic.secretKey), server_static: hex(serverStatic.secretKey) } : {}),
+    client_ephemeral: hex(clientEphemeral.secretKey),
+    server_ephemeral: hex(serverEphemeral.secretKey),
+    preamble: hex(clientBytes.subarray(0, preamble.byteLength)),
+    prologue: hex(preamble),
+    client_messages: CLIENT_MESSAGES.map((message) => hex(Buffer.from(message))),
+    server_messages: SERVER_MESSAGES.map((message) => hex(Buffer.from(message))),
+    handshake_hash: hex(handshakeHash),
+    client_to_server: clientFrames.map((frame, index) => ({ frame: hex(frame), meaning: clientMeanings[index] ?? 'unexpected' })),
+    server_to_client: serverFrames.map((frame, index) => ({ frame: hex(frame), meaning: serverMeanings[index] ?? 'unexpected' })),
+  };
+}
+
+function sent(step: ClientHandshakeStep | ServerHandshakeStep): Buffer[] {
+  if (step.status === 'failed') throw new Error(`vector handshake failed: ${step.error.message}`);
+  return 'send' in step && step.send !== undefined ? [step.send] : [];
+}
+
+/** Application messages as one FINAL record each, then END, sealed under `transport`: what a connection sends. */
+function sealedRecords(transport: TransportState, messages: readonly string[]): Buffer[] {
+  return [...messages.map((message) => encodeRecord('FINAL', Buffer.from(message))), encodeRecord('END')]
+    .map((record) => encodeFrame(transport.encrypt(record)));
+}
+
+/** Runs one session's handshake between the two state machines in memory, and returns its transcript. */
+export function channelTranscriptFromStateMachines(mode: ChannelMode): ChannelTranscript {
+  const setup = sessionSetup(mode);
+  const { taskId, psk, clientStatic, serverStatic, clientEphemeral, serverEphemeral } = setup;
+  const client = new ClientHandshake({
+    mode, taskId, psk,
+    ...(mode === 'xxpsk3' ? { staticKeyPair: clientStatic, serverPublicKey: serverStatic.publicKey } : {}),
+    [EPHEMERAL_FOR_TESTING]: clientEphemeral,
+  } as ConstructorParameters<typeof ClientHandshake>[0]);
+  const server = new ServerHandshake({ staticKeyPair: serverStatic, replayCache: new ReplayCache({ now: () => 0 }), testing: { [EPHEMERAL_FOR_TESTING]: serverEphemeral } });
+  const toServer = sent(client.start());
+  const toClient: Buffer[] = [];
+  let clientDone: ClientHandshakeStep | null = null;
+  let serverDone: ServerHandshakeStep | null = null;
+  for (let flight = 0; clientDone === null; flight++) {
+    if (flight > 2) throw new Error('vector handshake did not finish');
+    const answers: Buffer[] = [];
+    for (const bytes of toServer.slice(flight === 0 ? 0 : -1)) {
+      let step = server.receive(bytes);
+      if (step.status === 'lookup') step = server.taskFound(step.taskId === taskId ? { psk, mode } : null);
+      if (step.status === 'done') serverDone = step;
+      answers.push(...sent(step));
+    }
+    toClient.push(...answers);
+    const replies: Buffer[] = [];
+    for (const bytes of answers) {
+      const step = client.receive(bytes);
+      if (step.status === 'done') clientDone = step;
+      replies.push(...sent(step));
+    }
+    toServer.push(Buffer.concat(replies));
+  }
+  const clientResult = (clientDone as ClientHandshakeStep & { status: 'done' }).result;
+  const serverResult = (serverDone as ServerHandshakeStep | null);
+  if (serverResult?.status !== 'done') throw new Error('vector handshake: the server did not finish');
+  toServer.push(...sealedRecords(clientResult.transport, CLIENT_MESSAGES));
+  toClient.push(...sealedRecords(serverResult.result.transport, SERVER_MESSAGES));
+  return transcriptOf(setup, Buffer.concat(toServer), Buffer.concat(toClient), clientResult.transport.handshakeHash);
+}
+
+/** Runs one session between the real client and server through a recording proxy, and returns its transcript. */
+export async function recordChannelTranscriptOverTcp(mode: ChannelMode): Promise<ChannelTranscript> {
+  const setup = sessionSetup(mode);
+  const { taskId, psk, clientStatic, serverStatic, clientEphemeral, serverEphemeral } = setup;
   const isXx = mode === 'xxpsk3';
   const toServer: Buffer[] = [];
   const toClient: Buffer[] = [];
@@ -98,38 +201,24 @@ export async function recordChannelTranscript(mode: ChannelMode): Promise<Channe
     await connection.close();
     while ((await connection.receive()) !== null);
     await connection.waitClosed();
-    const preamble = encodePreamble(mode, taskId);
-    const clientBytes = Buffer.concat(toServer);
-    const clientFrames = splitFrames(clientBytes.subarray(preamble.byteLength));
-    const serverFrames = splitFrames(Buffer.concat(toClient));
-    const clientMeanings = [isXx ? 'msg1 || mac1' : 'msg1', ...(isXx ? ['msg3'] : []),
-      ...CLIENT_MESSAGES.map(() => 'transport: FINAL record'), 'transport: END record'];
-    const serverMeanings = ['msg2', 'transport: READY record', ...SERVER_MESSAGES.map(() => 'transport: FINAL record'), 'transport: END record'];
-    return {
-      mode,
-      protocol_name: PROTOCOLS[mode],
-      task_id: taskId,
-      psk: hex(psk),
-      ...(isXx ? { client_static: hex(clientStatic.secretKey), server_static: hex(serverStatic.secretKey) } : {}),
-      client_ephemeral: hex(clientEphemeral.secretKey),
-      server_ephemeral: hex(serverEphemeral.secretKey),
-      preamble: hex(clientBytes.subarray(0, preamble.byteLength)),
-      prologue: hex(preamble),
-      client_messages: CLIENT_MESSAGES.map((message) => hex(Buffer.from(message))),
-      server_messages: SERVER_MESSAGES.map((message) => hex(Buffer.from(message))),
-      handshake_hash: hex(connection.handshakeHash),
-      client_to_server: clientFrames.map((frame, index) => ({ frame: hex(frame), meaning: clientMeanings[index] ?? 'unexpected' })),
-      server_to_client: serverFrames.map((frame, index) => ({ frame: hex(frame), meaning: serverMeanings[index] ?? 'unexpected' })),
-    };
+    return transcriptOf(setup, Buffer.concat(toServer), Buffer.concat(toClient), connection.handshakeHash);
   } finally {
     proxy.close();
     server.close();
   }
 }
 
-/** The contents of vectors/noise-cfg-channel.json. */
-export async function channelTranscriptsText(): Promise<string> {
-  const transcripts = [await recordChannelTranscript('xxpsk3'), await recordChannelTranscript('nnpsk0')];
+/** The contents of vectors/noise-cfg-channel.json, from the state machines. */
+export function channelTranscriptsText(): string {
+  return transcriptsText([channelTranscriptFromStateMachines('xxpsk3'), channelTranscriptFromStateMachines('nnpsk0')]);
+}
+
+/** The same contents as recorded on the wire between the real client and server. */
+export async function recordedChannelTranscriptsText(): Promise<string> {
+  return transcriptsText([await recordChannelTranscriptOverTcp('xxpsk3'), await recordChannelTranscriptOverTcp('nnpsk0')]);
+}
+
+function transcriptsText(transcripts: ChannelTranscript[]): string {
   return `${JSON.stringify({ transcripts }, null, 2)}\n`;
 }
 

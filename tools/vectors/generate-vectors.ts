@@ -8,7 +8,7 @@ const core = new URL('../../../vectors/noise-cfg-core.json', import.meta.url);
 writeFileSync(core, coreVectorsText());
 process.stdout.write(`wrote ${core.pathname}\n`);
 const channel = new URL('../../../vectors/noise-cfg-channel.json', import.meta.url);
-writeFileSync(channel, await channelTranscriptsText());
+writeFileSync(channel, channelTranscriptsText());
 process.stdout.write(`wrote ${channel.pathname}\n`);
 const token = new URL('../../../vectors/noise-cfg-token.json', import.meta.url);
 writeFileSync(token, tokenVectorsText());
