@@ -145,7 +145,7 @@ export class ServerHandshake {
     try {
       const { mode } = this.#preamble!;
       if (task === null || task.mode !== mode) {
-        throw new NoiseCfgError('AUTHENTICATION_FAILED', task === null ? 'unknown or inactive task' : `task is ${task.mode}, client asked for ${mode}`);
+        throw new NoiseCfgError('AUTHENTICATION_FAILED', task === null ? 'unknown task (the server does not hold it)' : `task is ${task.mode}, client asked for ${mode}`);
       }
       this.#task = task;
       this.#handshake = createHandshake({
