@@ -46,17 +46,8 @@ export class SymmetricState {
     this.#cipherState = new CipherState(protocol.cipher);
   }
 
-  /**
-   * MixKey(inputKeyMaterial). `isKeyUsed` false says the key it sets is replaced before any use (the pattern
-   * knows, patterns.ts): then only ck is derived, two hash calls fewer, and the cipher refuses to be used until
-   * its next key.
-   */
-  mixKey(inputKeyMaterial: Uint8Array, isKeyUsed = true): void {
-    if (!isKeyUsed) {
-      this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck]);
-      this.#cipherState.discardKey();
-      return;
-    }
+  /** MixKey(inputKeyMaterial): ck, temp_k = HKDF(ck, inputKeyMaterial, 2); InitializeKey(temp_k truncated to 32). */
+  mixKey(inputKeyMaterial: Uint8Array): void {
     this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck, this.#output2]);
     this.#cipherState.initializeKey(this.#output2Key);
     wipe(this.#output2);
@@ -67,15 +58,11 @@ export class SymmetricState {
     this.#protocol.hash.mixHashInPlace(this.#h, data);
   }
 
-  /** MixKeyAndHash(inputKeyMaterial), used for psk tokens (§9.1); `isKeyUsed` as for mixKey. */
-  mixKeyAndHash(inputKeyMaterial: Uint8Array, isKeyUsed = true): void {
-    if (!isKeyUsed) {
-      this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck, this.#output2]);
-      this.mixHash(this.#output2);
-      this.#cipherState.discardKey();
-      wipe(this.#output2);
-      return;
-    }
+  /**
+   * MixKeyAndHash(inputKeyMaterial), used for psk tokens (§9.1): ck, temp_h, temp_k = HKDF(ck, inputKeyMaterial, 3);
+   * MixHash(temp_h); InitializeKey(temp_k truncated to 32).
+   */
+  mixKeyAndHash(inputKeyMaterial: Uint8Array): void {
     this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck, this.#output2, this.#output3]);
     this.mixHash(this.#output2);
     this.#cipherState.initializeKey(this.#output3Key);

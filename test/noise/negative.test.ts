@@ -526,15 +526,17 @@ t.test('random ephemeral keys: the product handshakes differ each run and still 
   }
 });
 
-t.test('a discarded handshake key refuses to encrypt or decrypt until the next InitializeKey', async (t) => {
+t.test('HasKey() is true exactly while the cipher state holds a key', async (t) => {
   const protocol = resolveProtocol(XXPSK3_PROTOCOL_NAME);
   const cipherState = new CipherState(protocol.cipher);
-  cipherState.discardKey();
-  t.ok(cipherState.hasKey, 'HasKey() is true, as after the MixKey it stands for');
-  t.throws(() => cipherState.encryptWithAd(Buffer.alloc(0), Buffer.from('x')), { code: 'CIPHER_UNAVAILABLE' });
-  t.throws(() => cipherState.decryptWithAd(Buffer.alloc(0), Buffer.alloc(17)), { code: 'CIPHER_UNAVAILABLE' });
+  t.notOk(cipherState.hasKey, 'no key before InitializeKey');
+  t.same(cipherState.encryptWithAd(Buffer.alloc(0), Buffer.from('x')), Buffer.from('x'), 'without a key the plaintext passes as is');
+  t.throws(() => cipherState.rekey(), { code: 'CIPHER_UNAVAILABLE' }, 'no rekey without a key');
   cipherState.initializeKey(Buffer.alloc(32, 1));
-  t.equal(cipherState.encryptWithAd(Buffer.alloc(0), Buffer.from('x')).byteLength, 17, 'usable again after InitializeKey');
+  t.ok(cipherState.hasKey, 'a key after InitializeKey');
+  t.equal(cipherState.encryptWithAd(Buffer.alloc(0), Buffer.from('x')).byteLength, 17, 'and it encrypts with a tag');
+  cipherState.dispose();
+  t.notOk(cipherState.hasKey, 'no key after dispose');
 });
 
 t.test('argument checks of the in-place entry points: key storage and decryptInto output sizes', async (t) => {
