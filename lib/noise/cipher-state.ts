@@ -13,6 +13,8 @@ const REKEY_PLAINTEXT = Buffer.alloc(KEY_BYTES);
 
 /** Symbol of the test-only door that moves the nonce; not re-exported from the package. */
 export const SET_NONCE_FOR_TESTING = Symbol('noise-cfg testing only: set nonce');
+/** Symbol of the test-only door to the key buffer, to check that it ends zeroed; not re-exported. */
+export const KEY_BUFFER_FOR_TESTING = Symbol('noise-cfg testing only: key buffer');
 
 /** An AEAD key with its 64-bit nonce counter. */
 export class CipherState {
@@ -106,6 +108,10 @@ export class CipherState {
   [SET_NONCE_FOR_TESTING](nonce: bigint): void {
     this.#nonceHigh = Number((nonce >> 32n) & 0xffffffffn);
     this.#nonceLow = Number(nonce & 0xffffffffn);
+  }
+
+  [KEY_BUFFER_FOR_TESTING](): Buffer | null {
+    return this.#k;
   }
 
   #assertNonceLeft(): void {

@@ -10,7 +10,7 @@ import type { CipherState } from './cipher-state.js';
 import { DH_BYTES, dh, generateKeyPair, type KeyPair } from './dh-functions.js';
 import type { MessageToken } from './patterns.js';
 import { resolveProtocol, type NoiseProtocol } from './protocols.js';
-import { SymmetricState } from './symmetric-state.js';
+import { SECRET_BUFFERS_FOR_TESTING, SymmetricState } from './symmetric-state.js';
 import { MAX_MESSAGE_BYTES, TransportState } from './transport-state.js';
 import { copyOutOfPool, wipe } from './wipe.js';
 
@@ -261,6 +261,12 @@ export class HandshakeState {
     this.#transport = null;
   }
 
+  // Our copies of s and the PSKs, e, and the symmetric state's ck, h, HKDF outputs and k, as they are now.
+  [SECRET_BUFFERS_FOR_TESTING](): Buffer[] {
+    const keyPairs = [this.#s, this.#e, this.#fixedEphemeral].filter((keyPair): keyPair is KeyPair => keyPair !== null);
+    return [...keyPairs.map((keyPair) => keyPair.secretKey), ...this.#psks, ...this.#symmetric[SECRET_BUFFERS_FOR_TESTING]()];
+  }
+
   #nextTokens(isWrite: boolean): readonly MessageToken[] {
     if (this.#phase === 'aborted') throw new NoiseCfgError('HANDSHAKE_ABORTED', 'the handshake failed earlier and cannot continue');
     const message = this.#protocol.pattern.messages[this.#messageIndex];
@@ -346,6 +352,7 @@ export class HandshakeState {
   #zeroSecrets(): void {
     if (this.#e !== null) wipe(this.#e.secretKey);
     this.#e = null;
+    if (this.#fixedEphemeral !== null) wipe(this.#fixedEphemeral.secretKey);
     this.#re = null;
     if (this.#s !== null) wipe(this.#s.secretKey);
     for (const psk of this.#psks) wipe(psk);

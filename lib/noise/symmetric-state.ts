@@ -4,11 +4,14 @@
  * buffers this state owns (ck in place), so a handshake step allocates nothing for its keys.
  */
 import { KEY_BYTES } from './cipher-functions.js';
-import { CipherState } from './cipher-state.js';
+import { CipherState, KEY_BUFFER_FOR_TESTING } from './cipher-state.js';
 import type { NoiseProtocol } from './protocols.js';
 import { copyOutOfPool, wipe } from './wipe.js';
 
 const EMPTY = Buffer.alloc(0);
+
+/** Symbol of the test-only door to the buffers holding secrets, to check that they end zeroed; not re-exported. */
+export const SECRET_BUFFERS_FOR_TESTING = Symbol('noise-cfg testing only: secret buffers');
 
 /** The symmetric part of a handshake. */
 export class SymmetricState {
@@ -108,6 +111,12 @@ export class SymmetricState {
     const responderToInitiator = new CipherState(this.#protocol.cipher, this.#output3Key, keys.subarray(KEY_BYTES));
     this.dispose();
     return [initiatorToResponder, responderToInitiator];
+  }
+
+  /** ck, h, the HKDF outputs (one buffer) and the handshake key, when it has one. */
+  [SECRET_BUFFERS_FOR_TESTING](): Buffer[] {
+    const key = this.#cipherState[KEY_BUFFER_FOR_TESTING]();
+    return key === null ? [this.#fields] : [this.#fields, key];
   }
 
   /** Zeroes ck, h, the HKDF outputs and the handshake key. */

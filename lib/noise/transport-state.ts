@@ -4,7 +4,7 @@
  */
 import { NoiseCfgError } from '../errors.js';
 import { TAG_BYTES } from './cipher-functions.js';
-import type { CipherState } from './cipher-state.js';
+import { KEY_BUFFER_FOR_TESTING, type CipherState } from './cipher-state.js';
 
 /** The largest Noise message, in bytes (§3). */
 export const MAX_MESSAGE_BYTES = 65535;
@@ -129,6 +129,10 @@ export class TransportState {
 
   [CIPHER_FOR_TESTING](direction: 'send' | 'receive'): CipherState {
     return direction === 'send' ? this.#requireSend() : this.#requireReceive();
+  }
+
+  [KEY_BUFFER_FOR_TESTING](): Buffer[] {
+    return [this.#sendCipher, this.#receiveCipher].flatMap((cipher) => cipher?.[KEY_BUFFER_FOR_TESTING]() ?? []);
   }
 
   #requireSend(): CipherState {
