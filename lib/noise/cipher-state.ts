@@ -13,6 +13,8 @@ const REKEY_PLAINTEXT = Buffer.alloc(KEY_BYTES);
 
 /** Symbol of the test-only door that moves the nonce; not re-exported from the package. */
 export const SET_NONCE_FOR_TESTING = Symbol('noise-cfg testing only: set nonce');
+/** Symbol of the test-only door to the key buffer, to check that it ends zeroed; not re-exported. */
+export const KEY_BUFFER_FOR_TESTING = Symbol('noise-cfg testing only: key buffer');
 
 /** An AEAD key with its 64-bit nonce counter. */
 export class CipherState {
@@ -21,8 +23,6 @@ export class CipherState {
   #k: Buffer | null = null;
   /** The caller's buffer for k, reused by initializeKey after a dispose. */
   readonly #keyStorage: Buffer | null;
-  /** True after discardKey(), until the next InitializeKey. */
-  #isKeyDiscarded = false;
   /** n, high 32 bits. */
   #nonceHigh = 0;
   /** n, low 32 bits. */
@@ -47,20 +47,6 @@ export class CipherState {
     // The key buffer is reused: a handshake rekeys its CipherState at every MixKey.
     if (this.#k === null) this.#k = this.#keyStorage ?? Buffer.alloc(KEY_BYTES);
     this.#k.set(k);
-    this.#isKeyDiscarded = false;
-    this.#nonceHigh = 0;
-    this.#nonceLow = 0;
-  }
-
-  /**
-   * Marks the state keyed with a key nobody will use: HasKey() is true (as after the InitializeKey it stands
-   * for), and encrypting or decrypting before the next InitializeKey throws CIPHER_UNAVAILABLE. The handshake
-   * calls this where the pattern replaces the key before any use, so the key is never derived.
-   */
-  discardKey(): void {
-    if (this.#k === null) this.#k = this.#keyStorage ?? Buffer.alloc(KEY_BYTES);
-    wipe(this.#k);
-    this.#isKeyDiscarded = true;
     this.#nonceHigh = 0;
     this.#nonceLow = 0;
   }
@@ -124,8 +110,11 @@ export class CipherState {
     this.#nonceLow = Number(nonce & 0xffffffffn);
   }
 
+  [KEY_BUFFER_FOR_TESTING](): Buffer | null {
+    return this.#k;
+  }
+
   #assertNonceLeft(): void {
-    if (this.#isKeyDiscarded) throw new NoiseCfgError('CIPHER_UNAVAILABLE', 'this key was discarded unused: the pattern replaces it before any use');
     if (this.#nonceHigh === HALF_MAX && this.#nonceLow === HALF_MAX) {
       throw new NoiseCfgError('NONCE_EXHAUSTED', 'nonce reached 2^64-1, which is reserved: end this session');
     }

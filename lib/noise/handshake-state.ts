@@ -10,7 +10,7 @@ import type { CipherState } from './cipher-state.js';
 import { DH_BYTES, dh, generateKeyPair, type KeyPair } from './dh-functions.js';
 import type { MessageToken } from './patterns.js';
 import { resolveProtocol, type NoiseProtocol } from './protocols.js';
-import { SymmetricState } from './symmetric-state.js';
+import { SECRET_BUFFERS_FOR_TESTING, SymmetricState } from './symmetric-state.js';
 import { MAX_MESSAGE_BYTES, TransportState } from './transport-state.js';
 import { copyOutOfPool, wipe } from './wipe.js';
 
@@ -165,7 +165,6 @@ export class HandshakeState {
     try {
       // One buffer of the exact length; every byte of it is written below.
       const message = Buffer.allocUnsafe(length);
-      const isKeyUsed = this.#protocol.pattern.isKeyUsed[this.#messageIndex]!;
       let offset = 0;
       for (let index = 0; index < tokens.length; index++) {
         const token = tokens[index]!;
@@ -173,13 +172,13 @@ export class HandshakeState {
           this.#e = this.#fixedEphemeral ? copyKeyPair(this.#fixedEphemeral) : generateKeyPair();
           message.set(this.#e.publicKey, offset);
           offset += DH_BYTES;
-          this.#mixEphemeral(this.#e.publicKey, isKeyUsed[index]!);
+          this.#mixEphemeral(this.#e.publicKey);
         } else if (token === 's') {
           const sealedBytes = DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0);
           this.#symmetric.encryptAndHash(this.#s!.publicKey, message.subarray(offset, offset + sealedBytes));
           offset += sealedBytes;
         } else {
-          this.#processKeyToken(token, isKeyUsed[index]!);
+          this.#processKeyToken(token);
         }
       }
       this.#symmetric.encryptAndHash(payload, message.subarray(offset));
@@ -205,7 +204,6 @@ export class HandshakeState {
       if (message.byteLength > MAX_MESSAGE_BYTES) {
         throw new NoiseCfgError('MESSAGE_TOO_LONG', `handshake message of ${message.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`);
       }
-      const isKeyUsed = this.#protocol.pattern.isKeyUsed[this.#messageIndex]!;
       let offset = 0;
       for (let index = 0; index < tokens.length; index++) {
         const token = tokens[index]!;
@@ -213,7 +211,7 @@ export class HandshakeState {
           checkRemaining(message, offset, DH_BYTES, 'the ephemeral key');
           this.#re = Buffer.copyBytesFrom(message, offset, DH_BYTES);
           offset += DH_BYTES;
-          this.#mixEphemeral(this.#re, isKeyUsed[index]!);
+          this.#mixEphemeral(this.#re);
         } else if (token === 's') {
           const sealedBytes = DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0);
           checkRemaining(message, offset, sealedBytes, 'the static key');
@@ -224,7 +222,7 @@ export class HandshakeState {
           }
           this.#rs = remoteStatic;
         } else {
-          this.#processKeyToken(token, isKeyUsed[index]!);
+          this.#processKeyToken(token);
         }
       }
       if (this.#symmetric.hasKey && message.byteLength - offset < TAG_BYTES) {
@@ -263,6 +261,12 @@ export class HandshakeState {
     this.#transport = null;
   }
 
+  // Our copies of s and the PSKs, e, and the symmetric state's ck, h, HKDF outputs and k, as they are now.
+  [SECRET_BUFFERS_FOR_TESTING](): Buffer[] {
+    const keyPairs = [this.#s, this.#e, this.#fixedEphemeral].filter((keyPair): keyPair is KeyPair => keyPair !== null);
+    return [...keyPairs.map((keyPair) => keyPair.secretKey), ...this.#psks, ...this.#symmetric[SECRET_BUFFERS_FOR_TESTING]()];
+  }
+
   #nextTokens(isWrite: boolean): readonly MessageToken[] {
     if (this.#phase === 'aborted') throw new NoiseCfgError('HANDSHAKE_ABORTED', 'the handshake failed earlier and cannot continue');
     const message = this.#protocol.pattern.messages[this.#messageIndex];
@@ -292,15 +296,15 @@ export class HandshakeState {
     return length + (hasKey ? TAG_BYTES : 0);
   }
 
-  #mixEphemeral(publicKey: Buffer, isKeyUsed: boolean): void {
+  #mixEphemeral(publicKey: Buffer): void {
     this.#symmetric.mixHash(publicKey);
-    if (this.#protocol.pattern.isPskHandshake) this.#symmetric.mixKey(publicKey, isKeyUsed);
+    if (this.#protocol.pattern.isPskHandshake) this.#symmetric.mixKey(publicKey);
   }
 
-  #processKeyToken(token: Exclude<MessageToken, 'e' | 's'>, isKeyUsed: boolean): void {
+  #processKeyToken(token: Exclude<MessageToken, 'e' | 's'>): void {
     if (token === 'psk') {
       const psk = this.#psks[this.#pskIndex++]!;
-      this.#symmetric.mixKeyAndHash(psk, isKeyUsed);
+      this.#symmetric.mixKeyAndHash(psk);
       return;
     }
     // The first letter names the initiator's key, the second the responder's (§7.1).
@@ -312,7 +316,7 @@ export class HandshakeState {
       throw new NoiseCfgError('KEY_MISSING', `"${token}" needs a key this side does not have`);
     }
     const shared = dh(localKeyPair, remoteKey);
-    this.#symmetric.mixKey(shared, isKeyUsed);
+    this.#symmetric.mixKey(shared);
     wipe(shared);
   }
 
@@ -348,6 +352,7 @@ export class HandshakeState {
   #zeroSecrets(): void {
     if (this.#e !== null) wipe(this.#e.secretKey);
     this.#e = null;
+    if (this.#fixedEphemeral !== null) wipe(this.#fixedEphemeral.secretKey);
     this.#re = null;
     if (this.#s !== null) wipe(this.#s.secretKey);
     for (const psk of this.#psks) wipe(psk);

@@ -34,11 +34,6 @@ export interface HandshakePattern {
   initiatorSendsStatic: boolean;
   /** True when a message from the responder carries its static key. */
   responderSendsStatic: boolean;
-  /**
-   * Per message and token: false when the token sets a cipher key (MixKey or MixKeyAndHash) that the next token
-   * of the same message replaces before anything is encrypted with it, so its derivation can be skipped.
-   */
-  isKeyUsed: readonly (readonly boolean[])[];
   /** True for one-way patterns (N, K, X): only the initiator sends transport messages (§7.4). */
   isOneWay: boolean;
 }
@@ -129,22 +124,10 @@ export function parsePattern(name: string, lines: readonly string[], isOneWay = 
     pskCount: messages.reduce((count, message) => count + message.tokens.filter((token) => token === 'psk').length, 0),
     initiatorSendsStatic: messages.some((message) => message.fromInitiator && message.tokens.includes('s')),
     responderSendsStatic: messages.some((message) => !message.fromInitiator && message.tokens.includes('s')),
-    isKeyUsed: messages.map((message) => keyUse(message.tokens, isPskHandshake)),
     isOneWay,
   };
   validatePattern(pattern);
   return pattern;
-}
-
-// Whether the key each token sets is used (§5.2): it is, unless a later token of the message sets another key
-// before an `s` token or the payload encrypts with it. Tokens that set no key count as used.
-function keyUse(tokens: readonly MessageToken[], isPskHandshake: boolean): boolean[] {
-  const setsKey = (token: MessageToken): boolean => token !== 's' && (token !== 'e' || isPskHandshake);
-  return tokens.map((token, index) => {
-    if (!setsKey(token)) return true;
-    const next = tokens.slice(index + 1).find((later) => later === 's' || setsKey(later));
-    return next === undefined || next === 's';
-  });
 }
 
 /**

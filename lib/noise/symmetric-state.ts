@@ -4,11 +4,14 @@
  * buffers this state owns (ck in place), so a handshake step allocates nothing for its keys.
  */
 import { KEY_BYTES } from './cipher-functions.js';
-import { CipherState } from './cipher-state.js';
+import { CipherState, KEY_BUFFER_FOR_TESTING } from './cipher-state.js';
 import type { NoiseProtocol } from './protocols.js';
 import { copyOutOfPool, wipe } from './wipe.js';
 
 const EMPTY = Buffer.alloc(0);
+
+/** Symbol of the test-only door to the buffers holding secrets, to check that they end zeroed; not re-exported. */
+export const SECRET_BUFFERS_FOR_TESTING = Symbol('noise-cfg testing only: secret buffers');
 
 /** The symmetric part of a handshake. */
 export class SymmetricState {
@@ -46,17 +49,8 @@ export class SymmetricState {
     this.#cipherState = new CipherState(protocol.cipher);
   }
 
-  /**
-   * MixKey(inputKeyMaterial). `isKeyUsed` false says the key it sets is replaced before any use (the pattern
-   * knows, patterns.ts): then only ck is derived, two hash calls fewer, and the cipher refuses to be used until
-   * its next key.
-   */
-  mixKey(inputKeyMaterial: Uint8Array, isKeyUsed = true): void {
-    if (!isKeyUsed) {
-      this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck]);
-      this.#cipherState.discardKey();
-      return;
-    }
+  /** MixKey(inputKeyMaterial): ck, temp_k = HKDF(ck, inputKeyMaterial, 2); InitializeKey(temp_k truncated to 32). */
+  mixKey(inputKeyMaterial: Uint8Array): void {
     this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck, this.#output2]);
     this.#cipherState.initializeKey(this.#output2Key);
     wipe(this.#output2);
@@ -67,15 +61,11 @@ export class SymmetricState {
     this.#protocol.hash.mixHashInPlace(this.#h, data);
   }
 
-  /** MixKeyAndHash(inputKeyMaterial), used for psk tokens (§9.1); `isKeyUsed` as for mixKey. */
-  mixKeyAndHash(inputKeyMaterial: Uint8Array, isKeyUsed = true): void {
-    if (!isKeyUsed) {
-      this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck, this.#output2]);
-      this.mixHash(this.#output2);
-      this.#cipherState.discardKey();
-      wipe(this.#output2);
-      return;
-    }
+  /**
+   * MixKeyAndHash(inputKeyMaterial), used for psk tokens (§9.1): ck, temp_h, temp_k = HKDF(ck, inputKeyMaterial, 3);
+   * MixHash(temp_h); InitializeKey(temp_k truncated to 32).
+   */
+  mixKeyAndHash(inputKeyMaterial: Uint8Array): void {
     this.#protocol.hash.hkdfInto(this.#ck, inputKeyMaterial, [this.#ck, this.#output2, this.#output3]);
     this.mixHash(this.#output2);
     this.#cipherState.initializeKey(this.#output3Key);
@@ -121,6 +111,12 @@ export class SymmetricState {
     const responderToInitiator = new CipherState(this.#protocol.cipher, this.#output3Key, keys.subarray(KEY_BYTES));
     this.dispose();
     return [initiatorToResponder, responderToInitiator];
+  }
+
+  /** ck, h, the HKDF outputs (one buffer) and the handshake key, when it has one. */
+  [SECRET_BUFFERS_FOR_TESTING](): Buffer[] {
+    const key = this.#cipherState[KEY_BUFFER_FOR_TESTING]();
+    return key === null ? [this.#fields] : [this.#fields, key];
   }
 
   /** Zeroes ck, h, the HKDF outputs and the handshake key. */

@@ -4,7 +4,7 @@
  */
 import { NoiseCfgError } from '../errors.js';
 import { TAG_BYTES } from './cipher-functions.js';
-import type { CipherState } from './cipher-state.js';
+import { KEY_BUFFER_FOR_TESTING, type CipherState } from './cipher-state.js';
 
 /** The largest Noise message, in bytes (§3). */
 export const MAX_MESSAGE_BYTES = 65535;
@@ -12,6 +12,9 @@ export const MAX_MESSAGE_BYTES = 65535;
 export const MAX_TRANSPORT_PLAINTEXT_BYTES = MAX_MESSAGE_BYTES - TAG_BYTES;
 
 const EMPTY = Buffer.alloc(0);
+
+/** Symbol of the test-only door to a direction's CipherState (testing.ts); not re-exported. */
+export const CIPHER_FOR_TESTING = Symbol('noise-cfg testing only: cipher state');
 
 /** Transport-phase keys of one side. */
 export class TransportState {
@@ -22,9 +25,9 @@ export class TransportState {
   /** The peer's static public key, or null when the pattern gives none. */
   readonly remoteStaticKey: Buffer | null;
   /** Encrypts what this side sends; null for the responder of a one-way pattern (§7.4). */
-  readonly sendCipher: CipherState | null;
+  readonly #sendCipher: CipherState | null;
   /** Decrypts what this side receives; null for the initiator of a one-way pattern. */
-  readonly receiveCipher: CipherState | null;
+  readonly #receiveCipher: CipherState | null;
 
   constructor(fields: {
     protocolName: string;
@@ -36,8 +39,18 @@ export class TransportState {
     this.protocolName = fields.protocolName;
     this.handshakeHash = fields.handshakeHash;
     this.remoteStaticKey = fields.remoteStaticKey;
-    this.sendCipher = fields.sendCipher;
-    this.receiveCipher = fields.receiveCipher;
+    this.#sendCipher = fields.sendCipher;
+    this.#receiveCipher = fields.receiveCipher;
+  }
+
+  /** n of the send cipher: how many messages this side has encrypted. Throws CIPHER_UNAVAILABLE. */
+  get sendNonce(): bigint {
+    return this.#requireSend().nonce;
+  }
+
+  /** n of the receive cipher: how many messages this side has decrypted. Throws CIPHER_UNAVAILABLE. */
+  get receiveNonce(): bigint {
+    return this.#requireReceive().nonce;
   }
 
   /**
@@ -110,21 +123,29 @@ export class TransportState {
 
   /** Zeroes both keys. */
   dispose(): void {
-    this.sendCipher?.dispose();
-    this.receiveCipher?.dispose();
+    this.#sendCipher?.dispose();
+    this.#receiveCipher?.dispose();
+  }
+
+  [CIPHER_FOR_TESTING](direction: 'send' | 'receive'): CipherState {
+    return direction === 'send' ? this.#requireSend() : this.#requireReceive();
+  }
+
+  [KEY_BUFFER_FOR_TESTING](): Buffer[] {
+    return [this.#sendCipher, this.#receiveCipher].flatMap((cipher) => cipher?.[KEY_BUFFER_FOR_TESTING]() ?? []);
   }
 
   #requireSend(): CipherState {
-    if (this.sendCipher === null || !this.sendCipher.hasKey) {
+    if (this.#sendCipher === null || !this.#sendCipher.hasKey) {
       throw new NoiseCfgError('CIPHER_UNAVAILABLE', 'this side has no send cipher (one-way pattern responder, or disposed)');
     }
-    return this.sendCipher;
+    return this.#sendCipher;
   }
 
   #requireReceive(): CipherState {
-    if (this.receiveCipher === null || !this.receiveCipher.hasKey) {
+    if (this.#receiveCipher === null || !this.#receiveCipher.hasKey) {
       throw new NoiseCfgError('CIPHER_UNAVAILABLE', 'this side has no receive cipher (one-way pattern initiator, or disposed)');
     }
-    return this.receiveCipher;
+    return this.#receiveCipher;
   }
 }

@@ -233,31 +233,3 @@ t.test('§7.3 rule 4: no payload after a DH with the local static key until the 
   t.throws(() => parsePattern('bad', ['-> e', '<- s, es']), { code: 'INVALID_PATTERN' }, 'responder sends after es without ee');
   t.throws(() => parsePattern('bad', ['-> s', '<- s', '...', '-> e, ss']), { code: 'INVALID_PATTERN' }, 'initiator sends after ss without es');
 });
-
-t.test('isKeyUsed marks the keys a message replaces before any use, and only those', async (t) => {
-  t.same(patternFromName('XXpsk3').isKeyUsed, [[true], [false, true, true, true], [true, false, true]],
-    'XXpsk3: message 2\'s e key is replaced by ee, message 3\'s se key by psk; every other key encrypts something');
-  t.same(patternFromName('NNpsk0').isKeyUsed, [[false, true], [false, true]], 'NNpsk0: psk replaced by e, then e by ee');
-  t.same(patternFromName('NN').isKeyUsed, [[true], [true, true]], 'NN: e sets no key without a psk, so nothing is skipped');
-  t.same(patternFromName('IK').isKeyUsed, [[true, true, true, true], [true, false, true]], 'IK: es encrypts s; ee is replaced by se');
-  // Every table pattern with every single pskN modifier: a key is "unused" only when a later key-setting token
-  // comes before any s token in its message.
-  for (const base of BASE_PATTERN_NAMES) {
-    for (const modifier of ['', 'psk0', 'psk1', 'psk2']) {
-      let pattern: HandshakePattern;
-      try {
-        pattern = patternFromName(`${base}${modifier}`);
-      } catch {
-        continue;
-      }
-      const setsKey = (token: MessageToken): boolean => token !== 's' && (token !== 'e' || pattern.isPskHandshake);
-      const wrong = pattern.messages.some((message, m) => message.tokens.some((token, i) => {
-        const later = message.tokens.slice(i + 1);
-        const replaced = setsKey(token) && later.findIndex(setsKey) !== -1 && (later.indexOf('s') === -1 || later.findIndex(setsKey) < later.indexOf('s'));
-        return pattern.isKeyUsed[m]![i] === replaced;
-      }));
-      if (wrong) t.fail(`${pattern.name}: isKeyUsed disagrees with the rule`);
-    }
-  }
-  t.pass('isKeyUsed follows the rule for every table pattern with psk0, psk1 and psk2');
-});

@@ -780,7 +780,7 @@ for (const mode of MODES) {
     const serverConnection = await fixture.connections.next();
     t.equal(String(await serverConnection.receive()), 'first');
     const transport = transportOfConnectionForTesting(client);
-    setNonceForTesting(transport.sendCipher!, 2n ** 64n - 1n);
+    setNonceForTesting(transport, 'send', 2n ** 64n - 1n);
     await t.rejects(client.send(Buffer.from('one too many')), { code: 'NONCE_EXHAUSTED' });
     await client.waitClosed();
     t.equal(client.failure?.code, 'NONCE_EXHAUSTED', 'the connection is destroyed with that error');
