@@ -1,4 +1,5 @@
-// The dependency direction of STYLE.md: cli imports only lib/index; lib/noise imports only errors and is pure.
+// The dependency direction of STYLE.md: cli imports only lib/index; lib/noise imports only errors and is pure;
+// a layer reaches another only through its face (index.ts) or, to wire a test hook, its testing.ts.
 import t from 'tap';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -48,4 +49,20 @@ t.test('lib never imports cli, and lower layers never import higher ones', async
       }
     }
   }
+});
+
+t.test('a layer imports another layer only through its face (index.ts) or its test doors (testing.ts)', async (t) => {
+  const layers = ['noise', 'token', 'transport', 'task', 'api'];
+  let crossings = 0;
+  for (const file of sourceFiles(join(REPO_ROOT, 'lib'))) {
+    const layer = relative(join(REPO_ROOT, 'lib'), file).split('/')[0]!;
+    if (!layers.includes(layer)) continue;
+    for (const specifier of importsOf(file)) {
+      const match = /^\.\.\/(noise|token|transport|task|api)\/([^/]+)\.js$/.exec(specifier);
+      if (!match || match[1] === layer) continue;
+      crossings++;
+      t.ok(match[2] === 'index' || match[2] === 'testing', `${relative(REPO_ROOT, file)} imports ${specifier}`);
+    }
+  }
+  t.ok(crossings >= 10, `the scan finds the crossings (${crossings})`);
 });

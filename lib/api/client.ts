@@ -4,9 +4,7 @@
  * one of ours.
  */
 import { ERROR_CODES, NoiseCfgError, type ErrorCode } from '../errors.js';
-import type { DeletedTasks } from '../task/admin.js';
-import type { CreatedTask, CreateTaskOptions } from '../task/operator.js';
-import type { TaskStreamEvent, TaskView } from '../task/task.js';
+import type { CreatedTask, CreateTaskOptions, DeletedTasks, TaskStreamEvent, TaskView } from '../task/index.js';
 
 /** The API, remotely. */
 export class ApiClient {

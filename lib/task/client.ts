@@ -7,12 +7,9 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
-import { checkTokenExpiry, decodeToken, type TokenFields } from '../token/token.js';
-import type { ChannelLimits } from '../transport/limits.js';
-import type { SecureConnection } from '../transport/secure-connection.js';
-import { describeRetry, retrying } from '../transport/connect-with-retry.js';
-import { connectSecure } from '../transport/secure-socket.js';
-import type { KeyPair } from '../noise/dh-functions.js';
+import type { KeyPair } from '../noise/index.js';
+import { checkTokenExpiry, decodeToken, type TokenFields } from '../token/index.js';
+import { connectSecure, describeRetry, retrying, type ChannelLimits, type SecureConnection } from '../transport/index.js';
 import { appliedFileMode, currentUmask, DEFAULT_MAX_FILE_MODE, ManagedOutput, type StagedVersion } from './apply.js';
 import { taskDigest } from './digests.js';
 import { defaultIdentityDir, loadClientId, loadClientKeyPair } from './identity.js';

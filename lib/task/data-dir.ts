@@ -8,8 +8,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import sodium from 'sodium-native';
 import { NoiseCfgError } from '../errors.js';
-import { keyPairFromSecretKey, type KeyPair } from '../noise/dh-functions.js';
-import { HASH_FUNCTIONS } from '../noise/hash-functions.js';
+import { HASH_FUNCTIONS, keyPairFromSecretKey, type KeyPair } from '../noise/index.js';
 import { loadOrCreateSecretFile } from './secret-files.js';
 
 /** File names inside the data directory. */

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { NoiseCfgError } from '../errors.js';
-import { generateKeyPair, keyPairFromSecretKey, type KeyPair } from '../noise/dh-functions.js';
+import { generateKeyPair, keyPairFromSecretKey, type KeyPair } from '../noise/index.js';
 import { loadOrCreateSecretFile } from './secret-files.js';
 
 /** The default identity directory. */

@@ -6,10 +6,7 @@
  * Results are acknowledged only after they are durable (group commit). One log line per connection.
  */
 import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
-import type { ChannelLimits } from '../transport/limits.js';
-import { RateLimitedLog } from '../transport/rate-limited-log.js';
-import type { SecureConnection } from '../transport/secure-connection.js';
-import { SecureServer, type ChannelEvent } from '../transport/secure-server.js';
+import { RateLimitedLog, SecureServer, type ChannelEvent, type ChannelLimits, type SecureConnection } from '../transport/index.js';
 import { TaskAdmin } from './admin.js';
 import { dataDirFailure, deriveTaskPsk, openDataDir, prepareDataDir, type DataDir } from './data-dir.js';
 import { DataDirLock } from './data-dir-lock.js';

@@ -6,7 +6,7 @@
  */
 import { NoiseCfgError } from '../errors.js';
 import { encodeMessage, MAX_CHUNK_BYTES, type Offer } from './messages.js';
-import { MAX_RECORD_BODY_BYTES } from '../transport/records.js';
+import { MAX_RECORD_BODY_BYTES } from '../transport/index.js';
 import type { FileEntry } from './digests.js';
 import { CONTENT_SLICE_BYTES, type TaskRecord } from './store.js';
 

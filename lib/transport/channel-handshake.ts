@@ -4,10 +4,8 @@
  * handshake read to AUTHENTICATION_FAILED; and the shape of a step of either side's state machine.
  */
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
-import type { KeyPair } from '../noise/dh-functions.js';
-import { HandshakeState, type HandshakeOptions } from '../noise/handshake-state.js';
+import { HandshakeState, type HandshakeOptions, type KeyPair, type TransportState } from '../noise/index.js';
 import { createHandshakeStateWithFixedEphemeralForTesting } from '../noise/testing.js';
-import type { TransportState } from '../noise/transport-state.js';
 import { encodeFrame, type FrameDecoder } from './framing.js';
 import { encodeRecord } from './records.js';
 

@@ -1,7 +1,5 @@
 /** What each side of the channel needs to open or accept a connection (SPEC.md §2.3–§2.4, §2.7). */
-import type { HandshakeOptions } from '../noise/handshake-state.js';
-import type { KeyPair } from '../noise/dh-functions.js';
-import { NNPSK0_PROTOCOL_NAME, XXPSK3_PROTOCOL_NAME } from '../noise/protocols.js';
+import { NNPSK0_PROTOCOL_NAME, XXPSK3_PROTOCOL_NAME, type HandshakeOptions, type KeyPair } from '../noise/index.js';
 import type { ChannelLimits } from './limits.js';
 import type { ChannelMode } from './preamble.js';
 import type { ReplayCache } from './replay-cache.js';

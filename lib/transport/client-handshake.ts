@@ -7,8 +7,7 @@
  * socket adapter (client-handshake-socket.ts).
  */
 import { NoiseCfgError } from '../errors.js';
-import type { HandshakeState } from '../noise/handshake-state.js';
-import type { TransportState } from '../noise/transport-state.js';
+import type { HandshakeState, TransportState } from '../noise/index.js';
 import { asAuthenticationFailure, asHandshakeError, closedDuringHandshake, createHandshake, type HandshakeResult } from './channel-handshake.js';
 import { PROTOCOL_BY_MODE, type ClientChannelOptions } from './channel-options.js';
 import { encodeFrame, FrameDecoder } from './framing.js';

@@ -6,9 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { NoiseCfgError } from '../errors.js';
-import { TAG_BYTES } from '../noise/cipher-functions.js';
-import { DH_BYTES } from '../noise/dh-functions.js';
-import { MAX_MESSAGE_BYTES, MAX_TRANSPORT_PLAINTEXT_BYTES } from '../noise/transport-state.js';
+import { DH_BYTES, MAX_MESSAGE_BYTES, MAX_TRANSPORT_PLAINTEXT_BYTES, TAG_BYTES } from '../noise/index.js';
 
 // ---- Wire sizes (SPEC.md §2.1, §2.2, §2.4, §2.5) ----
 

@@ -5,8 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
-import { TAG_BYTES } from '../noise/cipher-functions.js';
-import { MAX_TRANSPORT_PLAINTEXT_BYTES, type TransportState } from '../noise/transport-state.js';
+import { MAX_TRANSPORT_PLAINTEXT_BYTES, TAG_BYTES, type TransportState } from '../noise/index.js';
 import type { ReaderLeftovers } from './frame-reader.js';
 import { IdleSweep } from './idle-sweep.js';
 import {

@@ -5,7 +5,7 @@
  */
 import net, { type Socket } from 'node:net';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
-import { HandshakeState } from '../noise/handshake-state.js';
+import { HandshakeState } from '../noise/index.js';
 import { asAuthenticationFailure, closedDuringHandshake } from './channel-handshake.js';
 import type { ClientChannelOptions, RawChannelOptions, ServerChannelOptions } from './channel-options.js';
 import { ClientHandshake } from './client-handshake.js';

@@ -8,8 +8,7 @@
  * nnpsk0 wait for the client's first transport message, belong to the socket adapter (server-handshake-socket.ts).
  */
 import { NoiseCfgError } from '../errors.js';
-import type { KeyPair } from '../noise/dh-functions.js';
-import type { HandshakeState } from '../noise/handshake-state.js';
+import type { HandshakeState, KeyPair } from '../noise/index.js';
 import { asAuthenticationFailure, asHandshakeError, createHandshake, sealReady, type HandshakeResult } from './channel-handshake.js';
 import { PROTOCOL_BY_MODE, type TaskKey } from './channel-options.js';
 import { encodeFrame, FrameDecoder } from './framing.js';

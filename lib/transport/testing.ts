@@ -3,7 +3,7 @@
  * keys (for the transcripts in vectors/). Not re-exported from the package.
  */
 export { EPHEMERAL_FOR_TESTING } from './channel-handshake.js';
-import type { TransportState } from '../noise/transport-state.js';
+import type { TransportState } from '../noise/index.js';
 import { TRANSPORT_FOR_TESTING, type SecureConnection } from './secure-connection.js';
 
 /** The TransportState under a SecureConnection. Never use outside tests. */

@@ -1,0 +1,9 @@
+/**
+ * The task layer's public face (SPEC.md §4) for the REST API above it: the local operator and the shapes it
+ * returns. Re-exports only. The server and the pull side are reached through lib/index.ts, which a client loads
+ * without the server's native store.
+ */
+export { TaskAdmin, DEFAULT_WATCH_POLL_MS, type WatchOptions, type DeletedTasks } from './admin.js';
+export type { TaskFileInput } from './file-set.js';
+export type { CreatedTask, CreateTaskOptions } from './operator.js';
+export type { TaskStreamEvent, TaskView } from './task.js';
