@@ -1,8 +1,9 @@
 /**
- * The Noise cipher functions (Noise rev. 34 §4.2, §12.3–§12.4), as libsodium implements them.
- * ChaChaPoly is always present. AESGCM needs libsodium's crypto_aead_aes256gcm, which needs hardware AES and a
- * binding that exposes it: sodium-native 5.x has none, so AESGCM is reported unavailable and its vectors skip.
+ * The Noise cipher functions (Noise rev. 34 §4.2, §12.3–§12.4). ChaChaPoly is libsodium's. AESGCM is OpenSSL's,
+ * through node:crypto: sodium-native 5.x binds no crypto_aead_aes256gcm, and OpenSSL's AES-256-GCM runs on every
+ * CPU (with AES instructions where there are some), constant-time either way.
  */
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import sodium from 'sodium-native';
 import { NoiseCfgError } from '../errors.js';
 
@@ -61,12 +62,54 @@ const chachaPoly: CipherFunction = {
   },
 };
 
-/** Whether libsodium, as bound here, can run AESGCM on this machine. */
-export function isAesGcmAvailable(): boolean {
-  return typeof sodium.crypto_aead_aes256gcm_is_available === 'function' && sodium.crypto_aead_aes256gcm_is_available();
+// The 96-bit AESGCM nonce: 32 zero bits, then the 64-bit counter big-endian (§12.4). node:crypto copies it into
+// the cipher context when the context is made, so one buffer serves every call.
+const aesGcmNonceBuffer = Buffer.alloc(12);
+function aesGcmNonce(nonceHigh: number, nonceLow: number): Buffer {
+  aesGcmNonceBuffer.writeUInt32BE(nonceHigh, 4);
+  aesGcmNonceBuffer.writeUInt32BE(nonceLow, 8);
+  return aesGcmNonceBuffer;
 }
 
-/** The cipher function for `name`, or null when this build cannot run it (see isAesGcmAvailable). */
-export function findCipherFunction(name: CipherName): CipherFunction | null {
-  return name === 'ChaChaPoly' ? chachaPoly : null;
+const aesGcm: CipherFunction = {
+  name: 'AESGCM',
+  encrypt(key, nonceHigh, nonceLow, additionalData, plaintext, output) {
+    const cipher = createCipheriv('aes-256-gcm', key, aesGcmNonce(nonceHigh, nonceLow), { authTagLength: TAG_BYTES });
+    cipher.setAAD(additionalData);
+    // update() reads all of the plaintext before anything is written to `output`, so in place is safe.
+    const body = cipher.update(plaintext);
+    cipher.final();
+    const ciphertext = output ?? Buffer.allocUnsafe(plaintext.byteLength + TAG_BYTES);
+    ciphertext.set(body);
+    ciphertext.set(cipher.getAuthTag(), plaintext.byteLength);
+    body.fill(0);
+    return ciphertext;
+  },
+  decrypt(key, nonceHigh, nonceLow, additionalData, ciphertext, output) {
+    if (ciphertext.byteLength < TAG_BYTES) {
+      throw new NoiseCfgError('DECRYPT_FAILED', `ciphertext of ${ciphertext.byteLength} bytes is shorter than the ${TAG_BYTES}-byte tag`);
+    }
+    const bodyBytes = ciphertext.byteLength - TAG_BYTES;
+    const decipher = createDecipheriv('aes-256-gcm', key, aesGcmNonce(nonceHigh, nonceLow), { authTagLength: TAG_BYTES });
+    decipher.setAAD(additionalData);
+    decipher.setAuthTag(ciphertext.subarray(bodyBytes));
+    // OpenSSL hands out plaintext before final() checks the tag: it reaches `output` only once the tag verified.
+    const body = decipher.update(ciphertext.subarray(0, bodyBytes));
+    try {
+      decipher.final();
+    } catch (cause) {
+      body.fill(0);
+      if (output) output.fill(0, 0, bodyBytes);
+      throw new NoiseCfgError('DECRYPT_FAILED', 'authentication tag did not verify', { cause });
+    }
+    if (!output) return body;
+    output.set(body);
+    body.fill(0);
+    return output;
+  },
+};
+
+/** The cipher function for `name`. */
+export function findCipherFunction(name: CipherName): CipherFunction {
+  return name === 'ChaChaPoly' ? chachaPoly : aesGcm;
 }

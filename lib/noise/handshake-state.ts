@@ -7,7 +7,7 @@ import sodium from 'sodium-native';
 import { NoiseCfgError } from '../errors.js';
 import { TAG_BYTES } from './cipher-functions.js';
 import type { CipherState } from './cipher-state.js';
-import { DH_BYTES, dh, generateKeyPair, type KeyPair } from './dh-functions.js';
+import type { DhFunction, KeyPair } from './dh-functions.js';
 import type { MessageToken } from './patterns.js';
 import { resolveProtocol, type NoiseProtocol } from './protocols.js';
 import { SECRET_BUFFERS_FOR_TESTING, SymmetricState } from './symmetric-state.js';
@@ -45,6 +45,7 @@ type Phase = 'running' | 'finished' | 'taken' | 'aborted';
 /** One side of a Noise handshake. */
 export class HandshakeState {
   readonly #protocol: NoiseProtocol;
+  readonly #dh: DhFunction;
   readonly #isInitiator: boolean;
   readonly #symmetric: SymmetricState;
   /** s: our static key pair. */
@@ -74,17 +75,18 @@ export class HandshakeState {
     const protocol = resolveProtocol(options.protocolName);
     const pattern = protocol.pattern;
     this.#protocol = protocol;
+    this.#dh = protocol.dh;
     this.#isInitiator = options.initiator;
 
     const prologue = options.prologue ?? EMPTY;
     if (!(prologue instanceof Uint8Array)) throw new NoiseCfgError('INVALID_ARGUMENT', 'prologue must be a Uint8Array');
-    this.#s = options.staticKeyPair ? checkKeyPair(options.staticKeyPair, 'staticKeyPair') : null;
-    this.#rs = options.remoteStaticKey ? checkPublicKey(options.remoteStaticKey, 'remoteStaticKey') : null;
+    this.#s = options.staticKeyPair ? checkKeyPair(options.staticKeyPair, this.#dh, 'staticKeyPair') : null;
+    this.#rs = options.remoteStaticKey ? checkPublicKey(options.remoteStaticKey, this.#dh, 'remoteStaticKey') : null;
     this.#expectedRemoteStaticKey = options.expectedRemoteStaticKey
-      ? checkPublicKey(options.expectedRemoteStaticKey, 'expectedRemoteStaticKey')
+      ? checkPublicKey(options.expectedRemoteStaticKey, this.#dh, 'expectedRemoteStaticKey')
       : null;
     const fixed = (options as { [FIXED_EPHEMERAL_FOR_TESTING]?: KeyPair })[FIXED_EPHEMERAL_FOR_TESTING];
-    this.#fixedEphemeral = fixed ? checkKeyPair(fixed, 'ephemeral key pair') : null;
+    this.#fixedEphemeral = fixed ? checkKeyPair(fixed, this.#dh, 'ephemeral key pair') : null;
 
     const pskTokenCount = pattern.pskCount;
     const psks = options.psks ?? [];
@@ -158,6 +160,7 @@ export class HandshakeState {
   writeMessage(payload: Uint8Array = EMPTY): Buffer {
     if (!(payload instanceof Uint8Array)) throw new NoiseCfgError('INVALID_ARGUMENT', 'payload must be a Uint8Array');
     const tokens = this.#nextTokens(true);
+    const dhLength = this.#dh.dhLength;
     const length = this.#messageLength(tokens, payload.byteLength);
     if (length > MAX_MESSAGE_BYTES) {
       throw new NoiseCfgError('MESSAGE_TOO_LONG', `handshake message would be ${length} bytes, over ${MAX_MESSAGE_BYTES}`);
@@ -169,12 +172,12 @@ export class HandshakeState {
       for (let index = 0; index < tokens.length; index++) {
         const token = tokens[index]!;
         if (token === 'e') {
-          this.#e = this.#fixedEphemeral ? copyKeyPair(this.#fixedEphemeral) : generateKeyPair();
+          this.#e = this.#fixedEphemeral ? copyKeyPair(this.#fixedEphemeral) : this.#dh.generateKeyPair();
           message.set(this.#e.publicKey, offset);
-          offset += DH_BYTES;
+          offset += dhLength;
           this.#mixEphemeral(this.#e.publicKey);
         } else if (token === 's') {
-          const sealedBytes = DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0);
+          const sealedBytes = dhLength + (this.#symmetric.hasKey ? TAG_BYTES : 0);
           this.#symmetric.encryptAndHash(this.#s!.publicKey, message.subarray(offset, offset + sealedBytes));
           offset += sealedBytes;
         } else {
@@ -200,6 +203,7 @@ export class HandshakeState {
   readMessage(message: Uint8Array): Buffer {
     if (!(message instanceof Uint8Array)) throw new NoiseCfgError('INVALID_ARGUMENT', 'message must be a Uint8Array');
     const tokens = this.#nextTokens(false);
+    const dhLength = this.#dh.dhLength;
     try {
       if (message.byteLength > MAX_MESSAGE_BYTES) {
         throw new NoiseCfgError('MESSAGE_TOO_LONG', `handshake message of ${message.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`);
@@ -208,12 +212,12 @@ export class HandshakeState {
       for (let index = 0; index < tokens.length; index++) {
         const token = tokens[index]!;
         if (token === 'e') {
-          checkRemaining(message, offset, DH_BYTES, 'the ephemeral key');
-          this.#re = Buffer.copyBytesFrom(message, offset, DH_BYTES);
-          offset += DH_BYTES;
+          checkRemaining(message, offset, dhLength, 'the ephemeral key');
+          this.#re = Buffer.copyBytesFrom(message, offset, dhLength);
+          offset += dhLength;
           this.#mixEphemeral(this.#re);
         } else if (token === 's') {
-          const sealedBytes = DH_BYTES + (this.#symmetric.hasKey ? TAG_BYTES : 0);
+          const sealedBytes = dhLength + (this.#symmetric.hasKey ? TAG_BYTES : 0);
           checkRemaining(message, offset, sealedBytes, 'the static key');
           const remoteStatic = this.#symmetric.decryptAndHash(message.subarray(offset, offset + sealedBytes));
           offset += sealedBytes;
@@ -281,14 +285,15 @@ export class HandshakeState {
 
   // The exact length writeMessage will produce, so an over-long payload is refused before state changes.
   #messageLength(tokens: readonly MessageToken[], payloadBytes: number): number {
+    const dhLength = this.#dh.dhLength;
     let hasKey = this.#symmetric.hasKey;
     let length = payloadBytes;
     for (const token of tokens) {
       if (token === 'e') {
-        length += DH_BYTES;
+        length += dhLength;
         if (this.#protocol.pattern.isPskHandshake) hasKey = true;
       } else if (token === 's') {
-        length += DH_BYTES + (hasKey ? TAG_BYTES : 0);
+        length += dhLength + (hasKey ? TAG_BYTES : 0);
       } else {
         hasKey = true;
       }
@@ -315,7 +320,7 @@ export class HandshakeState {
     if (localKeyPair === null || remoteKey === null) {
       throw new NoiseCfgError('KEY_MISSING', `"${token}" needs a key this side does not have`);
     }
-    const shared = dh(localKeyPair, remoteKey);
+    const shared = this.#dh.dh(localKeyPair, remoteKey);
     this.#symmetric.mixKey(shared);
     wipe(shared);
   }
@@ -326,7 +331,7 @@ export class HandshakeState {
     // The handshake hash and the peer's static key in one allocation, out of Node's pool: both live as long as
     // the connection.
     const hashLength = this.#protocol.hash.hashLength;
-    const kept = Buffer.alloc(hashLength + (this.#rs === null ? 0 : DH_BYTES));
+    const kept = Buffer.alloc(hashLength + (this.#rs === null ? 0 : this.#dh.dhLength));
     const handshakeHash = this.#symmetric.getHandshakeHash(kept.subarray(0, hashLength));
     let remoteStaticKey: Buffer | null = null;
     if (this.#rs !== null) {
@@ -371,16 +376,20 @@ function checkRemaining(message: Uint8Array, offset: number, count: number, what
   }
 }
 
-function checkPublicKey(key: Uint8Array, name: string): Buffer {
-  if (!(key instanceof Uint8Array) || key.byteLength !== DH_BYTES) {
-    throw new NoiseCfgError('INVALID_KEY', `${name} must be ${DH_BYTES} bytes, got ${key instanceof Uint8Array ? key.byteLength : typeof key}`);
+function checkPublicKey(key: Uint8Array, dhFunction: DhFunction, name: string): Buffer {
+  const { dhLength } = dhFunction;
+  if (!(key instanceof Uint8Array) || key.byteLength !== dhLength) {
+    throw new NoiseCfgError('INVALID_KEY', `${name} must be ${dhLength} bytes, got ${key instanceof Uint8Array ? key.byteLength : typeof key}`);
   }
   return Buffer.from(key);
 }
 
-function checkKeyPair(keyPair: KeyPair, name: string): KeyPair {
+function checkKeyPair(keyPair: KeyPair, dhFunction: DhFunction, name: string): KeyPair {
   if (keyPair === null || typeof keyPair !== 'object') throw new NoiseCfgError('INVALID_ARGUMENT', `${name} must be { publicKey, secretKey }`);
-  return { publicKey: checkPublicKey(keyPair.publicKey, `${name}.publicKey`), secretKey: checkPublicKey(keyPair.secretKey, `${name}.secretKey`) };
+  return {
+    publicKey: checkPublicKey(keyPair.publicKey, dhFunction, `${name}.publicKey`),
+    secretKey: checkPublicKey(keyPair.secretKey, dhFunction, `${name}.secretKey`),
+  };
 }
 
 function copyKeyPair(keyPair: KeyPair): KeyPair {

@@ -1,14 +1,16 @@
 /**
- * The Noise hash functions BLAKE2b, SHA256 and SHA512 with HMAC and HKDF (Noise rev. 34 §4.3, §12.5–§12.8).
- * The hashes are libsodium's; HMAC (RFC 2104) and HKDF are ours, one construction for all three, because
+ * The Noise hash functions BLAKE2b, BLAKE2s, SHA256 and SHA512 with HMAC and HKDF (Noise rev. 34 §4.3, §12.5–§12.8).
+ * The hashes are libsodium's, except BLAKE2s, which libsodium does not offer and OpenSSL (node:crypto `blake2s256`,
+ * the 32-byte unkeyed BLAKE2s of RFC 7693) does. HMAC (RFC 2104) and HKDF are ours, one construction for all four, because
  * noise-handshake's `hkdf.js` leaves its temporary key unzeroed and its `hmac.js` is BLAKE2b-only. A hash may bring
  * a faster HMAC of its own (BLAKE2b does, see blake2bHmacInto); HKDF then calls that one, nothing else changes.
  */
+import { createHash } from 'node:crypto';
 import sodium from 'sodium-native';
 import { wipe } from './wipe.js';
 
 /** The hash names this build supports, spelled as in protocol names. */
-export type HashName = 'BLAKE2b' | 'SHA256' | 'SHA512';
+export type HashName = 'BLAKE2b' | 'BLAKE2s' | 'SHA256' | 'SHA512';
 
 /** HMAC-HASH(key, message), written into `output` (HASHLEN bytes, which must not alias `key` or `message`). */
 export type HmacInto = (key: Uint8Array, message: Uint8Array, output: Uint8Array) => void;
@@ -204,5 +206,20 @@ const sha512 = createHashFunction(sha2Primitive('SHA512', 64, 128, {
   final: (state, output) => sodium.crypto_hash_sha512_final(state, output),
 }));
 
+// BLAKE2s serves the public vectors only. node:crypto's hash objects are one-shot, so each call makes one; its
+// internal state is OpenSSL's and freed with the object (HMAC's key-dependent inputs are wiped by the caller).
+const blake2s = createHashFunction({
+  name: 'BLAKE2s',
+  hashLength: 32,
+  blockLength: 64,
+  hashInto(output, parts) {
+    const hash = createHash('blake2s256');
+    for (const part of parts) hash.update(part);
+    const digest = hash.digest();
+    output.set(digest);
+    digest.fill(0);
+  },
+});
+
 /** The supported hash functions by protocol-name spelling. */
-export const HASH_FUNCTIONS: Readonly<Record<HashName, HashFunction>> = { BLAKE2b: blake2b, SHA256: sha256, SHA512: sha512 };
+export const HASH_FUNCTIONS: Readonly<Record<HashName, HashFunction>> = { BLAKE2b: blake2b, BLAKE2s: blake2s, SHA256: sha256, SHA512: sha512 };

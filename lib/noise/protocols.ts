@@ -3,7 +3,8 @@
  * functions that run it, and the two protocols the product uses.
  */
 import { NoiseCfgError } from '../errors.js';
-import { findCipherFunction, isAesGcmAvailable, type CipherFunction, type CipherName } from './cipher-functions.js';
+import { findCipherFunction, type CipherFunction, type CipherName } from './cipher-functions.js';
+import { DH_FUNCTIONS, type DhFunction, type DhName } from './dh-functions.js';
 import { HASH_FUNCTIONS, type HashFunction, type HashName } from './hash-functions.js';
 import { patternFromName, type HandshakePattern } from './patterns.js';
 
@@ -17,6 +18,7 @@ export interface NoiseProtocol {
   /** The exact protocol name, hashed into h at the start of the handshake. */
   name: string;
   pattern: HandshakePattern;
+  dh: DhFunction;
   cipher: CipherFunction;
   hash: HashFunction;
   /** h (and ck) after InitializeSymmetric: the name padded to HASHLEN, or its hash when longer (§5.2). */
@@ -30,7 +32,7 @@ const MAX_RESOLVED = 256;
 
 /**
  * Parses and resolves a protocol name. Throws UNSUPPORTED_PROTOCOL, with the unsupported part named, for a
- * malformed name, the 448 curve, BLAKE2s, fallback or hfs modifiers, or AESGCM when isAesGcmAvailable() is false.
+ * malformed name, an unknown curve, cipher or hash, or the fallback or hfs modifiers.
  */
 export function resolveProtocol(name: string): NoiseProtocol {
   if (typeof name !== 'string') throw new NoiseCfgError('INVALID_ARGUMENT', 'protocol name must be a string');
@@ -47,20 +49,16 @@ function parseProtocol(name: string): NoiseProtocol {
     throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `"${name}" is not of the form Noise_<pattern>_<dh>_<cipher>_<hash>`);
   }
   const [, patternName, dhName, cipherName, hashName] = parts as [string, string, string, string, string];
-  if (dhName !== '25519') throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `DH "${dhName}" is not supported (only 25519)`);
+  if (dhName !== '25519' && dhName !== '448') throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `DH "${dhName}" is not supported (25519 or 448)`);
   if (cipherName !== 'ChaChaPoly' && cipherName !== 'AESGCM') {
     throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `cipher "${cipherName}" is not supported`);
   }
   const cipher = findCipherFunction(cipherName as CipherName);
-  if (cipher === null) {
-    const why = isAesGcmAvailable() ? 'is not bound' : 'needs libsodium AES-256-GCM, which is not available here';
-    throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `cipher "${cipherName}" ${why}`);
-  }
   if (!HASH_NAMES.has(hashName)) throw new NoiseCfgError('UNSUPPORTED_PROTOCOL', `hash "${hashName}" is not supported`);
   const hash = HASH_FUNCTIONS[hashName as HashName];
   const nameBytes = Buffer.from(name, 'ascii');
   const initialHash = Buffer.alloc(hash.hashLength);
   if (nameBytes.byteLength <= hash.hashLength) nameBytes.copy(initialHash);
   else hash.hashInto(initialHash, [nameBytes]);
-  return { name, pattern: patternFromName(patternName), cipher, hash, initialHash };
+  return { name, pattern: patternFromName(patternName), dh: DH_FUNCTIONS[dhName], cipher, hash, initialHash };
 }

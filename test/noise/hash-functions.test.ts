@@ -5,8 +5,8 @@ import { createHmac, hkdfSync } from 'node:crypto';
 import sodium from 'sodium-native';
 import { HASH_FUNCTIONS, createHashFunction, type HashFunction, type HashName } from '../../lib/noise/hash-functions.js';
 
-const OPENSSL_NAMES: Record<HashName, string> = { BLAKE2b: 'blake2b512', SHA256: 'sha256', SHA512: 'sha512' };
-const BLOCK_BYTES: Record<HashName, number> = { BLAKE2b: 128, SHA256: 64, SHA512: 128 };
+const OPENSSL_NAMES: Record<HashName, string> = { BLAKE2b: 'blake2b512', BLAKE2s: 'blake2s256', SHA256: 'sha256', SHA512: 'sha512' };
+const BLOCK_BYTES: Record<HashName, number> = { BLAKE2b: 128, BLAKE2s: 64, SHA256: 64, SHA512: 128 };
 
 const bytes = (length: number, seed: number): Buffer => Buffer.from(Array.from({ length }, (_, i) => (i * 31 + seed) & 0xff));
 

@@ -432,8 +432,8 @@ t.test(`${XXPSK3_PROTOCOL_NAME}: static key arguments are checked at constructio
 t.test('unsupported or invalid protocol names', async (t) => {
   const base = optionsFor(XXPSK3_PROTOCOL_NAME, true);
   const unsupported = [
-    'Noise_XX_448_ChaChaPoly_BLAKE2b',
-    'Noise_XX_25519_ChaChaPoly_BLAKE2s',
+    'Noise_XX_P256_ChaChaPoly_BLAKE2b',
+    'Noise_XX_25519_ChaChaPoly_BLAKE3',
     'Noise_XXfallback_25519_ChaChaPoly_BLAKE2b',
     'Noise_XXhfs_25519_ChaChaPoly_BLAKE2b',
     'Noise_XXhfs_25519+Kyber1024_ChaChaPoly_BLAKE2b',

@@ -4,7 +4,7 @@
  * transport message and the handshake hash byte for byte. Pure: no files, no output.
  */
 import { isNoiseCfgError } from '../../lib/errors.js';
-import { keyPairFromSecretKey, type KeyPair } from '../../lib/noise/dh-functions.js';
+import type { KeyPair } from '../../lib/noise/dh-functions.js';
 import type { HandshakeOptions, HandshakeState } from '../../lib/noise/handshake-state.js';
 import { resolveProtocol } from '../../lib/noise/protocols.js';
 import { createHandshakeStateWithFixedEphemeralForTesting } from '../../lib/noise/testing.js';
@@ -43,9 +43,8 @@ function psksField(vector: Vector, side: 'init' | 'resp'): Buffer[] {
 /** Why a vector is out of this core's scope, or null when it is in scope. */
 export function outOfScopeReason(vector: Vector): string | null {
   const name = vectorProtocolName(vector);
-  if (vector['fallback'] === true || vector['fallback_pattern'] !== undefined || vector['hybrid'] !== undefined) {
-    return 'compound protocol (fallback or hybrid)';
-  }
+  if (vector['hybrid'] !== undefined) return 'hybrid forward secrecy (hfs: an extension, not revision 34)';
+  if (vector['fallback'] === true || vector['fallback_pattern'] !== undefined) return 'compound protocol (Noise Pipes fallback)';
   if (name.startsWith('NoisePSK_')) return 'pre-rev-31 NoisePSK_ naming';
   try {
     resolveProtocol(name);
@@ -71,9 +70,11 @@ function sideOptions(vector: Vector, side: 'init' | 'resp', protocolName: string
     prologue: hexField(vector, `${side}_prologue`) ?? Buffer.alloc(0),
     psks: psksField(vector, side),
   };
-  if (staticSecret) options.staticKeyPair = keyPairFromSecretKey(staticSecret);
+  // The key pairs are the protocol's curve's: a 448 vector gives 56-byte secret keys.
+  const { dh } = resolveProtocol(protocolName);
+  if (staticSecret) options.staticKeyPair = dh.keyPairFromSecretKey(staticSecret);
   if (remoteStatic) options.remoteStaticKey = remoteStatic;
-  return { options, ephemeral: ephemeralSecret ? keyPairFromSecretKey(ephemeralSecret) : undefined };
+  return { options, ephemeral: ephemeralSecret ? dh.keyPairFromSecretKey(ephemeralSecret) : undefined };
 }
 
 function createSide(vector: Vector, side: 'init' | 'resp', protocolName: string): HandshakeState {

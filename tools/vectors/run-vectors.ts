@@ -1,6 +1,6 @@
 /**
  * `npm run vectors -- FILE...`: runs every vector of the given files that the core supports, prints one line per
- * file and ends with `N passed, M failed, K skipped`. Files that are not vector files (a README beside them) are
+ * file and ends with `N passed, M failed, K skipped (count reason; …, the most skipped first)`. Files that are not vector files (a README beside them) are
  * named on stderr and passed over. Exits 1 on any failed vector, 2 on a file that cannot be read.
  */
 import { basename } from 'node:path';
@@ -14,6 +14,7 @@ function main(files: string[]): number {
     return 2;
   }
   let totals = { passed: 0, failed: 0, skipped: 0 };
+  const skipReasons = new Map<string, number>();
   for (const file of args) {
     let report: FileReport;
     try {
@@ -31,11 +32,13 @@ function main(files: string[]): number {
     for (const failure of report.failures) {
       process.stdout.write(`  FAIL ${failure.protocolName}: ${failure.status === 'failed' ? failure.reason : ''}\n`);
     }
-    if (isVerbose) {
-      for (const [reason, count] of report.skipReasons) process.stdout.write(`  skip ${count}× ${reason}\n`);
+    for (const [reason, count] of report.skipReasons) {
+      skipReasons.set(reason, (skipReasons.get(reason) ?? 0) + count);
+      if (isVerbose) process.stdout.write(`  skip ${count}× ${reason}\n`);
     }
   }
-  process.stdout.write(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);
+  const reasons = [...skipReasons].sort(([reasonA, countA], [reasonB, countB]) => countB - countA || reasonA.localeCompare(reasonB)).map(([reason, count]) => `${count} ${reason}`).join('; ');
+  process.stdout.write(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped${reasons === '' ? '' : ` (${reasons})`}\n`);
   return totals.failed > 0 ? 1 : 0;
 }
 
