@@ -22,7 +22,10 @@ export class BenchServer {
   }
 
   static async start(kind: ServerKind, behaviour: ServerBehaviour, bulkBytes = 0, taskBytes = 0): Promise<BenchServer> {
-    const child = fork(SERVER_SCRIPT, [kind, behaviour, String(bulkBytes), String(taskBytes)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // NOISE_CFG_BENCH_CPU_PROF_DIR: each server process writes a V8 CPU profile there when it stops (tools/profile-pulls.ts).
+    const profileDir = process.env['NOISE_CFG_BENCH_CPU_PROF_DIR'];
+    const execArgv = ['--expose-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
+    const child = fork(SERVER_SCRIPT, [kind, behaviour, String(bulkBytes), String(taskBytes)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const server = new BenchServer(child);
     const ready = await new Promise<{ port: number; token?: string }>((resolve, reject) => {
       child.once('message', (message) => resolve(message as { port: number; token?: string }));
