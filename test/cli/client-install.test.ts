@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../support/paths.js';
 import { openAdmin, startServer } from '../task/support.js';
 
-const SERVER_ONLY_PACKAGES = new Set(['better-sqlite3', 'fastify']);
+const SERVER_ONLY_PACKAGES = new Set(['better-sqlite3', 'fastify', 'pg']);
 
 function run(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
