@@ -1,8 +1,7 @@
 /**
- * What the update server sends for a task (SPEC.md §4.5), encoded once and kept in memory: the file list, both
- * OFFERs and the CHUNK messages. A task's files never change after it is created, so an entry stays valid for
- * the task's life; the cache is bounded by bytes and drops the least recently used task first. A task too big
- * for it is streamed from the store's content slices (SPEC.md §4.1), one slice at a time.
+ * What the update server sends for a task (SPEC.md §4.5): the file list, both OFFERs and the CHUNK messages,
+ * encoded once for the content cache (caches.ts), or, for a task too big for it, CHUNKs streamed from the store's
+ * content slices (SPEC.md §4.1), one slice at a time.
  */
 import { NoiseCfgError } from '../errors.js';
 import { encodeMessage, MAX_CHUNK_BYTES, type Offer } from './messages.js';
@@ -15,11 +14,6 @@ import { CONTENT_SLICE_BYTES, type TaskRecord } from './store.js';
  * SPEC.md §4.5 lets CHUNKs cut the content stream anywhere.
  */
 export const CHUNK_CONTENT_BYTES = Math.min(MAX_CHUNK_BYTES, MAX_RECORD_BODY_BYTES - 1);
-
-/** The default bound on cached CHUNK bytes, in bytes. */
-export const DEFAULT_CONTENT_CACHE_BYTES = 64 * 1024 * 1024;
-/** Tasks held at most, whatever their size (a file list alone can be large). */
-const MAX_CACHED_TASKS = 256;
 
 /** A task's messages, ready to send. */
 export interface TaskContent {
@@ -83,47 +77,17 @@ export function* taskContents(task: TaskRecord, files: readonly FileEntry[], sou
   }
 }
 
-/** A bounded, least-recently-used cache of TaskContent. */
-export class TaskContentCache {
-  readonly #maxBytes: number;
-  readonly #entries = new Map<string, { content: TaskContent; bytes: number }>();
-  #bytes = 0;
-
-  constructor(maxBytes = DEFAULT_CONTENT_CACHE_BYTES) {
-    this.#maxBytes = maxBytes;
-  }
-
-  /** Bytes of CHUNK messages held now. */
-  get bytes(): number {
-    return this.#bytes;
-  }
-
-  /** The content of `task`, from the cache or built from `source`. Throws what the source throws. */
-  get(task: TaskRecord, source: ContentSource): TaskContent {
-    const cached = this.#entries.get(task.id);
-    if (cached) {
-      // Map order is insertion order: re-inserting marks the entry most recently used.
-      this.#entries.delete(task.id);
-      this.#entries.set(task.id, cached);
-      return cached.content;
-    }
-    const files = source.getFiles(task.id);
-    const offerBody: Offer = { digest: task.digest, totalBytes: task.totalBytes, files, hasContent: true };
-    const isCacheable = task.totalBytes <= this.#maxBytes;
-    const content: TaskContent = {
-      files,
-      offer: encodeMessage({ type: 'OFFER', body: offerBody }),
-      dryRunOffer: encodeMessage({ type: 'OFFER', body: { ...offerBody, hasContent: false } }),
-      chunks: isCacheable ? [...encodeChunks(taskContents(task, files, source))] : null,
-    };
-    const bytes = isCacheable ? task.totalBytes : 0;
-    this.#entries.set(task.id, { content, bytes });
-    this.#bytes += bytes;
-    for (const [id, entry] of this.#entries) {
-      if (this.#bytes <= this.#maxBytes && this.#entries.size <= MAX_CACHED_TASKS) break;
-      this.#entries.delete(id);
-      this.#bytes -= entry.bytes;
-    }
-    return content;
-  }
+/**
+ * The messages of `task`, encoded from `source`: the file list, both OFFERs, and, when `withChunks`, every CHUNK
+ * (else null: the caller streams them with encodeChunks). Throws what the source throws.
+ */
+export function buildTaskContent(task: TaskRecord, source: ContentSource, withChunks: boolean): TaskContent {
+  const files = source.getFiles(task.id);
+  const offerBody: Offer = { digest: task.digest, totalBytes: task.totalBytes, files, hasContent: true };
+  return {
+    files,
+    offer: encodeMessage({ type: 'OFFER', body: offerBody }),
+    dryRunOffer: encodeMessage({ type: 'OFFER', body: { ...offerBody, hasContent: false } }),
+    chunks: withChunks ? [...encodeChunks(taskContents(task, files, source))] : null,
+  };
 }

@@ -1,11 +1,11 @@
 // The server's encoded task content (lib/task/task-content.ts): CHUNKs cut the content stream at
-// CHUNK_CONTENT_BYTES whatever the file boundaries (SPEC.md §4.5), each fits one channel record, and the cache
-// holds at most its byte bound, dropping the least recently used task.
+// CHUNK_CONTENT_BYTES whatever the file boundaries (SPEC.md §4.5), each fits one channel record, and a task too
+// big for the cache is streamed one slice at a time. The cache itself is tested in caches.test.ts.
 import t from 'tap';
 import { decodeMessage, MESSAGE_TYPES } from '../../lib/task/messages.js';
 import type { FileEntry } from '../../lib/task/digests.js';
 import { CONTENT_SLICE_BYTES, type TaskRecord } from '../../lib/task/store.js';
-import { CHUNK_CONTENT_BYTES, encodeChunks, TaskContentCache, taskContents, type ContentSource } from '../../lib/task/task-content.js';
+import { buildTaskContent, CHUNK_CONTENT_BYTES, encodeChunks, taskContents, type ContentSource } from '../../lib/task/task-content.js';
 import { MAX_RECORD_BODY_BYTES } from '../../lib/transport/records.js';
 import { seededRandom } from './support.js';
 
@@ -60,32 +60,19 @@ function countingSource(sizes: Record<string, number>): ContentSource & { reads:
   };
 }
 
-t.test('the cache reads a task from the store once and holds at most its byte bound, least recently used out first', async (t) => {
-  const source = countingSource({ a: 400, b: 400, c: 400, huge: 2000 });
-  const cache = new TaskContentCache(1000);
-  const first = cache.get(task('a', 400), source);
-  t.equal(cache.get(task('a', 400), source), first, 'a second get returns the same entry');
-  t.same(source.reads, ['a'], 'the content was read once');
-  t.equal(first.offer[0], MESSAGE_TYPES.OFFER, 'the OFFER is encoded');
-  const offer = decodeMessage(first.offer);
-  const dryRun = decodeMessage(first.dryRunOffer);
+t.test('buildTaskContent encodes both OFFERs and, only when asked, the CHUNKs', async (t) => {
+  const source = countingSource({ a: 400 });
+  const whole = buildTaskContent(task('a', 400), source, true);
+  t.equal(whole.offer[0], MESSAGE_TYPES.OFFER, 'the OFFER is encoded');
+  const offer = decodeMessage(whole.offer);
+  const dryRun = decodeMessage(whole.dryRunOffer);
   t.ok(offer.type === 'OFFER' && offer.body.hasContent, 'the pull OFFER announces content');
   t.ok(dryRun.type === 'OFFER' && !dryRun.body.hasContent, 'the dry-run OFFER does not');
-
-  cache.get(task('b', 400), source);
-  cache.get(task('a', 400), source);
-  t.equal(cache.bytes, 800, 'two tasks held');
-  cache.get(task('c', 400), source);
-  t.equal(cache.bytes, 800, 'the third pushed one out');
-  cache.get(task('a', 400), source);
-  t.same(source.reads, ['a', 'b', 'c'], 'a, used most recently, stayed');
-  cache.get(task('b', 400), source);
-  t.same(source.reads, ['a', 'b', 'c', 'b'], 'b, used least recently, was dropped and is read again');
-
-  const huge = cache.get(task('huge', 2000), source);
-  t.equal(huge.chunks, null, 'a task over the bound is not cached: its content is streamed from the store');
-  t.equal(cache.bytes, 800, 'and it takes none of the budget');
-  t.notOk(source.reads.includes('huge'), 'its content was not read to build the entry');
+  t.same(Buffer.concat(chunkBodies(whole.chunks!)), Buffer.alloc(400, 'a'.charCodeAt(0)), 'the CHUNKs hold the content');
+  t.same(source.reads, ['a'], 'the content was read to build them');
+  const streamed = buildTaskContent(task('a', 400), source, false);
+  t.equal(streamed.chunks, null, 'without CHUNKs: streamed from the store at each pull');
+  t.same(source.reads, ['a'], 'and no content was read');
 });
 
 t.test('a task streamed from the store is read one slice at a time as its CHUNKs are taken, whatever its size', async (t) => {

@@ -1,0 +1,251 @@
+/**
+ * The update server's in-memory caches (SPEC.md §4.8), all of them: their bounds in one table, and for each the
+ * rule that keeps it true — what invalidates it, why that is enough, and whether it stays true when several
+ * processes serve one database (the scale-out issue, 14). Nothing else in lib/task keeps state across sessions.
+ *
+ * Never cached, so needing no rule: the task record (its state, expiry, maxClients) and the client records. The
+ * server reads them from the store at HELLO and again at RESULT, so a cancel, an expiry, a revoke or a delete made
+ * by any process holds from the next read on, whatever these caches hold. Not a cache either: the open-session
+ * counts (session-limits.ts), which count this process's own sockets and are per process by design.
+ */
+import type { ClientRecord, TaskRecord } from './store.js';
+import { buildTaskContent, type ContentSource, type TaskContent } from './task-content.js';
+
+// ---- Bounds ----
+
+/** Task PSKs kept, in tasks (32 bytes each, about 100 bytes with the key). */
+export const MAX_CACHED_PSKS = 10_000;
+/**
+ * Tasks whose slot holders are counted in memory, in tasks. Each count holds up to the task's maxClients (or the
+ * server's maxClientsPerTask) identities, as the store does; an evicted count is read back from the store.
+ */
+export const MAX_SLOT_COUNTS = 1024;
+/** Tasks with maxClients whose applied identities are counted in memory, in tasks; an evicted count is read back. */
+export const MAX_APPLIED_COUNTS = 1024;
+/** Encoded CHUNK bytes kept, by default (TaskServerOptions.contentCacheBytes), in bytes; a bigger task is streamed. */
+export const DEFAULT_CONTENT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Tasks whose encoded messages are kept, in tasks, whatever their size (a file list alone can be large). */
+export const MAX_CACHED_CONTENTS = 256;
+
+/** The bounds above, for one TaskCaches (tests pass smaller ones). */
+export interface CacheBounds {
+  psks: number;
+  slotCounts: number;
+  appliedCounts: number;
+  contents: number;
+  contentBytes: number;
+}
+
+/** The bounds a server uses unless told otherwise. */
+export const DEFAULT_CACHE_BOUNDS: Readonly<CacheBounds> = {
+  psks: MAX_CACHED_PSKS,
+  slotCounts: MAX_SLOT_COUNTS,
+  appliedCounts: MAX_APPLIED_COUNTS,
+  contents: MAX_CACHED_CONTENTS,
+  contentBytes: DEFAULT_CONTENT_CACHE_BYTES,
+};
+
+/**
+ * A map bounded by entries and, optionally, by the bytes each entry was given when set. At either bound it
+ * drops the least recently used entry first (a get counts as a use).
+ */
+export class LruCache<K, V> {
+  readonly #entries = new Map<K, { value: V; bytes: number }>();
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+  #bytes = 0;
+
+  constructor(maxEntries: number, maxBytes = Number.POSITIVE_INFINITY) {
+    this.#maxEntries = maxEntries;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Entries held now. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Bytes held now, as given to set(). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  has(key: K): boolean {
+    return this.#entries.has(key);
+  }
+
+  get(key: K): V | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    // Map order is insertion order: re-inserting marks the entry most recently used.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return entry.value;
+  }
+
+  /** Holds `value` under `key` as `bytes` bytes, then drops the least recently used entries until within bounds. */
+  set(key: K, value: V, bytes = 0): void {
+    this.delete(key);
+    this.#entries.set(key, { value, bytes });
+    this.#bytes += bytes;
+    for (const [oldKey, entry] of this.#entries) {
+      if (this.#bytes <= this.#maxBytes && this.#entries.size <= this.#maxEntries) break;
+      this.#entries.delete(oldKey);
+      this.#bytes -= entry.bytes;
+    }
+  }
+
+  delete(key: K): boolean {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return false;
+    this.#entries.delete(key);
+    this.#bytes -= entry.bytes;
+    return true;
+  }
+}
+
+/** What the caches read from the store: content, client records, and a way to commit queued writes first. */
+export interface CacheSource extends ContentSource {
+  listClients(taskId: string): ClientRecord[];
+  /** Commits the writes queued so far (group commit), so that a read after it sees them. */
+  flush(): void;
+}
+
+/** The caches of one running server. */
+export class TaskCaches {
+  readonly #source: CacheSource;
+  readonly #derivePsk: (taskId: string) => Buffer;
+  readonly #contentBytes: number;
+  /**
+   * Task id → PSK. Derived once per task: an HKDF per connection is work a stranger with a task id could make us
+   * repeat. Invalidated by nothing: the PSK is a function of the master key and the task id alone, the master key
+   * never changes while the data directory exists, and task ids are random and never reused, so an entry of a
+   * deleted task is never asked for again (the handshake fails on the missing task before the PSK is wanted).
+   * Prune forgets the entry to give the memory back. Across processes: correct as it stands (every process
+   * derives the same PSK from the same master key).
+   */
+  readonly #psks: LruCache<string, Buffer>;
+  /**
+   * Task id → identities holding a slot: the store's records (hasSlot, or applied) plus this server's offers whose
+   * writes are still queued. Counted in memory because an offer is not waited for (the files go out before it is
+   * durable), so the store alone undercounts. Slots are never given back (SPEC.md §4.4: revoked, failed and
+   * interrupted clients keep theirs), so the set only grows and cancel, expiry and revoke change nothing in it.
+   * Delete and prune forget the task (prune here; a deleted task fails the handshake, so its entry is never
+   * read). An evicted or new entry is read from the store after flush(): every queued offer is then committed, so
+   * the reload holds every holder the dropped entry held. Restart: reloaded the same way. Across processes: NOT
+   * correct as it stands; each server counts only its own offers since its load, so two servers could together
+   * offer a task to more than maxClients identities. Issue 14 must take the slot in the database before the OFFER
+   * goes out, in one statement that checks the count (for example `UPDATE tasks SET slots_taken = slots_taken + 1
+   * WHERE id = $1 AND slots_taken < max_clients`, or the client upsert under `SELECT … FOR UPDATE` of the task
+   * row); this set can then only answer "already a holder?", which stays true because slots are never given back.
+   */
+  readonly #slots: LruCache<string, Set<string>>;
+  /**
+   * Task id → identities whose record says they applied the task's digest, for tasks with maxClients: it decides
+   * which RESULT completes the task, in the same group commit as that RESULT, while the writes of concurrent
+   * clients are still queued. Revoke invalidates: a revoked client's record no longer says applied, so before a
+   * RESULT completes the task the identities the store holds as revoked leave the set (one read, only when the
+   * count reaches maxClients), whichever process revoked them. Cancel and expiry need nothing: completeTask
+   * changes only an active task. Delete and prune forget it as for slots; eviction and restart reload it after
+   * flush(). Across processes: NOT correct as it stands; applies recorded by another server after the load are
+   * not counted, so the task may never complete. Issue 14 must decide completion in the database, in the
+   * transaction that records the applied RESULT (`UPDATE tasks SET state = 'completed' … WHERE state = 'active'
+   * AND (SELECT count(*) … applied this digest) >= max_clients`), and drop this set.
+   */
+  readonly #applied: LruCache<string, Set<string>>;
+  /**
+   * Task id → its encoded file list, OFFERs and (when within the byte bound) CHUNKs. Invalidated by nothing: a
+   * task's files never change after it is created and ids are never reused, so an entry is right for the task's
+   * whole life; cancel and expiry are refused at HELLO before the content is asked for; a deleted task fails the
+   * handshake. Prune forgets it; the byte and task bounds drop the least recently used. Across processes: correct
+   * as it stands (content is immutable; each process holds its own copy).
+   */
+  readonly #contents: LruCache<string, TaskContent>;
+
+  /** `contentBytes` bounds the cached CHUNK bytes (TaskServerOptions.contentCacheBytes). */
+  constructor(options: { source: CacheSource; derivePsk: (taskId: string) => Buffer; bounds?: Partial<CacheBounds> }) {
+    const bounds = { ...DEFAULT_CACHE_BOUNDS, ...options.bounds };
+    this.#source = options.source;
+    this.#derivePsk = options.derivePsk;
+    this.#contentBytes = bounds.contentBytes;
+    this.#psks = new LruCache(bounds.psks);
+    this.#slots = new LruCache(bounds.slotCounts);
+    this.#applied = new LruCache(bounds.appliedCounts);
+    this.#contents = new LruCache(bounds.contents, bounds.contentBytes);
+  }
+
+  /** Bytes of CHUNK messages held now. */
+  get contentBytes(): number {
+    return this.#contents.bytes;
+  }
+
+  /** The task's PSK. */
+  psk(taskId: string): Buffer {
+    let psk = this.#psks.get(taskId);
+    if (psk === undefined) {
+      psk = this.#derivePsk(taskId);
+      this.#psks.set(taskId, psk);
+    }
+    return psk;
+  }
+
+  /** The identities holding a slot in the task, as this server counts them. Throws what the store throws. */
+  slotHolders(taskId: string): ReadonlySet<string> {
+    return this.#slotSet(taskId);
+  }
+
+  /** Counts `identity` as a slot holder; call it in the same turn as the offer's write is queued. */
+  takeSlot(taskId: string, identity: string): void {
+    this.#slotSet(taskId).add(identity);
+  }
+
+  /**
+   * Counts `identity` as having applied `task` (which has maxClients; others are not counted) and says whether
+   * this makes the task complete: true once, for the RESULT that brings the count of identities that applied and
+   * are not revoked to maxClients. Throws what the store throws.
+   */
+  countApplied(task: TaskRecord, identity: string): boolean {
+    if (task.maxClients === null) return false;
+    let applied = this.#applied.get(task.id);
+    if (applied === undefined) {
+      this.#source.flush();
+      applied = new Set(this.#source.listClients(task.id).filter((other) => other.state === 'applied' && other.appliedDigest === task.digest).map((other) => other.identity));
+      this.#applied.set(task.id, applied);
+    }
+    const wasComplete = applied.size >= task.maxClients;
+    applied.add(identity);
+    if (wasComplete || applied.size < task.maxClients) return false;
+    for (const other of this.#source.listClients(task.id)) {
+      if (other.state === 'revoked') applied.delete(other.identity);
+    }
+    return applied.size >= task.maxClients;
+  }
+
+  /** The task's encoded messages, from the cache or built from the store. Throws what the store throws. */
+  content(task: TaskRecord): TaskContent {
+    const cached = this.#contents.get(task.id);
+    if (cached !== undefined) return cached;
+    const content = buildTaskContent(task, this.#source, task.totalBytes <= this.#contentBytes);
+    this.#contents.set(task.id, content, content.chunks === null ? 0 : task.totalBytes);
+    return content;
+  }
+
+  /** Drops everything held for a task that is gone (prune, delete). */
+  forgetTask(taskId: string): void {
+    this.#psks.delete(taskId);
+    this.#slots.delete(taskId);
+    this.#applied.delete(taskId);
+    this.#contents.delete(taskId);
+  }
+
+  #slotSet(taskId: string): Set<string> {
+    let holders = this.#slots.get(taskId);
+    if (holders === undefined) {
+      // Queued offers first: an entry dropped at the bound held them, and the reload must too.
+      this.#source.flush();
+      holders = new Set(this.#source.listClients(taskId).filter((client) => client.hasSlot || client.state === 'applied').map((client) => client.identity));
+      this.#slots.set(taskId, holders);
+    }
+    return holders;
+  }
+}

@@ -1,0 +1,195 @@
+// The update server's caches (lib/task/caches.ts): each bound drops the least recently used entry, and each
+// invalidation rule written there holds — a reload after eviction sees queued writes, slots survive a revoke, a
+// revoke takes an applied identity out of the completion count, prune forgets a task, and cancel, revoke and
+// delete made through another store handle (as `task cancel` from another process) hold though the task's PSK and
+// content were cached.
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { LruCache, TaskCaches, type CacheBounds, type CacheSource } from '../../lib/task/caches.js';
+import type { FileEntry } from '../../lib/task/digests.js';
+import { TaskAdmin } from '../../lib/task/admin.js';
+import { CONTENT_SLICE_BYTES, TaskStore, type ClientRecord, type TaskRecord } from '../../lib/task/store.js';
+import { clientSetup, textFiles } from './client-support.js';
+
+function task(id: string, options: { totalBytes?: number; maxClients?: number | null } = {}): TaskRecord {
+  return {
+    id, name: id, mode: 'xxpsk3', createdAt: 0, expiresAt: Date.now() + 3_600_000, maxClients: options.maxClients ?? null, state: 'active',
+    endedAt: null, digest: 'a'.repeat(64), totalBytes: options.totalBytes ?? 0, fileCount: options.totalBytes ? 1 : 0,
+  };
+}
+
+function client(taskId: string, identity: string, state: ClientRecord['state']): ClientRecord {
+  return {
+    taskId, identity, name: identity, remoteAddress: '127.0.0.1', state, firstSeenAt: 1, updatedAt: 1, exitCode: null, message: null,
+    appliedDigest: state === 'applied' ? 'a'.repeat(64) : null, hasSlot: true,
+  };
+}
+
+/** A store stand-in with one file per task and no clients, counting its content reads. */
+function countingSource(sizes: Record<string, number>): CacheSource & { reads: string[] } {
+  const reads: string[] = [];
+  return {
+    reads,
+    getFiles: (taskId): FileEntry[] => [{ path: 'f', mode: 0o644, size: sizes[taskId]!, digest: 'b'.repeat(64) }],
+    getFileSlice(taskId, _position, slice) {
+      reads.push(taskId);
+      return Buffer.alloc(Math.min(CONTENT_SLICE_BYTES, sizes[taskId]! - slice * CONTENT_SLICE_BYTES), taskId.charCodeAt(0));
+    },
+    listClients: () => [],
+    flush: () => undefined,
+  };
+}
+
+/** Caches over a real store in a test directory, deriving PSKs from a counter so that each derivation shows. */
+function cachesOnStore(t: Test, bounds: Partial<CacheBounds> = {}): { store: TaskStore; caches: TaskCaches; path: string } {
+  const path = join(t.testdir(), 'noise-cfg.db');
+  const store = TaskStore.open(path);
+  t.teardown(() => store.close());
+  let derived = 0;
+  const caches = new TaskCaches({ source: store, derivePsk: () => Buffer.alloc(32, ++derived), bounds });
+  return { store, caches, path };
+}
+
+t.test('LruCache drops the least recently used entry at its entry bound and at its byte bound', async (t) => {
+  const cache = new LruCache<string, number>(2, 100);
+  cache.set('a', 1, 10);
+  cache.set('b', 2, 10);
+  t.equal(cache.get('a'), 1, 'a is used, so b is now the oldest');
+  cache.set('c', 3, 10);
+  t.same([cache.has('a'), cache.has('b'), cache.has('c')], [true, false, true], 'at two entries the third pushed out b, the least recently used');
+  t.equal(cache.bytes, 20, 'the dropped entry gave its bytes back');
+  cache.set('d', 4, 95);
+  t.same([cache.has('a'), cache.has('c'), cache.has('d')], [false, false, true], 'over 100 bytes the oldest go until the rest fit');
+  t.equal(cache.bytes, 95);
+  t.ok(cache.delete('d'), 'delete says it held the key');
+  t.same([cache.size, cache.bytes], [0, 0], 'and gives the entry and its bytes back');
+  t.notOk(cache.delete('d'), 'a second delete finds nothing');
+});
+
+t.test('PSKs: derived once per task; at the bound the least recently used is dropped and derived again', async (t) => {
+  const derivations: string[] = [];
+  const caches = new TaskCaches({ source: countingSource({}), derivePsk: (id) => (derivations.push(id), Buffer.alloc(32, id.charCodeAt(0))), bounds: { psks: 2 } });
+  t.same(caches.psk('a'), Buffer.alloc(32, 'a'.charCodeAt(0)), 'the derived PSK');
+  caches.psk('a');
+  caches.psk('b');
+  t.same(derivations, ['a', 'b'], 'a second use of a task derives nothing');
+  caches.psk('a');
+  caches.psk('c');
+  caches.psk('a');
+  t.same(derivations, ['a', 'b', 'c'], 'a, used most recently, stayed');
+  caches.psk('b');
+  t.same(derivations, ['a', 'b', 'c', 'b'], 'b, used least recently, was dropped and is derived again');
+});
+
+t.test('content: read once per task, held within its byte and task bounds, least recently used out first', async (t) => {
+  const source = countingSource({ a: 400, b: 400, c: 400, huge: 2000 });
+  const caches = new TaskCaches({ source, derivePsk: () => Buffer.alloc(32), bounds: { contentBytes: 1000 } });
+  const first = caches.content(task('a', { totalBytes: 400 }));
+  t.equal(caches.content(task('a', { totalBytes: 400 })), first, 'a second get returns the same entry');
+  t.same(source.reads, ['a'], 'the content was read once');
+  caches.content(task('b', { totalBytes: 400 }));
+  caches.content(task('a', { totalBytes: 400 }));
+  t.equal(caches.contentBytes, 800, 'two tasks held');
+  caches.content(task('c', { totalBytes: 400 }));
+  t.equal(caches.contentBytes, 800, 'the third pushed one out');
+  caches.content(task('a', { totalBytes: 400 }));
+  t.same(source.reads, ['a', 'b', 'c'], 'a, used most recently, stayed');
+  caches.content(task('b', { totalBytes: 400 }));
+  t.same(source.reads, ['a', 'b', 'c', 'b'], 'b, used least recently, was dropped and is read again');
+  const huge = caches.content(task('huge', { totalBytes: 2000 }));
+  t.equal(huge.chunks, null, 'a task over the byte bound is not cached: its content is streamed from the store');
+  t.equal(caches.contentBytes, 800, 'and it takes none of the budget');
+  t.notOk(source.reads.includes('huge'), 'its content was not read to build the entry');
+
+  const few = countingSource({ x: 1, y: 1, z: 1 });
+  const small = new TaskCaches({ source: few, derivePsk: () => Buffer.alloc(32), bounds: { contents: 2 } });
+  for (const id of ['x', 'y', 'z', 'x']) small.content(task(id, { totalBytes: 1 }));
+  t.same(few.reads, ['x', 'y', 'z', 'x'], 'at two tasks, whatever their bytes, the oldest goes');
+});
+
+t.test('slots: an entry dropped at the bound is read back with the offers still queued, and a revoke keeps the slot', async (t) => {
+  const { store, caches } = cachesOnStore(t, { slotCounts: 1 });
+  store.createTask(task('a', { maxClients: 2 }), []);
+  store.createTask(task('b'), []);
+  t.same([...caches.slotHolders('a')], [], 'a new task: no holder');
+  caches.takeSlot('a', 'x');
+  // As the server does: the offer's write is queued, not waited for.
+  const offered = store.saveClient(client('a', 'x', 'offered'));
+  caches.slotHolders('b');
+  t.same([...caches.slotHolders('a')], ['x'], 'read back after b pushed a out: the queued offer is counted');
+  await offered;
+  t.equal(store.getClient('a', 'x')?.state, 'offered', 'the reload committed the queued offer first');
+  store.revokeClient('a', 'x', 2);
+  caches.slotHolders('b');
+  t.same([...caches.slotHolders('a')], ['x'], 'a revoked client keeps its slot (SPEC.md §4.4), read back or not');
+});
+
+t.test('applied: the RESULT that brings the count to maxClients completes the task, once; a revoke takes an identity out', async (t) => {
+  const { store, caches, path } = cachesOnStore(t);
+  const plain = task('plain');
+  const counted = task('counted', { maxClients: 2 });
+  const revoked = task('revoked', { maxClients: 2 });
+  for (const each of [plain, counted, revoked]) {
+    store.createTask(each, []);
+    // Offered, as the server records them before their RESULTs; the RESULTs are counted below.
+    for (const identity of ['x', 'y', 'z']) await store.saveClient(client(each.id, identity, 'offered'));
+  }
+  t.notOk(caches.countApplied(plain, 'x'), 'a task without maxClients never completes by count');
+
+  t.notOk(caches.countApplied(counted, 'x'), 'one of two');
+  t.ok(caches.countApplied(counted, 'y'), 'two of two: this RESULT completes the task');
+  t.notOk(caches.countApplied(counted, 'z'), 'a further RESULT completes nothing more');
+
+  t.notOk(caches.countApplied(revoked, 'x'), 'one of two');
+  // Another handle on the database, as `task revoke` from another process.
+  const other = TaskStore.open(path);
+  t.ok(other.revokeClient('revoked', 'x', 3));
+  other.close();
+  t.notOk(caches.countApplied(revoked, 'y'), 'x was revoked after it was counted: y makes one of two, not two');
+  t.ok(caches.countApplied(revoked, 'z'), 'z makes two');
+});
+
+t.test('forgetTask drops every cache of the task', async (t) => {
+  const source = countingSource({ a: 10 });
+  const listed: string[] = [];
+  const derivations: string[] = [];
+  const caches = new TaskCaches({
+    source: { ...source, listClients: (id) => (listed.push(id), []) },
+    derivePsk: (id) => (derivations.push(id), Buffer.alloc(32)),
+  });
+  const a = task('a', { totalBytes: 10, maxClients: 5 });
+  const fill = (): void => {
+    caches.psk('a');
+    caches.content(a);
+    caches.slotHolders('a');
+    caches.countApplied(a, 'x');
+  };
+  fill();
+  fill();
+  t.same([derivations.length, source.reads.length, listed.length], [1, 1, 2], 'held: derived, read and listed once each');
+  caches.forgetTask('a');
+  fill();
+  t.same([derivations.length, source.reads.length, listed.length], [2, 2, 4], 'after forgetTask, all of it is built again');
+});
+
+t.test('a server with the task cached: cancel, revoke and delete through another handle hold at the next HELLO', async (t) => {
+  const s = await clientSetup(t);
+  const other = TaskAdmin.open(s.dataDir);
+  t.teardown(() => other.close());
+
+  const cancelled = s.create(textFiles({ 'a.conf': 'a\n' }));
+  t.equal((await s.pullInto(cancelled.token)).status, 'applied', 'pulled once: PSK, content and slots are cached');
+  other.cancelTask(cancelled.id);
+  await t.rejects(s.pullInto(cancelled.token, { outDir: join(s.dir, 'out-cancelled') }), { code: 'REJECTED', message: /cancelled/ }, 'the cancel holds');
+
+  const revoked = s.create(textFiles({ 'b.conf': 'b\n' }));
+  t.equal((await s.pullInto(revoked.token, { outDir: join(s.dir, 'out-b') })).status, 'applied');
+  const [identity] = other.showTask(revoked.id).clients.map((each) => each.identity);
+  other.revokeClient(revoked.id, identity!);
+  await t.rejects(s.pullInto(revoked.token, { outDir: join(s.dir, 'out-b2') }), { code: 'REJECTED', message: /revoked/ }, 'the revoke holds');
+
+  const deleted = s.create(textFiles({ 'c.conf': 'c\n' }));
+  t.equal((await s.pullInto(deleted.token, { outDir: join(s.dir, 'out-c') })).status, 'applied');
+  other.deleteTask(deleted.id);
+  await t.rejects(s.pullInto(deleted.token, { outDir: join(s.dir, 'out-c2') }), { code: 'AUTHENTICATION_FAILED' }, 'a deleted task fails the handshake though its PSK was cached');
+});
