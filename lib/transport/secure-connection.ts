@@ -33,8 +33,6 @@ export interface ConnectionInfo {
   handshakeHash: Buffer;
   /** The peer's static public key, when the pattern carries one. */
   remoteStaticKey: Buffer | null;
-  /** Server side: the `context` resolveTask gave with the task's key. */
-  taskContext?: unknown;
 }
 
 type ReceiveState = 'open' | 'ended' | 'failed';
@@ -45,8 +43,6 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   readonly taskId: string | null;
   readonly handshakeHash: Buffer;
   readonly remoteStaticKey: Buffer | null;
-  /** Server side: what resolveTask returned as `context` for this connection's task; undefined otherwise. */
-  readonly taskContext: unknown;
 
   readonly #socket: Socket;
   readonly #transport: TransportState;
@@ -120,7 +116,6 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     this.taskId = options.info.taskId;
     this.handshakeHash = options.info.handshakeHash;
     this.remoteStaticKey = options.info.remoteStaticKey;
-    this.taskContext = options.info.taskContext;
     this.#decoder = leftovers.decoder;
     this.#decoder.maxFrameBytes = MAX_FRAME_BYTES;
     this.#sink = new SocketSink(socket);
