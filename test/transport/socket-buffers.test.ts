@@ -75,3 +75,15 @@ t.test('send buffers: exact sizes, pooled ones reused only after release, small 
     third.release!();
   }
 });
+
+t.test('a send buffer released twice is pooled once: two takers never share it', async (t) => {
+  const taken = takeSendBuffer(POOLED_BUFFER_BYTES);
+  taken.release!();
+  taken.release!();
+  const first = takeSendBuffer(POOLED_BUFFER_BYTES);
+  const second = takeSendBuffer(POOLED_BUFFER_BYTES);
+  t.equal(first.buffer.buffer, taken.buffer.buffer, 'the released buffer is taken again');
+  t.not(second.buffer.buffer, first.buffer.buffer, 'and only once');
+  first.release!();
+  second.release!();
+});
