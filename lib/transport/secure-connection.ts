@@ -2,7 +2,9 @@
  * An established channel on its socket (SPEC.md §2.5, §2.7, §2.8): the adapter between a socket and the pure halves
  * of the connection, a MessageWriter and a MessageReader (record-writer.ts and record-reader.ts, or raw-messages.ts
  * in raw mode). It owns the socket mechanics and nothing of the wire format: corked writes (socket-sink.ts), drain
- * and backpressure both ways, the idle timeout (idle-sweep.ts), close and destroy.
+ * and backpressure both ways, the idle timeout (idle-sweep.ts), close and destroy. It is over 300 lines because it
+ * is one socket's whole life in one class whose socket listeners are shared statics, so that an idle connection
+ * holds no closures and no helper objects beyond its writer, reader and sink (memory per connection, bench/).
  */
 import type { Socket } from 'node:net';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
