@@ -26,8 +26,6 @@ export interface TaskKey {
   psk: Uint8Array;
   /** The mode the task was created with; a client asking for another mode fails authentication. */
   mode: ChannelMode;
-  /** Anything the application wants back on the connection, as SecureConnection.taskContext (say, the task it read). */
-  context?: unknown;
 }
 
 /** The server side of the channel. */

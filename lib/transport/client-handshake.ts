@@ -11,6 +11,7 @@ import type { HandshakeState, TransportState } from '../noise/index.js';
 import { asAuthenticationFailure, asHandshakeError, closedDuringHandshake, createHandshake, type HandshakeResult } from './channel-handshake.js';
 import { PROTOCOL_BY_MODE, type ClientChannelOptions } from './channel-options.js';
 import { encodeFrame, FrameDecoder } from './framing.js';
+import { viewForTheCall, type BytesForTheCall } from './lent-bytes.js';
 import { MAX_FRAME_BYTES } from './limits.js';
 import { computeMac1, mac1KeyForPsk } from './mac1.js';
 import { checkTaskId, decodeRejection, encodePreamble } from './preamble.js';
@@ -80,12 +81,13 @@ export class ClientHandshake {
     }
   }
 
-  /** Takes the next bytes from the server (any chunking); `chunk` may be reused once this returns. */
-  receive(chunk: Buffer): ClientHandshakeStep {
+  /** Takes the next bytes from the server (any chunking); `chunk` is lent for the call (it may be reused after). */
+  receive(chunk: BytesForTheCall): ClientHandshakeStep {
     if (this.#stage !== 'message2' && this.#stage !== 'ready') return this.#afterEnd();
     try {
       let send: Buffer | undefined;
-      const frames = this.#decoder.push(chunk);
+      const bytes = viewForTheCall(chunk);
+      const frames = this.#decoder.push(bytes);
       for (let index = 0; index < frames.length; index++) {
         if (this.#stage === 'message2') {
           send = this.#readMessage2(frames[index]!);
@@ -93,7 +95,7 @@ export class ClientHandshake {
         }
         this.#readReady(frames[index]!);
         // Frames past READY belong to the connection, and the chunk they view may be reused: keep copies.
-        const rest = frames.slice(index + 1).map((frame) => (frame.buffer === chunk.buffer ? Buffer.from(frame) : frame));
+        const rest = frames.slice(index + 1).map((frame) => (frame.buffer === bytes.buffer ? Buffer.from(frame) : frame));
         const result: HandshakeResult = { transport: this.#transport!, decoder: this.#decoder, frames: rest };
         this.#transport = null;
         return send === undefined ? { status: 'done', result } : { status: 'done', send, result };

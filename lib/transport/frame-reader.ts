@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import { NoiseCfgError } from '../errors.js';
 import { FrameDecoder } from './framing.js';
+import type { LentBytes } from './lent-bytes.js';
 import { onChunks } from './socket-chunks.js';
 
 /** What the reader hands to the connection once the handshake is done. */
@@ -64,11 +65,11 @@ export class FrameReader {
     return { decoder: this.#decoder, frames: this.#frames.splice(0), isEnded: this.#isEnded };
   }
 
-  #receive(chunk: Buffer): void {
+  #receive(chunk: LentBytes): void {
     if (this.#failure) return;
     try {
-      // Frames are kept past this call, and the chunk they view may be reused: keep copies.
-      for (const frame of this.#decoder.push(chunk)) this.#frames.push(frame.buffer === chunk.buffer ? Buffer.from(frame) : frame);
+      // Frames are kept past this call: the decoder copies those that view the lent chunk.
+      for (const frame of this.#decoder.pushKept(chunk)) this.#frames.push(frame);
     } catch (error) {
       this.fail(error as Error);
     }

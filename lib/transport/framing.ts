@@ -4,6 +4,7 @@
  * partial frame (at most `maxFrameBytes` + 2 bytes) besides what it has already handed out.
  */
 import { NoiseCfgError } from '../errors.js';
+import { viewForTheCall, type BytesForTheCall, type LentBytes } from './lent-bytes.js';
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './limits.js';
 
 export { FRAME_HEADER_BYTES, MAX_FRAME_BYTES };
@@ -70,12 +71,24 @@ export class FrameDecoder {
   }
 
   /**
+   * As push(), for a chunk lent for the call (or one the caller will reuse): every frame returned is the caller's
+   * to keep, those that view the chunk copied out of it.
+   */
+  pushKept(chunk: BytesForTheCall): Buffer[] {
+    const bytes = viewForTheCall(chunk);
+    const frames: Buffer[] = [];
+    this.#consume(bytes, false, (body) => frames.push(body.buffer === bytes.buffer ? Buffer.from(body) : body));
+    return frames;
+  }
+
+  /**
    * Consumes one chunk and calls `onFrame` with each frame body it completes, in order. Unlike push() it copies
-   * the frames that span chunks into one buffer it reuses, so a body is valid only during its call. For
+   * the frames that span chunks into one buffer it reuses, so each body is lent for its call only. For
    * receivers that decrypt each frame out of place at once. Throws as push() does.
    */
-  pushEach(chunk: Uint8Array, onFrame: (body: Buffer) => void): void {
-    this.#consume(chunk, true, onFrame);
+  pushEach(chunk: BytesForTheCall, onFrame: (body: LentBytes) => void): void {
+    // A LentBytes is the Buffer at run time: the callback is passed as it is, with no wrapper per chunk.
+    this.#consume(viewForTheCall(chunk), true, onFrame as unknown as (body: Buffer) => void);
     // An idle connection keeps no assembly buffer; a busy one, whose chunks rarely end between frames, reuses it.
     if (this.isAtFrameBoundary) this.#spare = null;
   }

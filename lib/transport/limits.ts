@@ -82,10 +82,12 @@ export const YIELD_AFTER_BYTES = 512 * 1024;
  * of the last long message, and grows past this by doubling.
  */
 export const MAX_ASSEMBLY_GUESS_BYTES = 4 * 1024 * 1024;
-/** The smallest send buffer taken from the full-record pool, in bytes; smaller ones would waste most of it. */
-export const POOLED_RECORD_FROM_BYTES = 16 * 1024;
-/** The smallest send buffer taken from the batch pool, in bytes. */
-export const POOLED_BATCH_FROM_BYTES = 256 * 1024;
+/** A pooled buffer serves requests of at least this fraction of its size: smaller ones would waste most of it. */
+export const POOLED_FROM_FRACTION = 1 / 4;
+/** The smallest send buffer taken from the full-record pool, in bytes (16 384). */
+export const POOLED_RECORD_FROM_BYTES = Math.floor(FULL_RECORD_WIRE_BYTES * POOLED_FROM_FRACTION);
+/** The smallest send buffer taken from the batch pool, in bytes (262 148). */
+export const POOLED_BATCH_FROM_BYTES = Math.floor(BATCH_WIRE_BYTES * POOLED_FROM_FRACTION);
 /** Buffers kept for reuse per pooled size, at most. */
 export const MAX_POOLED_BUFFERS = 16;
 /** Bytes per read into the buffer shared by the sockets a client connects: Node's own read size. */

@@ -1,21 +1,24 @@
 /**
- * An established channel (SPEC.md §2.5): application messages of any size up to a limit, split into records,
- * encrypted as Noise transport messages and framed; an authenticated END; REKEY on a schedule; backpressure both
- * ways. In raw mode each message is one plain Noise transport message and the stream simply ends.
+ * An established channel on its socket (SPEC.md §2.5, §2.7, §2.8): the adapter between a socket and the pure halves
+ * of the connection, a MessageWriter and a MessageReader (record-writer.ts and record-reader.ts, or raw-messages.ts
+ * in raw mode). It owns the socket mechanics and nothing of the wire format: corked writes (socket-sink.ts), drain
+ * and backpressure both ways, the idle timeout (idle-sweep.ts), close and destroy. It is over 300 lines because it
+ * is one socket's whole life in one class whose socket listeners are shared statics, so that an idle connection
+ * holds no closures and no helper objects beyond its writer, reader and sink (memory per connection, bench/).
  */
 import type { Socket } from 'node:net';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
-import { MAX_TRANSPORT_PLAINTEXT_BYTES, TAG_BYTES, type TransportState } from '../noise/index.js';
+import type { TransportState } from '../noise/index.js';
 import type { ReaderLeftovers } from './frame-reader.js';
 import { IdleSweep } from './idle-sweep.js';
-import {
-  FRAME_HEADER_BYTES, MAX_ASSEMBLY_GUESS_BYTES, MAX_FRAME_BYTES, MAX_RECORD_BODY_BYTES, RECORD_OVERHEAD_BYTES, RECORD_TYPE_BYTES, RECORDS_PER_WRITE,
-  SEND_BUFFER_BYTES, YIELD_AFTER_BYTES, type ChannelLimits,
-} from './limits.js';
+import { lend, type LentBytes } from './lent-bytes.js';
+import { MAX_FRAME_BYTES, SEND_BUFFER_BYTES, YIELD_AFTER_BYTES, type ChannelLimits } from './limits.js';
 import type { ChannelMode } from './preamble.js';
-import { decodeRecord, RECORD_TYPES, type RecordType } from './records.js';
-import { takeSendBuffer } from './send-buffer-pool.js';
+import { RawMessages } from './raw-messages.js';
+import { RecordReader, type MessageReader, type ReadEvent } from './record-reader.js';
+import { RecordWriter, type MessageWriter } from './record-writer.js';
 import { onChunks } from './socket-chunks.js';
+import { SocketSink } from './socket-sink.js';
 
 export { SEND_BUFFER_BYTES };
 
@@ -32,8 +35,6 @@ export interface ConnectionInfo {
   handshakeHash: Buffer;
   /** The peer's static public key, when the pattern carries one. */
   remoteStaticKey: Buffer | null;
-  /** Server side: the `context` resolveTask gave with the task's key. */
-  taskContext?: unknown;
 }
 
 type ReceiveState = 'open' | 'ended' | 'failed';
@@ -44,30 +45,19 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   readonly taskId: string | null;
   readonly handshakeHash: Buffer;
   readonly remoteStaticKey: Buffer | null;
-  /** Server side: what resolveTask returned as `context` for this connection's task; undefined otherwise. */
-  readonly taskContext: unknown;
 
   readonly #socket: Socket;
   readonly #transport: TransportState;
   readonly #limits: ChannelLimits;
-  readonly #isRaw: boolean;
-  readonly #now: () => number;
+  readonly #sink: SocketSink;
+  readonly #writer: MessageWriter;
+  readonly #reader: MessageReader;
   readonly #decoder: ReaderLeftovers['decoder'];
 
   readonly #messages: Buffer[] = [];
   #queuedBytes = 0;
-  /**
-   * The message being reassembled: byte 0 is scratch, the body so far follows. Each record is decrypted straight
-   * into place after the last body byte, its type byte over that byte, which is then put back. Null between
-   * messages.
-   */
-  #assembly: Buffer | null = null;
-  /** Body bytes of the message being reassembled. */
-  #fragmentBytes = 0;
-  /** Size of the last message that took more than one record: the guess for the next one. */
-  #lastLongMessageBytes = 0;
   /** The decoder's callback, made on the first chunk: an idle connection holds no closure for it. */
-  #onFrame: ((frame: Buffer) => void) | null = null;
+  #onFrame: ((frame: LentBytes) => void) | null = null;
   #remoteAddress: string | null = null;
   #receiveState: ReceiveState = 'open';
   #failure: NoiseCfgError | null = null;
@@ -77,15 +67,12 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   #sendChain: Promise<void> | null = null;
   #isSendClosed = false;
   #closing: Promise<void> | null = null;
-  #sentUnderKey = 0;
-  #keyStartedAt: number;
   #isSocketClosed = false;
-  #isCorked = false;
   #closeListeners: (() => void)[] | null = null;
   /** When application data last went either way, in performance.now() milliseconds (the idle timeout's clock). */
   #lastActivityAt = performance.now();
-  /** Server side, nnpsk0: told once when the client's first transport message decrypts; null after (or never set). */
-  #onFirstDecrypt: (() => void) | null = null;
+  /** Server side, nnpsk0: true until the client's first transport message decrypts (the handshake still runs). */
+  #isAwaitingFirstDecrypt: boolean;
 
   // One timer for the idle timeout of every connection of the process (idle-sweep.ts).
   static readonly #idleSweep = new IdleSweep<SecureConnection>({
@@ -96,7 +83,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   // Socket listeners are shared functions that find their connection through the socket: an open connection
   // then holds no closures of its own (memory per idle connection, bench/).
   static readonly #bySocket = new WeakMap<Socket, SecureConnection>();
-  static readonly #onSocketChunk = function (this: Socket, chunk: Buffer): void {
+  static readonly #onSocketChunk = function (this: Socket, chunk: LentBytes): void {
     const connection = SecureConnection.#bySocket.get(this);
     if (connection !== undefined) connection.#receiveChunk(chunk);
   };
@@ -119,6 +106,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   constructor(socket: Socket, transport: TransportState, leftovers: ReaderLeftovers, options: {
     info: ConnectionInfo;
     limits: ChannelLimits;
+    /** The rekey schedule's clock, in milliseconds; Date.now by default. */
     now?: () => number;
     /** Called once, when the first transport message from the peer decrypts (the server's nnpsk0 liveness proof). */
     onFirstDecrypt?: () => void;
@@ -126,17 +114,31 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     this.#socket = socket;
     this.#transport = transport;
     this.#limits = options.limits;
-    this.#isRaw = options.info.mode === 'raw';
-    this.#now = options.now ?? Date.now;
-    this.#keyStartedAt = this.#now();
     this.mode = options.info.mode;
     this.taskId = options.info.taskId;
     this.handshakeHash = options.info.handshakeHash;
     this.remoteStaticKey = options.info.remoteStaticKey;
-    this.taskContext = options.info.taskContext;
     this.#decoder = leftovers.decoder;
     this.#decoder.maxFrameBytes = MAX_FRAME_BYTES;
-    this.#onFirstDecrypt = options.onFirstDecrypt ?? null;
+    this.#sink = new SocketSink(socket);
+    const onFirstDecrypt = options.onFirstDecrypt;
+    this.#isAwaitingFirstDecrypt = onFirstDecrypt !== undefined;
+    if (options.info.mode === 'raw') {
+      const raw = new RawMessages(transport, this.#sink);
+      this.#writer = raw;
+      this.#reader = raw;
+    } else {
+      this.#writer = new RecordWriter(transport, this.#sink, { limits: options.limits, now: options.now ?? Date.now });
+      this.#reader = new RecordReader(transport, {
+        limits: options.limits,
+        ...(onFirstDecrypt === undefined ? {} : {
+          onFirstDecrypt: () => {
+            this.#isAwaitingFirstDecrypt = false;
+            onFirstDecrypt();
+          },
+        }),
+      });
+    }
 
     SecureConnection.#bySocket.set(socket, this);
     onChunks(socket, SecureConnection.#onSocketChunk);
@@ -144,7 +146,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     socket.on('error', SecureConnection.#onSocketError);
     socket.on('close', SecureConnection.#onSocketClose);
     if (this.#limits.idleTimeoutMs > 0) SecureConnection.#idleSweep.add(this);
-    for (const frame of leftovers.frames) this.#receiveFrame(frame);
+    for (const frame of leftovers.frames) this.#receiveFrame(lend(frame));
     if (leftovers.isEnded) this.#onPeerEnd();
   }
 
@@ -172,7 +174,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
    */
   send(message: Uint8Array): Promise<void> {
     if (!(message instanceof Uint8Array)) return Promise.reject(new NoiseCfgError('INVALID_ARGUMENT', 'message must be a Uint8Array'));
-    const limit = this.#isRaw ? MAX_TRANSPORT_PLAINTEXT_BYTES : this.#limits.maxSendMessageBytes;
+    const limit = this.#writer.maxMessageBytes;
     if (message.byteLength > limit) {
       return Promise.reject(new NoiseCfgError('MESSAGE_TOO_LARGE', `message of ${message.byteLength} bytes exceeds the limit of ${limit}`));
     }
@@ -214,7 +216,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
         this.#socket.destroy();
         return;
       }
-      if (!this.#isRaw) this.#writeControlRecord('END');
+      this.#writer.end();
       await new Promise<void>((resolve) => this.#socket.end(resolve));
     });
     return this.#closing;
@@ -225,7 +227,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     this.#fail(error ?? new NoiseCfgError('CONNECTION_CLOSED', 'the connection was closed locally'));
     this.#isSendClosed = true;
     // What send() already accepted gets the same one attempt at the kernel it would have had without corking.
-    this.#uncork();
+    this.#sink.uncork();
     this.#socket.destroy();
   }
 
@@ -256,26 +258,22 @@ export class SecureConnection implements AsyncIterable<Buffer> {
   async #writeMessage(message: Uint8Array): Promise<void> {
     if (this.#failure) throw this.#failure;
     try {
-      if (this.#isRaw) {
-        const frame = this.#newFrame(message.byteLength);
-        frame.set(message, FRAME_HEADER_BYTES);
-        this.#sealFrame(frame, message.byteLength);
-      } else {
-        let offset = 0;
-        do {
-          const start = offset;
-          offset = this.#writeRecords(message, offset);
-          // Encrypting ahead of the kernel keeps both busy; waiting at Node's 16 KiB high-water mark would not.
-          if (this.#socket.writableLength > SEND_BUFFER_BYTES) {
-            await this.#drain();
-          } else if (offset - start >= YIELD_AFTER_BYTES) {
-            // The kernel took it all: still let the event loop turn, so that finished writes return their buffers
-            // and other connections are served while one sends megabytes.
-            this.#uncork();
-            await new Promise(setImmediate);
-          }
-        } while (offset < message.byteLength);
-      }
+      let offset = 0;
+      do {
+        const start = offset;
+        offset = this.#writer.write(message, offset);
+        // A long message in progress is activity, batch by batch; one stalled by a peer that stops reading is not.
+        this.#lastActivityAt = performance.now();
+        // Encrypting ahead of the kernel keeps both busy; waiting at Node's 16 KiB high-water mark would not.
+        if (this.#socket.writableLength > SEND_BUFFER_BYTES) {
+          await this.#drain();
+        } else if (offset - start >= YIELD_AFTER_BYTES) {
+          // The kernel took it all: still let the event loop turn, so that finished writes return their buffers
+          // and other connections are served while one sends megabytes.
+          this.#sink.uncork();
+          await new Promise(setImmediate);
+        }
+      } while (offset < message.byteLength);
       if (this.#socket.writableLength > SEND_BUFFER_BYTES) await this.#drain();
     } catch (error) {
       if (isNoiseCfgError(error) && error.code === 'NONCE_EXHAUSTED') this.destroy(error);
@@ -283,93 +281,9 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     }
   }
 
-  // Up to RECORDS_PER_WRITE records of `message` from `offset`, encrypted in place in one buffer and written at
-  // once: one allocation and one socket write per megabyte instead of per record. Returns the offset reached.
-  #writeRecords(message: Uint8Array, offset: number): number {
-    if (this.#isRekeyDue()) this.#rekeySend();
-    const recordsLeft = Math.max(1, Math.ceil((message.byteLength - offset) / MAX_RECORD_BODY_BYTES));
-    // A batch never crosses the message-count rekey point: the next batch starts with REKEY.
-    const records = Math.min(recordsLeft, RECORDS_PER_WRITE, this.#limits.rekeyAfterMessages - this.#sentUnderKey);
-    const end = Math.min(message.byteLength, offset + records * MAX_RECORD_BODY_BYTES);
-    if (this.#isSocketClosed || this.#socket.destroyed) throw new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed');
-    const { buffer: batch, release } = takeSendBuffer(records * RECORD_OVERHEAD_BYTES + (end - offset));
-    let position = 0;
-    for (let bodyStart = offset, record = 0; record < records; record++) {
-      const bodyEnd = Math.min(bodyStart + MAX_RECORD_BODY_BYTES, end);
-      const plaintextBytes = RECORD_TYPE_BYTES + bodyEnd - bodyStart;
-      batch.writeUInt16BE(plaintextBytes + TAG_BYTES, position);
-      batch[position + FRAME_HEADER_BYTES] = bodyEnd === message.byteLength ? RECORD_TYPES.FINAL : RECORD_TYPES.FRAGMENT;
-      batch.set(message.subarray(bodyStart, bodyEnd), position + FRAME_HEADER_BYTES + RECORD_TYPE_BYTES);
-      const sealed = batch.subarray(position + FRAME_HEADER_BYTES, position + FRAME_HEADER_BYTES + plaintextBytes + TAG_BYTES);
-      this.#transport.encryptInPlace(sealed, plaintextBytes);
-      this.#sentUnderKey += 1;
-      position += FRAME_HEADER_BYTES + plaintextBytes + TAG_BYTES;
-      bodyStart = bodyEnd;
-    }
-    // A long message in progress is activity, batch by batch; one stalled by a peer that stops reading is not.
-    this.#lastActivityAt = performance.now();
-    // The socket calls back once the kernel has the bytes (or the write failed): the buffer is free again.
-    this.#cork();
-    if (release === null) this.#socket.write(batch);
-    else this.#socket.write(batch, release);
-    return end;
-  }
-
-  #rekeySend(): void {
-    this.#writeControlRecord('REKEY');
-    this.#transport.rekeySend();
-    this.#sentUnderKey = 0;
-    this.#keyStartedAt = this.#now();
-  }
-
-  // A record with no body (END, REKEY); messages go out through #writeRecords.
-  #writeControlRecord(type: 'END' | 'REKEY'): void {
-    if (type !== 'REKEY' && this.#isRekeyDue()) this.#rekeySend();
-    const frame = this.#newFrame(RECORD_TYPE_BYTES);
-    frame[FRAME_HEADER_BYTES] = RECORD_TYPES[type];
-    this.#sealFrame(frame, RECORD_TYPE_BYTES);
-    this.#sentUnderKey += 1;
-  }
-
-  #newFrame(plaintextBytes: number): Buffer {
-    if (this.#isSocketClosed || this.#socket.destroyed) throw new NoiseCfgError('CONNECTION_CLOSED', 'cannot send: the connection is closed');
-    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + plaintextBytes + TAG_BYTES);
-    frame.writeUInt16BE(plaintextBytes + TAG_BYTES, 0);
-    return frame;
-  }
-
-  #sealFrame(frame: Buffer, plaintextBytes: number): void {
-    this.#transport.encryptInPlace(frame.subarray(FRAME_HEADER_BYTES), plaintextBytes);
-    this.#cork();
-    this.#socket.write(frame);
-  }
-
-  #isRekeyDue(): boolean {
-    return this.#sentUnderKey >= this.#limits.rekeyAfterMessages || this.#now() - this.#keyStartedAt >= this.#limits.rekeyAfterMs;
-  }
-
-  // Writes made in one turn of the event loop (a burst of sends, or a send and END) leave in one system call:
-  // the socket is corked at the first and uncorked once the turn's callbacks and promise jobs have run.
-  #cork(): void {
-    if (this.#isCorked) return;
-    this.#isCorked = true;
-    this.#socket.cork();
-    process.nextTick(SecureConnection.#uncorkLater, this);
-  }
-
-  static #uncorkLater(connection: SecureConnection): void {
-    connection.#uncork();
-  }
-
-  #uncork(): void {
-    if (!this.#isCorked) return;
-    this.#isCorked = false;
-    this.#socket.uncork();
-  }
-
   #drain(): Promise<void> {
     // Corked bytes never drain.
-    this.#uncork();
+    this.#sink.uncork();
     return new Promise((resolve, reject) => {
       const onDrain = (): void => {
         cleanup();
@@ -388,119 +302,39 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     });
   }
 
-  #receiveChunk(chunk: Buffer): void {
+  #receiveChunk(chunk: LentBytes): void {
     if (this.#receiveState === 'failed') return;
     try {
-      this.#onFrame ??= (frame: Buffer): void => this.#receiveFrame(frame);
+      this.#onFrame ??= (frame: LentBytes): void => this.#receiveFrame(frame);
       this.#decoder.pushEach(chunk, this.#onFrame);
     } catch (error) {
       this.destroy(error as NoiseCfgError);
     }
   }
 
-  // `frame` may be a view of the socket's chunk or of the decoder's reused buffer: it is decrypted out of place at
-  // once and not kept.
-  #receiveFrame(frame: Buffer): void {
+  #receiveFrame(frame: LentBytes): void {
     // A frame can fail the connection; the ones after it are not read.
     if (this.#failure !== null) return;
+    let read: Buffer | ReadEvent;
     try {
-      if (this.#receiveState === 'ended') throw new NoiseCfgError('FRAME_INVALID', 'data after the END record');
-      if (frame.byteLength < TAG_BYTES) {
-        throw new NoiseCfgError('DECRYPT_FAILED', `transport message of ${frame.byteLength} bytes is shorter than the ${TAG_BYTES}-byte tag`);
-      }
-      const plaintextBytes = frame.byteLength - TAG_BYTES;
-      if (this.#isRaw) {
-        const message = this.#transport.decryptInto(frame, Buffer.allocUnsafe(plaintextBytes));
-        this.#lastActivityAt = performance.now();
-        this.#deliver(message);
-        return;
-      }
-      if (this.#assembly !== null) {
-        this.#receiveIntoAssembly(frame, plaintextBytes);
-        return;
-      }
-      // A full record usually starts a long message: set aside room for the size the last long one had.
-      const capacity = plaintextBytes === MAX_TRANSPORT_PLAINTEXT_BYTES
-        ? Math.max(plaintextBytes, Math.min(this.#lastLongMessageBytes + 1, MAX_ASSEMBLY_GUESS_BYTES))
-        : plaintextBytes;
-      const buffer = Buffer.allocUnsafe(capacity);
-      const plaintext = this.#transport.decryptInto(frame, buffer.subarray(0, plaintextBytes));
-      if (this.#onFirstDecrypt !== null) {
-        const onFirstDecrypt = this.#onFirstDecrypt;
-        this.#onFirstDecrypt = null;
-        onFirstDecrypt();
-        if (this.#failure !== null) return;
-      }
-      const { type, body } = decodeRecord(plaintext);
-      if (type === 'FRAGMENT' || type === 'FINAL') this.#lastActivityAt = performance.now();
-      if (type === 'FRAGMENT') {
-        this.#checkMessageSize(body.byteLength);
-        this.#assembly = buffer;
-        this.#fragmentBytes = body.byteLength;
-      } else if (type === 'FINAL') {
-        this.#checkMessageSize(body.byteLength);
-        this.#deliver(capacity === plaintextBytes ? body : Buffer.from(body));
-      } else {
-        this.#receiveControl(type);
-      }
+      read = this.#reader.read(frame);
     } catch (error) {
       this.destroy(isNoiseCfgError(error) ? error : new NoiseCfgError('FRAME_INVALID', (error as Error).message, { cause: error }));
-    }
-  }
-
-  #receiveIntoAssembly(frame: Buffer, plaintextBytes: number): void {
-    // The record's body would follow the body so far; a control record's single byte lands on the kept byte.
-    this.#checkMessageSize(this.#fragmentBytes + plaintextBytes - 1);
-    const end = 1 + this.#fragmentBytes;
-    if (end - 1 + plaintextBytes > this.#assembly!.byteLength) {
-      const grown = Buffer.allocUnsafe(Math.max(end - 1 + plaintextBytes, 2 * this.#assembly!.byteLength));
-      this.#assembly!.copy(grown, 0, 0, end);
-      this.#assembly = grown;
-    }
-    const assembly = this.#assembly!;
-    const kept = assembly[end - 1]!;
-    let record;
-    try {
-      record = decodeRecord(this.#transport.decryptInto(frame, assembly.subarray(end - 1, end - 1 + plaintextBytes)));
-    } finally {
-      assembly[end - 1] = kept;
-    }
-    if (record.type === 'FRAGMENT' || record.type === 'FINAL') {
-      this.#lastActivityAt = performance.now();
-      this.#fragmentBytes += record.body.byteLength;
-      if (record.type === 'FINAL') {
-        const size = this.#fragmentBytes;
-        // A guess far above the size is copied out rather than held by the message.
-        const message = assembly.byteLength > 2 * (size + 1) ? Buffer.from(assembly.subarray(1, 1 + size)) : assembly.subarray(1, 1 + size);
-        this.#assembly = null;
-        this.#fragmentBytes = 0;
-        this.#lastLongMessageBytes = size;
-        this.#deliver(message);
-      }
       return;
     }
-    this.#receiveControl(record.type);
-  }
-
-  #checkMessageSize(bytes: number): void {
-    if (bytes > this.#limits.maxReceiveMessageBytes) {
-      throw new NoiseCfgError('MESSAGE_TOO_LARGE', `incoming message exceeds the limit of ${this.#limits.maxReceiveMessageBytes} bytes`);
+    // The first decrypt (nnpsk0) may have failed the connection, as the server's handshake found no room for it.
+    if (this.#failure !== null) {
+      this.#reader.discard();
+      return;
     }
-  }
-
-  #receiveControl(type: RecordType): void {
-    switch (type) {
-      case 'REKEY':
-        this.#transport.rekeyReceive();
-        return;
-      case 'END':
-        if (this.#assembly !== null) throw new NoiseCfgError('CONNECTION_TRUNCATED', 'END arrived in the middle of a message');
-        this.#receiveState = 'ended';
-        this.#wakeReaders();
-        return;
-      default:
-        throw new NoiseCfgError('FRAME_INVALID', `${type} after the handshake`);
+    if (read === 'control') return;
+    if (read === 'end') {
+      this.#receiveState = 'ended';
+      this.#wakeReaders();
+      return;
     }
+    this.#lastActivityAt = performance.now();
+    if (read !== 'fragment') this.#deliver(read);
   }
 
   #deliver(message: Buffer): void {
@@ -517,22 +351,18 @@ export class SecureConnection implements AsyncIterable<Buffer> {
 
   #onPeerEnd(): void {
     if (this.#receiveState !== 'open') return;
-    if (this.#onFirstDecrypt !== null && !this.#isSocketClosed) {
+    if (this.#isAwaitingFirstDecrypt && !this.#isSocketClosed) {
       // Still in the server's handshake (nnpsk0): a peer that gives up frees its place at once.
       this.destroy(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection during the handshake'));
       return;
     }
-    if (this.#isRaw) {
-      if (!this.#decoder.isAtFrameBoundary) {
-        this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', 'the peer closed the connection in the middle of a frame'));
-        return;
-      }
-      this.#receiveState = 'ended';
-      this.#wakeReaders();
+    const failure = this.#reader.peerFinished(this.#decoder.isAtFrameBoundary);
+    if (failure !== null) {
+      this.#fail(failure);
       return;
     }
-    const partial = this.#assembly !== null ? ' in the middle of a message' : '';
-    this.#fail(new NoiseCfgError('CONNECTION_TRUNCATED', `the peer closed the connection before its END record${partial}`));
+    this.#receiveState = 'ended';
+    this.#wakeReaders();
   }
 
   #fail(error: NoiseCfgError): void {
@@ -540,8 +370,7 @@ export class SecureConnection implements AsyncIterable<Buffer> {
     if (this.#receiveState === 'ended' && error.code === 'CONNECTION_TRUNCATED') return;
     this.#failure = error;
     this.#receiveState = 'failed';
-    this.#assembly = null;
-    this.#fragmentBytes = 0;
+    this.#reader.discard();
     this.#wakeReaders();
   }
 

@@ -21,14 +21,20 @@ const SIZE_CLASSES: readonly SizeClass[] = [
   { fromBytes: POOLED_BATCH_FROM_BYTES, bufferBytes: BATCH_WIRE_BYTES, free: [] },
 ];
 
-/** A buffer of exactly `bytes` bytes and, when it came from a pool, the function that gives it back. */
+/**
+ * A buffer of exactly `bytes` bytes and, when it came from a pool, the function that gives it back once nothing
+ * reads it any more. Calling that function again does nothing: a buffer is never in the pool twice.
+ */
 export function takeSendBuffer(bytes: number): { buffer: Buffer; release: (() => void) | null } {
   const sizeClass = SIZE_CLASSES.find((candidate) => bytes >= candidate.fromBytes && bytes <= candidate.bufferBytes);
   if (sizeClass === undefined) return { buffer: Buffer.allocUnsafe(bytes), release: null };
   const whole = sizeClass.free.pop() ?? Buffer.allocUnsafe(sizeClass.bufferBytes);
+  let isReleased = false;
   return {
     buffer: whole.subarray(0, bytes),
     release: () => {
+      if (isReleased) return;
+      isReleased = true;
       if (sizeClass.free.length < MAX_POOLED_BUFFERS) sizeClass.free.push(whole);
     },
   };

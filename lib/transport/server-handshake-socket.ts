@@ -191,7 +191,7 @@ export class ServerHandshakeSocket {
   #newConnection(result: ServerHandshakeResult, onFirstDecrypt?: () => void): SecureConnection {
     const { transport, preamble: { mode, taskId } } = result;
     return new SecureConnection(this.#socket, transport, { decoder: result.decoder, frames: result.frames, isEnded: false }, {
-      info: { mode, taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey, taskContext: result.task.context },
+      info: { mode, taskId, handshakeHash: transport.handshakeHash, remoteStaticKey: transport.remoteStaticKey },
       limits: this.#limits,
       ...(onFirstDecrypt ? { onFirstDecrypt } : {}),
     });

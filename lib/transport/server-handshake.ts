@@ -178,8 +178,8 @@ export class ServerHandshake {
 
   #queueFrames(bytes: Buffer): void {
     if (bytes.byteLength === 0) return;
-    // Frames may wait for the task's key past this call, and may view the caller's chunk: keep copies.
-    for (const frame of this.#decoder.push(bytes)) this.#frames.push(frame.buffer === bytes.buffer ? Buffer.from(frame) : frame);
+    // Frames may wait for the task's key past this call, and the caller may reuse its chunk: keep copies.
+    for (const frame of this.#decoder.pushKept(bytes)) this.#frames.push(frame);
     if (this.#frames.length > 0) this.#hasFirstFlight = true;
     if (this.#frames.length > MAX_HANDSHAKE_FRAMES_QUEUED) {
       throw new NoiseCfgError('FRAME_INVALID', `peer sent ${this.#frames.length} frames before the handshake allowed them`);

@@ -4,6 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import { encodeFrame, FrameDecoder, FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from '../../lib/transport/framing.js';
+import { copyLent } from '../../lib/transport/lent-bytes.js';
 import { patternedMessage, prng, randomInt } from './helpers.js';
 
 /** Frame bodies of assorted sizes, including empty ones and both bounds. */
@@ -99,7 +100,7 @@ function decodeEachInChunks(stream: Buffer, chunkLengths: Iterable<number>): Buf
   const reused = Buffer.alloc(Math.max(1, stream.byteLength));
   for (const length of chunkLengths) {
     stream.copy(reused, 0, offset, offset + length);
-    decoder.pushEach(reused.subarray(0, length), (body) => frames.push(Buffer.from(body)));
+    decoder.pushEach(reused.subarray(0, length), (body) => frames.push(copyLent(body)));
     reused.fill(0xee, 0, length);
     offset += length;
   }
@@ -119,6 +120,27 @@ t.test('pushEach hands out the same frames as push, whatever the chunking, from 
   const decoder = new FrameDecoder(100);
   t.throws(() => decoder.pushEach(encodeFrame(Buffer.alloc(101)), () => undefined), { code: 'FRAME_INVALID' }, 'pushEach checks the bound too');
   t.throws(() => decoder.pushEach(encodeFrame(Buffer.alloc(1)), () => undefined), { code: 'FRAME_INVALID' }, 'and stays failed');
+});
+
+t.test('pushKept: the frames are the caller\'s to keep, even when the chunk they came in is reused', async (t) => {
+  const bodies = [...sampleBodies(11, 30, 2000), patternedMessage(MAX_FRAME_BYTES, 12)];
+  const stream = Buffer.concat(bodies.map((body) => encodeFrame(body)));
+  for (const maxChunk of [1, 97, 5000, stream.byteLength]) {
+    const decoder = new FrameDecoder();
+    const kept: Buffer[] = [];
+    const reused = Buffer.alloc(maxChunk);
+    let sharing = 0;
+    for (let offset = 0; offset < stream.byteLength; offset += maxChunk) {
+      const length = stream.copy(reused, 0, offset, offset + maxChunk);
+      for (const frame of decoder.pushKept(reused.subarray(0, length))) {
+        if (frame.byteLength > 0 && frame.buffer === reused.buffer) sharing += 1;
+        kept.push(frame);
+      }
+      reused.fill(0xee);
+    }
+    t.equal(sharing, 0, `chunks up to ${maxChunk}: no frame views the chunk`);
+    sameFrames(t, kept, bodies, `chunks up to ${maxChunk}: the same frames after the chunk was overwritten`);
+  }
 });
 
 t.test('frames of the largest size survive any chunking', async (t) => {

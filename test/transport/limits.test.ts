@@ -27,6 +27,9 @@ t.test('the fixed sizes of limits.ts agree with the wire format they bound', asy
   t.equal(limits.FULL_RECORD_WIRE_BYTES, limits.FRAME_HEADER_BYTES + limits.MAX_FRAME_BYTES, 'a full record fills a frame');
   t.equal(limits.BATCH_WIRE_BYTES, limits.RECORDS_PER_WRITE * limits.FULL_RECORD_WIRE_BYTES, 'the batch pool holds one write of full records');
   t.ok(limits.POOLED_RECORD_FROM_BYTES < limits.FULL_RECORD_WIRE_BYTES && limits.POOLED_BATCH_FROM_BYTES < limits.BATCH_WIRE_BYTES, 'each pool serves requests below its buffer size');
+  t.equal(limits.POOLED_RECORD_FROM_BYTES, Math.floor(limits.FULL_RECORD_WIRE_BYTES / 4), 'the record pool serves from a quarter of a full record');
+  t.equal(limits.POOLED_BATCH_FROM_BYTES, Math.floor(limits.BATCH_WIRE_BYTES / 4), 'the batch pool serves from a quarter of a batch');
+  t.ok(limits.POOLED_BATCH_FROM_BYTES > limits.FULL_RECORD_WIRE_BYTES, 'the two pools serve apart: a full record never takes a batch buffer');
   t.ok(limits.YIELD_AFTER_BYTES < limits.SEND_BUFFER_BYTES, 'a sender yields before its socket buffer is full');
   t.ok(limits.RETRY_BASE_DELAY_MS < limits.RETRY_MAX_DELAY_MS && limits.RETRY_MAX_DELAY_MS < limits.DEFAULT_RETRY_FOR_MS);
   t.ok(limits.REFUSAL_LINGER_MS < DEFAULT_LIMITS.firstFlightTimeoutMs, 'a refused socket lingers less than a stranger may idle');

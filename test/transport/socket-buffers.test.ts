@@ -3,6 +3,7 @@
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import t from 'tap';
+import { copyLent, viewLent } from '../../lib/transport/lent-bytes.js';
 import { POOLED_BUFFER_BYTES, takeSendBuffer } from '../../lib/transport/send-buffer-pool.js';
 import { connectReadingShared, onChunks } from '../../lib/transport/socket-chunks.js';
 
@@ -17,7 +18,7 @@ t.test('bytes that arrive before anyone subscribes are kept and handed to the fi
   t.teardown(() => socket.destroy());
   await once(socket, 'end');
   const received: Buffer[] = [];
-  const stop = onChunks(socket, (chunk) => received.push(Buffer.from(chunk)));
+  const stop = onChunks(socket, (chunk) => received.push(copyLent(chunk)));
   t.same(Buffer.concat(received), greeting, 'the early bytes, whole');
   stop();
 });
@@ -37,8 +38,9 @@ t.test('sockets of the shared buffer hand out views of one reused buffer; other 
   const texts: string[] = [];
   onChunks(shared, function (this: net.Socket, chunk) {
     t.equal(this, shared, 'the handler is called with the socket as this');
-    views.push(chunk);
-    texts.push(chunk.toString());
+    // Kept past the call on purpose, to see what each view is a view of.
+    views.push(viewLent(chunk));
+    texts.push(viewLent(chunk).toString());
   });
   await once(shared, 'end');
   t.same(texts.join(''), 'onetwo', 'every byte arrives');
@@ -47,7 +49,7 @@ t.test('sockets of the shared buffer hand out views of one reused buffer; other 
   const plain = net.connect({ host: '127.0.0.1', port });
   t.teardown(() => plain.destroy());
   const chunks: Buffer[] = [];
-  onChunks(plain, (chunk) => chunks.push(chunk));
+  onChunks(plain, (chunk) => chunks.push(copyLent(chunk)));
   await once(plain, 'end');
   t.equal(Buffer.concat(chunks).toString(), 'onetwo', 'a plain socket delivers through its data events');
 });
@@ -74,4 +76,16 @@ t.test('send buffers: exact sizes, pooled ones reused only after release, small 
     second.release!();
     third.release!();
   }
+});
+
+t.test('a send buffer released twice is pooled once: two takers never share it', async (t) => {
+  const taken = takeSendBuffer(POOLED_BUFFER_BYTES);
+  taken.release!();
+  taken.release!();
+  const first = takeSendBuffer(POOLED_BUFFER_BYTES);
+  const second = takeSendBuffer(POOLED_BUFFER_BYTES);
+  t.equal(first.buffer.buffer, taken.buffer.buffer, 'the released buffer is taken again');
+  t.not(second.buffer.buffer, first.buffer.buffer, 'and only once');
+  first.release!();
+  second.release!();
 });
