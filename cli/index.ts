@@ -8,7 +8,9 @@ import * as rollback from './commands/rollback.js';
 import * as serve from './commands/serve.js';
 import * as task from './commands/task.js';
 import * as token from './commands/token.js';
+import { VERSION } from '../lib/index.js';
 import { withOptionSuggestions } from './did-you-mean.js';
+import { exitCodesHelp } from './exit-codes.js';
 import { UsageError } from './output.js';
 
 /** Options that are lists by design (`--file a --file b`); any other option given twice is a usage error. */
@@ -45,10 +47,10 @@ export function buildCli(argv: readonly string[]): Argv {
     .strict()
     .check(refuseRepeatedOptions)
     .recommendCommands()
-    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done (task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad or expired token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed, 17 verify command failed (nothing changed). See SPEC.md §6.')
+    .epilogue(`${exitCodesHelp()} See SPEC.md §6.`)
     .help()
     .alias('help', 'h')
-    .version()
+    .version(VERSION)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     // Throwing, not reporting and returning: yargs goes on to run the command's handler after a fail handler that
     // returns, so a misspelt option (`pull --dryrun`) used to run the pull anyway.

@@ -3,9 +3,10 @@
  * New key files are created 0600; an existing one readable by group or others is refused with the fix.
  */
 import { chmodSync, existsSync, openSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
-import { generateKeyPair, keyFromHex, keyPairFromSecretKey, NoiseCfgError, type KeyPair } from '../lib/index.js';
+import { DH_BYTES, generateKeyPair, keyFromHex, keyPairFromSecretKey, NoiseCfgError, PSK_BYTES, type KeyPair } from '../lib/index.js';
 
-const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+// A PSK and an X25519 secret key are both 32 bytes: one pattern of 64 hex characters reads either.
+const HEX_KEY = new RegExp(`^[0-9a-fA-F]{${2 * PSK_BYTES}}$`);
 
 function readSecretFile(path: string, what: string): string {
   if (!existsSync(path)) throw new NoiseCfgError('INVALID_ARGUMENT', `${what} ${path} does not exist`);

@@ -1,7 +1,9 @@
 /** The public surface of noise-cfg: re-exports only. */
 export { NoiseCfgError, ERROR_CODES, isNoiseCfgError, type ErrorCode } from './errors.js';
+export { VERSION } from './version.js';
 export { HandshakeState, PSK_BYTES, type HandshakeOptions } from './noise/handshake-state.js';
 export { TransportState, MAX_MESSAGE_BYTES, MAX_TRANSPORT_PLAINTEXT_BYTES } from './noise/transport-state.js';
+export { DH_BYTES } from './noise/index.js';
 export { CipherState } from './noise/cipher-state.js';
 export { XXPSK3_PROTOCOL_NAME, NNPSK0_PROTOCOL_NAME, resolveProtocol, type NoiseProtocol } from './noise/protocols.js';
 export { generateKeyPair, keyPairFromSecretKey, keyFromHex, type KeyPair } from './noise/keys.js';
@@ -34,6 +36,7 @@ export { generateTaskId, isTaskId } from './token/task-id.js';
 export { TaskServer, DEFAULT_RETAIN_MS, type TaskServerOptions, type LogRecord } from './task/server.js';
 export { TaskAdmin, type WatchOptions, type DeletedTasks } from './task/admin.js';
 export { MAX_CLIENT_MESSAGE_BYTES, MAX_SERVER_MESSAGE_BYTES } from './task/messages.js';
+export { TASK_MODES, DEFAULT_TASK_MODE, type TaskMode } from './task/task-mode.js';
 export { pull, type PullOptions, type PullResult, type Changes } from './task/client.js';
 export { DEFAULT_MAX_FILE_MODE, rollBackOutput, type RollbackOutcome, type AppliedState, type AppliedFile } from './task/apply.js';
 export { DEFAULT_LOCK_TIMEOUT_MS } from './task/output-lock.js';

@@ -4,6 +4,7 @@
  */
 import type { Argv } from 'yargs';
 import { decodeToken, NoiseCfgError, parseDurationSeconds, pull, type PullOptions, type PullResult } from '../../lib/index.js';
+import { exitCodesHelp } from '../exit-codes.js';
 import { printResult, printStatus, setJsonFailureFields, UsageError } from '../output.js';
 import { isProgressWanted, ProgressBar } from '../progress.js';
 import { readTokenText, type TokenSources } from '../token-input.js';
@@ -77,7 +78,17 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .epilogue([
       'Commands: --verify and --exec run with /bin/sh -c in the current directory, with the environment of pull minus NOISE_CFG_TOKEN and NOISE_CFG_ADMIN_TOKEN, plus NOISE_CFG_TASK_ID, NOISE_CFG_DIGEST and NOISE_CFG_OUT_DIR (and NOISE_CFG_STAGED_DIR for --verify); their output goes to stderr. noise-cfg keeps the previous version until the next successful apply: `noise-cfg rollback --out DIR` goes back to it.',
       '',
-      'Exit codes: 0 applied or up to date, 10 bad or expired token (checked before connecting), 11 cannot reach the server or it is busy (after --retry), or it closed the connection mid-transfer (retry), 12 authentication failed, 13 rejected by the server (expired by its clock, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed, 17 --verify failed (nothing changed).',
+      exitCodesHelp({
+        OK: 'applied or up to date',
+        BAD_TOKEN: 'bad or expired token (checked before connecting)',
+        UNREACHABLE: 'cannot reach the server or it is busy (after --retry), or it closed the connection mid-transfer (retry)',
+        AUTHENTICATION_FAILED: null,
+        REJECTED: 'rejected by the server (expired by its clock, cancelled, full, revoked)',
+        DIGEST_MISMATCH: null,
+        APPLY_FAILED: null,
+        COMMAND_FAILED: null,
+        VERIFY_FAILED: '--verify failed (nothing changed)',
+      }),
     ].join('\n')) as unknown as Argv<PullArguments>;
 }
 

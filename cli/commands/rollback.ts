@@ -4,6 +4,7 @@
  */
 import type { Argv } from 'yargs';
 import { DEFAULT_LOCK_TIMEOUT_MS, rollBackOutput } from '../../lib/index.js';
+import { exitCodesHelp } from '../exit-codes.js';
 import { printResult, printStatus } from '../output.js';
 
 interface RollbackArguments {
@@ -21,7 +22,7 @@ export function builder(yargs: Argv): Argv<RollbackArguments> {
     .epilogue([
       'noise-cfg keeps one previous version of --out until the next successful apply. rollback points --out back at it with one rename, records it as current and removes the version it left, so a second rollback in a row refuses (exit 3) unless an earlier failed --exec left one more version. The server is not told; the next pull of the task you left applies it again. No command is run: reload your service yourself.',
       '',
-      'Exit codes: 0 rolled back, 3 no version to go back to, 15 --out unsafe, busy (another pull holds its lock) or its previous version was changed on disk.',
+      exitCodesHelp({ OK: 'rolled back', NOT_FOUND: 'no version to go back to', APPLY_FAILED: '--out unsafe, busy (another pull holds its lock) or its previous version was changed on disk' }),
     ].join('\n')) as unknown as Argv<RollbackArguments>;
 }
 

@@ -55,8 +55,6 @@ function retainMs(text: string): number | null | undefined {
   return seconds === null ? undefined : seconds * 1000;
 }
 
-const VERSION = '0.1.0';
-
 // A client chooses its name and result message: in text, a value with white space is quoted as JSON, and no value
 // keeps a control, escape or bidi character (a fake log line or a recoloured screen).
 function formatText(record: LogRecord): string {
@@ -87,7 +85,7 @@ export async function handler(argv: ServeArguments): Promise<void> {
   let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
   if (apiAddress) {
     try {
-      api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, version: VERSION }, apiAddress);
+      api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken }, apiAddress);
     } catch (error) {
       await server.stop(0);
       throw error;

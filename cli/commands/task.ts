@@ -11,7 +11,7 @@ import {
   type CreatedTask, type CreateTaskOptions, type DeletedTasks, type TaskProgress, type TaskStreamEvent, type TaskView,
 } from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
-import { EXIT } from '../exit-codes.js';
+import { EXIT, exitCodesHelp } from '../exit-codes.js';
 import { checkAdvertise } from '../advertise-check.js';
 import { parseHostPort } from '../host-port.js';
 import { printResult, printStatus, UsageError } from '../output.js';
@@ -240,7 +240,7 @@ export function builder(yargs: Argv): Argv {
         printResult(task, (argv as unknown as CommonArguments).json, describeTask(task));
       }))
     .command('watch <id>', 'Follow a task live until it completes, expires or is cancelled', (sub) => common(sub).positional('id', { type: 'string', demandOption: true })
-      .epilogue('Exit codes: 0 completed (its --max-clients applied), 6 expired or cancelled (also when no client came), 3 no such task.'),
+      .epilogue(exitCodesHelp({ OK: 'completed (its --max-clients applied)', TASK_INCOMPLETE: 'expired or cancelled (also when no client came)', NOT_FOUND: 'no such task' })),
     (argv) => withOperations(argv as unknown as CommonArguments, (operations) => watch(operations, String(argv['id']), (argv as unknown as CommonArguments).json)))
     .command('token <id>', 'Print the token of an active task again', (sub) => common(sub).positional('id', { type: 'string', demandOption: true })
       .option('advertise', { type: 'string', requiresArg: true, describe: 'HOST:PORT clients connect to (with --data; default: what serve advertised)' })
@@ -272,7 +272,7 @@ export function builder(yargs: Argv): Argv {
       printResult(task, (argv as unknown as CommonArguments).json, `revoked ${revoked ? `${escapeUnprintable(revoked.name) || '(no name)'} ${revoked.identity}` : escapeUnprintable(String(argv['identity']))} from task ${task.id}`);
     }))
     .command('delete <id>', 'Delete a task: cancel it if active, then remove its files, clients and events', (sub) => common(sub).positional('id', { type: 'string', demandOption: true })
-      .epilogue('Exit codes: 0 deleted, 3 no such task (also when deleted already). Through --api: DELETE /v1/tasks/{id}?purge=true.'),
+      .epilogue(`${exitCodesHelp({ OK: 'deleted', NOT_FOUND: 'no such task (also when deleted already)' })} Through --api: DELETE /v1/tasks/{id}?purge=true.`),
     (argv) => withOperations(argv as unknown as CommonArguments, async (operations) => {
       const deleted = await operations.deleteTask(String(argv['id']));
       const task = deleted.tasks[0];

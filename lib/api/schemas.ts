@@ -2,6 +2,7 @@
  * JSON schemas of the REST API (SPEC.md §8): fastify validates requests with them, and openapi.ts builds the
  * OpenAPI document from the same objects, so the two cannot drift apart.
  */
+import { TASK_MODES } from '../task/index.js';
 
 export const ERROR_SCHEMA = {
   type: 'object',
@@ -41,7 +42,7 @@ export const CREATE_TASK_BODY = {
     },
     ttlSeconds: { type: 'integer', minimum: 1, maximum: 31536000, description: 'Time to live (default 3600)' },
     maxClients: { type: 'integer', minimum: 1, maximum: 1000000 },
-    mode: { type: 'string', enum: ['xxpsk3', 'nnpsk0'] },
+    mode: { type: 'string', enum: TASK_MODES },
     name: { type: 'string', maxLength: 200 },
   },
 } as const;
@@ -71,7 +72,7 @@ export const TASK_SCHEMA = {
   properties: {
     id: { type: 'string' },
     name: { type: 'string' },
-    mode: { type: 'string', enum: ['xxpsk3', 'nnpsk0'] },
+    mode: { type: 'string', enum: TASK_MODES },
     state: { type: 'string', enum: ['active', 'expired', 'cancelled', 'completed'] },
     createdAt: { type: 'string', format: 'date-time' },
     expiresAt: { type: 'string', format: 'date-time' },

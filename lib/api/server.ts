@@ -7,7 +7,8 @@ import { createRequire } from 'node:module';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, fastify } from 'fastify';
 import sodium from 'sodium-native';
 import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
-import { DEFAULT_WATCH_POLL_MS, type TaskAdmin, type TaskFileInput, type TaskStreamEvent } from '../task/index.js';
+import { VERSION } from '../version.js';
+import { DEFAULT_WATCH_POLL_MS, type TaskAdmin, type TaskMode, type TaskFileInput, type TaskStreamEvent } from '../task/index.js';
 import { HTTP_STATUS_BY_ERROR } from './http-status.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { ROUTES, type RouteSpec } from './routes.js';
@@ -23,7 +24,6 @@ export interface ApiServerOptions {
   admin: TaskAdmin;
   /** The bearer token clients must present (DATA_DIR/admin.token). */
   adminToken: string;
-  version: string;
   bodyLimitBytes?: number;
   eventPollMs?: number;
 }
@@ -32,12 +32,15 @@ interface CreateTaskBody {
   files: { path: string; content: string; mode?: number }[];
   ttlSeconds?: number;
   maxClients?: number;
-  mode?: 'xxpsk3' | 'nnpsk0';
+  mode?: TaskMode;
   name?: string;
 }
 
+/** BLAKE2b-256, sodium's default generichash length: the admin tokens are compared as digests of this size. */
+const ADMIN_TOKEN_DIGEST_BYTES = 32;
+
 function tokenDigest(token: string): Buffer {
-  const digest = Buffer.alloc(32);
+  const digest = Buffer.alloc(ADMIN_TOKEN_DIGEST_BYTES);
   sodium.crypto_generichash(digest, Buffer.from(token, 'utf8'));
   return digest;
 }
@@ -79,7 +82,7 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
   const app = Fastify({ routerOptions: { maxParamLength: 1024 }, bodyLimit: options.bodyLimitBytes ?? DEFAULT_API_BODY_LIMIT_BYTES, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } } });
   const expected = tokenDigest(options.adminToken);
   const admin = options.admin;
-  const openApi = buildOpenApiDocument(options.version);
+  const openApi = buildOpenApiDocument();
   const started = Date.now();
 
   app.setErrorHandler((error: FastifyError & { field?: string }, _request, reply) => {
@@ -134,7 +137,7 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
       return admin.revokeClient(params.id, params.identity);
     },
     taskEvents: async (request, reply) => streamEvents(request, reply, admin, options.eventPollMs ?? EVENT_POLL_MS),
-    health: async () => ({ status: 'ok', version: options.version, uptimeSeconds: Math.round((Date.now() - started) / 1000) }),
+    health: async () => ({ status: 'ok', version: VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) }),
     openapi: async () => openApi,
   };
 

@@ -7,3 +7,4 @@ export { TaskAdmin, DEFAULT_WATCH_POLL_MS, type WatchOptions, type DeletedTasks 
 export type { TaskFileInput } from './file-set.js';
 export type { CreatedTask, CreateTaskOptions } from './operator.js';
 export type { TaskStreamEvent, TaskView } from './task.js';
+export { TASK_MODES, DEFAULT_TASK_MODE, isTaskMode, type TaskMode } from './task-mode.js';

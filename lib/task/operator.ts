@@ -14,6 +14,7 @@ import { prepareTaskFiles, type TaskFileInput } from './file-set.js';
 import { escapeUnprintable } from './printable.js';
 import type { ClientRecord, TaskStore, TaskRecord } from './store.js';
 import { DEFAULT_TTL_SECONDS, taskState, taskView, type TaskView } from './task.js';
+import { DEFAULT_TASK_MODE, isTaskMode, TASK_MODES, type TaskMode } from './task-mode.js';
 
 /** The default port of the Noise listener. */
 export const DEFAULT_PORT = 7447;
@@ -32,7 +33,7 @@ export interface CreateTaskOptions {
   files: readonly TaskFileInput[];
   ttlSeconds?: number;
   maxClients?: number | null;
-  mode?: 'xxpsk3' | 'nnpsk0';
+  mode?: TaskMode;
   name?: string;
   /** Where clients connect; default: what the server last advertised (server.json), else a local address. */
   advertise?: AdvertisedAddress;
@@ -103,8 +104,8 @@ export function createTask(dataDir: DataDir, store: TaskStore, options: CreateTa
   if (maxClients !== null && (!Number.isInteger(maxClients) || maxClients < 1 || maxClients > 1_000_000)) {
     throw new NoiseCfgError('INVALID_ARGUMENT', `max clients must be a whole number from 1 to 1000000, got ${maxClients}`);
   }
-  const mode = options.mode ?? 'xxpsk3';
-  if (mode !== 'xxpsk3' && mode !== 'nnpsk0') throw new NoiseCfgError('INVALID_ARGUMENT', `mode must be xxpsk3 or nnpsk0, got ${String(mode)}`);
+  const mode = options.mode ?? DEFAULT_TASK_MODE;
+  if (!isTaskMode(mode)) throw new NoiseCfgError('INVALID_ARGUMENT', `mode must be ${TASK_MODES.join(' or ')}, got ${String(mode)}`);
   const name = options.name ?? '';
   if (typeof name !== 'string' || name.length > 200) throw new NoiseCfgError('INVALID_ARGUMENT', 'name must be a string of at most 200 characters');
   const files = prepareTaskFiles(options.files);

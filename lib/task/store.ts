@@ -10,6 +10,7 @@ import type Database from 'better-sqlite3';
 import { NoiseCfgError } from '../errors.js';
 import { loadSqliteDriver } from './sqlite-driver.js';
 import type { FileEntry } from './digests.js';
+import type { TaskMode } from './task-mode.js';
 
 /** Task states as stored; `expired` is derived from the clock (task.ts). */
 export type StoredTaskState = 'active' | 'cancelled' | 'completed';
@@ -23,7 +24,7 @@ export type ClientState = 'connected' | 'offered' | 'applied' | 'failed' | 'revo
 export interface TaskRecord {
   id: string;
   name: string;
-  mode: 'xxpsk3' | 'nnpsk0';
+  mode: TaskMode;
   createdAt: number;
   expiresAt: number;
   maxClients: number | null;

@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { isNoiseCfgError } from '../../lib/errors.js';
 import { startApiServer } from '../../lib/api/server.js';
 import type { TaskView } from '../../lib/task/task.js';
+import { REPO_ROOT } from '../support/paths.js';
 import { pullAs, startApi, taskBody } from './support.js';
 
+const PACKAGE_VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const root = t.testdir();
 const api = await startApi(t, join(root, 'data'));
 const admin = api.server.admin();
@@ -118,7 +120,8 @@ t.test('health and the OpenAPI document need no token', async (t) => {
   const health = await call('GET', '/v1/health', { headers: {} });
   t.equal(health.status, 200);
   t.same(Object.keys(health.json).sort(), ['status', 'uptimeSeconds', 'version']);
-  t.match(health.json, { status: 'ok', version: '0.1.0', uptimeSeconds: Number });
+  t.match(health.json, { status: 'ok', uptimeSeconds: Number });
+  t.equal(health.json.version, PACKAGE_VERSION, 'the version of package.json');
   t.ok(health.json.uptimeSeconds >= 0);
   const openapi = await call('GET', '/v1/openapi.json', { headers: {} });
   t.equal(openapi.status, 200);
@@ -240,7 +243,7 @@ t.test('400 PATH_UNSAFE for a path that climbs out of the output directory', asy
 });
 
 t.test('413 BODY_TOO_LARGE for a body over the limit', async (t) => {
-  const small = await startApiServer({ admin, adminToken: api.adminToken, version: '0.1.0', bodyLimitBytes: 2048 }, { host: '127.0.0.1', port: 0 });
+  const small = await startApiServer({ admin, adminToken: api.adminToken, bodyLimitBytes: 2048 }, { host: '127.0.0.1', port: 0 });
   t.teardown(() => small.app.close());
   const base = `http://127.0.0.1:${small.port}`;
   const fits = await call('POST', '/v1/tasks', { base, body: taskBody({ 'fits.txt': 'x'.repeat(1000) }) });
