@@ -6,7 +6,7 @@ import * as demo from './commands/demo.js';
 import * as pull from './commands/pull.js';
 import * as rollback from './commands/rollback.js';
 import * as serve from './commands/serve.js';
-import * as task from './commands/task.js';
+import * as task from './commands/task/index.js';
 import * as token from './commands/token.js';
 import { VERSION } from '../lib/index.js';
 import { withOptionSuggestions } from './did-you-mean.js';
@@ -25,6 +25,15 @@ function refuseRepeatedOptions(argv: Record<string, unknown>): true {
     }
   }
   return true;
+}
+
+/** What yargs really hands a fail handler as its third argument: its usage object (@types/yargs says Argv). */
+interface YargsUsage {
+  getDescriptions(): Record<string, unknown>;
+}
+
+function hasDescriptions(value: unknown): value is YargsUsage {
+  return typeof (value as Partial<YargsUsage> | null)?.getDescriptions === 'function';
 }
 
 /** The CLI for an argument array (without `node` and the script path). */
@@ -59,7 +68,7 @@ export function buildCli(argv: readonly string[]): Argv {
     .fail((message, error, usage) => {
       if (error && error.name !== 'YError') throw error;
       if (error) throw new UsageError(error.message.replace(/^Not enough arguments following: (\S+)$/, '--$1 needs a value'));
-      const known = Object.keys((usage as unknown as { getDescriptions(): Record<string, unknown> }).getDescriptions());
+      const known = hasDescriptions(usage) ? Object.keys(usage.getDescriptions()) : [];
       // yargs writes some messages on two lines ("Invalid values:\n  Argument: …"); the report is one line.
       throw new UsageError(withOptionSuggestions(message.replace(/:?\s*\n\s*/g, ': '), known));
     });

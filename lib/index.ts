@@ -30,6 +30,8 @@ export {
 export { SecureServer, type SecureServerOptions, type ChannelEvent } from './transport/secure-server.js';
 export { DEFAULT_LIMITS, type ChannelLimits, type ConnectionCaps } from './transport/limits.js';
 export { ReplayCache } from './transport/replay-cache.js';
+export { connectRaw, RawServer, type RawServerOptions } from './transport/raw-endpoints.js';
+export { PROTOCOL_BY_MODE } from './transport/channel-options.js';
 export { type ChannelMode } from './transport/preamble.js';
 export { encodeToken, decodeToken, checkTokenExpiry, describeToken, TOKEN_PREFIX, type TokenFields, type TokenMode } from './token/token.js';
 export { generateTaskId, isTaskId } from './token/task-id.js';
@@ -41,6 +43,7 @@ export { pull, type PullOptions, type PullResult, type Changes } from './task/cl
 export { DEFAULT_MAX_FILE_MODE, rollBackOutput, type RollbackOutcome, type AppliedState, type AppliedFile } from './task/apply.js';
 export { DEFAULT_LOCK_TIMEOUT_MS } from './task/output-lock.js';
 export { readTaskFiles, type TaskFileInput } from './task/file-set.js';
+export { createSecretFile } from './task/secret-files.js';
 export { parseDurationSeconds, DEFAULT_TTL_SECONDS, type TaskView, type ClientView, type TaskState } from './task/task.js';
 export { DEFAULT_PORT, type CreatedTask, type CreateTaskOptions, type AdvertisedAddress } from './task/operator.js';
 export { type TaskEvent } from './task/store.js';

@@ -3,6 +3,7 @@
  * logs one line per connection outcome (text or JSON) on stdout, and stops cleanly on SIGINT or SIGTERM.
  */
 import type { Argv } from 'yargs';
+import type { ArgumentsOf } from '../arguments-of.js';
 import { escapeUnprintable, NoiseCfgError, parseDurationSeconds, startApiServer, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
 import { checkAdvertise } from '../advertise-check.js';
@@ -11,22 +12,10 @@ import { isLoopbackHost } from '../loopback.js';
 import { printStatus, UsageError } from '../output.js';
 import { selfCommand } from '../self-command.js';
 
-interface ServeArguments {
-  data: string;
-  listen: string;
-  api: string;
-  apiAllowRemote: boolean;
-  advertise?: string;
-  logFormat: 'text' | 'json';
-  demo: boolean;
-  graceSeconds: number;
-  retain: string;
-}
-
 export const command = 'serve';
 export const describe = 'Run the update server';
 
-export function builder(yargs: Argv): Argv<ServeArguments> {
+export function builder(yargs: Argv) {
   return yargs
     .option('data', dataOption('Data directory: keys (0600) and the task database; created (0700) on first start, and locked while serving'))
     .option('listen', { type: 'string', requiresArg: true, default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
@@ -45,7 +34,7 @@ export function builder(yargs: Argv): Argv<ServeArguments> {
       const graceSeconds = argv['graceSeconds'] as number;
       if (!(Number.isFinite(graceSeconds) && graceSeconds >= 0)) throw new UsageError('--grace-seconds must be a number of seconds, 0 or more');
       return true;
-    }) as unknown as Argv<ServeArguments>;
+    });
 }
 
 /** --retain in milliseconds: null keeps tasks forever (0, off); undefined when malformed. */
@@ -63,7 +52,7 @@ function formatText(record: LogRecord): string {
   return [time, event, ...fields].join(' ');
 }
 
-export async function handler(argv: ServeArguments): Promise<void> {
+export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
   const listen = parseHostPort(argv.listen, '--listen');
   const advertise = argv.advertise === undefined ? undefined : parseHostPort(argv.advertise, '--advertise');
   const advertiseWarning = advertise === undefined ? null : await checkAdvertise(advertise);

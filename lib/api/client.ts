@@ -4,7 +4,9 @@
  * one of ours.
  */
 import { ERROR_CODES, NoiseCfgError, type ErrorCode } from '../errors.js';
-import type { CreatedTask, CreateTaskOptions, DeletedTasks, TaskStreamEvent, TaskView } from '../task/index.js';
+import type { CreatedTask, CreateTaskOptions, DeletedTasks, TaskProgress, TaskStreamEvent, TaskView } from '../task/index.js';
+
+type TaskChange = Extract<TaskStreamEvent, { type: 'change' }>['change'];
 
 /** The API, remotely. */
 export class ApiClient {
@@ -100,7 +102,7 @@ export class ApiClient {
     }
     const decoder = new TextDecoder();
     let buffer = '';
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    for await (const chunk of response.body) {
       buffer += decoder.decode(chunk, { stream: true });
       let boundary: number;
       while ((boundary = buffer.indexOf('\n\n')) !== -1) {
@@ -109,13 +111,14 @@ export class ApiClient {
         const event = /^event: (.*)$/m.exec(block)?.[1];
         const data = /^data: (.*)$/m.exec(block)?.[1];
         if (!event || data === undefined) continue;
-        const value = JSON.parse(data) as TaskView;
-        if (event === 'task') yield { type: 'task', task: value };
+        // The event's name says which shape its data has (the route's response schema, SPEC.md §8).
+        const value: unknown = JSON.parse(data);
+        if (event === 'task') yield { type: 'task', task: value as TaskView };
         else if (event === 'end') {
-          yield { type: 'end', task: value };
+          yield { type: 'end', task: value as TaskView };
           return;
-        } else if (event === 'change') yield { type: 'change', change: value as unknown as Extract<TaskStreamEvent, { type: 'change' }>['change'] };
-        else if (event === 'progress') yield { type: 'progress', progress: value as unknown as Extract<TaskStreamEvent, { type: 'progress' }>['progress'] };
+        } else if (event === 'change') yield { type: 'change', change: value as TaskChange };
+        else if (event === 'progress') yield { type: 'progress', progress: value as TaskProgress };
       }
     }
     throw new NoiseCfgError('CONNECTION_TRUNCATED', 'the event stream ended before the task did');

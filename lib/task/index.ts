@@ -6,5 +6,5 @@
 export { TaskAdmin, DEFAULT_WATCH_POLL_MS, type WatchOptions, type DeletedTasks } from './admin.js';
 export type { TaskFileInput } from './file-set.js';
 export type { CreatedTask, CreateTaskOptions } from './operator.js';
-export type { TaskStreamEvent, TaskView } from './task.js';
+export type { TaskProgress, TaskStreamEvent, TaskView } from './task.js';
 export { TASK_MODES, DEFAULT_TASK_MODE, isTaskMode, type TaskMode } from './task-mode.js';
