@@ -45,7 +45,7 @@ export { DEFAULT_LOCK_TIMEOUT_MS } from './task/output-lock.js';
 export { readTaskFiles, type TaskFileInput } from './task/file-set.js';
 export { createSecretFile } from './task/secret-files.js';
 export { parseDurationSeconds, DEFAULT_TTL_SECONDS, type TaskView, type ClientView, type TaskState } from './task/task.js';
-export { DEFAULT_PORT, type CreatedTask, type CreateTaskOptions, type AdvertisedAddress } from './task/operator.js';
+export { DEFAULT_PORT, type CreatedTask, type CreateTaskOptions, type AdvertisedAddress, type Operator, type TaskToken, type PruneOptions } from './task/operator.js';
 export { type TaskEvent } from './task/store.js';
 export { ApiClient } from './api/client.js';
 export { startApiServer, createApiApp, DEFAULT_API_BODY_LIMIT_BYTES, type ApiServerOptions } from './api/server.js';

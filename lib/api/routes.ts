@@ -2,7 +2,7 @@
  * The REST API's routes as data (SPEC.md §8): method, path, schemas and responses. The server registers them and
  * openapi.ts describes them, from the same objects.
  */
-import { CREATE_TASK_BODY, CREATED_TASK_SCHEMA, DELETED_TASKS_SCHEMA, DELETE_TASK_QUERY, ERROR_SCHEMA, HEALTH_SCHEMA, REVOKE_PARAMS, TASK_ID_PARAMS, TASK_SCHEMA, TASK_TOKEN_SCHEMA } from './schemas.js';
+import { CREATE_TASK_BODY, CREATED_TASK_SCHEMA, DELETED_TASKS_SCHEMA, DELETE_TASK_QUERY, ERROR_SCHEMA, HEALTH_SCHEMA, PRUNE_TASKS_BODY, REVOKE_PARAMS, TASK_ID_PARAMS, TASK_SCHEMA, TASK_TOKEN_SCHEMA } from './schemas.js';
 
 /** One response of a route. */
 export interface ResponseSpec {
@@ -13,7 +13,7 @@ export interface ResponseSpec {
 
 /** One route. `path` is in OpenAPI form (`/v1/tasks/{id}`). */
 export interface RouteSpec {
-  name: 'createTask' | 'listTasks' | 'showTask' | 'taskToken' | 'cancelTask' | 'revokeClient' | 'taskEvents' | 'health' | 'openapi';
+  name: 'createTask' | 'listTasks' | 'showTask' | 'taskToken' | 'cancelTask' | 'revokeClient' | 'pruneTasks' | 'taskEvents' | 'health' | 'openapi';
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
   summary: string;
@@ -65,6 +65,11 @@ export const ROUTES: readonly RouteSpec[] = [
     name: 'revokeClient', method: 'DELETE', path: '/v1/tasks/{id}/clients/{identity}', summary: 'Refuse one client of a task from now on', isAuthenticated: true,
     params: REVOKE_PARAMS,
     responses: { 200: { description: 'The task after the revocation', schema: TASK_SCHEMA }, ...errors(400, 401, 404, 409) },
+  },
+  {
+    name: 'pruneTasks', method: 'POST', path: '/v1/tasks/prune', summary: 'Delete every task that ended longer ago than endedBeforeMs (with dryRun, only list them)', isAuthenticated: true,
+    body: PRUNE_TASKS_BODY,
+    responses: { 200: { description: 'What was (or would be) deleted', schema: DELETED_TASKS_SCHEMA }, ...errors(400, 401, 413) },
   },
   {
     name: 'taskEvents', method: 'GET', path: '/v1/tasks/{id}/events', summary: 'Server-sent events: the task, each client state change, and a final end event', isAuthenticated: true,

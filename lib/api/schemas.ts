@@ -116,7 +116,8 @@ export const TASK_TOKEN_SCHEMA = {
 export const TASK_ID_PARAMS = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', pattern: '^[0-9a-hjkmnp-tv-z]{16}$', description: 'Task id' } },
+  // No pattern: a string that is not a task id names no task, TASK_NOT_FOUND (404), as on the data directory.
+  properties: { id: { type: 'string', minLength: 1, maxLength: 1024, description: 'Task id; one that is not a task id is TASK_NOT_FOUND (404)' } },
 } as const;
 
 export const REVOKE_PARAMS = {
@@ -158,5 +159,15 @@ export const DELETED_TASKS_SCHEMA = {
     },
     freedBytes: { type: 'integer', description: 'Content bytes of the deleted tasks' },
     databaseBytes: { type: 'object', properties: { before: { type: 'integer' }, after: { type: 'integer' } }, description: 'The database and its WAL on disk, before and after' },
+  },
+} as const;
+
+export const PRUNE_TASKS_BODY = {
+  type: 'object',
+  required: ['endedBeforeMs'],
+  additionalProperties: false,
+  properties: {
+    endedBeforeMs: { type: 'integer', minimum: 0, description: 'Delete the tasks that ended (cancelled, completed or expired) more than this many milliseconds ago' },
+    dryRun: { type: 'boolean', description: 'Only list what would be deleted (default false)' },
   },
 } as const;

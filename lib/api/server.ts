@@ -124,8 +124,7 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
     listTasks: async () => admin.listTasks(),
     showTask: async (request) => admin.showTask((request.params as { id: string }).id),
     taskToken: async (request) => {
-      const id = (request.params as { id: string }).id;
-      return { id, token: admin.token(id), expiresAt: admin.showTask(id).expiresAt };
+      return admin.taskToken((request.params as { id: string }).id);
     },
     cancelTask: async (request) => {
       const id = (request.params as { id: string }).id;
@@ -135,6 +134,10 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
     revokeClient: async (request) => {
       const params = request.params as { id: string; identity: string };
       return admin.revokeClient(params.id, params.identity);
+    },
+    pruneTasks: async (request) => {
+      const body = request.body as { endedBeforeMs: number; dryRun?: boolean };
+      return admin.pruneTasks({ endedBeforeMs: body.endedBeforeMs, ...(body.dryRun !== undefined ? { dryRun: body.dryRun } : {}) });
     },
     taskEvents: async (request, reply) => streamEvents(request, reply, admin, options.eventPollMs ?? EVENT_POLL_MS),
     health: async () => ({ status: 'ok', version: VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) }),

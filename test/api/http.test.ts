@@ -196,15 +196,16 @@ t.test('400 INVALID_REQUEST names the field at fault', async (t) => {
   t.equal(notJson.json.error.code, 'INVALID_REQUEST');
   t.equal(admin.listTasks().length, before, 'no task was created');
 
-  for (const path of ['/v1/tasks/abc', '/v1/tasks/0123456789ABCDEF', '/v1/tasks/0123456789abcdefg', '/v1/tasks/abc/events']) {
+  // A string that is not a task id names no task: 404 TASK_NOT_FOUND, as `task show` on the data directory (exit 3).
+  for (const path of ['/v1/tasks/abc', '/v1/tasks/0123456789ABCDEF', '/v1/tasks/0123456789abcdefg', '/v1/tasks/abc/events', '/v1/tasks/abc/token']) {
     const answer = await call('GET', path);
-    t.equal(answer.status, 400, `GET ${path}`);
-    t.match(answer.json?.error, { code: 'INVALID_REQUEST', field: 'params.id' }, `GET ${path}`);
+    t.equal(answer.status, 404, `GET ${path}`);
+    t.match(answer.json?.error, { code: 'TASK_NOT_FOUND' }, `GET ${path}`);
   }
-  for (const path of ['/v1/tasks/abc', '/v1/tasks/abc/clients/00ff']) {
+  for (const path of ['/v1/tasks/abc', '/v1/tasks/abc?purge=true', '/v1/tasks/abc/clients/00ff']) {
     const answer = await call('DELETE', path, { headers: api.headers() });
-    t.equal(answer.status, 400, `DELETE ${path}`);
-    t.match(answer.json?.error, { code: 'INVALID_REQUEST', field: 'params.id' }, `DELETE ${path}`);
+    t.equal(answer.status, 404, `DELETE ${path}`);
+    t.match(answer.json?.error, { code: 'TASK_NOT_FOUND' }, `DELETE ${path}`);
   }
 });
 

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import type { ArgumentsOf } from '../../arguments-of.js';
 import { printResult } from '../../output.js';
-import { commonOptions, withOperations } from './common.js';
+import { commonOptions, withOperator } from './common.js';
 
 export const command = 'cancel <id>';
 export const describe = 'Cancel a task: its clients are refused from the next connection on';
@@ -12,8 +12,8 @@ export function builder(yargs: Argv) {
 }
 
 export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
-  await withOperations(argv, async (operations) => {
-    const task = await operations.cancelTask(argv.id);
+  await withOperator(argv, async (operator) => {
+    const task = await operator.cancelTask(argv.id);
     printResult(task, argv.json, `cancelled task ${task.id}`);
   });
 }

@@ -1,12 +1,12 @@
 /**
- * What every `task` subcommand shares: --data, --api and --json, and the operator they act through. With --data
- * DIR the commands act on the data directory directly, whether or not a server runs on it; with --api URL they
- * go through the REST API, with the admin token from --data DIR/admin.token or NOISE_CFG_ADMIN_TOKEN.
+ * What every `task` subcommand shares: --data, --api and --json, and the Operator they act through. With --data
+ * DIR the commands act on the data directory directly (TaskAdmin), whether or not a server runs on it; with --api
+ * URL through the REST API (ApiClient), with the admin token from --data DIR/admin.token or NOISE_CFG_ADMIN_TOKEN.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
-import { ApiClient, NoiseCfgError, TaskAdmin, type AdvertisedAddress, type CreatedTask, type CreateTaskOptions, type DeletedTasks, type TaskStreamEvent, type TaskView } from '../../../lib/index.js';
+import { ApiClient, NoiseCfgError, TaskAdmin, type AdvertisedAddress, type Operator } from '../../../lib/index.js';
 import { checkAdvertise } from '../../advertise-check.js';
 import { dataOption } from '../../data-option.js';
 import { parseHostPort } from '../../host-port.js';
@@ -41,20 +41,6 @@ export function checkAdvertiseArgument(argv: { advertise?: string | undefined; a
   return true;
 }
 
-/** What the task commands need, locally (TaskAdmin) or through the API (ApiClient). */
-export interface TaskOperations {
-  createTask(options: CreateTaskOptions): CreatedTask | Promise<CreatedTask>;
-  listTasks(): TaskView[] | Promise<TaskView[]>;
-  showTask(id: string): TaskView | Promise<TaskView>;
-  taskToken(id: string): { id: string; token: string; expiresAt: string } | Promise<{ id: string; token: string; expiresAt: string }>;
-  cancelTask(id: string): TaskView | Promise<TaskView>;
-  revokeClient(id: string, identity: string): TaskView | Promise<TaskView>;
-  deleteTask(id: string): DeletedTasks | Promise<DeletedTasks>;
-  /** Only on the data directory (there is no API route for it). */
-  pruneTasks?: TaskAdmin['pruneTasks'];
-  watch(id: string): AsyncGenerator<TaskStreamEvent>;
-}
-
 function adminToken(argv: CommonArguments): string {
   const fromEnvironment = process.env['NOISE_CFG_ADMIN_TOKEN'];
   if (fromEnvironment && fromEnvironment.trim() !== '') return fromEnvironment.trim();
@@ -66,34 +52,21 @@ function adminToken(argv: CommonArguments): string {
   }
 }
 
-/** Runs `work` with the operations of --api or else --data, closing the data directory afterwards. */
-export async function withOperations(argv: CommonArguments & { advertise?: string | undefined }, work: (operations: TaskOperations) => Promise<void>): Promise<void> {
-  if (argv.api !== undefined) {
-    await work(new ApiClient(argv.api, adminToken(argv)));
-    return;
-  }
+/**
+ * Runs `work` with the operator of --api (the REST API) or else --data (the data directory), and closes it
+ * afterwards. A token minted on the data directory goes to --advertise when given.
+ */
+export async function withOperator(argv: CommonArguments & { advertise?: string | undefined }, work: (operator: Operator, advertise: AdvertisedAddress | undefined) => Promise<void>): Promise<void> {
   const advertise: AdvertisedAddress | undefined = argv.advertise === undefined ? undefined : parseHostPort(argv.advertise, '--advertise');
   if (advertise !== undefined) {
     const warning = await checkAdvertise(advertise);
     if (warning !== null) printStatus(warning);
   }
-  const admin = TaskAdmin.open(argv.data);
-  // TaskAdmin's methods keep their `this`: its private fields do not follow a copy or a prototype.
-  const operations: TaskOperations = {
-    createTask: (options) => admin.createTask(options),
-    listTasks: () => admin.listTasks(),
-    showTask: (id) => admin.showTask(id),
-    taskToken: (id) => ({ id, token: admin.token(id, advertise), expiresAt: admin.showTask(id).expiresAt }),
-    cancelTask: (id) => admin.cancelTask(id),
-    revokeClient: (id, identity) => admin.revokeClient(id, identity),
-    deleteTask: (id) => admin.deleteTask(id),
-    pruneTasks: (options) => admin.pruneTasks(options),
-    watch: (id) => admin.watch(id),
-  };
+  const operator: Operator = argv.api !== undefined ? new ApiClient(argv.api, adminToken(argv)) : TaskAdmin.open(argv.data);
   try {
-    await work(operations);
+    await work(operator, advertise);
   } finally {
-    admin.close();
+    await operator.close();
   }
 }
 

@@ -2,10 +2,9 @@
 import type { Argv } from 'yargs';
 import { DEFAULT_TASK_MODE, parseDurationSeconds, readTaskFiles, TASK_MODES } from '../../../lib/index.js';
 import type { ArgumentsOf } from '../../arguments-of.js';
-import { parseHostPort } from '../../host-port.js';
 import { printResult, printStatus, UsageError } from '../../output.js';
 import { renderQr } from '../../qr.js';
-import { ADVERTISE_OPTION, checkAdvertiseArgument, commonOptions, pullCommandFor, withOperations } from './common.js';
+import { ADVERTISE_OPTION, checkAdvertiseArgument, commonOptions, pullCommandFor, withOperator } from './common.js';
 
 export const command = 'create';
 export const describe = 'Create a task and print its token';
@@ -31,14 +30,14 @@ export function builder(yargs: Argv) {
 }
 
 export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
-  await withOperations(argv, async (operations) => {
-    const created = await operations.createTask({
+  await withOperator(argv, async (operator, advertise) => {
+    const created = await operator.createTask({
       files: readTaskFiles(argv.file),
       ttlSeconds: parseDurationSeconds(argv.ttl)!,
       mode: argv.mode,
       ...(argv.maxClients !== undefined ? { maxClients: argv.maxClients } : {}),
       ...(argv.name !== undefined ? { name: argv.name } : {}),
-      ...(argv.advertise !== undefined ? { advertise: parseHostPort(argv.advertise, '--advertise') } : {}),
+      ...(advertise !== undefined ? { advertise } : {}),
     });
     const pullCommand = pullCommandFor(created.token);
     if (argv.json) {

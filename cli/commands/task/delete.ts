@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import type { ArgumentsOf } from '../../arguments-of.js';
 import { exitCodesHelp } from '../../exit-codes.js';
 import { printResult } from '../../output.js';
-import { commonOptions, withOperations } from './common.js';
+import { commonOptions, withOperator } from './common.js';
 
 export const command = 'delete <id>';
 export const describe = 'Delete a task: cancel it if active, then remove its files, clients and events';
@@ -14,8 +14,8 @@ export function builder(yargs: Argv) {
 }
 
 export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
-  await withOperations(argv, async (operations) => {
-    const deleted = await operations.deleteTask(argv.id);
+  await withOperator(argv, async (operator) => {
+    const deleted = await operator.deleteTask(argv.id);
     const task = deleted.tasks[0];
     printResult(deleted, argv.json, `deleted task ${task?.id ?? argv.id} (${task?.state ?? 'ended'}): ${deleted.freedBytes} bytes of content freed`);
   });

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { escapeUnprintable } from '../../../lib/index.js';
 import type { ArgumentsOf } from '../../arguments-of.js';
 import { printResult } from '../../output.js';
-import { commonOptions, withOperations } from './common.js';
+import { commonOptions, withOperator } from './common.js';
 
 export const command = 'list';
 export const describe = 'List tasks, newest first';
@@ -13,8 +13,8 @@ export function builder(yargs: Argv) {
 }
 
 export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
-  await withOperations(argv, async (operations) => {
-    const tasks = await operations.listTasks();
+  await withOperator(argv, async (operator) => {
+    const tasks = await operator.listTasks();
     const rows = tasks.map((task) => `${task.id}  ${task.state.padEnd(9)} ${task.mode}  ${task.counts.applied}${task.maxClients === null ? '' : `/${task.maxClients}`} applied${task.counts.interrupted > 0 ? `, ${task.counts.interrupted} interrupted` : ''}  expires ${task.expiresAt}  ${escapeUnprintable(task.name)}`);
     // A header for people; a script reading a pipe gets the rows alone.
     const header = process.stdout.isTTY === true ? [`${'ID'.padEnd(tasks[0]?.id.length ?? 2)}  ${'STATE'.padEnd(9)} MODE    CLIENTS    EXPIRY                            NAME`] : [];

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { escapeUnprintable, parseDurationSeconds } from '../../../lib/index.js';
 import type { ArgumentsOf } from '../../arguments-of.js';
 import { printResult, UsageError } from '../../output.js';
-import { commonOptions, withOperations } from './common.js';
+import { commonOptions, withOperator } from './common.js';
 
 export const command = 'prune';
 export const describe = 'Delete every task that ended longer ago than --ended-before';
@@ -13,7 +13,6 @@ export function builder(yargs: Argv) {
     .option('ended-before', { type: 'string', requiresArg: true, demandOption: true, describe: 'Age: tasks that ended (cancelled, completed or expired) more than this long ago go, e.g. 7d, 12h' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'Only list what would be deleted' })
     .check((argv) => {
-      if (argv.api !== undefined) throw new UsageError('task prune works on the data directory (--data DIR), not through --api');
       const endedBefore = argv['ended-before'];
       if (parseDurationSeconds(endedBefore) === null) throw new UsageError(`--ended-before must look like 90s, 10m, 1h or 2d, got "${endedBefore}"`);
       return true;
@@ -21,8 +20,8 @@ export function builder(yargs: Argv) {
 }
 
 export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
-  await withOperations(argv, async (operations) => {
-    const pruned = operations.pruneTasks!({ endedBeforeMs: parseDurationSeconds(argv.endedBefore)! * 1000, dryRun: argv.dryRun });
+  await withOperator(argv, async (operator) => {
+    const pruned = await operator.pruneTasks({ endedBeforeMs: parseDurationSeconds(argv.endedBefore)! * 1000, dryRun: argv.dryRun });
     const verb = argv.dryRun ? 'would delete' : 'deleted';
     const lines = [
       `${verb} ${pruned.tasks.length} task(s) that ended more than ${argv.endedBefore} ago: ${pruned.freedBytes} bytes of content${argv.dryRun ? '' : ` freed; database ${pruned.databaseBytes.before} -> ${pruned.databaseBytes.after} bytes`}`,

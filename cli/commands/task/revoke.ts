@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { escapeUnprintable } from '../../../lib/index.js';
 import type { ArgumentsOf } from '../../arguments-of.js';
 import { printResult } from '../../output.js';
-import { commonOptions, withOperations } from './common.js';
+import { commonOptions, withOperator } from './common.js';
 
 export const command = 'revoke <id> <identity>';
 export const describe = 'Refuse one client of a task from now on';
@@ -15,8 +15,8 @@ export function builder(yargs: Argv) {
 }
 
 export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
-  await withOperations(argv, async (operations) => {
-    const task = await operations.revokeClient(argv.id, argv.identity);
+  await withOperator(argv, async (operator) => {
+    const task = await operator.revokeClient(argv.id, argv.identity);
     const revoked = task.clients.find((client) => client.state === 'revoked' && (client.identity.startsWith(argv.identity.toLowerCase()) || client.name === argv.identity));
     printResult(task, argv.json, `revoked ${revoked ? `${escapeUnprintable(revoked.name) || '(no name)'} ${revoked.identity}` : escapeUnprintable(argv.identity)} from task ${task.id}`);
   });

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { escapeUnprintable, type TaskView } from '../../../lib/index.js';
 import type { ArgumentsOf } from '../../arguments-of.js';
 import { printResult } from '../../output.js';
-import { commonOptions, withOperations } from './common.js';
+import { commonOptions, withOperator } from './common.js';
 
 export const command = 'show <id>';
 export const describe = 'Show a task with its files and clients';
@@ -34,8 +34,8 @@ export function describeTask(task: TaskView): string {
 }
 
 export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
-  await withOperations(argv, async (operations) => {
-    const task = await operations.showTask(argv.id);
+  await withOperator(argv, async (operator) => {
+    const task = await operator.showTask(argv.id);
     printResult(task, argv.json, describeTask(task));
   });
 }

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import type { ArgumentsOf } from '../../arguments-of.js';
 import { printResult } from '../../output.js';
 import { renderQr } from '../../qr.js';
-import { ADVERTISE_OPTION, checkAdvertiseArgument, commonOptions, pullCommandFor, withOperations } from './common.js';
+import { ADVERTISE_OPTION, checkAdvertiseArgument, commonOptions, pullCommandFor, withOperator } from './common.js';
 
 export const command = 'token <id>';
 export const describe = 'Print the token of an active task again';
@@ -17,8 +17,8 @@ export function builder(yargs: Argv) {
 }
 
 export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
-  await withOperations(argv, async (operations) => {
-    const { id, token, expiresAt } = await operations.taskToken(argv.id);
+  await withOperator(argv, async (operator, advertise) => {
+    const { id, token, expiresAt } = await operator.taskToken(argv.id, advertise);
     if (argv.json) printResult({ id, token, expiresAt, ...(argv.printPullCommand ? { pullCommand: pullCommandFor(token) } : {}) }, true, '');
     else printResult(null, false, argv.printPullCommand ? pullCommandFor(token) : token);
     if (argv.qr) process.stderr.write(`${renderQr(token)}\n`);

@@ -3,11 +3,11 @@
  * change when piped, one JSON event per line with --json. Exits 0 when the task completed, 6 otherwise.
  */
 import type { Argv } from 'yargs';
-import { toTerminalSafeJson, type TaskProgress, type TaskStreamEvent, type TaskView } from '../../../lib/index.js';
+import { toTerminalSafeJson, type Operator, type TaskProgress, type TaskStreamEvent, type TaskView } from '../../../lib/index.js';
 import type { ArgumentsOf } from '../../arguments-of.js';
 import { EXIT, exitCodesHelp } from '../../exit-codes.js';
 import { renderWatchFrame, watchLine, WatchedTask } from '../../watch-view.js';
-import { commonOptions, withOperations, type TaskOperations } from './common.js';
+import { commonOptions, withOperator } from './common.js';
 
 export const command = 'watch <id>';
 export const describe = 'Follow a task live until it completes, expires or is cancelled';
@@ -28,13 +28,13 @@ function isTaskEndChange(event: TaskStreamEvent): boolean {
   return event.type === 'change' && event.change.identity === null && (event.change.state === 'cancelled' || event.change.state === 'completed');
 }
 
-async function follow(operations: TaskOperations, id: string, asJson: boolean): Promise<void> {
+async function follow(operator: Operator, id: string, asJson: boolean): Promise<void> {
   const isTerminal = process.stdout.isTTY === true && !asJson;
   let view: TaskView | null = null;
   let watched: WatchedTask | null = null;
   const recent: string[] = [];
   let progress: TaskProgress | null = null;
-  for await (const event of operations.watch(id)) {
+  for await (const event of operator.watch(id)) {
     if (event.type === 'progress') {
       // Bytes are for the live frame and --json; a piped watch prints state changes only.
       progress = event.progress;
@@ -63,5 +63,5 @@ async function follow(operations: TaskOperations, id: string, asJson: boolean): 
 }
 
 export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
-  await withOperations(argv, (operations) => follow(operations, argv.id, argv.json));
+  await withOperator(argv, (operator) => follow(operator, argv.id, argv.json));
 }
