@@ -48,7 +48,7 @@ export { parseDurationSeconds, DEFAULT_TTL_SECONDS, type TaskView, type ClientVi
 export { DEFAULT_PORT, type CreatedTask, type CreateTaskOptions, type AdvertisedAddress, type Operator, type TaskToken, type PruneOptions } from './task/operator.js';
 export { type TaskEvent } from './task/store.js';
 export { ApiClient } from './api/client.js';
-export { startApiServer, createApiApp, DEFAULT_API_BODY_LIMIT_BYTES, type ApiServerOptions } from './api/server.js';
+export { startApiServer, createApiApp, DEFAULT_API_BODY_LIMIT_BYTES, type ApiServerOptions, type ApiLogRecord } from './api/server.js';
 export { buildOpenApiDocument } from './api/openapi.js';
 export { type TaskProgress, type TaskStreamEvent } from './task/task.js';
 export { escapeUnprintable, hasUnprintableCharacters, toTerminalSafeJson } from './task/printable.js';

@@ -4,7 +4,7 @@
  */
 import type { Argv } from 'yargs';
 import type { ArgumentsOf } from '../arguments-of.js';
-import { escapeUnprintable, NoiseCfgError, parseDurationSeconds, startApiServer, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
+import { escapeUnprintable, NoiseCfgError, parseDurationSeconds, startApiServer, TaskServer, toTerminalSafeJson, type ApiLogRecord, type LogRecord } from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
 import { checkAdvertise } from '../advertise-check.js';
 import { parseHostPort } from '../host-port.js';
@@ -46,7 +46,7 @@ function retainMs(text: string): number | null | undefined {
 
 // A client chooses its name and result message: in text, a value with white space is quoted as JSON, and no value
 // keeps a control, escape or bidi character (a fake log line or a recoloured screen).
-function formatText(record: LogRecord): string {
+function formatText(record: LogRecord | ApiLogRecord): string {
   const { time, event, ...rest } = record;
   const fields = Object.entries(rest).map(([key, value]) => `${key}=${typeof value === 'string' && /\s/.test(value) ? toTerminalSafeJson(value) : escapeUnprintable(String(value))}`);
   return [time, event, ...fields].join(' ');
@@ -63,18 +63,21 @@ export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> 
   if (apiAddress && !isApiLoopback && !argv.apiAllowRemote) {
     throw new NoiseCfgError('INVALID_ARGUMENT', `--api ${argv.api} is not a loopback address; the API hands out tokens, so add --api-allow-remote (and put it behind TLS) or use 127.0.0.1`);
   }
+  const writeLog = (record: LogRecord | ApiLogRecord): void => {
+    process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`);
+  };
   const server = new TaskServer({
     dataDir: argv.data,
     listen,
     ...(advertise ? { advertise } : {}),
     retainMs: retainMs(argv.retain) ?? null,
-    log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`),
+    log: writeLog,
   });
   const address = await server.start();
   let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
   if (apiAddress) {
     try {
-      api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken }, apiAddress);
+      api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, log: writeLog }, apiAddress);
     } catch (error) {
       await server.stop(0);
       throw error;

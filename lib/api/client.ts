@@ -132,6 +132,8 @@ export class ApiClient implements Operator {
         else if (event === 'end') {
           yield { type: 'end', task: value as TaskView };
           return;
+        } else if (event === 'error') {
+          throw apiError(response.status, value);
         } else if (event === 'change') yield { type: 'change', change: value as TaskChange };
         else if (event === 'progress') yield { type: 'progress', progress: value as TaskProgress };
       }

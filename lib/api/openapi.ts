@@ -22,6 +22,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       responses: Object.fromEntries(Object.entries(route.responses).map(([status, response]) => [status, {
         description: response.description,
         ...(response.schema ? { content: { [response.contentType ?? 'application/json']: { schema: response.schema } } } : {}),
+        ...(response.events ? { 'x-events': response.events } : {}),
       }])),
     };
     paths[route.path] = { ...paths[route.path], [route.method.toLowerCase()]: operation };
