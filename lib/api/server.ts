@@ -92,26 +92,18 @@ function loadFastify(): typeof fastify {
   }
 }
 
-/** Builds the fastify app (not listening), for the server and for tests with inject(). */
-export function createApiApp(options: ApiServerOptions): FastifyInstance {
-  const Fastify = loadFastify();
-  // maxParamLength: the schemas, not fastify's default of 100 characters, decide how long a path parameter may be.
-  const app = Fastify({ routerOptions: { maxParamLength: 1024 }, bodyLimit: options.bodyLimitBytes ?? DEFAULT_API_BODY_LIMIT_BYTES, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } } });
-  const expected = tokenDigest(options.adminToken);
-  const admin = options.admin;
-  const openApi = buildOpenApiDocument();
-  const started = Date.now();
-  const log = (request: FastifyRequest, status: number, code: ErrorCode | ApiErrorCode, message: string): void => {
-    options.log?.({ time: new Date().toISOString(), event: 'api-error', method: request.method, route: request.routeOptions.url ?? 'unknown', status, code, message });
-  };
+/** Reports a server-side failure of `request` (ApiServerOptions.log). */
+type FailureLog = (request: FastifyRequest, status: number, code: ErrorCode | ApiErrorCode, message: string) => void;
 
-  app.setErrorHandler((error: FastifyError & { field?: string }, request, reply) => {
+// Every error becomes `{error: {code, message, field?}}` with its status; a server-side one (5xx) is also logged.
+function errorHandler(log: FailureLog) {
+  return (error: FastifyError & { field?: string }, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (error.validation) {
       const issue = error.validation[0];
       const issueParams = issue?.params as { additionalProperty?: string; missingProperty?: string } | undefined;
       const extra = issueParams?.additionalProperty ?? issueParams?.missingProperty;
       const field = fieldPath(error.validationContext ?? 'body', `${issue?.instancePath ?? ''}${extra ? `/${extra}` : ''}`);
-      return sendError(reply, 400, 'INVALID_REQUEST', `${field} ${issue?.message ?? 'is invalid'}`, field);
+      return sendError(reply, HTTP_STATUS_BY_API_ERROR.INVALID_REQUEST, 'INVALID_REQUEST', `${field} ${issue?.message ?? 'is invalid'}`, field);
     }
     if (error.statusCode === 413) return sendError(reply, HTTP_STATUS_BY_API_ERROR.BODY_TOO_LARGE, 'BODY_TOO_LARGE', error.message);
     if (error.statusCode === 415) return sendError(reply, 415, 'INVALID_REQUEST', 'the body must be application/json');
@@ -124,18 +116,16 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
     // Unforeseen: the log gets what it was, the client only that it happened.
     log(request, HTTP_STATUS_BY_API_ERROR.INTERNAL, 'INTERNAL', error instanceof Error ? error.message : String(error));
     return sendError(reply, HTTP_STATUS_BY_API_ERROR.INTERNAL, 'INTERNAL', 'internal error');
-  });
-  app.setNotFoundHandler((request, reply) => sendError(reply, HTTP_STATUS_BY_API_ERROR.NOT_FOUND, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
-
-  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const header = request.headers.authorization ?? '';
-    const match = /^Bearer ([^\s]+)$/.exec(header);
-    if (!match || !sodium.sodium_memcmp(tokenDigest(match[1]!), expected)) {
-      await sendError(reply, HTTP_STATUS_BY_API_ERROR.UNAUTHORIZED, 'UNAUTHORIZED', 'missing or wrong bearer token (Authorization: Bearer <DATA_DIR/admin.token>)');
-    }
   };
+}
 
-  const handlers: Record<RouteSpec['name'], (request: FastifyRequest, reply: FastifyReply) => unknown> = {
+// What each route does, by the route table's names.
+function routeHandlers(options: ApiServerOptions, log: FailureLog): Record<RouteSpec['name'], (request: FastifyRequest, reply: FastifyReply) => unknown> {
+  const admin = options.admin;
+  const openApi = buildOpenApiDocument();
+  const started = Date.now();
+  const id = (request: FastifyRequest): string => (request.params as { id: string }).id;
+  return {
     createTask: async (request, reply) => {
       const body = request.body as CreateTaskBody;
       const created = await admin.createTask({
@@ -145,22 +135,14 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
         ...(body.mode !== undefined ? { mode: body.mode } : {}),
         ...(body.name !== undefined ? { name: body.name } : {}),
       });
-      return reply.code(201).send({ id: created.id, token: created.token, expiresAt: created.expiresAt, task: created.task });
+      return reply.code(201).send(created);
     },
     listTasks: async () => admin.listTasks(),
-    showTask: async (request) => admin.showTask((request.params as { id: string }).id),
-    taskToken: async (request) => {
-      return admin.taskToken((request.params as { id: string }).id);
-    },
-    cancelTask: async (request) => {
-      const id = (request.params as { id: string }).id;
-      // DELETE without purge stays a cancel (CONTRACT.md): a script written for it must not start erasing records.
-      return (request.query as { purge?: string }).purge === 'true' ? admin.deleteTask(id) : admin.cancelTask(id);
-    },
-    revokeClient: async (request) => {
-      const params = request.params as { id: string; identity: string };
-      return admin.revokeClient(params.id, params.identity);
-    },
+    showTask: async (request) => admin.showTask(id(request)),
+    taskToken: async (request) => admin.taskToken(id(request)),
+    // DELETE without purge stays a cancel (CONTRACT.md): a script written for it must not start erasing records.
+    cancelTask: async (request) => ((request.query as { purge?: string }).purge === 'true' ? admin.deleteTask(id(request)) : admin.cancelTask(id(request))),
+    revokeClient: async (request) => admin.revokeClient(id(request), (request.params as { identity: string }).identity),
     pruneTasks: async (request) => {
       const body = request.body as { endedBeforeMs: number; dryRun?: boolean };
       return admin.pruneTasks({ endedBeforeMs: body.endedBeforeMs, ...(body.dryRun !== undefined ? { dryRun: body.dryRun } : {}) });
@@ -169,7 +151,28 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
     health: async () => ({ status: 'ok', version: VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) }),
     openapi: async () => openApi,
   };
+}
 
+/** Builds the fastify app (not listening), for the server and for tests with inject(). */
+export function createApiApp(options: ApiServerOptions): FastifyInstance {
+  const Fastify = loadFastify();
+  // maxParamLength: the schemas, not fastify's default of 100 characters, decide how long a path parameter may be.
+  const app = Fastify({ routerOptions: { maxParamLength: 1024 }, bodyLimit: options.bodyLimitBytes ?? DEFAULT_API_BODY_LIMIT_BYTES, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } } });
+  const expected = tokenDigest(options.adminToken);
+  const log: FailureLog = (request, status, code, message) => {
+    options.log?.({ time: new Date().toISOString(), event: 'api-error', method: request.method, route: request.routeOptions.url ?? 'unknown', status, code, message });
+  };
+  app.setErrorHandler(errorHandler(log));
+  app.setNotFoundHandler((request, reply) => sendError(reply, HTTP_STATUS_BY_API_ERROR.NOT_FOUND, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer ([^\s]+)$/.exec(header);
+    if (!match || !sodium.sodium_memcmp(tokenDigest(match[1]!), expected)) {
+      await sendError(reply, HTTP_STATUS_BY_API_ERROR.UNAUTHORIZED, 'UNAUTHORIZED', 'missing or wrong bearer token (Authorization: Bearer <DATA_DIR/admin.token>)');
+    }
+  };
+  const handlers = routeHandlers(options, log);
   for (const route of ROUTES) {
     app.route({
       method: route.method,
@@ -191,7 +194,7 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
 // The stream is TaskAdmin.watch's: the whole task at the start and at the end, and in between only the changes,
 // so an open stream costs the same whatever the number of clients. A reader that does not keep up is waited for
 // (the socket's buffer never grows past one event), and its close ends the following at once.
-async function streamEvents(request: FastifyRequest, reply: FastifyReply, admin: Operator, pollMs: number, log: (request: FastifyRequest, status: number, code: ErrorCode | ApiErrorCode, message: string) => void): Promise<void> {
+async function streamEvents(request: FastifyRequest, reply: FastifyReply, admin: Operator, pollMs: number, log: FailureLog): Promise<void> {
   const id = (request.params as { id: string }).id;
   const lastEventId = Number(request.headers['last-event-id']);
   const stop = new AbortController();
