@@ -2,8 +2,6 @@
  * The --data option of `serve` and `task` (SPEC.md §4.1): --data wins over NOISE_CFG_DATA, which wins over the
  * built-in ./noise-cfg-data. Read when the CLI is built, so each run sees its own environment.
  */
-import type { Options } from 'yargs';
-
 /** The built-in data directory, relative to the working directory. */
 export const DEFAULT_DATA_DIR = './noise-cfg-data';
 
@@ -14,9 +12,9 @@ export function defaultDataDir(): string {
 }
 
 /** The yargs definition of --data, with `describe` saying what the directory is for this command. */
-export function dataOption(describe: string): Options {
+export function dataOption(describe: string) {
   return {
-    type: 'string',
+    type: 'string' as const,
     requiresArg: true,
     default: defaultDataDir(),
     defaultDescription: `$NOISE_CFG_DATA, else ${DEFAULT_DATA_DIR}`,

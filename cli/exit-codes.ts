@@ -1,26 +1,43 @@
 /**
- * Process exit codes (SPEC.md §6): the only place error codes become exit codes.
+ * Process exit codes (SPEC.md §6): the one table of what each exit code means, and the only place error codes
+ * become exit codes. The `--help` epilogues are generated from it, and a test holds README and SPEC.md to it.
  */
 import type { ErrorCode } from '../lib/index.js';
 
-/** Exit codes by meaning. */
-export const EXIT = {
-  OK: 0,
-  FAILURE: 1,
-  USAGE: 2,
-  UNREACHABLE: 11,
-  AUTHENTICATION_FAILED: 12,
-  BAD_TOKEN: 10,
-  NOT_FOUND: 3,
-  ENDED: 4,
-  TASK_INCOMPLETE: 6,
-  DATA_DIR: 5,
-  REJECTED: 13,
-  DIGEST_MISMATCH: 14,
-  APPLY_FAILED: 15,
-  COMMAND_FAILED: 16,
-  VERIFY_FAILED: 17,
+/** Every exit code, by name, with its meaning as `--help` words it; in the order of the codes. */
+export const EXIT_CODE_TABLE = {
+  OK: { code: 0, meaning: 'success' },
+  FAILURE: { code: 1, meaning: 'failure' },
+  USAGE: { code: 2, meaning: 'usage or bad input' },
+  NOT_FOUND: { code: 3, meaning: 'no such task or client' },
+  ENDED: { code: 4, meaning: 'already done (task ended, client already revoked)' },
+  DATA_DIR: { code: 5, meaning: 'data directory or database problem' },
+  TASK_INCOMPLETE: { code: 6, meaning: 'task ended incomplete (task watch)' },
+  BAD_TOKEN: { code: 10, meaning: 'bad or expired token' },
+  UNREACHABLE: { code: 11, meaning: 'cannot reach the peer' },
+  AUTHENTICATION_FAILED: { code: 12, meaning: 'authentication failed' },
+  REJECTED: { code: 13, meaning: 'rejected' },
+  DIGEST_MISMATCH: { code: 14, meaning: 'digest mismatch' },
+  APPLY_FAILED: { code: 15, meaning: 'apply failed' },
+  COMMAND_FAILED: { code: 16, meaning: 'command failed' },
+  VERIFY_FAILED: { code: 17, meaning: 'verify command failed (nothing changed)' },
 } as const;
+
+/** The name of an exit code (`NOT_FOUND`). */
+export type ExitName = keyof typeof EXIT_CODE_TABLE;
+
+/** Exit codes by name. */
+export const EXIT = Object.fromEntries(Object.entries(EXIT_CODE_TABLE).map(([name, { code }]) => [name, code])) as { readonly [Name in ExitName]: (typeof EXIT_CODE_TABLE)[Name]['code'] };
+
+/**
+ * One `--help` line listing exit codes: `meanings` names the codes a command can end with, in the order given,
+ * each with what it means there, or `null` for the table's meaning. Without an argument: every code, with the
+ * table's meaning.
+ */
+export function exitCodesHelp(meanings?: Partial<Record<ExitName, string | null>>): string {
+  const names = meanings === undefined ? (Object.keys(EXIT_CODE_TABLE) as ExitName[]) : (Object.keys(meanings) as ExitName[]);
+  return `Exit codes: ${names.map((name) => `${EXIT[name]} ${meanings?.[name] ?? EXIT_CODE_TABLE[name].meaning}`).join(', ')}.`;
+}
 
 /** The exit code for each error code. */
 export const EXIT_CODE_BY_ERROR: Readonly<Record<ErrorCode, number>> = {

@@ -6,9 +6,11 @@ import * as demo from './commands/demo.js';
 import * as pull from './commands/pull.js';
 import * as rollback from './commands/rollback.js';
 import * as serve from './commands/serve.js';
-import * as task from './commands/task.js';
+import * as task from './commands/task/index.js';
 import * as token from './commands/token.js';
+import { VERSION } from '../lib/index.js';
 import { withOptionSuggestions } from './did-you-mean.js';
+import { exitCodesHelp } from './exit-codes.js';
 import { UsageError } from './output.js';
 
 /** Options that are lists by design (`--file a --file b`); any other option given twice is a usage error. */
@@ -23,6 +25,15 @@ function refuseRepeatedOptions(argv: Record<string, unknown>): true {
     }
   }
   return true;
+}
+
+/** What yargs really hands a fail handler as its third argument: its usage object (@types/yargs says Argv). */
+interface YargsUsage {
+  getDescriptions(): Record<string, unknown>;
+}
+
+function hasDescriptions(value: unknown): value is YargsUsage {
+  return typeof (value as Partial<YargsUsage> | null)?.getDescriptions === 'function';
 }
 
 /** The CLI for an argument array (without `node` and the script path). */
@@ -45,10 +56,10 @@ export function buildCli(argv: readonly string[]): Argv {
     .strict()
     .check(refuseRepeatedOptions)
     .recommendCommands()
-    .epilogue('Exit codes: 0 success, 1 failure, 2 usage or bad input, 3 no such task or client, 4 already done (task ended, client already revoked), 5 data directory or database problem, 6 task ended incomplete (task watch), 10 bad or expired token, 11 cannot reach the peer, 12 authentication failed, 13 rejected, 14 digest mismatch, 15 apply failed, 16 command failed, 17 verify command failed (nothing changed). See SPEC.md §6.')
+    .epilogue(`${exitCodesHelp()} See SPEC.md §6.`)
     .help()
     .alias('help', 'h')
-    .version()
+    .version(VERSION)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     // Throwing, not reporting and returning: yargs goes on to run the command's handler after a fail handler that
     // returns, so a misspelt option (`pull --dryrun`) used to run the pull anyway.
@@ -57,7 +68,7 @@ export function buildCli(argv: readonly string[]): Argv {
     .fail((message, error, usage) => {
       if (error && error.name !== 'YError') throw error;
       if (error) throw new UsageError(error.message.replace(/^Not enough arguments following: (\S+)$/, '--$1 needs a value'));
-      const known = Object.keys((usage as unknown as { getDescriptions(): Record<string, unknown> }).getDescriptions());
+      const known = hasDescriptions(usage) ? Object.keys(usage.getDescriptions()) : [];
       // yargs writes some messages on two lines ("Invalid values:\n  Argument: …"); the report is one line.
       throw new UsageError(withOptionSuggestions(message.replace(/:?\s*\n\s*/g, ': '), known));
     });

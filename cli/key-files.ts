@@ -1,12 +1,16 @@
 /**
  * Reading and creating the secret files the CLI uses: PSK files and static key files, 64 hex characters each.
- * New key files are created 0600; an existing one readable by group or others is refused with the fix.
+ * New key files are created as the server creates its own (the library's createSecretFile: 0600 from the first
+ * byte, O_EXCL, fsynced); an existing one readable by group or others is refused with the fix.
  */
-import { chmodSync, existsSync, openSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
-import { generateKeyPair, keyFromHex, keyPairFromSecretKey, NoiseCfgError, type KeyPair } from '../lib/index.js';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createSecretFile, DH_BYTES, generateKeyPair, keyFromHex, keyPairFromSecretKey, NoiseCfgError, PSK_BYTES, type KeyPair } from '../lib/index.js';
 
-const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+const PSK_HEX = new RegExp(`^[0-9a-fA-F]{${2 * PSK_BYTES}}$`);
+const KEY_HEX = new RegExp(`^[0-9a-fA-F]{${2 * DH_BYTES}}$`);
 
+// The CLI's own check, not the data directory's: a bad --psk-file or --key-file is bad input (exit 2), not a
+// damaged data directory.
 function readSecretFile(path: string, what: string): string {
   if (!existsSync(path)) throw new NoiseCfgError('INVALID_ARGUMENT', `${what} ${path} does not exist`);
   const mode = statSync(path).mode & 0o777;
@@ -19,7 +23,7 @@ function readSecretFile(path: string, what: string): string {
 /** Reads a 32-byte PSK written as 64 hex characters. Throws INVALID_ARGUMENT or INVALID_KEY, never showing the file. */
 export function readPskFile(path: string): Buffer {
   const text = readSecretFile(path, 'PSK file');
-  if (!HEX_KEY.test(text)) throw new NoiseCfgError('INVALID_KEY', `PSK file ${path} must hold exactly 64 hex characters`);
+  if (!PSK_HEX.test(text)) throw new NoiseCfgError('INVALID_KEY', `PSK file ${path} must hold exactly ${2 * PSK_BYTES} hex characters`);
   return Buffer.from(text, 'hex');
 }
 
@@ -27,17 +31,11 @@ export function readPskFile(path: string): Buffer {
 export function loadOrCreateKeyFile(path: string): { keyPair: KeyPair; isNew: boolean } {
   if (!existsSync(path)) {
     const keyPair = generateKeyPair();
-    // O_EXCL: never overwrite a key that appeared meanwhile; 0600 from the first byte written.
-    const fd = openSync(path, 'wx', 0o600);
-    try {
-      writeSync(fd, `${keyPair.secretKey.toString('hex')}\n`);
-    } finally {
-      closeSync(fd);
-    }
-    chmodSync(path, 0o600);
+    // Throws if a key appeared meanwhile: it is never overwritten.
+    createSecretFile(path, `${keyPair.secretKey.toString('hex')}\n`);
     return { keyPair, isNew: true };
   }
   const text = readSecretFile(path, 'key file');
-  if (!HEX_KEY.test(text)) throw new NoiseCfgError('INVALID_KEY', `key file ${path} must hold exactly 64 hex characters`);
+  if (!KEY_HEX.test(text)) throw new NoiseCfgError('INVALID_KEY', `key file ${path} must hold exactly ${2 * DH_BYTES} hex characters`);
   return { keyPair: keyPairFromSecretKey(keyFromHex(text, 'key file')), isNew: false };
 }

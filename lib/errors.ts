@@ -64,6 +64,22 @@ export const ERROR_CODES = {
 /** A closed union of every error code. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * The codes only the REST API answers with (SPEC.md §6, §8), for failures of the HTTP request itself rather than
+ * of an operation: each with its meaning and the error code an API client (ApiClient) reports it as, so that a
+ * command through --api fails as it would on the data directory. Their HTTP statuses are in lib/api.
+ */
+export const API_ERROR_CODES = {
+  UNAUTHORIZED: { meaning: 'the bearer token is missing or wrong', reportedAs: 'AUTHENTICATION_FAILED' },
+  INVALID_REQUEST: { meaning: 'a body, path parameter or query fails its JSON schema, or the body is not JSON', reportedAs: 'INVALID_ARGUMENT' },
+  BODY_TOO_LARGE: { meaning: 'the request body is over the size limit', reportedAs: 'INVALID_ARGUMENT' },
+  NOT_FOUND: { meaning: 'there is no such route', reportedAs: 'INVALID_ARGUMENT' },
+  INTERNAL: { meaning: 'an error the server did not foresee (logged with its code, never described to the client)', reportedAs: 'INVALID_ARGUMENT' },
+} as const satisfies Record<string, { meaning: string; reportedAs: ErrorCode }>;
+
+/** A closed union of the REST API's own codes. */
+export type ApiErrorCode = keyof typeof API_ERROR_CODES;
+
 /** The only error class noise-cfg throws. `message` is safe to show a user: it never holds a secret. */
 export class NoiseCfgError extends Error {
   /** Which check failed; stable across releases. */

@@ -1,48 +1,49 @@
-/** The public surface of noise-cfg: re-exports only. */
-export { NoiseCfgError, ERROR_CODES, isNoiseCfgError, type ErrorCode } from './errors.js';
-export { HandshakeState, PSK_BYTES, type HandshakeOptions } from './noise/handshake-state.js';
-export { TransportState, MAX_MESSAGE_BYTES, MAX_TRANSPORT_PLAINTEXT_BYTES } from './noise/transport-state.js';
-export { CipherState } from './noise/cipher-state.js';
-export { XXPSK3_PROTOCOL_NAME, NNPSK0_PROTOCOL_NAME, resolveProtocol, type NoiseProtocol } from './noise/protocols.js';
-export { generateKeyPair, keyPairFromSecretKey, keyFromHex, type KeyPair } from './noise/keys.js';
-export { SecureConnection, type ConnectionInfo } from './transport/secure-connection.js';
+/**
+ * The public surface of noise-cfg: re-exports only, in the groups below. A layer's names come through its face
+ * (lib/<layer>/index.ts) where the face has them; the task server and the pull side come from their files, since
+ * the task face serves the REST API alone.
+ */
+
+// Errors and the version: the one error class with its closed table of codes.
+export { NoiseCfgError, isNoiseCfgError, ERROR_CODES, type ErrorCode } from './errors.js';
+export { VERSION } from './version.js';
+
+// Noise core (SPEC.md §1): the handshake state of any pattern with pskN modifiers, its transport, and keys.
 export {
-  connectSecure,
-  secureClientSocket,
-  acceptSecureSocket,
-  rawSecureSocket,
-  type ClientChannelOptions,
-  type ServerChannelOptions,
-  type RawChannelOptions,
-  type TaskKey,
-} from './transport/secure-socket.js';
+  HandshakeState, TransportState, XXPSK3_PROTOCOL_NAME, NNPSK0_PROTOCOL_NAME, PSK_BYTES, DH_BYTES, generateKeyPair, keyPairFromSecretKey, keyFromHex,
+  type HandshakeOptions, type KeyPair,
+} from './noise/index.js';
+
+// Channel (SPEC.md §2): a secure connection over TCP or a net.Socket, framed with preamble and END, or raw.
 export {
-  connectSecureWithRetry,
-  retryReasonOf,
-  describeRetry,
-  DEFAULT_RETRY_FOR_MS,
-  type RetryOptions,
-  type RetryNotice,
-  type RetryReason,
-} from './transport/connect-with-retry.js';
-export { SecureServer, type SecureServerOptions, type ChannelEvent } from './transport/secure-server.js';
-export { DEFAULT_LIMITS, type ChannelLimits, type ConnectionCaps } from './transport/limits.js';
-export { ReplayCache } from './transport/replay-cache.js';
-export { type ChannelMode } from './transport/preamble.js';
-export { encodeToken, decodeToken, checkTokenExpiry, describeToken, TOKEN_PREFIX, type TokenFields, type TokenMode } from './token/token.js';
-export { generateTaskId, isTaskId } from './token/task-id.js';
-export { TaskServer, DEFAULT_RETAIN_MS, type TaskServerOptions, type LogRecord } from './task/server.js';
-export { TaskAdmin, type WatchOptions, type DeletedTasks } from './task/admin.js';
-export { MAX_CLIENT_MESSAGE_BYTES, MAX_SERVER_MESSAGE_BYTES } from './task/messages.js';
-export { pull, type PullOptions, type PullResult, type Changes } from './task/client.js';
-export { DEFAULT_MAX_FILE_MODE, rollBackOutput, type RollbackOutcome, type AppliedState, type AppliedFile } from './task/apply.js';
+  connectSecure, connectSecureWithRetry, secureClientSocket, acceptSecureSocket, rawSecureSocket, SecureServer, SecureConnection, ReplayCache,
+  type ClientChannelOptions, type ServerChannelOptions, type RawChannelOptions, type SecureServerOptions, type ChannelEvent, type ChannelLimits, type ChannelMode, type RetryOptions,
+} from './transport/index.js';
+// Raw mode's two ends and the protocol of each mode, from their files: the transport face does not carry them yet.
+export { connectRaw, RawServer, type RawServerOptions } from './transport/index.js';
+export { PROTOCOL_BY_MODE } from './transport/index.js';
+
+// Token (SPEC.md §3): the ncfg1 token of a task, encoded, decoded and shown without its PSK.
+export { encodeToken, decodeToken, describeToken, type TokenFields } from './token/index.js';
+
+// Task server and pull (SPEC.md §4): serve tasks from a data directory, pull and apply one, roll back.
+export { TaskServer, type TaskServerOptions, type LogRecord } from './task/server.js';
+export { pull, type PullOptions, type PullResult } from './task/client.js';
+export { rollBackOutput, type RollbackOutcome } from './task/apply.js';
 export { DEFAULT_LOCK_TIMEOUT_MS } from './task/output-lock.js';
-export { readTaskFiles, type TaskFileInput } from './task/file-set.js';
-export { parseDurationSeconds, DEFAULT_TTL_SECONDS, type TaskView, type ClientView, type TaskState } from './task/task.js';
-export { DEFAULT_PORT, type CreatedTask, type CreateTaskOptions, type AdvertisedAddress } from './task/operator.js';
-export { type TaskEvent } from './task/store.js';
+export { readTaskFiles } from './task/file-set.js';
+export { createSecretFile } from './task/secret-files.js';
+export { parseDurationSeconds } from './task/task.js';
+export { TASK_MODES, DEFAULT_TASK_MODE, type TaskMode } from './task/index.js';
+
+// Operator and REST (SPEC.md §8): one Operator, on the data directory (TaskAdmin) or through the API (ApiClient).
+export {
+  TaskAdmin,
+  type Operator, type AdvertisedAddress, type CreateTaskOptions, type CreatedTask, type TaskToken, type DeletedTasks, type PruneOptions, type WatchOptions,
+  type TaskFileInput, type TaskView, type TaskStreamEvent, type TaskProgress,
+} from './task/index.js';
 export { ApiClient } from './api/client.js';
-export { startApiServer, createApiApp, DEFAULT_API_BODY_LIMIT_BYTES, type ApiServerOptions } from './api/server.js';
-export { buildOpenApiDocument } from './api/openapi.js';
-export { type TaskProgress, type TaskStreamEvent } from './task/task.js';
-export { escapeUnprintable, hasUnprintableCharacters, toTerminalSafeJson } from './task/printable.js';
+export { startApiServer, type ApiServerOptions, type ApiLogRecord } from './api/server.js';
+
+// Terminal safety: what the CLI prints of peer-chosen text, escaped.
+export { escapeUnprintable, toTerminalSafeJson } from './task/printable.js';

@@ -3,71 +3,76 @@
  * become messages and received messages go to stdout, one per line. `--raw` speaks plain Noise over the 2-byte
  * framing (SPEC.md §2.7) for interop with other Noise implementations.
  */
-import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Argv } from 'yargs';
 import {
+  connectRaw,
   connectSecure,
   generateKeyPair,
   keyFromHex,
-  NNPSK0_PROTOCOL_NAME,
   NoiseCfgError,
-  rawSecureSocket,
+  PROTOCOL_BY_MODE,
+  PSK_BYTES,
+  RawServer,
   SecureServer,
-  XXPSK3_PROTOCOL_NAME,
-  type ChannelMode,
+  TASK_MODES,
+  DEFAULT_TASK_MODE,
   type HandshakeOptions,
   type KeyPair,
   type SecureConnection,
 } from '../../lib/index.js';
+import type { ArgumentsOf } from '../arguments-of.js';
 import { parseHostPort } from '../host-port.js';
 import { loadOrCreateKeyFile, readPskFile } from '../key-files.js';
 import { printStatus, UsageError } from '../output.js';
 
-interface ChannelArguments {
-  mode: ChannelMode;
-  pskFile: string;
-  keyFile?: string;
-  pin?: string;
-  taskId: string;
-  raw: boolean;
-  prologue?: string;
-  echo: boolean;
-  listen?: string;
-  address?: string;
-}
-
 export const command = 'channel';
 export const describe = 'Run the secure channel alone: stdin lines become messages, messages go to stdout';
 
-export function builder(yargs: Argv): Argv<ChannelArguments> {
+// The options of both actions, declared on `channel` (so that `channel --help` lists them) before the actions, so
+// that each action's builder and handler see their types.
+function channelOptions(yargs: Argv) {
   return yargs
-    .command('listen', 'Accept channel connections', (sub) => sub
-      .option('listen', { type: 'string', requiresArg: true, demandOption: true, describe: 'Address to listen on, HOST:PORT' })
-      .option('echo', { type: 'boolean', default: false, describe: 'Send every received message back' }),
-    (argv) => listen(argv as unknown as ChannelArguments))
-    .command('connect <address>', 'Connect to a channel listener at HOST:PORT', (sub) => sub
-      .positional('address', { type: 'string', describe: 'HOST:PORT of the listener' })
-      // Before anything is read or created: a key file made for a connect that cannot start would be litter.
-      .check((argv) => {
-        if (argv['mode'] === 'xxpsk3' && !argv['raw'] && argv['pin'] === undefined) throw new UsageError('connecting in xxpsk3 needs --pin (the listener\'s public key)');
-        parseHostPort(String(argv['address']), 'address');
-        return true;
-      }),
-    (argv) => connect(argv as unknown as ChannelArguments))
-    .demandCommand(1, 'name an action: listen or connect')
-    .option('mode', { choices: ['xxpsk3', 'nnpsk0'] as const, default: 'xxpsk3' as ChannelMode, describe: 'Noise protocol: xxpsk3 (Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b) or nnpsk0' })
-    .option('psk-file', { type: 'string', requiresArg: true, demandOption: true, describe: 'File holding the 32-byte PSK as 64 hex characters (mode 0600)' })
+    .option('mode', { choices: TASK_MODES, default: DEFAULT_TASK_MODE, describe: 'Noise protocol: xxpsk3 (Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b) or nnpsk0' })
+    .option('psk-file', { type: 'string', requiresArg: true, demandOption: true, describe: `File holding the ${PSK_BYTES}-byte PSK as ${2 * PSK_BYTES} hex characters (mode 0600)` })
     .option('key-file', { type: 'string', requiresArg: true, describe: 'Our static X25519 secret key, 64 hex characters; created 0600 with a new key if missing (xxpsk3)' })
     .option('pin', { type: 'string', requiresArg: true, describe: 'Expected remote static public key, 64 hex characters (required to connect in xxpsk3)' })
     .option('task-id', { type: 'string', requiresArg: true, default: 'channel', describe: 'Task id sent in the preamble (not with --raw)' })
     .option('raw', { type: 'boolean', default: false, describe: 'Plain Noise over 2-byte length framing: no preamble, END or rekey schedule' })
-    .option('prologue', { type: 'string', requiresArg: true, describe: 'Prologue as hex (only with --raw; default empty)' })
+    .option('prologue', { type: 'string', requiresArg: true, describe: 'Prologue as hex (only with --raw; default empty)' });
+}
+
+type ChannelArguments = ArgumentsOf<typeof channelOptions>;
+/** What channelOptions declares, as an action's builder receives it. */
+type ChannelOptions = ReturnType<typeof channelOptions> extends Argv<infer Parsed> ? Parsed : never;
+
+function listenOptions(yargs: Argv<ChannelOptions>) {
+  return yargs
+    .option('listen', { type: 'string', requiresArg: true, demandOption: true, describe: 'Address to listen on, HOST:PORT' })
+    .option('echo', { type: 'boolean', default: false, describe: 'Send every received message back' });
+}
+
+function connectOptions(yargs: Argv<ChannelOptions>) {
+  return yargs
+    .positional('address', { type: 'string', demandOption: true, describe: 'HOST:PORT of the listener' })
+    // Before anything is read or created: a key file made for a connect that cannot start would be litter.
+    .check((argv) => {
+      if (argv.mode === 'xxpsk3' && !argv.raw && argv.pin === undefined) throw new UsageError('connecting in xxpsk3 needs --pin (the listener\'s public key)');
+      parseHostPort(String(argv.address), 'address');
+      return true;
+    });
+}
+
+export function builder(yargs: Argv) {
+  return channelOptions(yargs)
+    .command('listen', 'Accept channel connections', listenOptions, (argv) => listen(argv))
+    .command('connect <address>', 'Connect to a channel listener at HOST:PORT', connectOptions, (argv) => connect(argv))
+    .demandCommand(1, 'name an action: listen or connect')
     .check((argv) => {
       if (argv.prologue !== undefined && !argv.raw) throw new UsageError('--prologue goes with --raw');
       if (argv.prologue !== undefined && !/^([0-9a-fA-F]{2})*$/.test(argv.prologue)) throw new UsageError('--prologue must be hex');
       return true;
-    }) as unknown as Argv<ChannelArguments>;
+    });
 }
 
 interface Setup {
@@ -90,10 +95,9 @@ function loadSetup(argv: ChannelArguments): Setup {
   return { psk, keyPair, pin };
 }
 
-function rawHandshake(argv: ChannelArguments, setup: Setup, initiator: boolean): HandshakeOptions {
+function rawHandshake(argv: ChannelArguments, setup: Setup): Omit<HandshakeOptions, 'initiator'> {
   return {
-    protocolName: argv.mode === 'xxpsk3' ? XXPSK3_PROTOCOL_NAME : NNPSK0_PROTOCOL_NAME,
-    initiator,
+    protocolName: PROTOCOL_BY_MODE[argv.mode],
     prologue: Buffer.from(argv.prologue ?? '', 'hex'),
     psks: [setup.psk],
     ...(setup.keyPair ? { staticKeyPair: setup.keyPair } : {}),
@@ -114,11 +118,12 @@ function describePeer(connection: SecureConnection): string {
   return `${connection.remoteAddress}${identity}`;
 }
 
-async function listen(argv: ChannelArguments): Promise<void> {
-  const address = parseHostPort(argv.listen!, '--listen');
+async function listen(argv: ArgumentsOf<typeof listenOptions>): Promise<void> {
+  const address = parseHostPort(argv.listen, '--listen');
   const setup = loadSetup(argv);
   const connections = new Set<SecureConnection>();
   const serve = (connection: SecureConnection): void => {
+    // The raw handshake checks the pin itself; the channel's server serves any client key, so it is checked here.
     if (setup.pin && (!connection.remoteStaticKey || !connection.remoteStaticKey.equals(setup.pin))) {
       printStatus(`refused ${connection.remoteAddress}: its static key is not the pinned one`);
       connection.destroy();
@@ -137,23 +142,14 @@ async function listen(argv: ChannelArguments): Promise<void> {
 
   let stop: () => Promise<void>;
   if (argv.raw) {
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      // Read now: once the socket has closed (as it has when a handshake fails) Node no longer knows the peer.
-      const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-      rawSecureSocket(socket, { handshake: rawHandshake(argv, setup, false) }).then(serve, (error: NoiseCfgError) => {
-        printStatus(`handshake from ${peer} failed: ${error.message} (${error.code})`);
-      });
+    const server = new RawServer({
+      handshake: rawHandshake(argv, setup),
+      onConnection: serve,
+      onHandshakeFailed: (peer, error) => printStatus(`handshake from ${peer} failed: ${error.message} (${error.code})`),
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) => reject(new NoiseCfgError('CONNECTION_FAILED', `cannot listen on ${argv.listen}: ${error.code ?? error.message}`)));
-      server.listen(address.port, address.host, () => resolve());
-    });
-    const bound = server.address() as net.AddressInfo;
+    const bound = await server.listen(address.port, address.host);
     printStatus(`listening on ${bound.address}:${bound.port} (raw ${argv.mode})`);
-    stop = () => new Promise((resolve) => {
-      for (const connection of connections) connection.destroy();
-      server.close(() => resolve());
-    });
+    stop = () => server.close();
   } else {
     const server = new SecureServer({
       staticKeyPair: setup.keyPair ?? generateKeyPair(),
@@ -186,25 +182,18 @@ async function listen(argv: ChannelArguments): Promise<void> {
   });
 }
 
-async function connect(argv: ChannelArguments): Promise<void> {
-  const address = parseHostPort(argv.address!, 'address');
+async function connect(argv: ArgumentsOf<typeof connectOptions>): Promise<void> {
+  const address = parseHostPort(argv.address, 'address');
   const setup = loadSetup(argv);
-  let connection: SecureConnection;
-  if (argv.raw) {
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const candidate = net.connect({ host: address.host, port: address.port, allowHalfOpen: true }, () => resolve(candidate));
-      candidate.once('error', (error: NodeJS.ErrnoException) => reject(new NoiseCfgError('CONNECTION_FAILED', `could not connect to ${argv.address}: ${error.code ?? error.message}`)));
-    });
-    connection = await rawSecureSocket(socket, { handshake: rawHandshake(argv, setup, true) });
-  } else {
-    connection = await connectSecure(address.host, address.port, {
+  const connection = argv.raw
+    ? await connectRaw(address.host, address.port, { handshake: rawHandshake(argv, setup) })
+    : await connectSecure(address.host, address.port, {
       mode: argv.mode,
       taskId: argv.taskId,
       psk: setup.psk,
       ...(setup.keyPair ? { staticKeyPair: setup.keyPair } : {}),
       ...(setup.pin ? { serverPublicKey: setup.pin } : {}),
     });
-  }
   printStatus(`connected: ${describePeer(connection)}, handshake hash ${connection.handshakeHash.toString('hex').slice(0, 16)}…`);
   const received = printMessages(connection, false);
   const lines = createInterface({ input: process.stdin });

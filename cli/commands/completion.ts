@@ -5,14 +5,11 @@
  */
 import { basename } from 'node:path';
 import type { Argv } from 'yargs';
+import type { ArgumentsOf } from '../arguments-of.js';
 
 /** The shells a script can be printed for. */
 export const COMPLETION_SHELLS = ['bash', 'zsh'] as const;
 type CompletionShell = (typeof COMPLETION_SHELLS)[number];
-
-interface CompletionArguments {
-  shell: CompletionShell | undefined;
-}
 
 // yargs answers in its zsh format ("word:description") when SHELL or ZSH_NAME mentions zsh; the bash script sets both
 // so that a zsh user's environment cannot change the answer under bash.
@@ -44,13 +41,13 @@ export function completionScript(shell: CompletionShell): string {
 export const command = 'completion [shell]';
 export const describe = 'Print a shell completion script (bash or zsh)';
 
-export function builder(yargs: Argv): Argv<CompletionArguments> {
+export function builder(yargs: Argv) {
   return yargs
     .positional('shell', { type: 'string', choices: COMPLETION_SHELLS, describe: 'The shell (default: zsh when $SHELL is zsh, else bash)' })
-    .epilogue('Examples: noise-cfg completion bash >> ~/.bashrc; noise-cfg completion zsh >> ~/.zshrc') as unknown as Argv<CompletionArguments>;
+    .epilogue('Examples: noise-cfg completion bash >> ~/.bashrc; noise-cfg completion zsh >> ~/.zshrc');
 }
 
-export function handler(argv: CompletionArguments): void {
+export function handler(argv: ArgumentsOf<typeof builder>): void {
   const shell = argv.shell ?? (basename(process.env.SHELL ?? '') === 'zsh' ? 'zsh' : 'bash');
   process.stdout.write(completionScript(shell));
 }

@@ -6,6 +6,7 @@ import type { ArgumentsCamelCase, Argv } from 'yargs';
 import {
   HandshakeState,
   NNPSK0_PROTOCOL_NAME,
+  PSK_BYTES,
   XXPSK3_PROTOCOL_NAME,
   generateKeyPair,
   isNoiseCfgError,
@@ -40,11 +41,11 @@ function runProtocol(protocolName: string, steps: DemoStep[]): void {
   const add = (step: string, bytes?: number, detail?: string): void => {
     steps.push({ protocol: protocolName, step, ...(bytes === undefined ? {} : { bytes }), ...(detail === undefined ? {} : { detail }) });
   };
-  const psk = randomBytes(32);
+  const psk = randomBytes(PSK_BYTES);
   const isXx = protocolName === XXPSK3_PROTOCOL_NAME;
   const serverKeys = isXx ? generateKeyPair() : undefined;
   const clientKeys = isXx ? generateKeyPair() : undefined;
-  add('fresh 32-byte PSK shared by both sides (not shown)');
+  add(`fresh ${PSK_BYTES}-byte PSK shared by both sides (not shown)`);
   const client = new HandshakeState({
     protocolName, initiator: true, psks: [psk], prologue: Buffer.from('noise-cfg demo'),
     ...(clientKeys ? { staticKeyPair: clientKeys, expectedRemoteStaticKey: serverKeys!.publicKey } : {}),

@@ -4,24 +4,11 @@
  */
 import type { Argv } from 'yargs';
 import { decodeToken, NoiseCfgError, parseDurationSeconds, pull, type PullOptions, type PullResult } from '../../lib/index.js';
+import { exitCodesHelp } from '../exit-codes.js';
 import { printResult, printStatus, setJsonFailureFields, UsageError } from '../output.js';
 import { isProgressWanted, ProgressBar } from '../progress.js';
-import { readTokenText, type TokenSources } from '../token-input.js';
-
-interface PullArguments extends TokenSources {
-  out?: string;
-  exec?: string;
-  verify?: string;
-  keepOnFailure: boolean;
-  name?: string;
-  dryRun: boolean;
-  check: boolean;
-  identityDir?: string;
-  maxFileMode?: string;
-  retry: string;
-  progress?: boolean;
-  json: boolean;
-}
+import { readTokenText } from '../token-input.js';
+import type { ArgumentsOf } from '../arguments-of.js';
 
 /** Parses `--retry DURATION` (30s, 2m, or 0 for a single attempt) into milliseconds. Throws INVALID_ARGUMENT. */
 function parseRetry(text: string): number {
@@ -41,15 +28,20 @@ function parseFileMode(text: string): number {
   return mode;
 }
 
+/** What the options declare, as yargs hands them to .check() (option names as written, not camel-cased). */
+type ParsedOptions = ReturnType<typeof pullOptions> extends Argv<infer Parsed> ? Parsed : never;
+
 /** The flag combinations and values yargs cannot check itself; run by .check(), before the handler. */
-function checkArguments(argv: PullArguments): true {
-  if (argv.dryRun && argv.check) throw new UsageError('--dry-run and --check do not go together');
+function checkArguments(argv: ParsedOptions): true {
+  const dryRun = argv['dry-run'];
+  const keepOnFailure = argv['keep-on-failure'];
+  if (dryRun && argv.check) throw new UsageError('--dry-run and --check do not go together');
   if (!argv.check && argv.out === undefined) throw new UsageError('--out DIR is required (or use --check)');
-  const pullOnly = [argv.verify !== undefined ? '--verify' : null, argv.exec !== undefined ? '--exec' : null, argv.keepOnFailure ? '--keep-on-failure' : null].filter((name) => name !== null);
-  const other = argv.dryRun ? '--dry-run' : argv.check ? '--check' : null;
+  const pullOnly = [argv.verify !== undefined ? '--verify' : null, argv.exec !== undefined ? '--exec' : null, keepOnFailure ? '--keep-on-failure' : null].filter((name) => name !== null);
+  const other = dryRun ? '--dry-run' : argv.check ? '--check' : null;
   if (pullOnly.length > 0 && other !== null) throw new UsageError(`${pullOnly.join(' and ')} ${pullOnly.length > 1 ? 'apply' : 'applies'} only to a pull that writes files; ${other} writes nothing, so leave ${pullOnly.length > 1 ? 'them' : 'it'} out`);
-  if (argv.keepOnFailure && argv.exec === undefined) throw new UsageError('--keep-on-failure goes with --exec: it says what to do when that command fails');
-  if (argv.maxFileMode !== undefined) parseFileMode(argv.maxFileMode);
+  if (keepOnFailure && argv.exec === undefined) throw new UsageError('--keep-on-failure goes with --exec: it says what to do when that command fails');
+  if (argv['max-file-mode'] !== undefined) parseFileMode(argv['max-file-mode']);
   parseRetry(argv.retry);
   return true;
 }
@@ -57,7 +49,7 @@ function checkArguments(argv: PullArguments): true {
 export const command = 'pull [token]';
 export const describe = 'Pull a task\'s files with a token and apply them atomically';
 
-export function builder(yargs: Argv): Argv<PullArguments> {
+function pullOptions(yargs: Argv) {
   return yargs
     .positional('token', { type: 'string', describe: 'The task token (prefer --token-file or NOISE_CFG_TOKEN: argv is visible in process lists)' })
     .option('token-file', { type: 'string', requiresArg: true, describe: 'Read the token from FILE (- for stdin)' })
@@ -72,14 +64,30 @@ export function builder(yargs: Argv): Argv<PullArguments> {
     .option('max-file-mode', { type: 'string', requiresArg: true, describe: 'Widest permission bits a file gets, in octal (default 755: no group or others write); the umask applies too' })
     .option('retry', { type: 'string', default: '30s', requiresArg: true, describe: 'While the server is busy or cannot be reached, keep trying with backoff for this long (0: one attempt)' })
     .option('progress', { type: 'boolean', describe: 'Show a progress bar on stderr (default: when stderr is a terminal and not --json); --no-progress: never' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
-    .check((argv) => checkArguments(argv as unknown as PullArguments))
+    .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' });
+}
+
+export function builder(yargs: Argv) {
+  return pullOptions(yargs)
+    .check((argv) => checkArguments(argv))
     .epilogue([
       'Commands: --verify and --exec run with /bin/sh -c in the current directory, with the environment of pull minus NOISE_CFG_TOKEN and NOISE_CFG_ADMIN_TOKEN, plus NOISE_CFG_TASK_ID, NOISE_CFG_DIGEST and NOISE_CFG_OUT_DIR (and NOISE_CFG_STAGED_DIR for --verify); their output goes to stderr. noise-cfg keeps the previous version until the next successful apply: `noise-cfg rollback --out DIR` goes back to it.',
       '',
-      'Exit codes: 0 applied or up to date, 10 bad or expired token (checked before connecting), 11 cannot reach the server or it is busy (after --retry), or it closed the connection mid-transfer (retry), 12 authentication failed, 13 rejected by the server (expired by its clock, cancelled, full, revoked), 14 digest mismatch, 15 apply failed, 16 command failed, 17 --verify failed (nothing changed).',
-    ].join('\n')) as unknown as Argv<PullArguments>;
+      exitCodesHelp({
+        OK: 'applied or up to date',
+        BAD_TOKEN: 'bad or expired token (checked before connecting)',
+        UNREACHABLE: 'cannot reach the server or it is busy (after --retry), or it closed the connection mid-transfer (retry)',
+        AUTHENTICATION_FAILED: null,
+        REJECTED: 'rejected by the server (expired by its clock, cancelled, full, revoked)',
+        DIGEST_MISMATCH: null,
+        APPLY_FAILED: null,
+        COMMAND_FAILED: null,
+        VERIFY_FAILED: '--verify failed (nothing changed)',
+      }),
+    ].join('\n'));
 }
+
+type PullArguments = ArgumentsOf<typeof builder>;
 
 function describeResult(result: PullResult, outDir: string | undefined): string {
   switch (result.status) {

@@ -3,7 +3,8 @@
  * logs one line per connection outcome (text or JSON) on stdout, and stops cleanly on SIGINT or SIGTERM.
  */
 import type { Argv } from 'yargs';
-import { escapeUnprintable, NoiseCfgError, parseDurationSeconds, startApiServer, TaskServer, toTerminalSafeJson, type LogRecord } from '../../lib/index.js';
+import type { ArgumentsOf } from '../arguments-of.js';
+import { escapeUnprintable, NoiseCfgError, parseDurationSeconds, startApiServer, TaskServer, toTerminalSafeJson, type ApiLogRecord, type LogRecord } from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
 import { checkAdvertise } from '../advertise-check.js';
 import { parseHostPort } from '../host-port.js';
@@ -11,22 +12,10 @@ import { isLoopbackHost } from '../loopback.js';
 import { printStatus, UsageError } from '../output.js';
 import { selfCommand } from '../self-command.js';
 
-interface ServeArguments {
-  data: string;
-  listen: string;
-  api: string;
-  apiAllowRemote: boolean;
-  advertise?: string;
-  logFormat: 'text' | 'json';
-  demo: boolean;
-  graceSeconds: number;
-  retain: string;
-}
-
 export const command = 'serve';
 export const describe = 'Run the update server';
 
-export function builder(yargs: Argv): Argv<ServeArguments> {
+export function builder(yargs: Argv) {
   return yargs
     .option('data', dataOption('Data directory: keys (0600) and the task database; created (0700) on first start, and locked while serving'))
     .option('listen', { type: 'string', requiresArg: true, default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
@@ -45,7 +34,7 @@ export function builder(yargs: Argv): Argv<ServeArguments> {
       const graceSeconds = argv['graceSeconds'] as number;
       if (!(Number.isFinite(graceSeconds) && graceSeconds >= 0)) throw new UsageError('--grace-seconds must be a number of seconds, 0 or more');
       return true;
-    }) as unknown as Argv<ServeArguments>;
+    });
 }
 
 /** --retain in milliseconds: null keeps tasks forever (0, off); undefined when malformed. */
@@ -55,17 +44,15 @@ function retainMs(text: string): number | null | undefined {
   return seconds === null ? undefined : seconds * 1000;
 }
 
-const VERSION = '0.1.0';
-
 // A client chooses its name and result message: in text, a value with white space is quoted as JSON, and no value
 // keeps a control, escape or bidi character (a fake log line or a recoloured screen).
-function formatText(record: LogRecord): string {
+function formatText(record: LogRecord | ApiLogRecord): string {
   const { time, event, ...rest } = record;
   const fields = Object.entries(rest).map(([key, value]) => `${key}=${typeof value === 'string' && /\s/.test(value) ? toTerminalSafeJson(value) : escapeUnprintable(String(value))}`);
   return [time, event, ...fields].join(' ');
 }
 
-export async function handler(argv: ServeArguments): Promise<void> {
+export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
   const listen = parseHostPort(argv.listen, '--listen');
   const advertise = argv.advertise === undefined ? undefined : parseHostPort(argv.advertise, '--advertise');
   const advertiseWarning = advertise === undefined ? null : await checkAdvertise(advertise);
@@ -76,18 +63,21 @@ export async function handler(argv: ServeArguments): Promise<void> {
   if (apiAddress && !isApiLoopback && !argv.apiAllowRemote) {
     throw new NoiseCfgError('INVALID_ARGUMENT', `--api ${argv.api} is not a loopback address; the API hands out tokens, so add --api-allow-remote (and put it behind TLS) or use 127.0.0.1`);
   }
+  const writeLog = (record: LogRecord | ApiLogRecord): void => {
+    process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`);
+  };
   const server = new TaskServer({
     dataDir: argv.data,
     listen,
     ...(advertise ? { advertise } : {}),
     retainMs: retainMs(argv.retain) ?? null,
-    log: (record) => process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`),
+    log: writeLog,
   });
   const address = await server.start();
   let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
   if (apiAddress) {
     try {
-      api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, version: VERSION }, apiAddress);
+      api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, log: writeLog }, apiAddress);
     } catch (error) {
       await server.stop(0);
       throw error;

@@ -1,13 +1,17 @@
 /**
- * A client of the REST API (SPEC.md §8) with the same operations as TaskAdmin, for `noise-cfg task … --api URL`
- * and for scripts. Uses Node's fetch. API errors come back as NoiseCfgError with the server's code where it is
- * one of ours.
+ * A client of the REST API (SPEC.md §8): the Operator that `noise-cfg task … --api URL` and scripts use, giving
+ * the same results and error codes as TaskAdmin on the data directory. Uses Node's fetch. API errors come back as
+ * NoiseCfgError with the server's code, or for an API-only code the one it stands for (lib/errors.ts).
  */
-import { ERROR_CODES, NoiseCfgError, type ErrorCode } from '../errors.js';
-import type { CreatedTask, CreateTaskOptions, DeletedTasks, TaskStreamEvent, TaskView } from '../task/index.js';
+import { API_ERROR_CODES, ERROR_CODES, NoiseCfgError, type ApiErrorCode, type ErrorCode } from '../errors.js';
+import type {
+  AdvertisedAddress, CreatedTask, CreateTaskOptions, DeletedTasks, Operator, PruneOptions, TaskProgress, TaskStreamEvent, TaskToken, TaskView, WatchOptions,
+} from '../task/index.js';
+
+type TaskChange = Extract<TaskStreamEvent, { type: 'change' }>['change'];
 
 /** The API, remotely. */
-export class ApiClient {
+export class ApiClient implements Operator {
   readonly #baseUrl: string;
   readonly #adminToken: string;
 
@@ -48,6 +52,7 @@ export class ApiClient {
   }
 
   async createTask(options: CreateTaskOptions): Promise<CreatedTask> {
+    refuseAdvertise(options.advertise);
     return this.#request('POST', '/v1/tasks', {
       files: options.files.map((file) => ({ path: file.path, content: Buffer.from(file.content).toString('base64'), ...(file.mode !== undefined ? { mode: file.mode } : {}) })),
       ...(options.ttlSeconds !== undefined ? { ttlSeconds: options.ttlSeconds } : {}),
@@ -66,7 +71,8 @@ export class ApiClient {
   }
 
   /** The token of an active task, again. */
-  taskToken(id: string): Promise<{ id: string; token: string; expiresAt: string }> {
+  async taskToken(id: string, advertise?: AdvertisedAddress): Promise<TaskToken> {
+    refuseAdvertise(advertise);
     return this.#request('GET', `/v1/tasks/${encodeURIComponent(id)}/token`);
   }
 
@@ -83,13 +89,24 @@ export class ApiClient {
     return this.#request('DELETE', `/v1/tasks/${encodeURIComponent(id)}/clients/${encodeURIComponent(identity)}`);
   }
 
-  /** Follows a task's event stream until its `end` event (or until `signal` aborts). */
-  async *watch(id: string, signal?: AbortSignal): AsyncGenerator<TaskStreamEvent> {
+  pruneTasks(options: PruneOptions): Promise<DeletedTasks> {
+    return this.#request('POST', '/v1/tasks/prune', { endedBeforeMs: options.endedBeforeMs, ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}) });
+  }
+
+  /** Nothing to release: each request is its own. */
+  close(): void {}
+
+  /** Follows a task's event stream until its `end` event (or until `signal` aborts); the server sets the pace. */
+  async *watch(id: string, options: WatchOptions = {}): AsyncGenerator<TaskStreamEvent> {
     let response: Response;
     try {
       response = await fetch(`${this.#baseUrl}/v1/tasks/${encodeURIComponent(id)}/events`, {
-        headers: { authorization: `Bearer ${this.#adminToken}`, accept: 'text/event-stream' },
-        ...(signal ? { signal } : {}),
+        headers: {
+          authorization: `Bearer ${this.#adminToken}`,
+          accept: 'text/event-stream',
+          ...(options.afterEventId !== undefined ? { 'last-event-id': String(options.afterEventId) } : {}),
+        },
+        ...(options.signal ? { signal: options.signal } : {}),
       });
     } catch (error) {
       throw new NoiseCfgError('CONNECTION_FAILED', `cannot reach the API at ${this.#baseUrl}: ${(error as Error).message}`, { cause: error });
@@ -100,7 +117,7 @@ export class ApiClient {
     }
     const decoder = new TextDecoder();
     let buffer = '';
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    for await (const chunk of response.body) {
       buffer += decoder.decode(chunk, { stream: true });
       let boundary: number;
       while ((boundary = buffer.indexOf('\n\n')) !== -1) {
@@ -109,21 +126,32 @@ export class ApiClient {
         const event = /^event: (.*)$/m.exec(block)?.[1];
         const data = /^data: (.*)$/m.exec(block)?.[1];
         if (!event || data === undefined) continue;
-        const value = JSON.parse(data) as TaskView;
-        if (event === 'task') yield { type: 'task', task: value };
+        // The event's name says which shape its data has (the route's response schema, SPEC.md §8).
+        const value: unknown = JSON.parse(data);
+        if (event === 'task') yield { type: 'task', task: value as TaskView };
         else if (event === 'end') {
-          yield { type: 'end', task: value };
+          yield { type: 'end', task: value as TaskView };
           return;
-        } else if (event === 'change') yield { type: 'change', change: value as unknown as Extract<TaskStreamEvent, { type: 'change' }>['change'] };
-        else if (event === 'progress') yield { type: 'progress', progress: value as unknown as Extract<TaskStreamEvent, { type: 'progress' }>['progress'] };
+        } else if (event === 'error') {
+          throw apiError(response.status, value);
+        } else if (event === 'change') yield { type: 'change', change: value as TaskChange };
+        else if (event === 'progress') yield { type: 'progress', progress: value as TaskProgress };
       }
     }
     throw new NoiseCfgError('CONNECTION_TRUNCATED', 'the event stream ended before the task did');
   }
 }
 
+// The data directory's answer to an address is its own; through the API the server's advertised one is used.
+function refuseAdvertise(advertise: AdvertisedAddress | undefined): void {
+  if (advertise !== undefined) throw new NoiseCfgError('INVALID_ARGUMENT', 'advertise goes with the data directory; through the API the server uses its own address');
+}
+
 function apiError(status: number, body: unknown): NoiseCfgError {
   const error = (body as { error?: { code?: string; message?: string } } | null)?.error;
-  const code = error?.code && error.code in ERROR_CODES ? (error.code as ErrorCode) : status === 401 ? 'AUTHENTICATION_FAILED' : 'INVALID_ARGUMENT';
+  const given = error?.code;
+  const code: ErrorCode = given !== undefined && given in ERROR_CODES ? (given as ErrorCode)
+    : given !== undefined && given in API_ERROR_CODES ? API_ERROR_CODES[given as ApiErrorCode].reportedAs
+      : status === 401 ? 'AUTHENTICATION_FAILED' : 'INVALID_ARGUMENT';
   return new NoiseCfgError(code, `the API answered ${status}: ${error?.message ?? 'no message'}`);
 }

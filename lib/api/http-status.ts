@@ -2,7 +2,7 @@
  * Error codes to HTTP statuses (SPEC.md §6): the only place this mapping lives. A test checks that every code
  * has one.
  */
-import type { ErrorCode } from '../errors.js';
+import type { ApiErrorCode, ErrorCode } from '../errors.js';
 
 /** The HTTP status for each error code when the REST API reports it. */
 export const HTTP_STATUS_BY_ERROR: Readonly<Record<ErrorCode, number>> = {
@@ -60,4 +60,13 @@ export const HTTP_STATUS_BY_ERROR: Readonly<Record<ErrorCode, number>> = {
   ROLLBACK_UNAVAILABLE: 404,
   TRANSFER_INTERRUPTED: 502,
   IDENTITY_UNAVAILABLE: 500,
+};
+
+/** The HTTP status of each of the API's own codes (a body of the wrong content type is INVALID_REQUEST with 415). */
+export const HTTP_STATUS_BY_API_ERROR: Readonly<Record<ApiErrorCode, number>> = {
+  UNAUTHORIZED: 401,
+  INVALID_REQUEST: 400,
+  BODY_TOO_LARGE: 413,
+  NOT_FOUND: 404,
+  INTERNAL: 500,
 };

@@ -1,8 +1,9 @@
 /** The OpenAPI 3.1 document of the REST API, built from the route table and its JSON schemas (SPEC.md §8). */
+import { VERSION } from '../version.js';
 import { ROUTES } from './routes.js';
 
-/** The OpenAPI document for a server whose software version is `version`. */
-export function buildOpenApiDocument(version: string): Record<string, unknown> {
+/** The OpenAPI document of this version of noise-cfg (its `info.version` is VERSION). */
+export function buildOpenApiDocument(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of ROUTES) {
     const params = route.params as { properties?: Record<string, object> } | undefined;
@@ -21,6 +22,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       responses: Object.fromEntries(Object.entries(route.responses).map(([status, response]) => [status, {
         description: response.description,
         ...(response.schema ? { content: { [response.contentType ?? 'application/json']: { schema: response.schema } } } : {}),
+        ...(response.events ? { 'x-events': response.events } : {}),
       }])),
     };
     paths[route.path] = { ...paths[route.path], [route.method.toLowerCase()]: operation };
@@ -29,7 +31,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     openapi: '3.1.0',
     info: {
       title: 'noise-cfg REST API',
-      version,
+      version: VERSION,
       description: 'Create and follow update tasks. Authenticate with `Authorization: Bearer <admin token>` (DATA_DIR/admin.token).',
     },
     components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },

@@ -1,14 +1,17 @@
 /**
  * The REST API (SPEC.md §8) on fastify: bearer authentication compared in constant time, every body and
- * parameter checked against the JSON schemas of schemas.ts, errors as JSON with a stable code, and server-sent
- * events for following a task. It shares the running server's store and never touches the Noise listener.
+ * parameter checked against the JSON schemas of schemas.ts and every response serialized through its closed
+ * schema, errors as JSON with a stable code (a server-side failure also logged with it), and server-sent events
+ * for following a task. It serves an Operator (the running server's TaskAdmin) and never touches the Noise
+ * listener.
  */
 import { createRequire } from 'node:module';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, fastify } from 'fastify';
 import sodium from 'sodium-native';
-import { NoiseCfgError, isNoiseCfgError } from '../errors.js';
-import { DEFAULT_WATCH_POLL_MS, type TaskAdmin, type TaskFileInput, type TaskStreamEvent } from '../task/index.js';
-import { HTTP_STATUS_BY_ERROR } from './http-status.js';
+import { NoiseCfgError, isNoiseCfgError, type ApiErrorCode, type ErrorCode } from '../errors.js';
+import { VERSION } from '../version.js';
+import { DEFAULT_WATCH_POLL_MS, type Operator, type TaskMode, type TaskFileInput, type TaskStreamEvent } from '../task/index.js';
+import { HTTP_STATUS_BY_API_ERROR, HTTP_STATUS_BY_ERROR } from './http-status.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { ROUTES, type RouteSpec } from './routes.js';
 
@@ -18,12 +21,26 @@ export const DEFAULT_API_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
 export const EVENT_POLL_MS = DEFAULT_WATCH_POLL_MS;
 const HEARTBEAT_MS = 15_000;
 
+/** One line about a request that failed on the server's side (a 5xx answer, or an event stream that broke). */
+export interface ApiLogRecord {
+  time: string;
+  event: 'api-error';
+  method: string;
+  /** The route's path (`/v1/tasks/:id`), not the URL: no id or query in the log. */
+  route: string;
+  status: number;
+  code: ErrorCode | ApiErrorCode;
+  message: string;
+}
+
 /** What the API serves. */
 export interface ApiServerOptions {
-  admin: TaskAdmin;
+  /** The operator the routes act through: the running server's TaskAdmin. */
+  admin: Operator;
+  /** Where server-side failures are reported, one record each (default: nowhere). Client errors (4xx) are not. */
+  log?: (record: ApiLogRecord) => void;
   /** The bearer token clients must present (DATA_DIR/admin.token). */
   adminToken: string;
-  version: string;
   bodyLimitBytes?: number;
   eventPollMs?: number;
 }
@@ -32,17 +49,20 @@ interface CreateTaskBody {
   files: { path: string; content: string; mode?: number }[];
   ttlSeconds?: number;
   maxClients?: number;
-  mode?: 'xxpsk3' | 'nnpsk0';
+  mode?: TaskMode;
   name?: string;
 }
 
+/** BLAKE2b-256, sodium's default generichash length: the admin tokens are compared as digests of this size. */
+const ADMIN_TOKEN_DIGEST_BYTES = 32;
+
 function tokenDigest(token: string): Buffer {
-  const digest = Buffer.alloc(32);
+  const digest = Buffer.alloc(ADMIN_TOKEN_DIGEST_BYTES);
   sodium.crypto_generichash(digest, Buffer.from(token, 'utf8'));
   return digest;
 }
 
-function sendError(reply: FastifyReply, status: number, code: string, message: string, field?: string): FastifyReply {
+function sendError(reply: FastifyReply, status: number, code: ErrorCode | ApiErrorCode, message: string, field?: string): FastifyReply {
   return reply.code(status).type('application/json').send({ error: { code, message, ...(field !== undefined ? { field } : {}) } });
 }
 
@@ -72,77 +92,98 @@ function loadFastify(): typeof fastify {
   }
 }
 
-/** Builds the fastify app (not listening), for the server and for tests with inject(). */
-export function createApiApp(options: ApiServerOptions): FastifyInstance {
-  const Fastify = loadFastify();
-  // maxParamLength: the schemas, not fastify's default of 100 characters, decide how long a path parameter may be.
-  const app = Fastify({ routerOptions: { maxParamLength: 1024 }, bodyLimit: options.bodyLimitBytes ?? DEFAULT_API_BODY_LIMIT_BYTES, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } } });
-  const expected = tokenDigest(options.adminToken);
-  const admin = options.admin;
-  const openApi = buildOpenApiDocument(options.version);
-  const started = Date.now();
+/** Reports a server-side failure of `request` (ApiServerOptions.log). */
+type FailureLog = (request: FastifyRequest, status: number, code: ErrorCode | ApiErrorCode, message: string) => void;
 
-  app.setErrorHandler((error: FastifyError & { field?: string }, _request, reply) => {
+// Every error becomes `{error: {code, message, field?}}` with its status; a server-side one (5xx) is also logged.
+function errorHandler(log: FailureLog) {
+  return (error: FastifyError & { field?: string }, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (error.validation) {
       const issue = error.validation[0];
       const issueParams = issue?.params as { additionalProperty?: string; missingProperty?: string } | undefined;
       const extra = issueParams?.additionalProperty ?? issueParams?.missingProperty;
       const field = fieldPath(error.validationContext ?? 'body', `${issue?.instancePath ?? ''}${extra ? `/${extra}` : ''}`);
-      return sendError(reply, 400, 'INVALID_REQUEST', `${field} ${issue?.message ?? 'is invalid'}`, field);
+      return sendError(reply, HTTP_STATUS_BY_API_ERROR.INVALID_REQUEST, 'INVALID_REQUEST', `${field} ${issue?.message ?? 'is invalid'}`, field);
     }
-    if (error.statusCode === 413) return sendError(reply, 413, 'BODY_TOO_LARGE', error.message);
+    if (error.statusCode === 413) return sendError(reply, HTTP_STATUS_BY_API_ERROR.BODY_TOO_LARGE, 'BODY_TOO_LARGE', error.message);
     if (error.statusCode === 415) return sendError(reply, 415, 'INVALID_REQUEST', 'the body must be application/json');
-    if (error.statusCode === 400) return sendError(reply, 400, 'INVALID_REQUEST', error.message);
-    if (isNoiseCfgError(error)) return sendError(reply, HTTP_STATUS_BY_ERROR[error.code], error.code, error.message, (error as { field?: string }).field);
-    return sendError(reply, 500, 'INTERNAL', 'internal error');
-  });
-  app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
-
-  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const header = request.headers.authorization ?? '';
-    const match = /^Bearer ([^\s]+)$/.exec(header);
-    if (!match || !sodium.sodium_memcmp(tokenDigest(match[1]!), expected)) {
-      await sendError(reply, 401, 'UNAUTHORIZED', 'missing or wrong bearer token (Authorization: Bearer <DATA_DIR/admin.token>)');
+    if (error.statusCode === 400) return sendError(reply, HTTP_STATUS_BY_API_ERROR.INVALID_REQUEST, 'INVALID_REQUEST', error.message);
+    if (isNoiseCfgError(error)) {
+      const status = HTTP_STATUS_BY_ERROR[error.code];
+      if (status >= 500) log(request, status, error.code, error.message);
+      return sendError(reply, status, error.code, error.message, (error as { field?: string }).field);
     }
+    // Unforeseen: the log gets what it was, the client only that it happened.
+    log(request, HTTP_STATUS_BY_API_ERROR.INTERNAL, 'INTERNAL', error instanceof Error ? error.message : String(error));
+    return sendError(reply, HTTP_STATUS_BY_API_ERROR.INTERNAL, 'INTERNAL', 'internal error');
   };
+}
 
-  const handlers: Record<RouteSpec['name'], (request: FastifyRequest, reply: FastifyReply) => unknown> = {
+// What each route does, by the route table's names.
+function routeHandlers(options: ApiServerOptions, log: FailureLog): Record<RouteSpec['name'], (request: FastifyRequest, reply: FastifyReply) => unknown> {
+  const admin = options.admin;
+  const openApi = buildOpenApiDocument();
+  const started = Date.now();
+  const id = (request: FastifyRequest): string => (request.params as { id: string }).id;
+  return {
     createTask: async (request, reply) => {
       const body = request.body as CreateTaskBody;
-      const created = admin.createTask({
+      const created = await admin.createTask({
         files: decodeFiles(body.files),
         ...(body.ttlSeconds !== undefined ? { ttlSeconds: body.ttlSeconds } : {}),
         ...(body.maxClients !== undefined ? { maxClients: body.maxClients } : {}),
         ...(body.mode !== undefined ? { mode: body.mode } : {}),
         ...(body.name !== undefined ? { name: body.name } : {}),
       });
-      return reply.code(201).send({ id: created.id, token: created.token, expiresAt: created.expiresAt, task: created.task });
+      return reply.code(201).send(created);
     },
     listTasks: async () => admin.listTasks(),
-    showTask: async (request) => admin.showTask((request.params as { id: string }).id),
-    taskToken: async (request) => {
-      const id = (request.params as { id: string }).id;
-      return { id, token: admin.token(id), expiresAt: admin.showTask(id).expiresAt };
+    showTask: async (request) => admin.showTask(id(request)),
+    taskToken: async (request) => admin.taskToken(id(request)),
+    // DELETE without purge stays a cancel (CONTRACT.md): a script written for it must not start erasing records.
+    cancelTask: async (request) => ((request.query as { purge?: string }).purge === 'true' ? admin.deleteTask(id(request)) : admin.cancelTask(id(request))),
+    revokeClient: async (request) => admin.revokeClient(id(request), (request.params as { identity: string }).identity),
+    pruneTasks: async (request) => {
+      const body = request.body as { endedBeforeMs: number; dryRun?: boolean };
+      return admin.pruneTasks({ endedBeforeMs: body.endedBeforeMs, ...(body.dryRun !== undefined ? { dryRun: body.dryRun } : {}) });
     },
-    cancelTask: async (request) => {
-      const id = (request.params as { id: string }).id;
-      // DELETE without purge stays a cancel (CONTRACT.md): a script written for it must not start erasing records.
-      return (request.query as { purge?: string }).purge === 'true' ? admin.deleteTask(id) : admin.cancelTask(id);
-    },
-    revokeClient: async (request) => {
-      const params = request.params as { id: string; identity: string };
-      return admin.revokeClient(params.id, params.identity);
-    },
-    taskEvents: async (request, reply) => streamEvents(request, reply, admin, options.eventPollMs ?? EVENT_POLL_MS),
-    health: async () => ({ status: 'ok', version: options.version, uptimeSeconds: Math.round((Date.now() - started) / 1000) }),
+    taskEvents: async (request, reply) => streamEvents(request, reply, admin, options.eventPollMs ?? EVENT_POLL_MS, log),
+    health: async () => ({ status: 'ok', version: VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) }),
     openapi: async () => openApi,
   };
+}
 
+/** Builds the fastify app (not listening), for the server and for tests with inject(). */
+export function createApiApp(options: ApiServerOptions): FastifyInstance {
+  const Fastify = loadFastify();
+  // maxParamLength: the schemas, not fastify's default of 100 characters, decide how long a path parameter may be.
+  const app = Fastify({ routerOptions: { maxParamLength: 1024 }, bodyLimit: options.bodyLimitBytes ?? DEFAULT_API_BODY_LIMIT_BYTES, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } } });
+  const expected = tokenDigest(options.adminToken);
+  const log: FailureLog = (request, status, code, message) => {
+    options.log?.({ time: new Date().toISOString(), event: 'api-error', method: request.method, route: request.routeOptions.url ?? 'unknown', status, code, message });
+  };
+  app.setErrorHandler(errorHandler(log));
+  app.setNotFoundHandler((request, reply) => sendError(reply, HTTP_STATUS_BY_API_ERROR.NOT_FOUND, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer ([^\s]+)$/.exec(header);
+    if (!match || !sodium.sodium_memcmp(tokenDigest(match[1]!), expected)) {
+      await sendError(reply, HTTP_STATUS_BY_API_ERROR.UNAUTHORIZED, 'UNAUTHORIZED', 'missing or wrong bearer token (Authorization: Bearer <DATA_DIR/admin.token>)');
+    }
+  };
+  const handlers = routeHandlers(options, log);
   for (const route of ROUTES) {
     app.route({
       method: route.method,
       url: route.path.replace(/\{(\w+)\}/g, ':$1'),
-      schema: { ...(route.params ? { params: route.params } : {}), ...(route.query ? { querystring: route.query } : {}), ...(route.body ? { body: route.body } : {}) },
+      schema: {
+        ...(route.params ? { params: route.params } : {}),
+        ...(route.query ? { querystring: route.query } : {}),
+        ...(route.body ? { body: route.body } : {}),
+        // Serialized through these, so a field that is not in the schema is never sent; an event stream is written raw.
+        response: Object.fromEntries(Object.entries(route.responses).filter(([, response]) => response.contentType === undefined && response.schema).map(([status, response]) => [status, response.schema])),
+      },
       ...(route.isAuthenticated ? { onRequest: authenticate } : {}),
       handler: handlers[route.name],
     });
@@ -153,7 +194,7 @@ export function createApiApp(options: ApiServerOptions): FastifyInstance {
 // The stream is TaskAdmin.watch's: the whole task at the start and at the end, and in between only the changes,
 // so an open stream costs the same whatever the number of clients. A reader that does not keep up is waited for
 // (the socket's buffer never grows past one event), and its close ends the following at once.
-async function streamEvents(request: FastifyRequest, reply: FastifyReply, admin: TaskAdmin, pollMs: number): Promise<void> {
+async function streamEvents(request: FastifyRequest, reply: FastifyReply, admin: Operator, pollMs: number, log: FailureLog): Promise<void> {
   const id = (request.params as { id: string }).id;
   const lastEventId = Number(request.headers['last-event-id']);
   const stop = new AbortController();
@@ -193,8 +234,13 @@ async function streamEvents(request: FastifyRequest, reply: FastifyReply, admin:
       else if (event.type === 'progress') await send('progress', event.progress);
       else await send(event.type, event.task);
     }
-  } catch {
-    // A store failure mid-stream ends the stream; the status line has gone out already.
+  } catch (error) {
+    // The status line has gone out already: the failure is logged, and the stream ends with an `error` event that
+    // carries its code, as a JSON answer would.
+    const code = isNoiseCfgError(error) ? error.code : 'INTERNAL';
+    const message = error instanceof Error ? error.message : String(error);
+    log(request, isNoiseCfgError(error) ? HTTP_STATUS_BY_ERROR[error.code] : HTTP_STATUS_BY_API_ERROR.INTERNAL, code, message);
+    if (!stop.signal.aborted) raw.write(`event: error\ndata: ${JSON.stringify({ error: { code, message: isNoiseCfgError(error) ? message : 'internal error' } })}\n\n`);
   } finally {
     clearTimeout(heartbeat);
     request.raw.off('close', onClose);

@@ -1,37 +1,30 @@
 /**
- * TaskAdmin: the operator's handle on a data directory (create, list, show, cancel, revoke), for the CLI's
- * `task` commands with --data and for library users. It opens the same store a running server uses.
+ * TaskAdmin: the operator's handle on a data directory (SPEC.md §4.1, §8), the Operator of the CLI's `task`
+ * commands with --data, of the REST API (which shares the running server's store) and of library users. It opens
+ * the same store a running server uses; the server sees a change at its next connection, as it reads the store
+ * each time.
  */
 import { NoiseCfgError } from '../errors.js';
-import { openDataDir, type DataDir } from './data-dir.js';
-import { cancelTask, createTask, listTasks, requireTask, revokeClient, showTask, taskToken, type AdvertisedAddress, type CreatedTask, type CreateTaskOptions } from './operator.js';
+import { encodeToken, generateTaskId, isTaskId } from '../token/index.js';
+import { advertisedAddress, type AdvertisedAddress } from './advertised-address.js';
+import { resolveClient } from './client-names.js';
+import { deriveTaskPsk, openDataDir, type DataDir } from './data-dir.js';
+import { taskDigest } from './digests.js';
+import { prepareTaskFiles } from './file-set.js';
+import {
+  MAX_CLIENTS_LIMIT, MAX_TASK_NAME_LENGTH, MAX_TTL_SECONDS,
+  type CreatedTask, type CreateTaskOptions, type DeletedTasks, type Operator, type PruneOptions, type TaskToken, type WatchOptions,
+} from './operator.js';
 import { TaskStore, type TaskEvent, type TaskRecord } from './store.js';
-import { taskState, type TaskState, type TaskStreamEvent, type TaskView } from './task.js';
+import { DEFAULT_TTL_SECONDS, taskState, taskView, type TaskStreamEvent, type TaskView } from './task.js';
+import { DEFAULT_TASK_MODE, isTaskMode, TASK_MODES } from './task-mode.js';
+
+export type { DeletedTasks, WatchOptions } from './operator.js';
 
 /** How often watch() looks for changes by default, in milliseconds. */
 export const DEFAULT_WATCH_POLL_MS = 250;
 /** Events read from the store at once while following a task: a burst of changes is read in batches of this many. */
 const EVENTS_PER_READ = 1000;
-
-/** What deleting tasks freed. */
-export interface DeletedTasks {
-  /** The tasks deleted (or, for a dry run, that would be), oldest ended first. */
-  tasks: { id: string; name: string; state: TaskState; endedAt: string | null; totalBytes: number }[];
-  /** The content bytes of those tasks. */
-  freedBytes: number;
-  /** The database file and its WAL on disk before and after, in bytes (equal for a dry run). */
-  databaseBytes: { before: number; after: number };
-}
-
-/** Options of TaskAdmin.watch. */
-export interface WatchOptions {
-  /** How often to look for changes, in milliseconds (default 250). */
-  pollMs?: number;
-  /** Stops following (the generator returns) as soon as it aborts, even in the middle of a wait. */
-  signal?: AbortSignal;
-  /** Send the changes after this event id (an event stream's Last-Event-ID); default: only changes from now on. */
-  afterEventId?: number;
-}
 
 // Resolves after `ms`, or at once when `signal` aborts.
 function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -51,7 +44,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 /** Operator access to one data directory. Close it when done. */
-export class TaskAdmin {
+export class TaskAdmin implements Operator {
   readonly #dataDir: DataDir;
   readonly #store: TaskStore;
   readonly #now: () => number;
@@ -86,23 +79,82 @@ export class TaskAdmin {
   }
 
   createTask(options: CreateTaskOptions): CreatedTask {
-    return createTask(this.#dataDir, this.#store, { nowMs: this.#now(), ...options });
+    const nowMs = options.nowMs ?? this.#now();
+    const ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `ttl must be 1 second to ${MAX_TTL_SECONDS / 86400} days, got ${ttlSeconds} seconds`);
+    }
+    const maxClients = options.maxClients ?? null;
+    if (maxClients !== null && (!Number.isInteger(maxClients) || maxClients < 1 || maxClients > MAX_CLIENTS_LIMIT)) {
+      throw new NoiseCfgError('INVALID_ARGUMENT', `max clients must be a whole number from 1 to ${MAX_CLIENTS_LIMIT}, got ${maxClients}`);
+    }
+    const mode = options.mode ?? DEFAULT_TASK_MODE;
+    if (!isTaskMode(mode)) throw new NoiseCfgError('INVALID_ARGUMENT', `mode must be ${TASK_MODES.join(' or ')}, got ${String(mode)}`);
+    const name = options.name ?? '';
+    if (typeof name !== 'string' || name.length > MAX_TASK_NAME_LENGTH) throw new NoiseCfgError('INVALID_ARGUMENT', `name must be a string of at most ${MAX_TASK_NAME_LENGTH} characters`);
+    const files = prepareTaskFiles(options.files);
+    const id = generateTaskId();
+    // Whole seconds, so the token's expiry and the server's are the same instant.
+    const expiresAt = (Math.floor(nowMs / 1000) + ttlSeconds) * 1000;
+    const task: TaskRecord = {
+      id, name, mode, createdAt: nowMs, expiresAt, maxClients, state: 'active', endedAt: null,
+      digest: taskDigest(files), totalBytes: files.reduce((sum, file) => sum + file.size, 0), fileCount: files.length,
+    };
+    this.#store.createTask(task, files);
+    return { id, token: this.#mintToken(task, options.advertise), expiresAt: new Date(expiresAt).toISOString(), task: taskView(task, files, [], nowMs) };
   }
 
   listTasks(): TaskView[] {
-    return listTasks(this.#store, this.#now());
+    const nowMs = this.#now();
+    return this.#store.listTasks().map((task) => taskView(task, this.#store.getFiles(task.id), this.#store.listClients(task.id), nowMs));
   }
 
   showTask(id: string): TaskView {
-    return showTask(this.#store, id, this.#now());
+    const task = this.#requireTask(id);
+    return taskView(task, this.#store.getFiles(id), this.#store.listClients(id), this.#now());
   }
 
   cancelTask(id: string): TaskView {
-    return cancelTask(this.#store, id, this.#now());
+    const task = this.#requireTask(id);
+    const nowMs = this.#now();
+    const state = taskState(task, nowMs);
+    if (state !== 'active' || !this.#store.endTask(id, 'cancelled', nowMs)) {
+      throw new NoiseCfgError('TASK_ENDED', `task ${id} has already ended (${state === 'active' ? this.#store.getTask(id)?.state : state})`);
+    }
+    return this.showTask(id);
   }
 
   revokeClient(id: string, identity: string): TaskView {
-    return revokeClient(this.#store, id, identity, this.#now());
+    const nowMs = this.#now();
+    const state = taskState(this.#requireTask(id), nowMs);
+    if (state !== 'active') throw new NoiseCfgError('TASK_ENDED', `task ${id} has already ended (${state}): no client of it is served any more`);
+    const client = resolveClient(this.#store.listClients(id), id, identity);
+    if (client.state === 'revoked') throw new NoiseCfgError('CLIENT_ALREADY_REVOKED', `client ${client.identity.slice(0, 16)} of task ${id} is already revoked`);
+    if (!this.#store.revokeClient(id, client.identity, nowMs)) {
+      throw new NoiseCfgError('CLIENT_NOT_FOUND', `task ${id} has no client with identity ${JSON.stringify(client.identity)}`);
+    }
+    return this.showTask(id);
+  }
+
+  // Any string may be given as an id; one that is not a task id names no task (SPEC.md §6), as through the API.
+  #requireTask(id: string): TaskRecord {
+    const task = isTaskId(id) ? this.#store.getTask(id) : null;
+    if (!task) throw new NoiseCfgError('TASK_NOT_FOUND', `no task with id ${JSON.stringify(id)}`);
+    return task;
+  }
+
+  // The token is derived again from the master secret each time: nothing secret is stored.
+  #mintToken(task: TaskRecord, advertise?: AdvertisedAddress): string {
+    const address = advertisedAddress(this.#dataDir, advertise);
+    return encodeToken({
+      mode: task.mode,
+      host: address.host,
+      port: address.port,
+      taskId: task.id,
+      expiresAtSeconds: Math.floor(task.expiresAt / 1000),
+      psk: deriveTaskPsk(this.#dataDir.masterKey, task.id),
+      serverPublicKey: task.mode === 'xxpsk3' ? this.#dataDir.serverKeyPair.publicKey : null,
+    });
   }
 
   /**
@@ -111,7 +163,7 @@ export class TaskAdmin {
    * §4.1). Throws TASK_NOT_FOUND (also when deleted already).
    */
   deleteTask(id: string): DeletedTasks {
-    const task = requireTask(this.#store, id);
+    const task = this.#requireTask(id);
     const nowMs = this.#now();
     const state = taskState(task, nowMs);
     if (state === 'active') this.#store.endTask(id, 'cancelled', nowMs);
@@ -122,7 +174,7 @@ export class TaskAdmin {
    * Deletes every task that ended more than `endedBeforeMs` milliseconds ago (cancelled, completed or expired
    * then), as deleteTask does; with `dryRun`, only lists them. Throws INVALID_ARGUMENT for a negative age.
    */
-  pruneTasks(options: { endedBeforeMs: number; dryRun?: boolean }): DeletedTasks {
+  pruneTasks(options: PruneOptions): DeletedTasks {
     if (!Number.isFinite(options.endedBeforeMs) || options.endedBeforeMs < 0) {
       throw new NoiseCfgError('INVALID_ARGUMENT', `endedBeforeMs must be a number of milliseconds >= 0, got ${String(options.endedBeforeMs)}`);
     }
@@ -147,7 +199,7 @@ export class TaskAdmin {
 
   /** Events of a task after `afterId`. Throws TASK_NOT_FOUND. */
   events(id: string, afterId = 0): TaskEvent[] {
-    requireTask(this.#store, id);
+    this.#requireTask(id);
     return this.#store.listEvents(id, afterId);
   }
 
@@ -156,10 +208,14 @@ export class TaskAdmin {
    * only be refused, so none is made. Throws TASK_NOT_FOUND or TASK_ENDED.
    */
   token(id: string, advertise?: AdvertisedAddress): string {
-    const task = requireTask(this.#store, id);
+    const task = this.#requireTask(id);
     const state = taskState(task, this.#now());
     if (state !== 'active') throw new NoiseCfgError('TASK_ENDED', `task ${id} has ended (${state}): its token would be refused`);
-    return taskToken(this.#dataDir, task, advertise);
+    return this.#mintToken(task, advertise);
+  }
+
+  taskToken(id: string, advertise?: AdvertisedAddress): TaskToken {
+    return { id, token: this.token(id, advertise), expiresAt: this.showTask(id).expiresAt };
   }
 
   /**
@@ -170,7 +226,7 @@ export class TaskAdmin {
    */
   async *watch(id: string, options: WatchOptions = {}): AsyncGenerator<TaskStreamEvent> {
     const pollMs = options.pollMs ?? DEFAULT_WATCH_POLL_MS;
-    requireTask(this.#store, id);
+    this.#requireTask(id);
     // The position is taken before the view: a change made between the two is then sent (again) rather than lost.
     let after = options.afterEventId ?? this.#store.lastEventId(id);
     yield { type: 'task', task: this.showTask(id) };
@@ -178,7 +234,7 @@ export class TaskAdmin {
     let lastProgressSeen = '';
     for (;;) {
       // The state is read before the events, so changes committed between the two reads are still sent before end.
-      const task = requireTask(this.#store, id);
+      const task = this.#requireTask(id);
       for (;;) {
         const events = this.#store.listEvents(id, after, EVENTS_PER_READ);
         for (const event of events) {

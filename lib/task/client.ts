@@ -5,6 +5,7 @@
  * authenticated. This file opens the connection and negotiates; pull-apply.ts carries the OFFER out.
  */
 import { hostname } from 'node:os';
+import { VERSION } from '../version.js';
 import { NoiseCfgError, isNoiseCfgError, type ErrorCode } from '../errors.js';
 import type { KeyPair } from '../noise/index.js';
 import { checkTokenExpiry, decodeToken, type TokenFields } from '../token/index.js';
@@ -20,7 +21,8 @@ export { MAX_PULL_BYTES } from './pull-apply.js';
 
 /** The longest client name HELLO carries, in characters (UTF-16 code units, as the server counts them). */
 export const MAX_CLIENT_NAME_LENGTH = 128;
-const SOFTWARE = 'noise-cfg/0.1.0';
+// HELLO's `software` field (SPEC.md §4.5): this build's name and version, from the one version definition.
+const SOFTWARE = `noise-cfg/${VERSION}`;
 
 /** What to pull and where. */
 export interface PullOptions {

@@ -1,38 +1,31 @@
 /**
- * What an operator does to tasks (CONTRACT.md `task …`): create, list, show, cancel, revoke, and the token of a
- * task. Works on a data directory directly, so the CLI can act whether or not `serve` is running; a running
- * server sees the change at its next connection because it reads the store each time.
+ * The operator's interface (CONTRACT.md `task …`, SPEC.md §8): what an operator does to tasks, whether on the data
+ * directory (TaskAdmin) or through the REST API (ApiClient). Both implement Operator; one conformance test runs the
+ * same cases against both and expects the same results and the same error codes.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
-import { join } from 'node:path';
-import { NoiseCfgError } from '../errors.js';
-import { encodeToken, generateTaskId, isTaskId } from '../token/index.js';
-import { deriveTaskPsk, type DataDir } from './data-dir.js';
-import { taskDigest } from './digests.js';
-import { prepareTaskFiles, type TaskFileInput } from './file-set.js';
-import { escapeUnprintable } from './printable.js';
-import type { ClientRecord, TaskStore, TaskRecord } from './store.js';
-import { DEFAULT_TTL_SECONDS, taskState, taskView, type TaskView } from './task.js';
+import type { TaskFileInput } from './file-set.js';
+import type { TaskState, TaskStreamEvent, TaskView } from './task.js';
+import type { TaskMode } from './task-mode.js';
+import type { AdvertisedAddress } from './advertised-address.js';
 
-/** The default port of the Noise listener. */
-export const DEFAULT_PORT = 7447;
+export { DEFAULT_PORT, defaultAdvertiseHost, saveAdvertisedAddress, type AdvertisedAddress } from './advertised-address.js';
+
 /** The largest time to live, in seconds (tokens carry a 32-bit expiry; this keeps well inside it). */
 export const MAX_TTL_SECONDS = 365 * 86400;
-const SERVER_INFO_FILE = 'server.json';
+/** The largest `maxClients` a task may have. */
+export const MAX_CLIENTS_LIMIT = 1_000_000;
+/** The longest task name, in UTF-16 code units. */
+export const MAX_TASK_NAME_LENGTH = 200;
 
-/** A HOST:PORT the clients can reach. */
-export interface AdvertisedAddress {
-  host: string;
-  port: number;
-}
+/** A value now (TaskAdmin) or later (ApiClient). */
+export type Awaitable<T> = T | Promise<T>;
 
 /** What a new task needs. */
 export interface CreateTaskOptions {
   files: readonly TaskFileInput[];
   ttlSeconds?: number;
   maxClients?: number | null;
-  mode?: 'xxpsk3' | 'nnpsk0';
+  mode?: TaskMode;
   name?: string;
   /** Where clients connect; default: what the server last advertised (server.json), else a local address. */
   advertise?: AdvertisedAddress;
@@ -47,146 +40,68 @@ export interface CreatedTask {
   task: TaskView;
 }
 
-/** Records the address a running server advertises, for `task create --data` (written atomically). */
-export function saveAdvertisedAddress(dataDir: DataDir, address: AdvertisedAddress): void {
-  const path = join(dataDir.path, SERVER_INFO_FILE);
-  writeFileSync(`${path}.tmp`, `${JSON.stringify({ advertise: address })}\n`, { mode: 0o644 });
-  renameSync(`${path}.tmp`, path);
+/** The token of an active task, minted again. */
+export interface TaskToken {
+  id: string;
+  token: string;
+  expiresAt: string;
 }
 
-/** The first non-internal IPv4 address of this machine, else 127.0.0.1. */
-export function defaultAdvertiseHost(): string {
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const address of addresses ?? []) {
-      if (address.family === 'IPv4' && !address.internal) return address.address;
-    }
-  }
-  return '127.0.0.1';
+/** What deleting tasks freed. */
+export interface DeletedTasks {
+  /** The tasks deleted (or, for a dry run, that would be), oldest ended first. */
+  tasks: { id: string; name: string; state: TaskState; endedAt: string | null; totalBytes: number }[];
+  /** The content bytes of those tasks. */
+  freedBytes: number;
+  /** The database file and its WAL on disk before and after, in bytes (equal for a dry run). */
+  databaseBytes: { before: number; after: number };
 }
 
-function advertisedAddress(dataDir: DataDir, given?: AdvertisedAddress): AdvertisedAddress {
-  if (given) return given;
-  const path = join(dataDir.path, SERVER_INFO_FILE);
-  if (existsSync(path)) {
-    try {
-      const saved = (JSON.parse(readFileSync(path, 'utf8')) as { advertise?: AdvertisedAddress }).advertise;
-      if (saved && typeof saved.host === 'string' && Number.isInteger(saved.port)) return saved;
-    } catch {
-      // A damaged server.json only loses the remembered address; the default below still works.
-    }
-  }
-  return { host: defaultAdvertiseHost(), port: DEFAULT_PORT };
+/** Which ended tasks pruneTasks deletes. */
+export interface PruneOptions {
+  /** Tasks that ended more than this many milliseconds ago. */
+  endedBeforeMs: number;
+  /** Only list them. */
+  dryRun?: boolean;
 }
 
-/** The token of a task (derivable at any time from the master secret; shown only to the operator). */
-export function taskToken(dataDir: DataDir, task: TaskRecord, advertise?: AdvertisedAddress): string {
-  const address = advertisedAddress(dataDir, advertise);
-  return encodeToken({
-    mode: task.mode,
-    host: address.host,
-    port: address.port,
-    taskId: task.id,
-    expiresAtSeconds: Math.floor(task.expiresAt / 1000),
-    psk: deriveTaskPsk(dataDir.masterKey, task.id),
-    serverPublicKey: task.mode === 'xxpsk3' ? dataDir.serverKeyPair.publicKey : null,
-  });
-}
-
-/** Creates a task. Throws INVALID_ARGUMENT (ttl, max clients, mode, name), PATH_UNSAFE, FILE_UNREADABLE. */
-export function createTask(dataDir: DataDir, store: TaskStore, options: CreateTaskOptions): CreatedTask {
-  const nowMs = options.nowMs ?? Date.now();
-  const ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
-  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
-    throw new NoiseCfgError('INVALID_ARGUMENT', `ttl must be 1 second to ${MAX_TTL_SECONDS / 86400} days, got ${ttlSeconds} seconds`);
-  }
-  const maxClients = options.maxClients ?? null;
-  if (maxClients !== null && (!Number.isInteger(maxClients) || maxClients < 1 || maxClients > 1_000_000)) {
-    throw new NoiseCfgError('INVALID_ARGUMENT', `max clients must be a whole number from 1 to 1000000, got ${maxClients}`);
-  }
-  const mode = options.mode ?? 'xxpsk3';
-  if (mode !== 'xxpsk3' && mode !== 'nnpsk0') throw new NoiseCfgError('INVALID_ARGUMENT', `mode must be xxpsk3 or nnpsk0, got ${String(mode)}`);
-  const name = options.name ?? '';
-  if (typeof name !== 'string' || name.length > 200) throw new NoiseCfgError('INVALID_ARGUMENT', 'name must be a string of at most 200 characters');
-  const files = prepareTaskFiles(options.files);
-  const id = generateTaskId();
-  // Whole seconds, so the token's expiry and the server's are the same instant.
-  const expiresAt = (Math.floor(nowMs / 1000) + ttlSeconds) * 1000;
-  const task: TaskRecord = {
-    id, name, mode, createdAt: nowMs, expiresAt, maxClients, state: 'active', endedAt: null,
-    digest: taskDigest(files), totalBytes: files.reduce((sum, file) => sum + file.size, 0), fileCount: files.length,
-  };
-  store.createTask(task, files);
-  return {
-    id,
-    token: taskToken(dataDir, task, options.advertise),
-    expiresAt: new Date(expiresAt).toISOString(),
-    task: taskView(task, files, [], nowMs),
-  };
-}
-
-/** The task's row. Throws TASK_NOT_FOUND (a malformed id too). */
-export function requireTask(store: TaskStore, id: string): TaskRecord {
-  const task = isTaskId(id) ? store.getTask(id) : null;
-  if (!task) throw new NoiseCfgError('TASK_NOT_FOUND', `no task with id ${JSON.stringify(id)}`);
-  return task;
-}
-
-/** One task with its files and clients. Throws TASK_NOT_FOUND. */
-export function showTask(store: TaskStore, id: string, nowMs = Date.now()): TaskView {
-  const task = requireTask(store, id);
-  return taskView(task, store.getFiles(id), store.listClients(id), nowMs);
-}
-
-/** Every task, newest first. */
-export function listTasks(store: TaskStore, nowMs = Date.now()): TaskView[] {
-  return store.listTasks().map((task) => taskView(task, store.getFiles(task.id), store.listClients(task.id), nowMs));
-}
-
-/** Cancels an active task. Throws TASK_NOT_FOUND, or TASK_ENDED naming its state. */
-export function cancelTask(store: TaskStore, id: string, nowMs = Date.now()): TaskView {
-  const task = requireTask(store, id);
-  const state = taskState(task, nowMs);
-  if (state !== 'active' || !store.endTask(id, 'cancelled', nowMs)) {
-    throw new NoiseCfgError('TASK_ENDED', `task ${id} has already ended (${state === 'active' ? store.getTask(id)?.state : state})`);
-  }
-  return showTask(store, id, nowMs);
-}
-
-/** The fewest hex characters of an identity `task revoke` accepts as a prefix (logs and watch show 16). */
-export const MIN_IDENTITY_PREFIX_LENGTH = 8;
-
-// How the operator names a client: what logs and watch show (16 hex characters) or its name, not 64 characters.
-function resolveClient(clients: readonly ClientRecord[], taskId: string, given: string): ClientRecord {
-  const exact = clients.find((client) => client.identity === given);
-  if (exact) return exact;
-  const describe = (matches: readonly ClientRecord[]): string => matches.slice(0, 5).map((client) => `${client.identity.slice(0, 16)} (${escapeUnprintable(client.name) || 'no name'})`).join(', ');
-  if (/^[0-9a-f]+$/i.test(given)) {
-    const matches = clients.filter((client) => client.identity.startsWith(given.toLowerCase()));
-    if (matches.length > 0 && given.length < MIN_IDENTITY_PREFIX_LENGTH) {
-      throw new NoiseCfgError('INVALID_ARGUMENT', `give at least ${MIN_IDENTITY_PREFIX_LENGTH} hex characters of the identity (got ${given.length})`);
-    }
-    if (matches.length === 1) return matches[0]!;
-    if (matches.length > 1) throw new NoiseCfgError('INVALID_ARGUMENT', `${given} is the start of ${matches.length} identities in task ${taskId}: ${describe(matches)}; give more characters`);
-  }
-  const named = clients.filter((client) => client.name === given);
-  if (named.length === 1) return named[0]!;
-  if (named.length > 1) throw new NoiseCfgError('INVALID_ARGUMENT', `${named.length} clients of task ${taskId} are named ${JSON.stringify(given)}: ${describe(named)}; give the identity`);
-  throw new NoiseCfgError('CLIENT_NOT_FOUND', `task ${taskId} has no client with identity, identity prefix or name ${JSON.stringify(given)}`);
+/** Options of Operator.watch. */
+export interface WatchOptions {
+  /** How often to look for changes, in milliseconds (default 250). */
+  pollMs?: number;
+  /** Stops following (the generator returns) as soon as it aborts, even in the middle of a wait. */
+  signal?: AbortSignal;
+  /** Send the changes after this event id (an event stream's Last-Event-ID); default: only changes from now on. */
+  afterEventId?: number;
 }
 
 /**
- * Refuses one client from now on. The client is named by its identity, a unique prefix of it of at least
- * MIN_IDENTITY_PREFIX_LENGTH hex characters, or its name when no other client has it. Throws TASK_NOT_FOUND,
- * CLIENT_NOT_FOUND, INVALID_ARGUMENT (ambiguous or too short), TASK_ENDED, or CLIENT_ALREADY_REVOKED.
+ * What an operator does to tasks. A task id that is not one (malformed, or no such task) is TASK_NOT_FOUND through
+ * both implementations (SPEC.md §6, §8).
  */
-export function revokeClient(store: TaskStore, id: string, identity: string, nowMs = Date.now()): TaskView {
-  const task = requireTask(store, id);
-  const state = taskState(task, nowMs);
-  if (state !== 'active') throw new NoiseCfgError('TASK_ENDED', `task ${id} has already ended (${state}): no client of it is served any more`);
-  const client = resolveClient(store.listClients(id), id, identity);
-  if (client.state === 'revoked') throw new NoiseCfgError('CLIENT_ALREADY_REVOKED', `client ${client.identity.slice(0, 16)} of task ${id} is already revoked`);
-  if (!store.revokeClient(id, client.identity, nowMs)) {
-    throw new NoiseCfgError('CLIENT_NOT_FOUND', `task ${id} has no client with identity ${JSON.stringify(client.identity)}`);
-  }
-  return showTask(store, id, nowMs);
+export interface Operator {
+  /** Creates a task. Throws INVALID_ARGUMENT (ttl, max clients, mode, name), PATH_UNSAFE, FILE_UNREADABLE. */
+  createTask(options: CreateTaskOptions): Awaitable<CreatedTask>;
+  /** Every task, newest first. */
+  listTasks(): Awaitable<TaskView[]>;
+  /** One task with its files and clients. Throws TASK_NOT_FOUND. */
+  showTask(id: string): Awaitable<TaskView>;
+  /** The token of an active task again. Throws TASK_NOT_FOUND or TASK_ENDED. */
+  taskToken(id: string, advertise?: AdvertisedAddress): Awaitable<TaskToken>;
+  /** Cancels an active task. Throws TASK_NOT_FOUND, or TASK_ENDED naming its state. */
+  cancelTask(id: string): Awaitable<TaskView>;
+  /**
+   * Refuses one client from now on, named by its identity, a unique prefix of 8 or more hex characters, or its
+   * name when unique. Throws TASK_NOT_FOUND, CLIENT_NOT_FOUND, INVALID_ARGUMENT (ambiguous or too short),
+   * TASK_ENDED, or CLIENT_ALREADY_REVOKED.
+   */
+  revokeClient(id: string, identity: string): Awaitable<TaskView>;
+  /** Deletes a task, cancelling it first if active, with its files, clients and events. Throws TASK_NOT_FOUND. */
+  deleteTask(id: string): Awaitable<DeletedTasks>;
+  /** Deletes (or, dry, lists) every task that ended longer ago than `endedBeforeMs`. Throws INVALID_ARGUMENT. */
+  pruneTasks(options: PruneOptions): Awaitable<DeletedTasks>;
+  /** The task now, every change after, and the task as it ended. Throws TASK_NOT_FOUND at the first step. */
+  watch(id: string, options?: WatchOptions): AsyncGenerator<TaskStreamEvent>;
+  /** Releases what the operator holds (the store of a data directory it opened). */
+  close(): Awaitable<void>;
 }

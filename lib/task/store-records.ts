@@ -3,6 +3,7 @@
  * mapping from rows. Times are milliseconds since the Unix epoch.
  */
 import type { FileEntry } from './digests.js';
+import type { TaskMode } from './task-mode.js';
 
 /** Task states as stored; `expired` is derived from the clock (task.ts). */
 export type StoredTaskState = 'active' | 'cancelled' | 'completed';
@@ -16,7 +17,7 @@ export type ClientState = 'connected' | 'offered' | 'applied' | 'failed' | 'revo
 export interface TaskRecord {
   id: string;
   name: string;
-  mode: 'xxpsk3' | 'nnpsk0';
+  mode: TaskMode;
   createdAt: number;
   expiresAt: number;
   maxClients: number | null;
@@ -72,7 +73,7 @@ export interface NewTaskFile extends FileEntry {
 
 /** A tasks row, as SQLite returns it. */
 export interface TaskRow {
-  id: string; name: string; mode: 'xxpsk3' | 'nnpsk0'; created_at: number; expires_at: number; max_clients: number | null;
+  id: string; name: string; mode: TaskMode; created_at: number; expires_at: number; max_clients: number | null;
   state: StoredTaskState; ended_at: number | null; digest: string; total_bytes: number; file_count: number;
 }
 /** A clients row, as SQLite returns it. */

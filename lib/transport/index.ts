@@ -19,3 +19,5 @@ export { DEFAULT_LIMITS, DEFAULT_RETRY_FOR_MS, MAX_RECORD_BODY_BYTES, resolveLim
 export { RateLimitedLog, type RateLimitedLogOptions } from './rate-limited-log.js';
 export { ReplayCache } from './replay-cache.js';
 export type { ChannelMode } from './preamble.js';
+export { connectRaw, RawServer, type RawServerOptions } from './raw-endpoints.js';
+export { PROTOCOL_BY_MODE } from './channel-options.js';

@@ -108,6 +108,28 @@ t.test('task list, show, revoke and cancel through --api match the --data result
   t.match(unknown.stderr, /^noise-cfg: error: .*\(TASK_NOT_FOUND\)\n$/);
 });
 
+t.test('a task id that is not one exits 3 (TASK_NOT_FOUND) with --data and with --api alike', async (t) => {
+  const runs = await Promise.all(['show', 'cancel', 'token', 'delete', 'watch'].flatMap((command) => [
+    runCli(t, ['task', command, 'not-a-task-id', '--data', data], env),
+    runCli(t, ['task', command, 'not-a-task-id', '--api', api, '--data', data], env),
+  ]));
+  for (const result of runs) {
+    t.equal(result.code, 3, result.stderr);
+    t.match(result.stderr, /^noise-cfg: error: .*\(TASK_NOT_FOUND\)\n$/);
+  }
+});
+
+t.test('task prune works through --api as on --data', async (t) => {
+  const [viaApi, viaData] = await Promise.all([
+    runCli(t, ['task', 'prune', '--ended-before', '3650d', '--dry-run', '--json', '--api', api, '--data', data], env),
+    runCli(t, ['task', 'prune', '--ended-before', '3650d', '--dry-run', '--json', '--data', data], env),
+  ]);
+  t.equal(viaApi.code, 0, viaApi.stderr);
+  t.equal(viaData.code, 0, viaData.stderr);
+  t.same(JSON.parse(viaApi.stdout), { dryRun: true, ...JSON.parse(viaData.stdout), databaseBytes: JSON.parse(viaApi.stdout).databaseBytes });
+  t.match(JSON.parse(viaApi.stdout), { dryRun: true, tasks: [], freedBytes: 0 });
+});
+
 t.test('NOISE_CFG_ADMIN_TOKEN alone works; a wrong one exits 12 with one line; neither exits 2', async (t) => {
   const nowhere = join(root, 'no-such-data');
   const [good, wrong, none] = await Promise.all([

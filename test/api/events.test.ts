@@ -109,14 +109,14 @@ t.test('Last-Event-ID resumes after that event', { timeout: 30_000 }, async (t) 
   t.same(fresh.map((event) => event.event), ['task', 'end']);
 });
 
-t.test('events of an unknown task are a 404 JSON error; a malformed id 400; no token 401', async (t) => {
+t.test('events of an unknown task, or of a malformed id, are a 404 JSON error; no token 401', async (t) => {
   const unknown = await fetch(`${api.base}/v1/tasks/0123456789abcdef/events`, { headers: { ...api.headers(), accept: 'text/event-stream' } });
   t.equal(unknown.status, 404);
   t.match(unknown.headers.get('content-type'), /^application\/json/);
   t.match(await unknown.json(), { error: { code: 'TASK_NOT_FOUND', message: String } });
   const malformed = await fetch(`${api.base}/v1/tasks/nope/events`, { headers: api.headers() });
-  t.equal(malformed.status, 400);
-  t.match(await malformed.json(), { error: { code: 'INVALID_REQUEST', field: 'params.id' } });
+  t.equal(malformed.status, 404);
+  t.match(await malformed.json(), { error: { code: 'TASK_NOT_FOUND' } });
   const task = await createTask(api);
   const anonymous = await fetch(`${api.base}/v1/tasks/${task.id}/events`);
   t.equal(anonymous.status, 401);

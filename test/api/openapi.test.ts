@@ -1,12 +1,14 @@
 // The OpenAPI document (SPEC.md §8): valid OpenAPI 3.1 by an independent validator, the same as served, and
 // describing every route of the route table with its method and its 401.
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { buildOpenApiDocument } from '../../lib/api/openapi.js';
 import { ROUTES } from '../../lib/api/routes.js';
 import { startApiServer } from '../../lib/api/server.js';
 import { TaskAdmin } from '../../lib/task/admin.js';
+import { REPO_ROOT } from '../support/paths.js';
 
 type Operation = {
   operationId: string;
@@ -24,11 +26,11 @@ async function validate(document: unknown): Promise<{ valid: boolean; errors: un
   return { valid: result.valid, errors: result.errors };
 }
 
-const document = buildOpenApiDocument('0.1.0') as unknown as Document;
+const document = buildOpenApiDocument() as unknown as Document;
 
 t.test('the document is valid OpenAPI 3.1 for the validator', async (t) => {
   t.equal(document.openapi, '3.1.0');
-  t.equal(document.info.version, '0.1.0');
+  t.equal(document.info.version, (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version, 'the version of package.json');
   const result = await validate(document);
   t.equal(result.valid, true, `validator errors: ${JSON.stringify(result.errors)}`);
 });
@@ -50,7 +52,7 @@ t.test('a tampered document is reported invalid', async (t) => {
 t.test('every route of the route table appears with its method, and nothing else', async (t) => {
   const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`));
   t.same(operations.sort(), ROUTES.map((route) => `${route.method} ${route.path}`).sort());
-  t.same(ROUTES.map((route) => route.name).sort(), ['cancelTask', 'createTask', 'health', 'listTasks', 'openapi', 'revokeClient', 'showTask', 'taskEvents', 'taskToken']);
+  t.same(ROUTES.map((route) => route.name).sort(), ['cancelTask', 'createTask', 'health', 'listTasks', 'openapi', 'pruneTasks', 'revokeClient', 'showTask', 'taskEvents', 'taskToken']);
   for (const route of ROUTES) {
     const operation = document.paths[route.path]?.[route.method.toLowerCase()];
     t.equal(operation?.operationId, route.name, `${route.method} ${route.path} is ${route.name}`);
@@ -83,7 +85,7 @@ t.test('every authenticated route requires the bearer token and declares 401; th
 t.test('the served document is identical to the built one, and every documented route is served', async (t) => {
   const admin = TaskAdmin.open(join(t.testdir(), 'data'), { create: true });
   t.teardown(() => admin.close());
-  const api = await startApiServer({ admin, adminToken: 'x'.repeat(43), version: '0.1.0' }, { host: '127.0.0.1', port: 0 });
+  const api = await startApiServer({ admin, adminToken: 'x'.repeat(43) }, { host: '127.0.0.1', port: 0 });
   t.teardown(() => api.app.close());
   const base = `http://127.0.0.1:${api.port}`;
   const response = await fetch(`${base}/v1/openapi.json`);

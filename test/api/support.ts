@@ -27,7 +27,7 @@ export async function startApi(t: Teardowns, dataDir: string, options: Partial<A
   const server = new TaskServer({ dataDir, listen: { host: '127.0.0.1', port: 0 } });
   await server.start();
   t.teardown(() => server.stop(0));
-  const api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, version: '0.1.0', ...options }, { host: '127.0.0.1', port: 0 });
+  const api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, ...options }, { host: '127.0.0.1', port: 0 });
   t.teardown(() => api.app.close());
   const adminToken = server.dataDir.adminToken;
   return {
