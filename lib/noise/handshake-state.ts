@@ -2,6 +2,8 @@
  * HandshakeState (Noise rev. 34 §5.3) driven by pattern data, with the PSK processing of §9.2: every e token also
  * calls MixKey in a PSK handshake, and psk tokens call MixKeyAndHash. A failed read ends the handshake for good.
  * Finishing returns a TransportState; the handshake object keeps nothing that could write another message.
+ * Over 300 lines on purpose: §5.3 is one object, and its token processing, key checks and zeroing share its
+ * private fields; split, each part would need the others' secrets passed around.
  */
 import sodium from 'sodium-native';
 import { NoiseCfgError } from '../errors.js';
