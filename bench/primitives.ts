@@ -1,7 +1,7 @@
 /** Section 1, the limit: libsodium through sodium-native, and the key-exchange ceiling per handshake side. */
 import sodium from 'sodium-native';
 import { generateKeyPair } from '../lib/index.js';
-import { CHACHAPOLY_BACKENDS, CHACHAPOLY_OPENSSL_MIN_BYTES, findCipherFunction } from '../lib/noise/cipher-functions.js';
+import { CHACHAPOLY_BACKENDS, findCipherFunction } from '../lib/noise/cipher-functions.js';
 import { figure, type Figure } from './stats.js';
 
 /** Operations per second of `operation`, timed over about `budgetMs`. */
@@ -80,8 +80,7 @@ export interface CipherCrossover {
   bySize: { bytes: number; libsodiumMBps: number; opensslMBps: number }[];
   /** The smallest size from which OpenSSL was faster at every larger size measured; null when it never was. */
   measuredCrossoverBytes: number | null;
-  /** The crossover the core uses (CHACHAPOLY_OPENSSL_MIN_BYTES). */
-  configuredCrossoverBytes: number;
+
 }
 
 /** libsodium against OpenSSL for ChaChaPoly seal at each of CROSSOVER_SIZES, `runs` interleaved rounds. */
@@ -103,5 +102,5 @@ export function measureCipherCrossover(runs: number, budgetMs: number): CipherCr
   for (let index = bySize.length - 1; index >= 0 && bySize[index]!.opensslMBps > bySize[index]!.libsodiumMBps; index--) {
     measuredCrossoverBytes = bySize[index]!.bytes;
   }
-  return { bySize, measuredCrossoverBytes, configuredCrossoverBytes: CHACHAPOLY_OPENSSL_MIN_BYTES };
+  return { bySize, measuredCrossoverBytes };
 }

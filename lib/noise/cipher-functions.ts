@@ -1,7 +1,6 @@
 /**
- * The Noise cipher functions (Noise rev. 34 §4.2, §12.3–§12.4). ChaChaPoly is libsodium's for short messages and
- * OpenSSL's (node:crypto) for long ones, whichever is faster at the size (CHACHAPOLY_OPENSSL_MIN_BYTES). AESGCM
- * is OpenSSL's: sodium-native 5.x binds no crypto_aead_aes256gcm, and OpenSSL's AES-256-GCM runs on every CPU
+ * The Noise cipher functions (Noise rev. 34 §4.2, §12.3–§12.4). ChaChaPoly is libsodium's (OpenSSL's is measured
+ * against it, see chachaPoly below). AESGCM is OpenSSL's: sodium-native 5.x binds no crypto_aead_aes256gcm, and OpenSSL's AES-256-GCM runs on every CPU
  * (with AES instructions where there are some), constant-time either way.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
@@ -133,26 +132,17 @@ const chachaPolyOpenSsl = openSslAead('ChaChaPoly', {
 }, chachaNonce);
 
 /**
- * From this many plaintext bytes on, ChaChaPoly is OpenSSL's; below, libsodium's. The two are the same AEAD
- * (RFC 8439, §12.3's nonce), byte for byte (test/noise/cipher-backends.test.ts checks every size to 65535).
- * OpenSSL's ChaCha20 is faster per byte (wider SIMD), libsodium's cheaper per call (no context to set up).
- * Measured here (Node 20, AMD EPYC, seal, interleaved): 1 KiB 911 vs 249 MB/s, 4 KiB 1412 vs 759,
- * 16 KiB 1607 vs 1585, 32 KiB 1572 vs 2422, 65519 bytes 1635 vs 2158 (libsodium vs OpenSSL); `npm run bench`
- * prints the crossover on the machine it runs on.
+ * ChaChaPoly is libsodium's at every size. OpenSSL's is the same AEAD (RFC 8439, §12.3's nonce; test/noise/
+ * cipher-backends.test.ts checks every size to 65535) and faster per byte in isolation, seal MB/s libsodium vs
+ * OpenSSL on this project's machine: 1 KiB 970 vs 246, 16 KiB 1655 vs 2142, a full record 1692 vs 2740; the
+ * bench prints these and the crossover (16 KiB). In the server it is not a gain: with OpenSSL from 16 KiB a
+ * whole 64 KiB pull cost the server more CPU, not less (5000 pulls at c=100, three interleaved rounds: 833 / 811 /
+ * 744 µs against 608 / 698 / 773 µs with libsodium only), while bulk gained about 5 %. node:crypto has no
+ * in-place call: each record costs a new cipher object, a new output buffer of the record's size and a copy, and
+ * the garbage the server then collects outweighs the faster rounds. So OpenSSL's ChaChaPoly is kept measured and
+ * proven, not used; a binding with in-place calls and a reusable context would change that.
  */
-export const CHACHAPOLY_OPENSSL_MIN_BYTES = 16384;
-
-const chachaPoly: CipherFunction = {
-  name: 'ChaChaPoly',
-  encrypt(key, nonceHigh, nonceLow, additionalData, plaintext, output) {
-    const backend = plaintext.byteLength >= CHACHAPOLY_OPENSSL_MIN_BYTES ? chachaPolyOpenSsl : chachaPolyLibsodium;
-    return backend.encrypt(key, nonceHigh, nonceLow, additionalData, plaintext, output);
-  },
-  decrypt(key, nonceHigh, nonceLow, additionalData, ciphertext, output) {
-    const backend = ciphertext.byteLength - TAG_BYTES >= CHACHAPOLY_OPENSSL_MIN_BYTES ? chachaPolyOpenSsl : chachaPolyLibsodium;
-    return backend.decrypt(key, nonceHigh, nonceLow, additionalData, ciphertext, output);
-  },
-};
+const chachaPoly: CipherFunction = chachaPolyLibsodium;
 
 /** Each ChaChaPoly backend on its own, for the test that they agree and for the bench's crossover. */
 export const CHACHAPOLY_BACKENDS = { libsodium: chachaPolyLibsodium, openssl: chachaPolyOpenSsl } as const;
