@@ -108,8 +108,8 @@ async function main(): Promise<void> {
         const name = kind === 'raw' ? 'raw TCP (accept floor)' : kind;
         row(`TCP c=${concurrency} ${name} handshakes/s`, formatFigure(figure(perSecond.get(kind)!)), `server ${formatFigure(figure(micros.get(kind)!), ' µs')}/handshake, ${formatFigure(figure(perCore.get(kind)!))} per core-second`);
       }
-      row(`TCP c=${concurrency} XXpsk3 vs TLS 1.3-PSK (per server core-second)`, formatFigure(figure(ratios.xx), '×'), `goal ≥ 1.5×; share of over-TCP ceiling ${formatFigure(figure(ceilingShares.xx))} (goal ≥ 0.8)`);
-      row(`TCP c=${concurrency} NNpsk0 vs TLS 1.3-PSK (per server core-second)`, formatFigure(figure(ratios.nn), '×'), `goal ≥ 2.5×; share of over-TCP ceiling ${formatFigure(figure(ceilingShares.nn))}`);
+      row(`TCP c=${concurrency} XXpsk3 vs TLS 1.3-PSK (per server core-second)`, formatFigure(figure(ratios.xx), '×'), `goal ≥ ${concurrency === 1 ? '1.2' : '1.5'}×; share of over-TCP ceiling ${formatFigure(figure(ceilingShares.xx))} (goal ≥ 0.8)`);
+      row(`TCP c=${concurrency} NNpsk0 vs TLS 1.3-PSK (per server core-second)`, formatFigure(figure(ratios.nn), '×'), `${concurrency === 1 ? '' : 'goal ≥ 2.5×; '}share of over-TCP ceiling ${formatFigure(figure(ceilingShares.nn))}`);
       row(`TCP c=${concurrency} TLS 1.2 ECDHE-PSK vs TLS 1.3-PSK`, formatFigure(figure(ratios.tls12), '×'));
     }
   } finally {
@@ -135,7 +135,7 @@ async function main(): Promise<void> {
       ratio.push(noiseRate / tlsRate);
     }
     results['bulk'] = { bytes: settings.bulkBytes, noiseMBps: figure(noise), tls13MBps: figure(tlsValues), rawMBps: figure(raw), ratioVsTls13: figure(ratio), shareOfAead: figure(noise.map((value) => value / primitives.chachaMBps64k.median)) };
-    row(`bulk ${settings.bulkBytes / 1048576} MiB noise-cfg MB/s`, formatFigure(figure(noise)), `vs TLS 1.3-PSK ${formatFigure(figure(ratio), '×')} (goal ≥ 1.0×), ${(figure(noise).median / primitives.chachaMBps64k.median).toFixed(2)} of the AEAD`);
+    row(`bulk ${settings.bulkBytes / 1048576} MiB noise-cfg MB/s`, formatFigure(figure(noise)), `vs TLS 1.3-PSK ${formatFigure(figure(ratio), '×')} (goal ≥ 1.2×), ${(figure(noise).median / primitives.chachaMBps64k.median).toFixed(2)} of the AEAD (goal ≥ 0.75)`);
     row(`bulk TLS 1.3-PSK (ChaCha20) MB/s`, formatFigure(figure(tlsValues)));
     row(`bulk raw TCP MB/s`, formatFigure(figure(raw)));
   } finally {
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
     const pulls = await pullFigures(settings.pullRuns, count, concurrency, bytes);
     results[`pulls_${bytes}`] = { count, concurrency, ...pulls };
     row(`${count} pulls of ${bytes / 1024} KiB, c=${concurrency}: pulls/s`, formatFigure(pulls.pullsPerSecond), `p50 ${pulls.p50Ms.median.toFixed(1)} ms, p99 ${pulls.p99Ms.median.toFixed(1)} ms`);
-    row(`  server CPU per pull`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 ? 'goal ≤ 300 µs (XXpsk3)' : '');
+    row(`  server CPU per pull`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 ? 'goal ≤ 500 µs (XXpsk3)' : '');
     row(`  store commits (fsyncs) per pull`, formatFigure(pulls.fsyncsPerPull, '', 2), 'goal: well under 1');
   }
 
