@@ -121,7 +121,11 @@ export function serverSettings(options: TaskServerOptions): ServerSettings {
   const maxSessionsPerTask = checkPositive('maxSessionsPerTask', options.maxSessionsPerTask, DEFAULT_MAX_SESSIONS_PER_TASK);
   const maxSessionsPerIdentity = checkPositive('maxSessionsPerIdentity', options.maxSessionsPerIdentity, DEFAULT_MAX_SESSIONS_PER_IDENTITY);
   const maxClientsPerTask = checkPositive('maxClientsPerTask', options.maxClientsPerTask, DEFAULT_MAX_CLIENTS_PER_TASK);
-  const { retainMs } = options;
+  const { retainMs, contentCacheBytes } = options;
+  // 0 is allowed: nothing is kept, every task is streamed from the store slice by slice.
+  if (contentCacheBytes !== undefined && (!Number.isSafeInteger(contentCacheBytes) || contentCacheBytes < 0)) {
+    throw new NoiseCfgError('INVALID_ARGUMENT', `contentCacheBytes must be a whole number of bytes >= 0, got ${String(contentCacheBytes)}`);
+  }
   if (retainMs !== undefined && retainMs !== null && (!Number.isSafeInteger(retainMs) || retainMs < 0)) {
     throw new NoiseCfgError('INVALID_ARGUMENT', `retainMs must be a whole number of milliseconds >= 0 or null, got ${String(retainMs)}`);
   }

@@ -14,3 +14,13 @@ t.test('a bound that is not a whole number >= 1 is INVALID_ARGUMENT naming the o
     t.doesNotThrow(() => new TaskServer({ dataDir: t.testdir(), listen: { host: '127.0.0.1', port: 0 }, [name]: 1 } as TaskServerOptions), `${name} = 1 is accepted`);
   }
 });
+
+t.test('contentCacheBytes is a whole number of bytes >= 0: 0 keeps nothing, anything else is INVALID_ARGUMENT', async (t) => {
+  for (const value of [-1, 0.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+    const options: TaskServerOptions = { dataDir: t.testdir(), listen: { host: '127.0.0.1', port: 0 }, contentCacheBytes: value };
+    t.throws(() => new TaskServer(options), { code: 'INVALID_ARGUMENT', message: /^contentCacheBytes must be a whole number of bytes >= 0, got/ }, `contentCacheBytes = ${value}`);
+  }
+  for (const value of [0, 1, 64 * 1024 * 1024]) {
+    t.doesNotThrow(() => new TaskServer({ dataDir: t.testdir(), listen: { host: '127.0.0.1', port: 0 }, contentCacheBytes: value }), `contentCacheBytes = ${value} is accepted`);
+  }
+});
