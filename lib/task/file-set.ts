@@ -23,9 +23,10 @@ export interface TaskFileInput {
   mode?: number;
 }
 
-/** Checks and digests files given by content. Throws PATH_UNSAFE or FILE_UNREADABLE (limits). */
+/** Checks and digests files given by content. Throws INVALID_ARGUMENT (no file), PATH_UNSAFE or FILE_UNREADABLE (limits). */
 export function prepareTaskFiles(inputs: readonly TaskFileInput[]): NewTaskFile[] {
-  if (!Array.isArray(inputs) || inputs.length === 0) throw new NoiseCfgError('FILE_UNREADABLE', 'a task needs at least one file');
+  // No file at all is a wrong call, not a file that cannot be read: INVALID_ARGUMENT, as the REST API's schema says.
+  if (!Array.isArray(inputs) || inputs.length === 0) throw new NoiseCfgError('INVALID_ARGUMENT', 'a task needs at least one file');
   if (inputs.length > MAX_TASK_FILES) throw new NoiseCfgError('FILE_UNREADABLE', `a task holds at most ${MAX_TASK_FILES} files, got ${inputs.length}`);
   checkPathSet(inputs.map((input) => input.path));
   let total = 0;

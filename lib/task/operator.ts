@@ -80,7 +80,7 @@ export interface WatchOptions {
  * both implementations (SPEC.md §6, §8).
  */
 export interface Operator {
-  /** Creates a task. Throws INVALID_ARGUMENT (ttl, max clients, mode, name), PATH_UNSAFE, FILE_UNREADABLE. */
+  /** Creates a task. Throws INVALID_ARGUMENT (no file, ttl, max clients, mode, name), PATH_UNSAFE, FILE_UNREADABLE. */
   createTask(options: CreateTaskOptions): Awaitable<CreatedTask>;
   /** Every task, newest first. */
   listTasks(): Awaitable<TaskView[]>;

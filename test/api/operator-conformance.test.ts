@@ -93,6 +93,7 @@ async function runCases(t: Test, operator: Operator, label: string): Promise<Rec
   results['create with max clients 0'] = await outcome(() => operator.createTask({ files: file('x'), maxClients: 0 }));
   results['create with a long name'] = await outcome(() => operator.createTask({ files: file('x'), name: 'n'.repeat(201) }));
   results['create with an unsafe path'] = await outcome(() => operator.createTask({ files: [{ path: '../escape', content: Buffer.from('x') }] }));
+  results['create with no files'] = await outcome(() => operator.createTask({ files: [] }));
   results['create in nnpsk0'] = await outcome(async () => {
     const task = await operator.createTask({ files: file('x'), mode: 'nnpsk0' });
     t.equal(decodeToken(task.token).mode, 'nnpsk0');
@@ -122,7 +123,7 @@ for (const [label, operator] of Object.entries(operators)) {
         t.equal(results[operation], 'TASK_NOT_FOUND', operation);
       }
     }
-    for (const what of ['create with ttl 0', 'create with max clients 0', 'create with a long name', 'prune with a negative age']) t.equal(results[what], 'INVALID_ARGUMENT', what);
+    for (const what of ['create with ttl 0', 'create with max clients 0', 'create with a long name', 'create with no files', 'prune with a negative age']) t.equal(results[what], 'INVALID_ARGUMENT', what);
     t.equal(results['create with an unsafe path'], 'PATH_UNSAFE');
     t.equal(results['create in nnpsk0'], 'ok');
   });
