@@ -20,8 +20,6 @@ export const MAX_CACHED_PSKS = 10_000;
  * server's maxClientsPerTask) identities, as the store does; an evicted count is read back from the store.
  */
 export const MAX_SLOT_COUNTS = 1024;
-/** Tasks with maxClients whose applied identities are counted in memory, in tasks; an evicted count is read back. */
-export const MAX_APPLIED_COUNTS = 1024;
 /** Encoded CHUNK bytes kept, by default (TaskServerOptions.contentCacheBytes), in bytes; a bigger task is streamed. */
 export const DEFAULT_CONTENT_CACHE_BYTES = 64 * 1024 * 1024;
 /** Tasks whose encoded messages are kept, in tasks, whatever their size (a file list alone can be large). */
@@ -31,7 +29,6 @@ export const MAX_CACHED_CONTENTS = 256;
 export interface CacheBounds {
   psks: number;
   slotCounts: number;
-  appliedCounts: number;
   contents: number;
   contentBytes: number;
 }
@@ -40,7 +37,6 @@ export interface CacheBounds {
 export const DEFAULT_CACHE_BOUNDS: Readonly<CacheBounds> = {
   psks: MAX_CACHED_PSKS,
   slotCounts: MAX_SLOT_COUNTS,
-  appliedCounts: MAX_APPLIED_COUNTS,
   contents: MAX_CACHED_CONTENTS,
   contentBytes: DEFAULT_CONTENT_CACHE_BYTES,
 };
@@ -126,33 +122,19 @@ export class TaskCaches {
    */
   readonly #psks: LruCache<string, Buffer>;
   /**
-   * Task id → identities holding a slot: the store's records (hasSlot, or applied) plus this server's offers whose
-   * writes are still queued. Counted in memory because an offer is not waited for (the files go out before it is
-   * durable), so the store alone undercounts. Slots are never given back (SPEC.md §4.4: revoked, failed and
-   * interrupted clients keep theirs), so the set only grows and cancel, expiry and revoke change nothing in it.
-   * Delete and prune forget the task (prune here; a deleted task fails the handshake, so its entry is never
-   * read). An evicted or new entry is read from the store after flush(): every queued offer is then committed, so
-   * the reload holds every holder the dropped entry held. Restart: reloaded the same way. Across processes: NOT
-   * correct as it stands; each server counts only its own offers since its load, so two servers could together
-   * offer a task to more than maxClients identities. Issue 14 must take the slot in the database before the OFFER
-   * goes out, in one statement that checks the count (for example `UPDATE tasks SET slots_taken = slots_taken + 1
-   * WHERE id = $1 AND slots_taken < max_clients`, or the client upsert under `SELECT … FOR UPDATE` of the task
-   * row); this set can then only answer "already a holder?", which stays true because slots are never given back.
+   * Task id → identities known to hold a slot: the store's records (hasSlot, or applied) when the entry was loaded,
+   * and the slots this server claimed since. It answers "does this identity hold a slot already?" (such an offer
+   * is not waited for) and gives negotiate() a count that never exceeds the true one, to refuse a full task without
+   * a write. Which identity gets the last free slot is decided by the store (claimSlot), in the write transaction
+   * every process and node takes in turn, so maxClients is exact however many serve the database. Slots are never
+   * given back (SPEC.md §4.4: revoked, failed and interrupted clients keep theirs), so the set only grows, no entry
+   * is ever wrong, and cancel, expiry and revoke change nothing in it. Delete and prune forget the task (prune
+   * here; a deleted task fails the handshake, so its entry is never read). An evicted or new entry is read from
+   * the store after flush(). Across processes: correct (another process's holders are missing until a reload,
+   * which only makes the count lower; negotiate() reads each client's own record too, and a claim by an identity
+   * that took its slot elsewhere finds that and takes none).
    */
   readonly #slots: LruCache<string, Set<string>>;
-  /**
-   * Task id → identities whose record says they applied the task's digest, for tasks with maxClients: it decides
-   * which RESULT completes the task, in the same group commit as that RESULT, while the writes of concurrent
-   * clients are still queued. Revoke invalidates: a revoked client's record no longer says applied, so before a
-   * RESULT completes the task the identities the store holds as revoked leave the set (one read, only when the
-   * count reaches maxClients), whichever process revoked them. Cancel and expiry need nothing: completeTask
-   * changes only an active task. Delete and prune forget it as for slots; eviction and restart reload it after
-   * flush(). Across processes: NOT correct as it stands; applies recorded by another server after the load are
-   * not counted, so the task may never complete. Issue 14 must decide completion in the database, in the
-   * transaction that records the applied RESULT (`UPDATE tasks SET state = 'completed' … WHERE state = 'active'
-   * AND (SELECT count(*) … applied this digest) >= max_clients`), and drop this set.
-   */
-  readonly #applied: LruCache<string, Set<string>>;
   /**
    * Task id → its encoded file list, OFFERs and (when within the byte bound) CHUNKs. Invalidated by nothing: a
    * task's files never change after it is created and ids are never reused, so an entry is right for the task's
@@ -170,7 +152,6 @@ export class TaskCaches {
     this.#contentBytes = bounds.contentBytes;
     this.#psks = new LruCache(bounds.psks);
     this.#slots = new LruCache(bounds.slotCounts);
-    this.#applied = new LruCache(bounds.appliedCounts);
     this.#contents = new LruCache(bounds.contents, bounds.contentBytes);
   }
 
@@ -189,36 +170,14 @@ export class TaskCaches {
     return psk;
   }
 
-  /** The identities holding a slot in the task, as this server counts them. Throws what the store throws. */
+  /** The identities known to hold a slot in the task (see #slots). Throws what the store throws. */
   slotHolders(taskId: string): ReadonlySet<string> {
     return this.#slotSet(taskId);
   }
 
-  /** Counts `identity` as a slot holder; call it in the same turn as the offer's write is queued. */
-  takeSlot(taskId: string, identity: string): void {
+  /** Records that `identity` holds a slot in the task: call it once the store's claim of the slot succeeded. */
+  addSlotHolder(taskId: string, identity: string): void {
     this.#slotSet(taskId).add(identity);
-  }
-
-  /**
-   * Counts `identity` as having applied `task` (which has maxClients; others are not counted) and says whether
-   * this makes the task complete: true once, for the RESULT that brings the count of identities that applied and
-   * are not revoked to maxClients. Throws what the store throws.
-   */
-  countApplied(task: TaskRecord, identity: string): boolean {
-    if (task.maxClients === null) return false;
-    let applied = this.#applied.get(task.id);
-    if (applied === undefined) {
-      this.#source.flush();
-      applied = new Set(this.#source.listClients(task.id).filter((other) => other.state === 'applied' && other.appliedDigest === task.digest).map((other) => other.identity));
-      this.#applied.set(task.id, applied);
-    }
-    const wasComplete = applied.size >= task.maxClients;
-    applied.add(identity);
-    if (wasComplete || applied.size < task.maxClients) return false;
-    for (const other of this.#source.listClients(task.id)) {
-      if (other.state === 'revoked') applied.delete(other.identity);
-    }
-    return applied.size >= task.maxClients;
   }
 
   /** The task's encoded messages, from the cache or built from the store. Throws what the store throws. */
@@ -234,14 +193,13 @@ export class TaskCaches {
   forgetTask(taskId: string): void {
     this.#psks.delete(taskId);
     this.#slots.delete(taskId);
-    this.#applied.delete(taskId);
     this.#contents.delete(taskId);
   }
 
   #slotSet(taskId: string): Set<string> {
     let holders = this.#slots.get(taskId);
     if (holders === undefined) {
-      // Queued offers first: an entry dropped at the bound held them, and the reload must too.
+      // Queued offers of holders first, so that the reload sees every record this server wrote.
       this.#source.flush();
       holders = new Set(this.#source.listClients(taskId).filter((client) => client.hasSlot || client.state === 'applied').map((client) => client.identity));
       this.#slots.set(taskId, holders);

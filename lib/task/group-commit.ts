@@ -7,8 +7,8 @@
 export const GROUP_COMMIT_WINDOW_MS = 10;
 
 interface QueuedWrite {
-  apply: () => void;
-  resolve: () => void;
+  apply: () => unknown;
+  resolve: (value: unknown) => void;
   reject: (error: Error) => void;
 }
 
@@ -28,10 +28,13 @@ export class GroupCommitQueue {
     this.#failure = failure;
   }
 
-  /** Queues `apply`; resolves once the batch holding it is committed and durable, rejects when that batch failed. */
-  enqueue(apply: () => void): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ apply, resolve, reject });
+  /**
+   * Queues `apply`; resolves with what it returned once the batch holding it is committed and durable, rejects when
+   * that batch failed.
+   */
+  enqueue<T>(apply: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ apply, resolve: resolve as (value: unknown) => void, reject });
       if (!this.#isFlushScheduled) {
         this.#isFlushScheduled = true;
         // A short window gathers the writes of concurrent clients into one transaction (one fsync) instead of one
@@ -47,15 +50,16 @@ export class GroupCommitQueue {
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
+    const results: unknown[] = [];
     try {
       this.#commit(() => {
-        for (const write of batch) write.apply();
+        for (const write of batch) results.push(write.apply());
       });
     } catch (error) {
       const failure = this.#failure(error);
       for (const write of batch) write.reject(failure);
       return;
     }
-    for (const write of batch) write.resolve();
+    batch.forEach((write, index) => write.resolve(results[index]));
   }
 }

@@ -25,8 +25,11 @@ export type PullDecision =
   | { kind: 'up-to-date'; digest: string }
   /** An OFFER without content; nothing is recorded and no slot is taken. */
   | { kind: 'dry-run' }
-  /** An OFFER with content: the identity takes (or keeps) its slot and `client` is recorded as it stands here. */
-  | { kind: 'offer'; client: ClientRecord };
+  /**
+   * An OFFER with content, `client` recorded as it stands here: the identity keeps the slot it `holdsSlot`, or
+   * must take one first (the store's claim is the last word on whether one is free).
+   */
+  | { kind: 'offer'; client: ClientRecord; holdsSlot: boolean };
 
 /** What negotiate() decides from. */
 export interface PullRequest {
@@ -38,7 +41,10 @@ export interface PullRequest {
   task: TaskRecord | null;
   /** The identity's record in this task, if it has one. */
   client: ClientRecord | null;
-  /** Identities holding a slot in this task, as the server counts them (records and offers not yet durable). */
+  /**
+   * Identities holding a slot in this task, as this server knows them: never more than hold one, so a task this
+   * count finds full is full; one it finds not full may still be, which the store's claim of the slot finds out.
+   */
   slotsTaken: number;
   /** Whether the server counts this identity among those slot holders. */
   isSlotHolder: boolean;
@@ -83,12 +89,7 @@ export function negotiate(request: PullRequest): PullDecision {
   const hasSlot = request.isSlotHolder || client?.hasSlot === true || hasApplied;
   if (!hasSlot) {
     if (state === 'completed') return refuse('completed', 'the task is complete: every expected client has applied it');
-    if (task.maxClients !== null && request.slotsTaken >= task.maxClients) {
-      return refuse('full', `the task is full: ${task.maxClients} clients already took it`);
-    }
-    if (task.maxClients === null && request.slotsTaken >= request.maxClientsPerTask) {
-      return refuse('full', `the task is full: it has reached the server's limit of ${request.maxClientsPerTask} clients for a task without --max-clients`);
-    }
+    if (request.slotsTaken >= (task.maxClients ?? request.maxClientsPerTask)) return refuse('full', fullMessage(task, request.maxClientsPerTask));
   }
   // A check is answered as a pull would be, CHECKED where the pull gets its files: it says whether a pull would be
   // served now, and takes no slot.
@@ -101,7 +102,14 @@ export function negotiate(request: PullRequest): PullDecision {
     taskId: task.id, identity, name: hello.name, remoteAddress: request.remoteAddress, state: 'connected',
     firstSeenAt: now, updatedAt: now, exitCode: null, message: null, appliedDigest: null, hasSlot: false,
   };
-  return { kind: 'offer', client: { ...base, name: hello.name, remoteAddress: request.remoteAddress, state: 'offered', updatedAt: now, hasSlot: true } };
+  return { kind: 'offer', holdsSlot: hasSlot, client: { ...base, name: hello.name, remoteAddress: request.remoteAddress, state: 'offered', updatedAt: now, hasSlot: true } };
+}
+
+/** The REJECT `full` message for a task whose slots are all taken. */
+export function fullMessage(task: TaskRecord, maxClientsPerTask: number): string {
+  return task.maxClients !== null
+    ? `the task is full: ${task.maxClients} clients already took it`
+    : `the task is full: it has reached the server's limit of ${maxClientsPerTask} clients for a task without --max-clients`;
 }
 
 function refuse(reason: RejectReason, message: string): Refusal {

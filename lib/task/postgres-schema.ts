@@ -75,6 +75,12 @@ const MIGRATIONS: readonly string[] = [
      updated_at BIGINT NOT NULL,
      PRIMARY KEY (task_id, identity)
    );`,
+  // Version 2 is the SQLite schema's version 5: slot counting and completion in the database, and the server
+  // process that recorded each offer (lib/task/store-schema.ts says why).
+  `ALTER TABLE tasks ADD COLUMN slots_taken INTEGER NOT NULL DEFAULT 0 CHECK (slots_taken >= 0);
+   UPDATE tasks SET slots_taken = (SELECT count(*) FROM clients c WHERE c.task_id = tasks.id AND (c.has_slot OR c.state = 'applied'));
+   ALTER TABLE clients ADD COLUMN served_by TEXT;
+   CREATE INDEX clients_by_state ON clients (task_id, state, applied_digest);`,
 ];
 
 /** The schema version this build writes. */

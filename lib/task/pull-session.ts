@@ -106,6 +106,6 @@ async function answerHello(session: Session, hello: Hello, countBytes: (sent: nu
       await connection.send(caches.content(task!).dryRunOffer);
       return 'dry-run';
     case 'offer':
-      return transfer(session, task!, decision.client, countBytes);
+      return transfer(session, task!, decision.client, decision.holdsSlot, countBytes);
   }
 }

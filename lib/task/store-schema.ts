@@ -71,6 +71,16 @@ const ADD_TRANSFERS = `CREATE TABLE transfers (
      PRIMARY KEY (task_id, identity)
    );`;
 
+// Version 5: what several processes on one database need (serve --workers, SPEC.md §4.10). `slots_taken` counts a
+// task's slot holders, so that a slot is taken by one conditional UPDATE inside the write transaction, which every
+// process takes in turn; the old rows are counted once here. `served_by` names the server process that recorded a
+// client `offered`, so that when that process dies its own sessions, and no other's, become `interrupted`. The
+// index answers "how many applied this digest?" for completion without reading the client rows.
+const ADD_SHARED_ACCOUNTING = `ALTER TABLE tasks ADD COLUMN slots_taken INTEGER NOT NULL DEFAULT 0;
+   UPDATE tasks SET slots_taken = (SELECT count(*) FROM clients c WHERE c.task_id = tasks.id AND (c.has_slot = 1 OR c.state = 'applied'));
+   ALTER TABLE clients ADD COLUMN served_by TEXT;
+   CREATE INDEX clients_by_state ON clients (task_id, state, applied_digest);`;
+
 const MIGRATIONS: readonly Migration[] = [
   `CREATE TABLE tasks (
      id TEXT PRIMARY KEY,
@@ -122,6 +132,7 @@ const MIGRATIONS: readonly Migration[] = [
   migrateToSlices,
   ALLOW_INTERRUPTED,
   ADD_TRANSFERS,
+  ADD_SHARED_ACCOUNTING,
 ];
 
 /** How long a statement waits for another process's lock on the database before STORE_UNAVAILABLE, in milliseconds. */

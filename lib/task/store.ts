@@ -36,18 +36,23 @@ export class TaskStore {
     this.#commits++;
   }, (error) => storeFailure(error, this.path));
 
-  private constructor(path: string, db: Database.Database) {
+  readonly #servedBy: string | null;
+
+  private constructor(path: string, db: Database.Database, servedBy: string | null) {
     this.path = path;
     this.#db = db;
+    this.#servedBy = servedBy;
   }
 
   /**
    * Opens the database, creating and migrating it as needed. Throws STORE_CORRUPT for a damaged file or a schema
    * newer than this build; STORE_UNAVAILABLE for one that is read-only, busy (past `busyTimeoutMs`, default 10 000), cannot be opened (a directory in its
    * place, no permission) or on a full disk. `check` also runs SQLite's quick_check (the server does, at start).
+   * `servedBy` names the server process this handle belongs to: every client record it writes carries it, so
+   * that the sessions of a process that died can be told from those of the processes still serving.
    */
-  static open(path: string, options: { check?: boolean; busyTimeoutMs?: number } = {}): TaskStore {
-    return new TaskStore(path, openTaskDatabase(path, options));
+  static open(path: string, options: { check?: boolean; busyTimeoutMs?: number; servedBy?: string } = {}): TaskStore {
+    return new TaskStore(path, openTaskDatabase(path, options), options.servedBy ?? null);
   }
 
   /** Transactions committed by this handle (each is one WAL fsync). */
@@ -170,20 +175,45 @@ export class TaskStore {
 
   /**
    * Queues an upsert of a client's state (group commit). Resolves once the batch holding it is committed and
-   * durable; the ACK of a result is sent only then.
+   * durable; the ACK of a result is sent only then. It takes no slot: a client that holds none gets one through
+   * claimSlot.
    */
   saveClient(client: ClientRecord, detail: string | null = null): Promise<void> {
+    return this.#enqueue(() => this.#upsertClient(client, detail));
+  }
+
+  /**
+   * Queues the offer of a task to a client that holds no slot in it yet (group commit): the slot is taken, and
+   * `offer` recorded, only if fewer than `slotLimit` identities hold one. The count is read and raised inside the
+   * write transaction, which every process writing to this database takes in turn (BEGIN IMMEDIATE), so the limit
+   * is exact across processes; an identity that took its slot meanwhile (another session) keeps it and takes no
+   * second one. Resolves true once the offer is durable, false (nothing written) when the task is full.
+   */
+  claimSlot(offer: ClientRecord, slotLimit: number): Promise<boolean> {
     return this.#enqueue(() => {
-      // Positional parameters: binding by name walks the object's keys on every run.
-      this.#statement(`INSERT INTO clients (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (task_id, identity) DO UPDATE SET name = excluded.name, remote_address = excluded.remote_address,
-          state = CASE WHEN clients.state = 'revoked' THEN 'revoked' ELSE excluded.state END,
-          updated_at = excluded.updated_at, exit_code = excluded.exit_code, message = excluded.message,
-          applied_digest = excluded.applied_digest, has_slot = MAX(clients.has_slot, excluded.has_slot)`)
-        .run(client.taskId, client.identity, client.name, client.remoteAddress, client.state, client.firstSeenAt, client.updatedAt,
-          client.exitCode, client.message, client.appliedDigest, client.hasSlot ? 1 : 0);
-      this.#insertEvent(client.taskId, client.identity, client.name, client.state, client.updatedAt, detail);
+      // Another session of the same identity (here or in another process) may have taken the slot meanwhile.
+      const holds = (this.#statement('SELECT has_slot FROM clients WHERE task_id = ? AND identity = ?').get(offer.taskId, offer.identity) as { has_slot: number } | undefined)?.has_slot === 1;
+      const taken = holds || this.#statement('UPDATE tasks SET slots_taken = slots_taken + 1 WHERE id = ? AND slots_taken < ?').run(offer.taskId, slotLimit).changes === 1;
+      if (taken) this.#upsertClient({ ...offer, hasSlot: true }, null);
+      return taken;
+    });
+  }
+
+  /**
+   * Queues a client's RESULT as `outcome` (group commit), and when it is `applied` and brings the number of
+   * identities recorded as having applied the task's digest to its maxClients, completes the task in the same
+   * transaction. Counted in the database, so results recorded by other processes count too, and a revoked client
+   * (no longer `applied`) does not. Resolves once durable: true when this result completed the task.
+   */
+  saveResult(outcome: ClientRecord, detail: string | null): Promise<boolean> {
+    return this.#enqueue(() => {
+      this.#upsertClient(outcome, detail);
+      if (outcome.state !== 'applied') return false;
+      const completed = this.#statement(`UPDATE tasks SET state = 'completed', ended_at = ? WHERE id = ? AND state = 'active' AND max_clients IS NOT NULL
+        AND max_clients <= (SELECT count(*) FROM clients WHERE task_id = tasks.id AND state = 'applied' AND applied_digest = tasks.digest)`)
+        .run(outcome.updatedAt, outcome.taskId).changes === 1;
+      if (completed) this.#insertEvent(outcome.taskId, null, null, 'completed', outcome.updatedAt, null);
+      return completed;
     });
   }
 
@@ -200,28 +230,23 @@ export class TaskStore {
   }
 
   /**
-   * Marks every client left `connected` or `offered` interrupted, durable on return: a server starting on this
-   * store lost those sessions (the previous process ended while they ran). Returns how many.
+   * Marks the clients left `connected` or `offered` interrupted, durable on return: the sessions that recorded
+   * them are gone. With `servedBy`, only those one server process recorded (that process died; the others go on
+   * serving theirs); without, every one (a server starting alone on this store: the previous run ended while they
+   * ran). Returns how many.
    */
-  interruptLostSessions(at: number, detail: string): number {
+  interruptLostSessions(at: number, detail: string, servedBy?: string): number {
     return this.#run(() => {
       let count = 0;
       this.#db.transaction(() => {
-        const rows = this.#statement("UPDATE clients SET state = 'interrupted', updated_at = ? WHERE state IN ('connected', 'offered') RETURNING task_id, identity, name").all(at) as { task_id: string; identity: string; name: string }[];
+        const rows = (servedBy === undefined
+          ? this.#statement("UPDATE clients SET state = 'interrupted', updated_at = ? WHERE state IN ('connected', 'offered') RETURNING task_id, identity, name").all(at)
+          : this.#statement("UPDATE clients SET state = 'interrupted', updated_at = ? WHERE state IN ('connected', 'offered') AND served_by = ? RETURNING task_id, identity, name").all(at, servedBy)) as { task_id: string; identity: string; name: string }[];
         for (const row of rows) this.#insertEvent(row.task_id, row.identity, row.name, 'interrupted', at, detail);
         count = rows.length;
       }).immediate();
       this.#commits++;
       return count;
-    });
-  }
-
-  /** Queues marking a task completed (group commit). */
-  completeTask(taskId: string, at: number): Promise<void> {
-    return this.#enqueue(() => {
-      if (this.#statement("UPDATE tasks SET state = 'completed', ended_at = ? WHERE id = ? AND state = 'active'").run(at, taskId).changes === 1) {
-        this.#insertEvent(taskId, null, null, 'completed', at, null);
-      }
     });
   }
 
@@ -326,8 +351,21 @@ export class TaskStore {
     this.#db.close();
   }
 
-  #enqueue(apply: () => void): Promise<void> {
+  #enqueue<T>(apply: () => T): Promise<T> {
     return this.#writes.enqueue(apply);
+  }
+
+  #upsertClient(client: ClientRecord, detail: string | null): void {
+    // Positional parameters: binding by name walks the object's keys on every run.
+    this.#statement(`INSERT INTO clients (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot, served_by)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (task_id, identity) DO UPDATE SET name = excluded.name, remote_address = excluded.remote_address,
+        state = CASE WHEN clients.state = 'revoked' THEN 'revoked' ELSE excluded.state END,
+        updated_at = excluded.updated_at, exit_code = excluded.exit_code, message = excluded.message,
+        applied_digest = excluded.applied_digest, has_slot = MAX(clients.has_slot, excluded.has_slot), served_by = excluded.served_by`)
+      .run(client.taskId, client.identity, client.name, client.remoteAddress, client.state, client.firstSeenAt, client.updatedAt,
+        client.exitCode, client.message, client.appliedDigest, client.hasSlot ? 1 : 0, this.#servedBy);
+    this.#insertEvent(client.taskId, client.identity, client.name, client.state, client.updatedAt, detail);
   }
 
   #insertEvent(taskId: string, identity: string | null, name: string | null, state: string, at: number, detail: string | null): void {

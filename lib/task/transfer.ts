@@ -6,19 +6,30 @@
 import { isNoiseCfgError } from '../errors.js';
 import { expectMessage, type UpdateMessage } from './messages.js';
 import { TRANSFER_PROGRESS_INTERVAL_MS } from './server-options.js';
+import { fullMessage } from './negotiate.js';
 import type { Session } from './session.js';
 import type { ClientRecord, TaskRecord } from './store.js';
 import { encodeChunks, taskContents, type TaskContent } from './task-content.js';
 
 type Result = Extract<UpdateMessage, { type: 'RESULT' }>['body'];
 
-/** Offers `task` to `client` (negotiate()'s record of it), sends the content, and records the RESULT. Returns the outcome to log. */
-export async function transfer(session: Session, task: TaskRecord, client: ClientRecord, countBytes: (sent: number) => void): Promise<string> {
-  const { store, caches, log } = session.context;
+/**
+ * Offers `task` to `client` (negotiate()'s record of it), taking a slot first unless it `holdsSlot`, sends the
+ * content, and records the RESULT. Returns the outcome to log.
+ */
+export async function transfer(session: Session, task: TaskRecord, client: ClientRecord, holdsSlot: boolean, countBytes: (sent: number) => void): Promise<string> {
+  const { store, caches, log, settings } = session.context;
   const content = caches.content(task);
-  caches.takeSlot(task.id, client.identity);
-  // Not awaited: the offer need not be durable before the files go out; a store failure is logged.
-  store.saveClient(client).catch((error: Error) => log.storeError(task.id, error));
+  if (holdsSlot) {
+    // Not awaited: a slot once held is never given back, so this offer need not be durable before the files go
+    // out; a store failure is logged.
+    store.saveClient(client).catch((error: Error) => log.storeError(task.id, error));
+  } else {
+    // Awaited: the slot is taken in the database, where every process's offers are counted, and the OFFER goes
+    // out only once it is. The wait is one group commit, paid once per identity and task.
+    if (!await store.claimSlot(client, task.maxClients ?? settings.maxClientsPerTask)) return session.reject('full', fullMessage(task, settings.maxClientsPerTask));
+    caches.addSlotHolder(task.id, client.identity);
+  }
   let result: Result;
   try {
     await sendContent(session, task, content, client.identity, countBytes);
@@ -56,7 +67,7 @@ async function sendContent(session: Session, task: TaskRecord, content: TaskCont
 // Records the RESULT and sends the ACK once it is durable; a cancel or revoke made while the client applied means
 // the result counts for nothing (read again here, not trusted from HELLO).
 async function recordResult(session: Session, task: TaskRecord, client: ClientRecord, result: Result): Promise<string> {
-  const { store, caches, now } = session.context;
+  const { store, now } = session.context;
   const taskNow = store.getTask(task.id);
   if (!taskNow || taskNow.state === 'cancelled') return session.reject('cancelled', 'the task was cancelled while this client applied it; the result is not recorded');
   if (store.getClient(task.id, client.identity)?.state === 'revoked') {
@@ -68,12 +79,9 @@ async function recordResult(session: Session, task: TaskRecord, client: ClientRe
     ...client, state: isApplied ? 'applied' : 'failed', updatedAt: at, hasSlot: true,
     exitCode: result.exitCode, message: result.message, appliedDigest: isApplied ? task.digest : client.appliedDigest,
   };
-  // The last RESULT maxClients waits for completes the task in the same group commit, so both are durable before
-  // the client hears back. Counted before the write is queued: a count read from the store commits what is queued.
-  const isCompleting = isApplied && caches.countApplied(task, client.identity);
-  const writes = [store.saveClient(outcome, result.message)];
-  if (isCompleting) writes.push(store.completeTask(task.id, at));
-  await Promise.all(writes);
+  // The last RESULT maxClients waits for completes the task in the same transaction, so both are durable before
+  // the client hears back.
+  await store.saveResult(outcome, result.message);
   // The ACK goes out only now: the result above is committed and fsynced.
   await session.send({ type: 'ACK', body: { status: isApplied ? 'applied' : 'failed' } });
   return isApplied ? 'applied' : 'failed';

@@ -93,7 +93,7 @@ t.test('a version-2 database migrates forward with its clients, and interrupted 
   store.close();
   // Back to version 2: the clients table without `interrupted` in its CHECK, and one client row.
   const db = new Database(path);
-  db.exec(`DROP TABLE transfers; DROP TABLE clients; CREATE TABLE clients (
+  db.exec(`DROP TABLE transfers; DROP TABLE clients; ALTER TABLE tasks DROP COLUMN slots_taken; CREATE TABLE clients (
      task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE, identity TEXT NOT NULL, name TEXT NOT NULL, remote_address TEXT NOT NULL,
      state TEXT NOT NULL CHECK (state IN ('connected', 'offered', 'applied', 'failed', 'revoked')), first_seen_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL, exit_code INTEGER, message TEXT, applied_digest TEXT, has_slot INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (task_id, identity));

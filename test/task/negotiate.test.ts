@@ -91,14 +91,14 @@ t.test('the messages carry what the client is told', async (t) => {
   t.match(negotiate(request({ slotsTaken: 7, maxClientsPerTask: 7 })), { reason: 'full', message: /server's limit of 7 clients/ });
 });
 
-t.test('an offer records the client offered with its slot, keeping what its record knew', async (t) => {
+t.test('an offer records the client offered with its slot, keeping what its record knew, and says whether the slot is held already', async (t) => {
   const fresh = negotiate(request({ now: 1000 }));
-  t.same(fresh, { kind: 'offer', client: {
+  t.same(fresh, { kind: 'offer', holdsSlot: false, client: {
     taskId: 'kw3dg76w18whjmr0', identity: IDENTITY, name: 'web-1', remoteAddress: '127.0.0.1', state: 'offered', firstSeenAt: 1000,
     updatedAt: 1000, exitCode: null, message: null, appliedDigest: null, hasSlot: true,
   } });
   const again = negotiate(request({ now: 1000, client: client('failed', { appliedDigest: OLD_DIGEST, message: 'boom' }), remoteAddress: '10.1.1.1' }));
-  t.same(again, { kind: 'offer', client: {
+  t.same(again, { kind: 'offer', holdsSlot: true, client: {
     taskId: 'kw3dg76w18whjmr0', identity: IDENTITY, name: 'web-1', remoteAddress: '10.1.1.1', state: 'offered', firstSeenAt: 5,
     updatedAt: 1000, exitCode: 3, message: 'boom', appliedDigest: OLD_DIGEST, hasSlot: true,
   } });

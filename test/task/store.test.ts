@@ -52,14 +52,14 @@ const FILES = [
   file('data/blob.bin', Buffer.from(Array.from({ length: 70_000 }, (_, index) => index % 251))),
 ];
 
-t.test('a new database is created at schema version 4 with its tables', async (t) => {
+t.test('a new database is created at schema version 5 with its tables', async (t) => {
   const path = join(t.testdir(), 'noise-cfg.db');
-  t.equal(SCHEMA_VERSION, 4);
+  t.equal(SCHEMA_VERSION, 5);
   const store = openStore(t, path, { check: true });
   store.close();
   const db = new Database(path, { readonly: true });
   t.teardown(() => db.close());
-  t.equal(db.pragma('user_version', { simple: true }), 4);
+  t.equal(db.pragma('user_version', { simple: true }), 5);
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((row) => row.name);
   t.same(tables.filter((name) => !name.startsWith('sqlite_')), ['clients', 'events', 'file_slices', 'task_files', 'tasks', 'transfers']);
@@ -243,11 +243,12 @@ t.test('saveClient for an unknown task rejects with STORE_CORRUPT (foreign key) 
 
 t.test('group commit: writes queued before the event loop turns share one transaction, and all resolve', async (t) => {
   const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
-  store.createTask(taskRecord(TASK_ID, FILES), FILES);
+  store.createTask(taskRecord(TASK_ID, FILES, { maxClients: 1 }), FILES);
   const before = store.commitCount;
   const count = 50;
-  const saves = Array.from({ length: count }, (_, index) => store.saveClient(clientRecord(`client-${index}`, { state: 'offered', hasSlot: true })));
-  saves.push(store.completeTask(TASK_ID, 1_700_000_009_000));
+  const saves: Promise<unknown>[] = Array.from({ length: count }, (_, index) => store.saveClient(clientRecord(`client-${index}`, { state: 'offered', hasSlot: true })));
+  // The RESULT of the one client maxClients waits for: it completes the task in the same batch.
+  saves.push(store.saveResult(clientRecord('client-0', { state: 'applied', hasSlot: true, appliedDigest: taskDigest(FILES), updatedAt: 1_700_000_009_000 }), null));
   t.equal(store.commitCount, before, 'nothing is committed synchronously');
   t.same(store.listClients(TASK_ID), [], 'nor visible before the commit');
   const settled = await Promise.allSettled(saves);
@@ -259,6 +260,73 @@ t.test('group commit: writes queued before the event loop turns share one transa
   const second = [store.saveClient(clientRecord('late-1')), store.saveClient(clientRecord('late-2'))];
   await Promise.all(second);
   t.equal(store.commitCount, before + 2, 'the next turn is the next batch');
+});
+
+t.test('claimSlot takes a slot only while fewer than the limit hold one, counted in the database across handles; an identity takes one slot however often it claims', async (t) => {
+  const path = join(t.testdir(), 'noise-cfg.db');
+  const first = openStore(t, path);
+  // A second handle on the same file stands for another process: its own connection and its own group commit.
+  const second = openStore(t, path);
+  first.createTask(taskRecord(TASK_ID, FILES, { maxClients: 3 }), FILES);
+  const offer = (identity: string): ClientRecord => clientRecord(identity, { state: 'offered', hasSlot: true });
+  // Claims queued on both handles before either commits, as two workers answering HELLOs at once.
+  const claims = await Promise.all([
+    first.claimSlot(offer('a'), 3), second.claimSlot(offer('b'), 3), first.claimSlot(offer('a'), 3),
+    second.claimSlot(offer('c'), 3), first.claimSlot(offer('d'), 3), second.claimSlot(offer('e'), 3),
+  ]);
+  t.equal(claims.filter(Boolean).length, 4, 'a twice, and two more identities: three slots, four claims granted');
+  t.ok(claims[0] && claims[2], "a's second claim finds its slot");
+  const holders = first.listClients(TASK_ID).filter((client) => client.hasSlot).map((client) => client.identity).sort();
+  t.equal(holders.length, 3, `exactly maxClients identities hold a slot: ${holders.join(', ')}`);
+  t.ok(holders.includes('a'));
+  const refused = ['b', 'c', 'd', 'e'].filter((identity) => !holders.includes(identity));
+  t.equal(refused.length, 2, 'two identities were refused');
+  t.same(refused.map((identity) => first.getClient(TASK_ID, identity)), [null, null], 'and nothing was recorded for them');
+  t.notOk(await first.claimSlot(offer('f'), 3), 'the task stays full');
+  first.revokeClient(TASK_ID, 'a', 1_700_000_002_000);
+  t.notOk(await second.claimSlot(offer('f'), 3), 'a revoked client keeps its slot (SPEC.md §4.4): still full');
+  t.ok(await second.claimSlot(offer('f'), 4), 'a higher limit (a server cap) makes room');
+});
+
+t.test('saveResult completes a task with maxClients in the same batch as the result that brings the applied count to it, counting every handle and no revoked client', async (t) => {
+  const path = join(t.testdir(), 'noise-cfg.db');
+  const first = openStore(t, path);
+  const second = openStore(t, path);
+  first.createTask(taskRecord(TASK_ID, FILES, { maxClients: 2 }), FILES);
+  const applied = (identity: string, at: number): ClientRecord => clientRecord(identity, { state: 'applied', hasSlot: true, appliedDigest: taskDigest(FILES), updatedAt: at });
+  t.notOk(await first.saveResult(applied('x', 1_700_000_002_000), null), 'one of two');
+  t.notOk(await second.saveResult(clientRecord('y', { state: 'failed', hasSlot: true, updatedAt: 1_700_000_003_000 }), 'exit 1'), 'a failure counts for nothing');
+  t.notOk(await second.saveResult(clientRecord('z', { state: 'applied', hasSlot: true, appliedDigest: 'f'.repeat(64), updatedAt: 1_700_000_003_000 }), null), 'nor does another digest');
+  first.revokeClient(TASK_ID, 'x', 1_700_000_004_000);
+  t.notOk(await second.saveResult(applied('w', 1_700_000_005_000), null), 'x was revoked: w makes one of two');
+  t.equal(first.getTask(TASK_ID)!.state, 'active');
+  t.ok(await second.saveResult(applied('v', 1_700_000_006_000), null), 'v makes two, through the other handle');
+  t.same([first.getTask(TASK_ID)!.state, first.getTask(TASK_ID)!.endedAt], ['completed', 1_700_000_006_000]);
+  t.notOk(await first.saveResult(applied('u', 1_700_000_007_000), null), 'a further result completes nothing more');
+  t.equal(first.listEvents(TASK_ID).filter((event) => event.state === 'completed').length, 1, 'one completed event');
+  const plainId = 'kw3dg76w18whjmr1';
+  first.createTask(taskRecord(plainId, FILES), FILES);
+  t.notOk(await first.saveResult({ ...applied('x', 1_700_000_008_000), taskId: plainId }, null), 'a task without maxClients never completes by count');
+});
+
+t.test('interruptLostSessions with servedBy marks only the offers that one server process recorded', async (t) => {
+  const path = join(t.testdir(), 'noise-cfg.db');
+  const setup = openStore(t, path);
+  setup.createTask(taskRecord(TASK_ID, FILES), FILES);
+  const dead = TaskStore.open(path, { servedBy: '00000000000000aa' });
+  const alive = TaskStore.open(path, { servedBy: '00000000000000bb' });
+  t.teardown(() => {
+    dead.close();
+    alive.close();
+  });
+  await Promise.all([
+    dead.saveClient(clientRecord('d1', { state: 'offered', hasSlot: true })), dead.saveClient(clientRecord('d2', { state: 'applied', hasSlot: true })),
+    alive.saveClient(clientRecord('a1', { state: 'offered', hasSlot: true })),
+  ]);
+  t.equal(setup.interruptLostSessions(1_700_000_002_000, 'its worker died', '00000000000000aa'), 1);
+  t.same(setup.listClients(TASK_ID).map((client) => `${client.identity}:${client.state}`).sort(), ['a1:offered', 'd1:interrupted', 'd2:applied']);
+  t.equal(setup.listEvents(TASK_ID).at(-1)?.detail, 'its worker died');
+  t.equal(setup.interruptLostSessions(1_700_000_003_000, 'restart'), 1, 'without servedBy: every offer left (a1)');
 });
 
 t.test('endTask and revokeClient return whether they changed something', async (t) => {
