@@ -20,9 +20,12 @@ function percentile(sorted: readonly number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
 }
 
-/** `count` pulls of a task of `taskBytes`, `concurrency` at a time, each by a new client identity. */
-export async function pullRun(count: number, concurrency: number, taskBytes: number): Promise<PullFigures> {
-  const server = await BenchServer.start('pull', 'handshake', 0, taskBytes);
+/**
+ * `count` pulls of a task of `taskBytes`, `concurrency` at a time, each by a new client identity, from one server
+ * process (`workers` 1) or a pool of `workers` (serve --workers); server CPU and commits are of every process.
+ */
+export async function pullRun(count: number, concurrency: number, taskBytes: number, workers = 1): Promise<PullFigures> {
+  const server = workers === 1 ? await BenchServer.start('pull', 'handshake', 0, taskBytes) : await BenchServer.startPool(workers, taskBytes);
   const work = mkdtempSync(join(tmpdir(), 'noise-cfg-bench-clients-'));
   const latencies: number[] = [];
   try {
@@ -57,15 +60,42 @@ export async function pullRun(count: number, concurrency: number, taskBytes: num
   }
 }
 
-/** Several pull runs as figures. */
-export async function pullFigures(runs: number, count: number, concurrency: number, taskBytes: number): Promise<Record<'pullsPerSecond' | 'p50Ms' | 'p99Ms' | 'serverMicrosPerPull' | 'fsyncsPerPull', Figure>> {
-  const results: PullFigures[] = [];
-  for (let run = 0; run < runs; run++) results.push(await pullRun(count, concurrency, taskBytes));
+type PullFigureSet = Record<'pullsPerSecond' | 'p50Ms' | 'p99Ms' | 'serverMicrosPerPull' | 'fsyncsPerPull', Figure>;
+
+function figures(results: readonly PullFigures[]): PullFigureSet {
   return {
     pullsPerSecond: figure(results.map((result) => result.pullsPerSecond)),
     p50Ms: figure(results.map((result) => result.latencyMs.p50)),
     p99Ms: figure(results.map((result) => result.latencyMs.p99)),
     serverMicrosPerPull: figure(results.map((result) => result.serverMicrosPerPull)),
     fsyncsPerPull: figure(results.map((result) => result.fsyncsPerPull)),
+  };
+}
+
+/** Several pull runs as figures. */
+export async function pullFigures(runs: number, count: number, concurrency: number, taskBytes: number): Promise<PullFigureSet> {
+  const results: PullFigures[] = [];
+  for (let run = 0; run < runs; run++) results.push(await pullRun(count, concurrency, taskBytes));
+  return figures(results);
+}
+
+/**
+ * One process against a pool of `workers`, in alternating runs: the figures of each, and the paired ratios of
+ * server CPU per pull and of pulls per second (pool / one process).
+ */
+export async function pullPoolComparison(runs: number, count: number, concurrency: number, taskBytes: number, workers: number): Promise<{
+  single: PullFigureSet; pool: PullFigureSet; cpuRatio: Figure; throughputRatio: Figure;
+}> {
+  const single: PullFigures[] = [];
+  const pool: PullFigures[] = [];
+  for (let run = 0; run < runs; run++) {
+    single.push(await pullRun(count, concurrency, taskBytes));
+    pool.push(await pullRun(count, concurrency, taskBytes, workers));
+  }
+  return {
+    single: figures(single),
+    pool: figures(pool),
+    cpuRatio: figure(pool.map((result, run) => result.serverMicrosPerPull / single[run]!.serverMicrosPerPull)),
+    throughputRatio: figure(pool.map((result, run) => result.pullsPerSecond / single[run]!.pullsPerSecond)),
   };
 }

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { measurePrimitives, measureCipherCrossover, ceilingNow } from './primitives.js';
 import { handshakeRates, pairedHandshakeRates } from './handshakes.js';
-import { pullFigures } from './pulls.js';
+import { pullFigures, pullPoolComparison } from './pulls.js';
 import { figure, formatFigure } from './stats.js';
 import { BenchServer, bulkRun, handshakeRun, idleMemoryRun } from './tcp.js';
 import type { ServerKind } from './fixtures.js';
@@ -166,14 +166,29 @@ async function main(): Promise<void> {
   }
   results['memory'] = memoryResults;
 
-  // 6. Whole pulls.
-  for (const [count, bytes] of [[settings.pulls, 64 * 1024], [settings.bigPulls, 4 * 1024 * 1024]] as const) {
+  // 6. Whole pulls: 64 KiB from one process and from `serve --workers 2` in alternating runs, then 4 MiB.
+  const pullRows = (label: string, count: number, bytes: number, concurrency: number, pulls: Awaited<ReturnType<typeof pullFigures>>): void => {
+    row(`${count} pulls of ${bytes / 1024} KiB, c=${concurrency}${label}: pulls/s`, formatFigure(pulls.pullsPerSecond), `p50 ${pulls.p50Ms.median.toFixed(1)} ms, p99 ${pulls.p99Ms.median.toFixed(1)} ms`);
+    row(`  server CPU per pull${label ? ', all processes' : ''}`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 && !label ? 'goal ≤ 500 µs (XXpsk3)' : '');
+    row(`  store commits (fsyncs) per pull`, formatFigure(pulls.fsyncsPerPull, '', 2), 'goal: well under 1');
+  };
+  {
+    const [count, bytes] = [settings.pulls, 64 * 1024];
+    const concurrency = Math.min(settings.pullConcurrency, count);
+    const compared = await pullPoolComparison(settings.pullRuns, count, concurrency, bytes, 2);
+    results[`pulls_${bytes}`] = { count, concurrency, ...compared.single };
+    results[`pulls_${bytes}_workers_2`] = { count, concurrency, ...compared.pool, cpuRatio: compared.cpuRatio, throughputRatio: compared.throughputRatio };
+    pullRows('', count, bytes, concurrency, compared.single);
+    pullRows(', --workers 2', count, bytes, concurrency, compared.pool);
+    row(`  --workers 2 vs one process: server CPU per pull`, formatFigure(compared.cpuRatio, '×'), 'goal ≤ 1.15× (no coordination tax)');
+    row(`  --workers 2 vs one process: pulls/s`, formatFigure(compared.throughputRatio, '×'), 'goal > 1× (the load generator shares the 2 cores)');
+  }
+  {
+    const [count, bytes] = [settings.bigPulls, 4 * 1024 * 1024];
     const concurrency = Math.min(settings.pullConcurrency, count);
     const pulls = await pullFigures(settings.pullRuns, count, concurrency, bytes);
     results[`pulls_${bytes}`] = { count, concurrency, ...pulls };
-    row(`${count} pulls of ${bytes / 1024} KiB, c=${concurrency}: pulls/s`, formatFigure(pulls.pullsPerSecond), `p50 ${pulls.p50Ms.median.toFixed(1)} ms, p99 ${pulls.p99Ms.median.toFixed(1)} ms`);
-    row(`  server CPU per pull`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 ? 'goal ≤ 500 µs (XXpsk3)' : '');
-    row(`  store commits (fsyncs) per pull`, formatFigure(pulls.fsyncsPerPull, '', 2), 'goal: well under 1');
+    pullRows('', count, bytes, concurrency, pulls);
   }
 
   const width = Math.max(...rows.map(([measure]) => measure.length));

@@ -10,6 +10,7 @@ import { connectSecure, type SecureConnection } from '../lib/index.js';
 import { BENCH_PSK, BENCH_TASK_ID, CLIENT_KEYS, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type ServerBehaviour, type ServerKind, type ServerStats } from './fixtures.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./server-process.js', import.meta.url));
+const POOL_SCRIPT = fileURLToPath(new URL('./pool-process.js', import.meta.url));
 
 /** A running bench server process. */
 export class BenchServer {
@@ -21,15 +22,24 @@ export class BenchServer {
     this.#child = child;
   }
 
-  static async start(kind: ServerKind, behaviour: ServerBehaviour, bulkBytes = 0, taskBytes = 0): Promise<BenchServer> {
+  static start(kind: ServerKind, behaviour: ServerBehaviour, bulkBytes = 0, taskBytes = 0): Promise<BenchServer> {
+    return BenchServer.#fork(SERVER_SCRIPT, [kind, behaviour, String(bulkBytes), String(taskBytes)], kind);
+  }
+
+  /** The task server as `serve --workers` runs it: `workers` processes under a WorkerPool primary (pool-process.ts). */
+  static startPool(workers: number, taskBytes: number): Promise<BenchServer> {
+    return BenchServer.#fork(POOL_SCRIPT, [String(workers), String(taskBytes)], `pool of ${workers}`);
+  }
+
+  static async #fork(script: string, args: string[], label: string): Promise<BenchServer> {
     // NOISE_CFG_BENCH_CPU_PROF_DIR: each server process writes a V8 CPU profile there when it stops (tools/profile-pulls.ts).
     const profileDir = process.env['NOISE_CFG_BENCH_CPU_PROF_DIR'];
     const execArgv = ['--expose-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
-    const child = fork(SERVER_SCRIPT, [kind, behaviour, String(bulkBytes), String(taskBytes)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const server = new BenchServer(child);
     const ready = await new Promise<{ port: number; token?: string }>((resolve, reject) => {
       child.once('message', (message) => resolve(message as { port: number; token?: string }));
-      child.once('exit', (code) => reject(new Error(`bench server ${kind} exited with ${code}`)));
+      child.once('exit', (code) => reject(new Error(`bench server ${label} exited with ${code}`)));
     });
     server.port = ready.port;
     server.token = ready.token ?? '';

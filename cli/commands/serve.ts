@@ -4,7 +4,10 @@
  */
 import type { Argv } from 'yargs';
 import type { ArgumentsOf } from '../arguments-of.js';
-import { escapeUnprintable, NoiseCfgError, parseDurationSeconds, startApiServer, TaskServer, toTerminalSafeJson, type ApiLogRecord, type LogRecord } from '../../lib/index.js';
+import {
+  escapeUnprintable, MAX_WORKERS, NoiseCfgError, parseDurationSeconds, parseWorkerCount, reportWorkerFailed, reportWorkerReady, startApiServer,
+  TaskAdmin, TaskServer, toTerminalSafeJson, WorkerPool, workerRole, type ApiLogRecord, type LogRecord, type TaskServerOptions,
+} from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
 import { checkAdvertise } from '../advertise-check.js';
 import { parseHostPort } from '../host-port.js';
@@ -25,9 +28,11 @@ export function builder(yargs: Argv) {
     .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'One line per connection outcome, as text or JSON' })
     .option('demo', { type: 'boolean', default: false, describe: 'Also create a demo task (1 file, 1 hour) and print how to pull it' })
     .option('grace-seconds', { type: 'number', default: 10, describe: 'On SIGINT/SIGTERM, how long pulls in flight may finish' })
+    .option('workers', { type: 'string', requiresArg: true, default: '1', describe: `Server processes sharing the ports and the data directory, 1 to ${MAX_WORKERS}, or "auto" (one per CPU)` })
     .option('retain', { type: 'string', requiresArg: true, default: '7d', describe: 'Delete tasks (records and content) this long after they ended, checked hourly: 12h, 7d, 30d; 0 or off keeps them forever' })
     .check((argv) => {
       if (retainMs(String(argv['retain'])) === undefined) throw new UsageError(`--retain must look like 12h, 7d or 30d, or be 0 or off, got ${JSON.stringify(String(argv['retain']))}`);
+      if (parseWorkerCount(String(argv['workers'])) === null) throw new UsageError(`--workers must be a whole number from 1 to ${MAX_WORKERS}, or auto, got ${JSON.stringify(String(argv['workers']))}`);
       parseHostPort(argv['listen'] as string, '--listen');
       if (argv['advertise'] !== undefined) parseHostPort(argv['advertise'] as string, '--advertise');
       if (argv['api'] !== 'off') parseHostPort(argv['api'] as string, '--api');
@@ -52,10 +57,16 @@ function formatText(record: LogRecord | ApiLogRecord): string {
   return [time, event, ...fields].join(' ');
 }
 
-export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> {
+type ServeArguments = ArgumentsOf<typeof builder>;
+type ApiServer = Awaited<ReturnType<typeof startApiServer>>;
+type Address = { host: string; port: number };
+
+export async function handler(argv: ServeArguments): Promise<void> {
+  const role = workerRole();
   const listen = parseHostPort(argv.listen, '--listen');
   const advertise = argv.advertise === undefined ? undefined : parseHostPort(argv.advertise, '--advertise');
-  const advertiseWarning = advertise === undefined ? null : await checkAdvertise(advertise);
+  // A worker's primary checked the address and said what it found.
+  const advertiseWarning = advertise === undefined || role ? null : await checkAdvertise(advertise);
   if (advertiseWarning !== null) printStatus(advertiseWarning);
   // Checked before the server opens (and on first start creates) its data directory.
   const apiAddress = argv.api === 'off' ? null : parseHostPort(argv.api, '--api');
@@ -66,44 +77,107 @@ export async function handler(argv: ArgumentsOf<typeof builder>): Promise<void> 
   const writeLog = (record: LogRecord | ApiLogRecord): void => {
     process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`);
   };
-  const server = new TaskServer({
+  const serverOptions: TaskServerOptions = {
     dataDir: argv.data,
     listen,
     ...(advertise ? { advertise } : {}),
     retainMs: retainMs(argv.retain) ?? null,
     log: writeLog,
-  });
-  const address = await server.start();
-  let api: Awaited<ReturnType<typeof startApiServer>> | null = null;
-  if (apiAddress) {
-    try {
-      api = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, log: writeLog }, apiAddress);
-    } catch (error) {
-      await server.stop(0);
-      throw error;
+  };
+  if (role) return serveAsWorker({ ...serverOptions, worker: role }, apiAddress, writeLog, argv.graceSeconds * 1000);
+  const workers = parseWorkerCount(argv.workers)!;
+  let stop: () => Promise<void>;
+  let address: Address;
+  let api: Address | null = null;
+  let admin: () => TaskAdmin;
+  if (workers === 1) {
+    const server = new TaskServer(serverOptions);
+    address = await server.start();
+    let apiServer: ApiServer | null = null;
+    if (apiAddress) {
+      try {
+        apiServer = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, log: writeLog }, apiAddress);
+      } catch (error) {
+        await server.stop(0);
+        throw error;
+      }
+      api = { host: apiServer.host, port: apiServer.port };
     }
-    printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
+    admin = () => server.admin();
+    stop = () => Promise.resolve(apiServer?.app.close()).then(() => server.stop(argv.graceSeconds * 1000));
+  } else {
+    const pool = new WorkerPool({ dataDir: argv.data, workers, listen: `${listen.host}:${listen.port}`, log: writeLog });
+    ({ address, api } = await pool.start());
+    admin = () => TaskAdmin.open(argv.data);
+    stop = () => pool.stop(argv.graceSeconds * 1000);
+  }
+  const processes = workers === 1 ? '' : ` (${workers} worker processes)`;
+  printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}${processes}`);
+  if (api) {
     if (!isApiLoopback) printStatus(`warning: the REST API listens on ${api.host}:${api.port}, reachable from the network; it carries tokens, so put it behind a TLS proxy`);
     printStatus(`REST API on http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}/v1 (bearer token in ${argv.data}/admin.token)`);
   }
-  if (!apiAddress) printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}`);
-  if (argv.demo) {
-    // Through the server's own store: no second handle on the database.
-    const created = server.admin().createTask({
-      name: 'demo',
-      files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
-    });
-    printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
-    printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
-  }
+  if (argv.demo) createDemoTask(admin(), workers > 1);
   await new Promise<void>((resolve, reject) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       printStatus(`${signal}: stopping (pulls in flight get ${argv.graceSeconds} s)`);
-      Promise.resolve(api?.app.close()).then(() => server.stop(argv.graceSeconds * 1000)).then(resolve, reject);
+      stop().then(resolve, reject);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+// Through the server's own store when there is one (`ownsAdmin` false): no second handle on the database.
+function createDemoTask(admin: TaskAdmin, ownsAdmin: boolean): void {
+  try {
+    const created = admin.createTask({
+      name: 'demo',
+      files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
+    });
+    printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
+    printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
+  } finally {
+    if (ownsAdmin) admin.close();
+  }
+}
+
+// One worker of `serve --workers`: serves until its primary (or the terminal) sends SIGTERM or SIGINT, then drains
+// like a single server. It prints nothing of its own: its primary says what the pool does, and reports a failure
+// to start, which the worker sends it instead of printing.
+async function serveAsWorker(options: TaskServerOptions, apiAddress: Address | null, writeLog: (record: ApiLogRecord) => void, graceMs: number): Promise<void> {
+  const server = new TaskServer(options);
+  let apiServer: ApiServer | null = null;
+  let isStarted = false;
+  try {
+    const address = await server.start();
+    isStarted = true;
+    if (apiAddress) apiServer = await startApiServer({ admin: server.admin(), adminToken: server.dataDir.adminToken, log: writeLog }, apiAddress);
+    reportWorkerReady({ address, api: apiServer ? { host: apiServer.host, port: apiServer.port } : null });
+  } catch (error) {
+    // A server that failed to start closed what it opened; one whose API failed is stopped here.
+    if (isStarted) await server.stop(0).catch(() => undefined);
+    await reportWorkerFailed(error);
+    process.exitCode = 1;
+    process.disconnect?.();
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    // A terminal's Ctrl-C reaches the whole process group and the primary then sends SIGTERM: the second signal must
+    // not kill a worker that is draining (the primary kills one that overstays the grace).
+    const ignore = (): void => undefined;
+    const onSignal = (): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      process.on('SIGINT', ignore);
+      process.on('SIGTERM', ignore);
+      Promise.resolve(apiServer?.app.close()).then(() => server.stop(graceMs)).then(resolve, reject);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  // The IPC channel to the primary would keep this process alive.
+  process.disconnect?.();
 }

@@ -20,8 +20,10 @@ export interface AdvertisedAddress {
 /** Records the address a running server advertises, for `task create --data` (written atomically). */
 export function saveAdvertisedAddress(dataDir: DataDir, address: AdvertisedAddress): void {
   const path = join(dataDir.path, SERVER_INFO_FILE);
-  writeFileSync(`${path}.tmp`, `${JSON.stringify({ advertise: address })}\n`, { mode: 0o644 });
-  renameSync(`${path}.tmp`, path);
+  // The pid in the temporary name: the workers of `serve --workers` each write it, at the same time.
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify({ advertise: address })}\n`, { mode: 0o644 });
+  renameSync(temporary, path);
 }
 
 /** The first non-internal IPv4 address of this machine, else 127.0.0.1. */

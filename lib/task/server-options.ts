@@ -47,12 +47,20 @@ export interface TaskServerOptions {
   retainMs?: number | null;
   /** How often the retention sweep runs, in milliseconds (default 1 hour). */
   sweepIntervalMs?: number;
+  /**
+   * Set when this server is one worker of several on one data directory (`serve --workers`, worker-pool.ts,
+   * SPEC.md §4.10). The primary holds the directory's lock, made the keys, checked the store and interrupted the
+   * sessions an earlier run left, and marks this worker's own sessions interrupted if it dies; so the worker takes
+   * no lock and leaves every other session alone. `servedBy` names this worker in the client records it writes;
+   * `sweeps` says whether it runs the retention sweep (one worker does).
+   */
+  worker?: { servedBy: string; sweeps: boolean };
 }
 
 /** One log line's fields. */
 export interface LogRecord {
   time: string;
-  event: 'listening' | 'pull' | 'handshake-failed' | 'refused' | 'retention' | 'stopping' | 'stopped';
+  event: 'listening' | 'pull' | 'handshake-failed' | 'refused' | 'retention' | 'stopping' | 'stopped' | 'worker-exited';
   remote?: string;
   task?: string;
   client?: string;

@@ -5,6 +5,7 @@
  * another process holds even for sessions already open. Results are acknowledged only after they are durable
  * (group commit). One log line per connection.
  */
+import { randomBytes } from 'node:crypto';
 import { NoiseCfgError } from '../errors.js';
 import { SecureServer } from '../transport/index.js';
 import { TaskAdmin } from './admin.js';
@@ -26,6 +27,9 @@ export {
   DEFAULT_MAX_SESSIONS_PER_TASK, DEFAULT_RESULT_TIMEOUT_MS, DEFAULT_RETAIN_MS, DEFAULT_SWEEP_INTERVAL_MS,
   TRANSFER_PROGRESS_INTERVAL_MS, type LogRecord, type TaskServerOptions,
 } from './server-options.js';
+
+/** The detail of the event that marks a client interrupted because the server it was receiving from ended. */
+export const LOST_AT_RESTART = 'the server restarted while this client was receiving';
 
 /** A running update server. */
 export class TaskServer {
@@ -89,11 +93,22 @@ export class TaskServer {
    * CONNECTION_FAILED; on any of them the lock is released.
    */
   async start(): Promise<{ host: string; port: number }> {
+    const worker = this.#options.worker;
+    if (worker) {
+      // The primary holds the lock and made the directory; a worker opens what is there.
+      try {
+        return await this.#startLocked(null, worker.servedBy);
+      } catch (error) {
+        this.#store?.close();
+        this.#store = null;
+        throw error;
+      }
+    }
     prepareDataDir(this.#options.dataDir, { create: true });
     const lock = DataDirLock.acquire(this.#options.dataDir, `${this.#options.listen.host}:${this.#options.listen.port}`);
     this.#lock = lock;
     try {
-      return await this.#startLocked(lock);
+      return await this.#startLocked(lock, randomBytes(8).toString('hex'));
     } catch (error) {
       this.#store?.close();
       this.#store = null;
@@ -103,10 +118,12 @@ export class TaskServer {
     }
   }
 
-  async #startLocked(lock: DataDirLock): Promise<{ host: string; port: number }> {
-    const dataDir = openDataDir(this.#options.dataDir, { create: true });
+  // `lock`: null in a worker, whose primary holds it. `servedBy` names this process in the client records.
+  async #startLocked(lock: DataDirLock | null, servedBy: string): Promise<{ host: string; port: number }> {
+    const dataDir = openDataDir(this.#options.dataDir, { create: lock !== null });
     this.#dataDir = dataDir;
-    const store = TaskStore.open(dataDir.databasePath, { check: true });
+    // A worker's primary checked the store before it started any worker.
+    const store = TaskStore.open(dataDir.databasePath, { check: lock !== null, servedBy });
     this.#store = store;
     const caches = new TaskCaches({
       source: store, derivePsk: (taskId) => deriveTaskPsk(dataDir.masterKey, taskId),
@@ -114,8 +131,8 @@ export class TaskServer {
     });
     this.#caches = caches;
     // The lock says no other server runs here: a client still receiving by the store's record lost its session
-    // when the previous server ended.
-    const lostSessions = store.interruptLostSessions(this.#now(), 'the server restarted while this client was receiving');
+    // when the previous server ended. A worker's siblings are serving theirs.
+    const lostSessions = lock ? store.interruptLostSessions(this.#now(), LOST_AT_RESTART) : 0;
     const context: SessionContext = {
       store, caches, settings: this.#settings, log: this.#log, now: this.#now,
       sessionsPerTask: this.#sessionsPerTask, sessionsPerIdentity: this.#sessionsPerIdentity,
@@ -137,10 +154,10 @@ export class TaskServer {
     });
     const bound = await this.#server.listen(this.#options.listen.port, this.#options.listen.host);
     this.#address = { host: bound.address, port: bound.port };
-    lock.updateAddress(`${this.#address.host}:${this.#address.port}`);
+    lock?.updateAddress(`${this.#address.host}:${this.#address.port}`);
     const advertise = await this.#advertise(dataDir);
     this.#logListening(advertise, lostSessions);
-    if (this.#settings.retainMs !== null) {
+    if (this.#settings.retainMs !== null && (this.#options.worker?.sweeps ?? true)) {
       this.sweep();
       // unref: the sweep alone never keeps a process alive.
       this.#sweepTimer = setInterval(() => this.sweep(), this.#settings.sweepIntervalMs).unref();

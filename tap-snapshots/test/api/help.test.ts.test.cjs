@@ -194,6 +194,8 @@ Options:
                                                                           [boolean] [default: false]
       --grace-seconds     On SIGINT/SIGTERM, how long pulls in flight may finish
                                                                               [number] [default: 10]
+      --workers           Server processes sharing the ports and the data directory, 1 to 256, or
+                          "auto" (one per CPU)                               [string] [default: "1"]
       --retain            Delete tasks (records and content) this long after they ended, checked
                           hourly: 12h, 7d, 30d; 0 or off keeps them forever [string] [default: "7d"]
 
