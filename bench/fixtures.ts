@@ -10,6 +10,8 @@ function labelled(label: string): Buffer {
 
 export const BENCH_PSK = labelled('psk');
 export const BENCH_TASK_ID = 'benchtask0000000';
+/** The channel limits of the bench's task servers, one process or a pool: every connection comes from 127.0.0.1. */
+export const BENCH_TASK_SERVER_LIMITS = { maxUnauthenticatedPerSource: 100_000 } as const;
 export const SERVER_KEYS: KeyPair = keyPairFromSecretKey(labelled('server'));
 export const CLIENT_KEYS: KeyPair = keyPairFromSecretKey(labelled('client'));
 export const TLS_IDENTITY = 'bench';

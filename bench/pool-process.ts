@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reportWorkerReady, TaskAdmin, TaskServer, WorkerPool, workerRole } from '../lib/index.js';
-import type { ServerStats } from './fixtures.js';
+import { BENCH_TASK_SERVER_LIMITS, type ServerStats } from './fixtures.js';
 
 /** The data directory, for the workers: they inherit the primary's environment. */
 const DATA_DIR_ENV = 'NOISE_CFG_BENCH_POOL_DATA_DIR';
@@ -28,8 +28,7 @@ function cpuMicros(): number {
 async function runWorker(): Promise<void> {
   const role = workerRole();
   if (!role) throw new Error('not a worker of a pool');
-  // The limits of the single-process bench server (server-process.ts): one source address makes every connection.
-  const server = new TaskServer({ dataDir: process.env[DATA_DIR_ENV]!, listen: { host: '127.0.0.1', port: 0 }, limits: { maxUnauthenticatedPerSource: 100_000 }, worker: role });
+  const server = new TaskServer({ dataDir: process.env[DATA_DIR_ENV]!, listen: { host: '127.0.0.1', port: 0 }, limits: BENCH_TASK_SERVER_LIMITS, worker: role });
   const address = await server.start();
   process.on('message', (message: unknown) => {
     if (message !== 'stats') return;

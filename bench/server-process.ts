@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SecureServer, TaskAdmin, TaskServer, type SecureConnection } from '../lib/index.js';
-import { BENCH_PSK, BENCH_TASK_ID, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type ServerBehaviour, type ServerKind, type ServerStats } from './fixtures.js';
+import { BENCH_PSK, BENCH_TASK_ID, BENCH_TASK_SERVER_LIMITS, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type ServerBehaviour, type ServerKind, type ServerStats } from './fixtures.js';
 
 const [kind, behaviour, bulkBytesText, taskBytesText] = process.argv.slice(2) as [ServerKind, ServerBehaviour, string, string];
 const bulkBytes = Number(bulkBytesText ?? 0);
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     stop = () => new Promise((resolve) => server.close(() => resolve()));
   } else {
     const dataDir = mkdtempSync(join(tmpdir(), 'noise-cfg-bench-'));
-    const server = new TaskServer({ dataDir, listen: { host: '127.0.0.1', port: 0 }, limits: { maxUnauthenticatedPerSource: 100_000 } });
+    const server = new TaskServer({ dataDir, listen: { host: '127.0.0.1', port: 0 }, limits: BENCH_TASK_SERVER_LIMITS });
     port = (await server.start()).port;
     const admin = TaskAdmin.open(dataDir);
     const { token } = admin.createTask({ files: [{ path: 'bench/payload.bin', content: Buffer.alloc(Number(taskBytesText), 0x42) }], ttlSeconds: 3600 });

@@ -94,25 +94,19 @@ export class TaskServer {
    */
   async start(): Promise<{ host: string; port: number }> {
     const worker = this.#options.worker;
-    if (worker) {
-      // The primary holds the lock and made the directory; a worker opens what is there.
-      try {
-        return await this.#startLocked(null, worker.servedBy);
-      } catch (error) {
-        this.#store?.close();
-        this.#store = null;
-        throw error;
-      }
+    // A worker's primary holds the lock and made the directory; a worker opens what is there.
+    let lock: DataDirLock | null = null;
+    if (!worker) {
+      prepareDataDir(this.#options.dataDir, { create: true });
+      lock = DataDirLock.acquire(this.#options.dataDir, `${this.#options.listen.host}:${this.#options.listen.port}`);
+      this.#lock = lock;
     }
-    prepareDataDir(this.#options.dataDir, { create: true });
-    const lock = DataDirLock.acquire(this.#options.dataDir, `${this.#options.listen.host}:${this.#options.listen.port}`);
-    this.#lock = lock;
     try {
-      return await this.#startLocked(lock, randomBytes(8).toString('hex'));
+      return await this.#startLocked(lock, worker?.servedBy ?? randomBytes(8).toString('hex'));
     } catch (error) {
       this.#store?.close();
       this.#store = null;
-      lock.release();
+      lock?.release();
       this.#lock = null;
       throw error;
     }
