@@ -10,6 +10,8 @@ import { describeStoreLocation, readStorePassword, type PostgresLocation } from 
 
 /** Connections per server process: enough for the group commit, the API and a few pulls reading content at once. */
 export const DEFAULT_POSTGRES_POOL_SIZE = 8;
+/** PostgreSQL's type id of bigint (int8). */
+const BIGINT_OID = 20;
 /** How long connecting may take before STORE_UNAVAILABLE, in milliseconds. */
 export const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -48,7 +50,7 @@ export interface PostgresStoreConnection {
  * connect or authenticate, named without the password) or STORE_CORRUPT (a newer or foreign schema).
  */
 export async function openPostgresStore(location: PostgresLocation, options: { poolSize?: number; env?: NodeJS.ProcessEnv } = {}): Promise<PostgresStoreConnection> {
-  const { Pool } = loadPostgresDriver();
+  const { Pool, types } = loadPostgresDriver();
   const password = readStorePassword(location, options.env);
   const pool = new Pool({
     host: location.host,
@@ -58,6 +60,9 @@ export async function openPostgresStore(location: PostgresLocation, options: { p
     ...(password === null ? {} : { password }),
     max: options.poolSize ?? DEFAULT_POSTGRES_POOL_SIZE,
     connectionTimeoutMillis: POSTGRES_CONNECT_TIMEOUT_MS,
+    // bigint (times in milliseconds, sizes, counts, event ids) as numbers: every value the store keeps is below
+    // 2^53, and the records are numbers on SQLite too.
+    types: { getTypeParser: (oid: number, format?: string) => (oid === BIGINT_OID ? (text: string) => Number(text) : types.getTypeParser(oid, format as 'text')) },
     application_name: 'noise-cfg',
   });
   // An idle connection that the server drops (a restart) is an error event on the pool; it is replaced on the next

@@ -15,6 +15,7 @@ import type { FileEntry } from './digests.js';
 import { GroupCommitQueue } from './group-commit.js';
 import { storeFailure } from './store-errors.js';
 import { toClient, toTask, type ClientRecord, type ClientRow, type NewTaskFile, type TaskEvent, type TaskRecord, type TaskRow, type TransferProgress } from './store-records.js';
+import type { TaskStoreContract } from './store-contract.js';
 import { CONTENT_SLICE_BYTES, openTaskDatabase } from './store-schema.js';
 
 export { storeFailure } from './store-errors.js';
@@ -26,7 +27,7 @@ export { GROUP_COMMIT_WINDOW_MS } from './group-commit.js';
 export const RECLAIM_VACUUM_MAX_BYTES = 64 * 1024 * 1024;
 
 /** The task database of one data directory. Safe to open from several processes at once. */
-export class TaskStore {
+export class TaskStore implements TaskStoreContract {
   readonly path: string;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();

@@ -1,56 +1,19 @@
-// The task database (SPEC.md §4.1): schema version and migration (contents moved into slices), tasks with their
-// files, the client upsert, group commit, durability across close and open, file modes, and damaged or newer
-// databases refused and left untouched.
+// What only the SQLite store has (SPEC.md §4.1): schema version and migration (contents moved into slices), file
+// modes, and damaged or newer databases refused and left untouched. The rules both stores keep (the client upsert,
+// group commit, slot claims, completion, durability) are in test/store/store-conformance.ts.
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileDigest, taskDigest } from '../../lib/task/digests.js';
-import { CONTENT_SLICE_BYTES, SCHEMA_VERSION, TaskStore, type ClientRecord, type NewTaskFile, type TaskRecord } from '../../lib/task/store.js';
+import { CONTENT_SLICE_BYTES, SCHEMA_VERSION, TaskStore, type NewTaskFile } from '../../lib/task/store.js';
+import { FILES, TASK_ID, file, taskRecord } from '../store/store-conformance.js';
 import { seededRandom } from './support.js';
-
-const TASK_ID = 'kw3dg76w18whjmr0';
-
-function file(path: string, content: Buffer | string, mode = 0o644): NewTaskFile {
-  const bytes = Buffer.from(content);
-  return { path, mode, size: bytes.byteLength, digest: fileDigest(bytes), content: bytes };
-}
-
-function taskRecord(id: string, files: readonly NewTaskFile[], overrides: Partial<TaskRecord> = {}): TaskRecord {
-  return {
-    id, name: 'test task', mode: 'xxpsk3', createdAt: 1_700_000_000_000, expiresAt: 1_700_003_600_000, maxClients: null,
-    state: 'active', endedAt: null, digest: taskDigest(files), totalBytes: files.reduce((sum, entry) => sum + entry.size, 0),
-    fileCount: files.length, ...overrides,
-  };
-}
-
-function clientRecord(identity: string, overrides: Partial<ClientRecord> = {}): ClientRecord {
-  return {
-    taskId: TASK_ID, identity, name: `client ${identity}`, remoteAddress: '127.0.0.1:40000', state: 'connected',
-    firstSeenAt: 1_700_000_001_000, updatedAt: 1_700_000_001_000, exitCode: null, message: null, appliedDigest: null,
-    hasSlot: false, ...overrides,
-  };
-}
 
 function openStore(t: Test, path: string, options: { check?: boolean } = {}): TaskStore {
   const store = TaskStore.open(path, options);
-  let isClosed = false;
-  const close = store.close.bind(store);
-  store.close = () => {
-    if (isClosed) return;
-    isClosed = true;
-    close();
-  };
   t.teardown(() => store.close());
   return store;
 }
-
-const FILES = [
-  file('etc/app.conf', 'listen = 8080\n'),
-  file('etc/conf.d/a.conf', 'a = 1\n'),
-  file('bin/run.sh', '#!/bin/sh\nexec app\n', 0o755),
-  file('data/blob.bin', Buffer.from(Array.from({ length: 70_000 }, (_, index) => index % 251))),
-];
 
 t.test('a new database is created at schema version 5 with its tables', async (t) => {
   const path = join(t.testdir(), 'noise-cfg.db');
@@ -185,190 +148,6 @@ t.test('a fresh store\'s database, -wal and -shm files are 0600; an existing 064
   for (const suffix of ['', '-wal', '-shm']) {
     if (existsSync(`${old}${suffix}`)) t.equal(statSync(`${old}${suffix}`).mode & 0o777, 0o600, `old.db${suffix} is 0600 after reopening`);
   }
-});
-
-t.test('createTask stores the task and its files; getFiles and getFileContent give them back in order', async (t) => {
-  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
-  const commits = store.commitCount;
-  const task = taskRecord(TASK_ID, FILES, { maxClients: 3 });
-  store.createTask(task, FILES);
-  t.equal(store.commitCount, commits + 1, 'one transaction');
-  t.same(store.getTask(TASK_ID), task);
-  t.equal(store.getTask('0000000000000000'), null);
-  t.same(store.getFiles(TASK_ID), FILES.map(({ path, mode, size, digest }) => ({ path, mode, size, digest })));
-  FILES.forEach((entry, position) => t.ok(store.getFileContent(TASK_ID, position).equals(entry.content), `content of ${entry.path}`));
-  t.throws(() => store.getFileContent(TASK_ID, FILES.length), { code: 'STORE_CORRUPT' }, 'a missing position is an error, not undefined');
-  t.same(store.listTasks().map((entry) => entry.id), [TASK_ID]);
-  t.same(store.listEvents(TASK_ID).map((event) => event.state), ['created']);
-  t.throws(() => store.createTask(task, FILES), { code: 'STORE_CORRUPT' }, 'a duplicate id is refused');
-  t.same(store.getFiles(TASK_ID).length, FILES.length, 'the failed duplicate added no files');
-});
-
-t.test('saveClient inserts, then updates; revoked and hasSlot never go back', async (t) => {
-  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
-  store.createTask(taskRecord(TASK_ID, FILES), FILES);
-  await store.saveClient(clientRecord('alice'));
-  t.same(store.getClient(TASK_ID, 'alice'), clientRecord('alice'));
-
-  await store.saveClient(clientRecord('alice', { state: 'offered', hasSlot: true, updatedAt: 1_700_000_002_000, name: 'renamed' }));
-  let alice = store.getClient(TASK_ID, 'alice')!;
-  t.equal(alice.state, 'offered');
-  t.equal(alice.hasSlot, true);
-  t.equal(alice.name, 'renamed');
-  t.equal(alice.firstSeenAt, 1_700_000_001_000, 'first seen is kept from the insert');
-
-  await store.saveClient(clientRecord('alice', { state: 'failed', hasSlot: false, exitCode: 3, message: 'exit 3', updatedAt: 1_700_000_003_000 }));
-  alice = store.getClient(TASK_ID, 'alice')!;
-  t.equal(alice.state, 'failed');
-  t.equal(alice.hasSlot, true, 'a slot once taken stays taken');
-  t.equal(alice.exitCode, 3);
-  t.equal(alice.updatedAt, 1_700_000_003_000);
-
-  t.equal(store.revokeClient(TASK_ID, 'alice', 1_700_000_004_000), true);
-  t.equal(store.getClient(TASK_ID, 'alice')!.state, 'revoked');
-  await store.saveClient(clientRecord('alice', { state: 'applied', hasSlot: true, appliedDigest: taskDigest(FILES), updatedAt: 1_700_000_005_000 }));
-  t.equal(store.getClient(TASK_ID, 'alice')!.state, 'revoked', 'revoked is final: a later save does not undo it');
-
-  t.equal(store.revokeClient(TASK_ID, 'nobody', 1_700_000_004_000), false, 'revoking an unknown identity returns false');
-  t.equal(store.getClient(TASK_ID, 'nobody'), null, 'and creates no record');
-  t.equal(store.revokeClient('0000000000000000', 'alice', 1_700_000_004_000), false, 'revoking in an unknown task returns false');
-  t.same(store.listClients(TASK_ID).map((client) => client.identity), ['alice']);
-});
-
-t.test('saveClient for an unknown task rejects with STORE_CORRUPT (foreign key) and the batch resolves nothing', async (t) => {
-  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
-  await t.rejects(store.saveClient({ ...clientRecord('ghost'), taskId: '0000000000000000' }), { code: 'STORE_CORRUPT' });
-  t.same(store.listClients('0000000000000000'), []);
-});
-
-t.test('group commit: writes queued before the event loop turns share one transaction, and all resolve', async (t) => {
-  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
-  store.createTask(taskRecord(TASK_ID, FILES, { maxClients: 1 }), FILES);
-  const before = store.commitCount;
-  const count = 50;
-  const saves: Promise<unknown>[] = Array.from({ length: count }, (_, index) => store.saveClient(clientRecord(`client-${index}`, { state: 'offered', hasSlot: true })));
-  // The RESULT of the one client maxClients waits for: it completes the task in the same batch.
-  saves.push(store.saveResult(clientRecord('client-0', { state: 'applied', hasSlot: true, appliedDigest: taskDigest(FILES), updatedAt: 1_700_000_009_000 }), null));
-  t.equal(store.commitCount, before, 'nothing is committed synchronously');
-  t.same(store.listClients(TASK_ID), [], 'nor visible before the commit');
-  const settled = await Promise.allSettled(saves);
-  t.equal(settled.filter((result) => result.status === 'fulfilled').length, count + 1, 'every write resolves');
-  t.equal(store.commitCount, before + 1, `${count + 1} writes, one commit`);
-  t.equal(store.listClients(TASK_ID).length, count);
-  t.equal(store.getTask(TASK_ID)!.state, 'completed');
-
-  const second = [store.saveClient(clientRecord('late-1')), store.saveClient(clientRecord('late-2'))];
-  await Promise.all(second);
-  t.equal(store.commitCount, before + 2, 'the next turn is the next batch');
-});
-
-t.test('claimSlot takes a slot only while fewer than the limit hold one, counted in the database across handles; an identity takes one slot however often it claims', async (t) => {
-  const path = join(t.testdir(), 'noise-cfg.db');
-  const first = openStore(t, path);
-  // A second handle on the same file stands for another process: its own connection and its own group commit.
-  const second = openStore(t, path);
-  first.createTask(taskRecord(TASK_ID, FILES, { maxClients: 3 }), FILES);
-  const offer = (identity: string): ClientRecord => clientRecord(identity, { state: 'offered', hasSlot: true });
-  // Claims queued on both handles before either commits, as two workers answering HELLOs at once.
-  const claims = await Promise.all([
-    first.claimSlot(offer('a'), 3), second.claimSlot(offer('b'), 3), first.claimSlot(offer('a'), 3),
-    second.claimSlot(offer('c'), 3), first.claimSlot(offer('d'), 3), second.claimSlot(offer('e'), 3),
-  ]);
-  t.equal(claims.filter(Boolean).length, 4, 'a twice, and two more identities: three slots, four claims granted');
-  t.ok(claims[0] && claims[2], "a's second claim finds its slot");
-  const holders = first.listClients(TASK_ID).filter((client) => client.hasSlot).map((client) => client.identity).sort();
-  t.equal(holders.length, 3, `exactly maxClients identities hold a slot: ${holders.join(', ')}`);
-  t.ok(holders.includes('a'));
-  const refused = ['b', 'c', 'd', 'e'].filter((identity) => !holders.includes(identity));
-  t.equal(refused.length, 2, 'two identities were refused');
-  t.same(refused.map((identity) => first.getClient(TASK_ID, identity)), [null, null], 'and nothing was recorded for them');
-  t.notOk(await first.claimSlot(offer('f'), 3), 'the task stays full');
-  first.revokeClient(TASK_ID, 'a', 1_700_000_002_000);
-  t.notOk(await second.claimSlot(offer('f'), 3), 'a revoked client keeps its slot (SPEC.md §4.4): still full');
-  t.ok(await second.claimSlot(offer('f'), 4), 'a higher limit (a server cap) makes room');
-});
-
-t.test('saveResult completes a task with maxClients in the same batch as the result that brings the applied count to it, counting every handle and no revoked client', async (t) => {
-  const path = join(t.testdir(), 'noise-cfg.db');
-  const first = openStore(t, path);
-  const second = openStore(t, path);
-  first.createTask(taskRecord(TASK_ID, FILES, { maxClients: 2 }), FILES);
-  const applied = (identity: string, at: number): ClientRecord => clientRecord(identity, { state: 'applied', hasSlot: true, appliedDigest: taskDigest(FILES), updatedAt: at });
-  t.notOk(await first.saveResult(applied('x', 1_700_000_002_000), null), 'one of two');
-  t.notOk(await second.saveResult(clientRecord('y', { state: 'failed', hasSlot: true, updatedAt: 1_700_000_003_000 }), 'exit 1'), 'a failure counts for nothing');
-  t.notOk(await second.saveResult(clientRecord('z', { state: 'applied', hasSlot: true, appliedDigest: 'f'.repeat(64), updatedAt: 1_700_000_003_000 }), null), 'nor does another digest');
-  first.revokeClient(TASK_ID, 'x', 1_700_000_004_000);
-  t.notOk(await second.saveResult(applied('w', 1_700_000_005_000), null), 'x was revoked: w makes one of two');
-  t.equal(first.getTask(TASK_ID)!.state, 'active');
-  t.ok(await second.saveResult(applied('v', 1_700_000_006_000), null), 'v makes two, through the other handle');
-  t.same([first.getTask(TASK_ID)!.state, first.getTask(TASK_ID)!.endedAt], ['completed', 1_700_000_006_000]);
-  t.notOk(await first.saveResult(applied('u', 1_700_000_007_000), null), 'a further result completes nothing more');
-  t.equal(first.listEvents(TASK_ID).filter((event) => event.state === 'completed').length, 1, 'one completed event');
-  const plainId = 'kw3dg76w18whjmr1';
-  first.createTask(taskRecord(plainId, FILES), FILES);
-  t.notOk(await first.saveResult({ ...applied('x', 1_700_000_008_000), taskId: plainId }, null), 'a task without maxClients never completes by count');
-});
-
-t.test('interruptLostSessions with servedBy marks only the offers that one server process recorded', async (t) => {
-  const path = join(t.testdir(), 'noise-cfg.db');
-  const setup = openStore(t, path);
-  setup.createTask(taskRecord(TASK_ID, FILES), FILES);
-  const dead = TaskStore.open(path, { servedBy: '00000000000000aa' });
-  const alive = TaskStore.open(path, { servedBy: '00000000000000bb' });
-  t.teardown(() => {
-    dead.close();
-    alive.close();
-  });
-  await Promise.all([
-    dead.saveClient(clientRecord('d1', { state: 'offered', hasSlot: true })), dead.saveClient(clientRecord('d2', { state: 'applied', hasSlot: true })),
-    alive.saveClient(clientRecord('a1', { state: 'offered', hasSlot: true })),
-  ]);
-  t.equal(setup.interruptLostSessions(1_700_000_002_000, 'its worker died', '00000000000000aa'), 1);
-  t.same(setup.listClients(TASK_ID).map((client) => `${client.identity}:${client.state}`).sort(), ['a1:offered', 'd1:interrupted', 'd2:applied']);
-  t.equal(setup.listEvents(TASK_ID).at(-1)?.detail, 'its worker died');
-  t.equal(setup.interruptLostSessions(1_700_000_003_000, 'restart'), 1, 'without servedBy: every offer left (a1)');
-});
-
-t.test('endTask and revokeClient return whether they changed something', async (t) => {
-  const store = openStore(t, join(t.testdir(), 'noise-cfg.db'));
-  store.createTask(taskRecord(TASK_ID, FILES), FILES);
-  await store.saveClient(clientRecord('bob'));
-  t.equal(store.endTask(TASK_ID, 'cancelled', 1_700_000_010_000), true);
-  t.equal(store.getTask(TASK_ID)!.state, 'cancelled');
-  t.equal(store.getTask(TASK_ID)!.endedAt, 1_700_000_010_000);
-  t.equal(store.endTask(TASK_ID, 'completed', 1_700_000_011_000), false, 'an ended task does not end again');
-  t.equal(store.getTask(TASK_ID)!.state, 'cancelled', 'and keeps its state');
-  t.equal(store.endTask('0000000000000000', 'cancelled', 1), false, 'an unknown task');
-  t.equal(store.revokeClient(TASK_ID, 'bob', 1_700_000_012_000), true);
-  t.equal(store.revokeClient(TASK_ID, 'bob', 1_700_000_013_000), true, 'revoking twice still names an existing client');
-  t.same(store.listEvents(TASK_ID).map((event) => event.state), ['created', 'connected', 'cancelled', 'revoked', 'revoked']);
-});
-
-t.test('what was committed survives close and reopen, including writes queued at close', async (t) => {
-  const path = join(t.testdir(), 'noise-cfg.db');
-  const first = openStore(t, path);
-  first.createTask(taskRecord(TASK_ID, FILES, { maxClients: 2 }), FILES);
-  await first.saveClient(clientRecord('carol', { state: 'applied', hasSlot: true, exitCode: 0, message: 'applied', appliedDigest: taskDigest(FILES) }));
-  const queued = first.saveClient(clientRecord('dave', { state: 'offered', hasSlot: true }));
-  first.close();
-  await queued;
-
-  const second = openStore(t, path, { check: true });
-  t.same(second.getTask(TASK_ID), taskRecord(TASK_ID, FILES, { maxClients: 2 }));
-  t.equal(second.getClient(TASK_ID, 'carol')!.state, 'applied');
-  t.equal(second.getClient(TASK_ID, 'carol')!.appliedDigest, taskDigest(FILES));
-  t.equal(second.getClient(TASK_ID, 'dave')!.state, 'offered', 'close() committed the queued write');
-  t.ok(second.getFileContent(TASK_ID, 3).equals(FILES[3]!.content), 'file contents survive');
-});
-
-t.test('two handles on one file (serve and task --data) see each other\'s commits', async (t) => {
-  const path = join(t.testdir(), 'noise-cfg.db');
-  const server = openStore(t, path);
-  const admin = openStore(t, path);
-  admin.createTask(taskRecord(TASK_ID, FILES), FILES);
-  t.equal(server.getTask(TASK_ID)!.state, 'active');
-  t.equal(admin.endTask(TASK_ID, 'cancelled', 1_700_000_020_000), true);
-  t.equal(server.getTask(TASK_ID)!.state, 'cancelled', 'the other handle sees the cancel at once');
 });
 
 t.test('a truncated database is STORE_CORRUPT and is not modified', async (t) => {

@@ -1,0 +1,327 @@
+/**
+ * The task database on PostgreSQL (SPEC.md §4.9): the rules of the SQLite store (store.ts), asynchronously, for
+ * several nodes on one database. Every write transaction first takes one transaction-scoped advisory lock
+ * (WRITE_LOCK_KEY), so the writes of all nodes run one transaction at a time: event ids are taken and committed in
+ * the same order (a watcher reading `id > last` never skips one that commits late), the slot count a claim reads
+ * is the one it raises (maxClients exact across nodes), and two transactions never wait on each other's rows (no
+ * deadlock). Each node's pull writes share one transaction per GROUP_COMMIT_WINDOW_MS (group commit), so the lock
+ * is taken once per batch, not once per write. Reads take no lock. Over 300 lines on purpose: one class over one
+ * pool, each method one query or one transaction, as store.ts.
+ */
+import type pg from 'pg';
+import { NoiseCfgError } from '../errors.js';
+import type { FileEntry } from './digests.js';
+import { GROUP_COMMIT_WINDOW_MS } from './group-commit.js';
+import { openPostgresStore, postgresFailure } from './postgres-pool.js';
+import { CONTENT_SLICE_BYTES } from './store-schema.js';
+import type { TaskStoreContract } from './store-contract.js';
+import { toTask, type ClientRecord, type ClientState, type NewTaskFile, type TaskEvent, type TaskRecord, type TaskRow, type TransferProgress } from './store-records.js';
+import type { PostgresLocation } from './store-location.js';
+
+/** The advisory lock every write transaction takes first ("ncfh": the migration lock's neighbour). */
+export const WRITE_LOCK_KEY = 0x6e636668;
+
+type Query = (text: string, values?: readonly unknown[]) => Promise<pg.QueryResult>;
+
+interface QueuedWrite {
+  apply: (query: Query) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+interface ClientRowPg {
+  task_id: string; identity: string; name: string; remote_address: string; state: ClientState; first_seen_at: number;
+  updated_at: number; exit_code: number | null; message: string | null; applied_digest: string | null; has_slot: boolean;
+}
+
+const toClient = (row: ClientRowPg): ClientRecord => ({
+  taskId: row.task_id, identity: row.identity, name: row.name, remoteAddress: row.remote_address, state: row.state,
+  firstSeenAt: row.first_seen_at, updatedAt: row.updated_at, exitCode: row.exit_code, message: row.message,
+  appliedDigest: row.applied_digest, hasSlot: row.has_slot,
+});
+
+const EVENT_COLUMNS = 'id, task_id AS "taskId", identity, name, state, at, detail';
+
+/** The task database of a fleet of nodes, on PostgreSQL. */
+export class PostgresTaskStore implements TaskStoreContract {
+  readonly #pool: pg.Pool;
+  readonly #location: PostgresLocation;
+  readonly #servedBy: string | null;
+  #commits = 0;
+  #queue: QueuedWrite[] = [];
+  #flushTimer: NodeJS.Timeout | null = null;
+  // The batch being committed: batches of one node run one after the other, in the order they were queued.
+  #committing: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | null = null;
+
+  private constructor(pool: pg.Pool, location: PostgresLocation, servedBy: string | null) {
+    this.#pool = pool;
+    this.#location = location;
+    this.#servedBy = servedBy;
+  }
+
+  /**
+   * Connects, migrates the schema and returns the store. Throws STORE_UNAVAILABLE or STORE_CORRUPT as
+   * openPostgresStore does. `servedBy` names the server process, as for TaskStore.open.
+   */
+  static async open(location: PostgresLocation, options: { servedBy?: string; env?: NodeJS.ProcessEnv; poolSize?: number } = {}): Promise<PostgresTaskStore> {
+    const { pool } = await openPostgresStore(location, { ...(options.env ? { env: options.env } : {}), ...(options.poolSize ? { poolSize: options.poolSize } : {}) });
+    return new PostgresTaskStore(pool, location, options.servedBy ?? null);
+  }
+
+  get commitCount(): number {
+    return this.#commits;
+  }
+
+  createTask(task: TaskRecord, files: readonly NewTaskFile[]): Promise<void> {
+    return this.#transaction(async (query) => {
+      await query(`INSERT INTO tasks (id, name, mode, created_at, expires_at, max_clients, state, ended_at, digest, total_bytes, file_count)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [task.id, task.name, task.mode, task.createdAt, task.expiresAt, task.maxClients, task.state, task.endedAt, task.digest, task.totalBytes, task.fileCount]);
+      for (const [position, file] of files.entries()) {
+        await query('INSERT INTO task_files (task_id, position, path, mode, size, digest) VALUES ($1, $2, $3, $4, $5, $6)', [task.id, position, file.path, file.mode, file.size, file.digest]);
+        for (let slice = 0; slice * CONTENT_SLICE_BYTES < file.content.byteLength; slice++) {
+          await query('INSERT INTO file_slices (task_id, position, slice, content) VALUES ($1, $2, $3, $4)',
+            [task.id, position, slice, file.content.subarray(slice * CONTENT_SLICE_BYTES, (slice + 1) * CONTENT_SLICE_BYTES)]);
+        }
+      }
+      await this.#insertEvent(query, task.id, null, null, 'created', task.createdAt, null);
+    });
+  }
+
+  async getTask(id: string): Promise<TaskRecord | null> {
+    const row = (await this.#read<TaskRow>('SELECT * FROM tasks WHERE id = $1', [id]))[0];
+    return row ? toTask(row) : null;
+  }
+
+  async listTasks(): Promise<TaskRecord[]> {
+    return (await this.#read<TaskRow>('SELECT * FROM tasks ORDER BY created_at DESC, id')).map(toTask);
+  }
+
+  getFiles(taskId: string): Promise<FileEntry[]> {
+    return this.#read<FileEntry>('SELECT path, mode, size, digest FROM task_files WHERE task_id = $1 ORDER BY position', [taskId]);
+  }
+
+  async getFileContent(taskId: string, position: number): Promise<Buffer> {
+    const file = (await this.#read<{ size: number }>('SELECT size FROM task_files WHERE task_id = $1 AND position = $2', [taskId, position]))[0];
+    if (!file) throw new NoiseCfgError('STORE_CORRUPT', `file ${position} of task ${taskId} is missing from the store`);
+    const slices = await this.#read<{ content: Buffer }>('SELECT content FROM file_slices WHERE task_id = $1 AND position = $2 ORDER BY slice', [taskId, position]);
+    const content = Buffer.concat(slices.map((row) => row.content));
+    if (content.byteLength !== file.size) {
+      throw new NoiseCfgError('STORE_CORRUPT', `file ${position} of task ${taskId} has ${content.byteLength} bytes of content in the store, its record says ${file.size}`);
+    }
+    return content;
+  }
+
+  async getFileSlice(taskId: string, position: number, slice: number): Promise<Buffer> {
+    const row = (await this.#read<{ content: Buffer }>('SELECT content FROM file_slices WHERE task_id = $1 AND position = $2 AND slice = $3', [taskId, position, slice]))[0];
+    if (!row) throw new NoiseCfgError('STORE_CORRUPT', `slice ${slice} of file ${position} of task ${taskId} is missing from the store`);
+    return row.content;
+  }
+
+  async getClient(taskId: string, identity: string): Promise<ClientRecord | null> {
+    const row = (await this.#read<ClientRowPg>('SELECT * FROM clients WHERE task_id = $1 AND identity = $2', [taskId, identity]))[0];
+    return row ? toClient(row) : null;
+  }
+
+  async listClients(taskId: string): Promise<ClientRecord[]> {
+    return (await this.#read<ClientRowPg>('SELECT * FROM clients WHERE task_id = $1 ORDER BY first_seen_at, identity', [taskId])).map(toClient);
+  }
+
+  listEvents(taskId: string, afterId = 0, limit = -1): Promise<TaskEvent[]> {
+    // LIMIT NULL is PostgreSQL's "no limit".
+    return this.#read<TaskEvent>(`SELECT ${EVENT_COLUMNS} FROM events WHERE task_id = $1 AND id > $2 ORDER BY id LIMIT $3`, [taskId, afterId, limit < 0 ? null : limit]);
+  }
+
+  async lastEventId(taskId: string): Promise<number> {
+    return (await this.#read<{ id: number | null }>('SELECT max(id) AS id FROM events WHERE task_id = $1', [taskId]))[0]?.id ?? 0;
+  }
+
+  endTask(taskId: string, state: 'cancelled' | 'completed', at: number): Promise<boolean> {
+    return this.#transaction(async (query) => {
+      const changed = (await query("UPDATE tasks SET state = $1, ended_at = $2 WHERE id = $3 AND state = 'active'", [state, at, taskId])).rowCount === 1;
+      if (changed) await this.#insertEvent(query, taskId, null, null, state, at, null);
+      return changed;
+    });
+  }
+
+  revokeClient(taskId: string, identity: string, at: number): Promise<boolean> {
+    return this.#transaction(async (query) => {
+      const changed = (await query("UPDATE clients SET state = 'revoked', updated_at = $1 WHERE task_id = $2 AND identity = $3", [at, taskId, identity])).rowCount === 1;
+      if (changed) await this.#insertEvent(query, taskId, identity, null, 'revoked', at, null);
+      return changed;
+    });
+  }
+
+  saveClient(client: ClientRecord, detail: string | null = null): Promise<void> {
+    return this.#enqueue((query) => this.#upsertClient(query, client, detail));
+  }
+
+  claimSlot(offer: ClientRecord, slotLimit: number): Promise<boolean> {
+    return this.#enqueue(async (query) => {
+      // The write lock makes this read and the update below one step for every node.
+      const holds = (await query('SELECT has_slot FROM clients WHERE task_id = $1 AND identity = $2', [offer.taskId, offer.identity])).rows[0]?.has_slot === true;
+      const taken = holds || (await query('UPDATE tasks SET slots_taken = slots_taken + 1 WHERE id = $1 AND slots_taken < $2', [offer.taskId, slotLimit])).rowCount === 1;
+      if (taken) await this.#upsertClient(query, { ...offer, hasSlot: true }, null);
+      return taken;
+    });
+  }
+
+  saveResult(outcome: ClientRecord, detail: string | null): Promise<boolean> {
+    return this.#enqueue(async (query) => {
+      await this.#upsertClient(query, outcome, detail);
+      if (outcome.state !== 'applied') return false;
+      const completed = (await query(`UPDATE tasks SET state = 'completed', ended_at = $1 WHERE id = $2 AND state = 'active' AND max_clients IS NOT NULL
+        AND max_clients <= (SELECT count(*) FROM clients c WHERE c.task_id = tasks.id AND c.state = 'applied' AND c.applied_digest = tasks.digest)`,
+      [outcome.updatedAt, outcome.taskId])).rowCount === 1;
+      if (completed) await this.#insertEvent(query, outcome.taskId, null, null, 'completed', outcome.updatedAt, null);
+      return completed;
+    });
+  }
+
+  markInterrupted(taskId: string, identity: string, at: number, detail: string): Promise<void> {
+    return this.#enqueue(async (query) => {
+      const row = (await query("UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE task_id = $2 AND identity = $3 AND state = 'offered' RETURNING name",
+        [at, taskId, identity])).rows[0] as { name: string } | undefined;
+      if (row) await this.#insertEvent(query, taskId, identity, row.name, 'interrupted', at, detail);
+    });
+  }
+
+  interruptLostSessions(at: number, detail: string, servedBy?: string): Promise<number> {
+    return this.#transaction(async (query) => {
+      const rows = (servedBy === undefined
+        ? await query("UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE state IN ('connected', 'offered') RETURNING task_id, identity, name", [at])
+        : await query("UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE state IN ('connected', 'offered') AND served_by = $2 RETURNING task_id, identity, name", [at, servedBy])
+      ).rows as { task_id: string; identity: string; name: string }[];
+      for (const row of rows) await this.#insertEvent(query, row.task_id, row.identity, row.name, 'interrupted', at, detail);
+      return rows.length;
+    });
+  }
+
+  saveTransferProgress(taskId: string, identity: string, bytesSent: number, at: number): Promise<void> {
+    return this.#enqueue(async (query) => {
+      await query(`INSERT INTO transfers (task_id, identity, bytes_sent, updated_at) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (task_id, identity) DO UPDATE SET bytes_sent = excluded.bytes_sent, updated_at = excluded.updated_at`, [taskId, identity, bytesSent, at]);
+    });
+  }
+
+  listTransfers(taskId: string): Promise<TransferProgress[]> {
+    return this.#read<TransferProgress>(`SELECT p.identity, c.name, p.bytes_sent AS "bytesSent", p.updated_at AS at
+      FROM transfers p JOIN clients c ON c.task_id = p.task_id AND c.identity = p.identity
+      WHERE p.task_id = $1 AND c.state = 'offered' AND p.updated_at >= c.updated_at ORDER BY p.identity`, [taskId]);
+  }
+
+  deleteTask(taskId: string): Promise<number | null> {
+    return this.#transaction(async (query) => {
+      const row = (await query('SELECT total_bytes FROM tasks WHERE id = $1', [taskId])).rows[0] as { total_bytes: number } | undefined;
+      if (!row) return null;
+      for (const table of ['file_slices', 'task_files', 'transfers', 'clients', 'events']) await query(`DELETE FROM ${table} WHERE task_id = $1`, [taskId]);
+      await query('DELETE FROM tasks WHERE id = $1', [taskId]);
+      return row.total_bytes;
+    });
+  }
+
+  async listEndedBefore(cutoffMs: number): Promise<TaskRecord[]> {
+    return (await this.#read<TaskRow>(`SELECT * FROM tasks
+      WHERE (state != 'active' AND COALESCE(ended_at, expires_at) < $1) OR (state = 'active' AND expires_at < $1)
+      ORDER BY COALESCE(ended_at, expires_at), id`, [cutoffMs])).map(toTask);
+  }
+
+  /** Commits what is queued now, and resolves once every batch queued so far is committed. */
+  async flush(): Promise<void> {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    const batch = this.#queue;
+    this.#queue = [];
+    if (batch.length > 0) this.#committing = this.#committing.then(() => this.#commitBatch(batch));
+    await this.#committing;
+  }
+
+  /** Commits what is queued and ends the pool; closing again waits for the first close. */
+  close(): Promise<void> {
+    this.#closing ??= this.flush().finally(() => this.#pool.end());
+    return this.#closing;
+  }
+
+  #enqueue<T>(apply: (query: Query) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ apply, resolve: resolve as (value: unknown) => void, reject });
+      // As in group-commit.ts: a short window gathers concurrent clients' writes into one transaction.
+      this.#flushTimer ??= setTimeout(() => void this.flush(), GROUP_COMMIT_WINDOW_MS);
+    });
+  }
+
+  async #commitBatch(batch: readonly QueuedWrite[]): Promise<void> {
+    let results: unknown[];
+    try {
+      results = await this.#transaction(async (query) => {
+        const values: unknown[] = [];
+        for (const write of batch) values.push(await write.apply(query));
+        return values;
+      });
+    } catch (error) {
+      for (const write of batch) write.reject(error as Error);
+      return;
+    }
+    batch.forEach((write, index) => write.resolve(results[index]));
+  }
+
+  // One write transaction under the write lock; its error sorted into the store's codes.
+  async #transaction<T>(step: (query: Query) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await this.#pool.connect();
+      const query: Query = (text, values) => client!.query(text, values as unknown[]);
+      await query('BEGIN');
+      try {
+        await query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
+        const result = await step(query);
+        await query('COMMIT');
+        this.#commits++;
+        return result;
+      } catch (error) {
+        await query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    } catch (error) {
+      throw this.#failure(error);
+    } finally {
+      client?.release();
+    }
+  }
+
+  async #read<Row>(text: string, values: readonly unknown[] = []): Promise<Row[]> {
+    try {
+      return (await this.#pool.query(text, values as unknown[])).rows as Row[];
+    } catch (error) {
+      throw this.#failure(error);
+    }
+  }
+
+  // A broken constraint (class 23: a foreign key to a task that is gone, a check) is a write the data refuses, as
+  // SQLite's constraint errors are STORE_CORRUPT in store-errors.ts; everything else is the connection's.
+  #failure(error: unknown): NoiseCfgError {
+    if (error instanceof NoiseCfgError) return error;
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('23')) {
+      return new NoiseCfgError('STORE_CORRUPT', `the store refused a write: ${(error as Error).message} (SQLSTATE ${code})`, { cause: error });
+    }
+    return postgresFailure(error, this.#location);
+  }
+
+  async #upsertClient(query: Query, client: ClientRecord, detail: string | null): Promise<void> {
+    await query(`INSERT INTO clients (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot, served_by)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+      ON CONFLICT (task_id, identity) DO UPDATE SET name = excluded.name, remote_address = excluded.remote_address,
+        state = CASE WHEN clients.state = 'revoked' THEN 'revoked' ELSE excluded.state END,
+        updated_at = excluded.updated_at, exit_code = excluded.exit_code, message = excluded.message,
+        applied_digest = excluded.applied_digest, has_slot = clients.has_slot OR excluded.has_slot, served_by = excluded.served_by`,
+    [client.taskId, client.identity, client.name, client.remoteAddress, client.state, client.firstSeenAt, client.updatedAt,
+      client.exitCode, client.message, client.appliedDigest, client.hasSlot, this.#servedBy]);
+    await this.#insertEvent(query, client.taskId, client.identity, client.name, client.state, client.updatedAt, detail);
+  }
+
+  async #insertEvent(query: Query, taskId: string, identity: string | null, name: string | null, state: string, at: number, detail: string | null): Promise<void> {
+    await query('INSERT INTO events (task_id, identity, name, state, at, detail) VALUES ($1, $2, $3, $4, $5, $6)', [taskId, identity, name, state, at, detail]);
+  }
+}
