@@ -58,9 +58,9 @@ async function runPrimary(workers: number, taskBytes: number): Promise<void> {
   process.env[DATA_DIR_ENV] = dataDir;
   const pool = new WorkerPool({ dataDir, workers, listen: '127.0.0.1:0', log: () => undefined });
   const { address } = await pool.start();
-  const admin = TaskAdmin.open(dataDir);
-  const { token } = admin.createTask({ files: [{ path: 'bench/payload.bin', content: Buffer.alloc(taskBytes, 0x42) }], ttlSeconds: 3600, advertise: address });
-  admin.close();
+  const admin = await TaskAdmin.open(dataDir);
+  const { token } = await admin.createTask({ files: [{ path: 'bench/payload.bin', content: Buffer.alloc(taskBytes, 0x42) }], ttlSeconds: 3600, advertise: address });
+  await admin.close();
   process.on('message', (message: unknown) => {
     if (message === 'stats') {
       void Promise.all(Object.values(cluster.workers ?? {}).map((worker) => askWorker(worker!))).then((each) => {

@@ -89,9 +89,9 @@ async function main(): Promise<void> {
     const dataDir = mkdtempSync(join(tmpdir(), 'noise-cfg-bench-'));
     const server = new TaskServer({ dataDir, listen: { host: '127.0.0.1', port: 0 }, limits: BENCH_TASK_SERVER_LIMITS });
     port = (await server.start()).port;
-    const admin = TaskAdmin.open(dataDir);
-    const { token } = admin.createTask({ files: [{ path: 'bench/payload.bin', content: Buffer.alloc(Number(taskBytesText), 0x42) }], ttlSeconds: 3600 });
-    admin.close();
+    const admin = await TaskAdmin.open(dataDir);
+    const { token } = await admin.createTask({ files: [{ path: 'bench/payload.bin', content: Buffer.alloc(Number(taskBytesText), 0x42) }], ttlSeconds: 3600 });
+    await admin.close();
     commits = () => server.store.commitCount;
     stop = async () => {
       await server.stop(0);

@@ -6,9 +6,10 @@ import type { Argv } from 'yargs';
 import type { ArgumentsOf } from '../arguments-of.js';
 import {
   escapeUnprintable, MAX_WORKERS, NoiseCfgError, parseDurationSeconds, parseWorkerCount, reportWorkerFailed, reportWorkerReady, startApiServer,
-  TaskAdmin, TaskServer, toTerminalSafeJson, WorkerPool, workerRole, type ApiLogRecord, type LogRecord, type TaskServerOptions,
+  describeStoreLocation, TaskAdmin, TaskServer, toTerminalSafeJson, WorkerPool, workerRole, type ApiLogRecord, type LogRecord, type TaskServerOptions,
 } from '../../lib/index.js';
 import { dataOption } from '../data-option.js';
+import { storeLocation, storeOption } from '../store-option.js';
 import { checkAdvertise } from '../advertise-check.js';
 import { parseHostPort } from '../host-port.js';
 import { isLoopbackHost } from '../loopback.js';
@@ -21,6 +22,7 @@ export const describe = 'Run the update server';
 export function builder(yargs: Argv) {
   return yargs
     .option('data', dataOption('Data directory: keys (0600) and the task database; created (0700) on first start, and locked while serving'))
+    .option('store', storeOption())
     .option('listen', { type: 'string', requiresArg: true, default: '0.0.0.0:7447', describe: 'Address for client connections, HOST:PORT' })
     .option('api', { type: 'string', requiresArg: true, default: '127.0.0.1:7448', describe: 'Address of the REST API, HOST:PORT, or "off"' })
     .option('api-allow-remote', { type: 'boolean', default: false, describe: 'Allow the API on a non-loopback address (it carries tokens: put it behind TLS)' })
@@ -33,6 +35,7 @@ export function builder(yargs: Argv) {
     .check((argv) => {
       if (retainMs(String(argv['retain'])) === undefined) throw new UsageError(`--retain must look like 12h, 7d or 30d, or be 0 or off, got ${JSON.stringify(String(argv['retain']))}`);
       if (parseWorkerCount(String(argv['workers'])) === null) throw new UsageError(`--workers must be a whole number from 1 to ${MAX_WORKERS}, or auto, got ${JSON.stringify(String(argv['workers']))}`);
+      storeLocation({ store: argv['store'] as string | undefined });
       parseHostPort(argv['listen'] as string, '--listen');
       if (argv['advertise'] !== undefined) parseHostPort(argv['advertise'] as string, '--advertise');
       if (argv['api'] !== 'off') parseHostPort(argv['api'] as string, '--api');
@@ -77,8 +80,10 @@ export async function handler(argv: ServeArguments): Promise<void> {
   const writeLog = (record: LogRecord | ApiLogRecord): void => {
     process.stdout.write(`${argv.logFormat === 'json' ? toTerminalSafeJson(record) : formatText(record)}\n`);
   };
+  const store = storeLocation(argv);
   const serverOptions: TaskServerOptions = {
     dataDir: argv.data,
+    store,
     listen,
     ...(advertise ? { advertise } : {}),
     retainMs: retainMs(argv.retain) ?? null,
@@ -89,7 +94,7 @@ export async function handler(argv: ServeArguments): Promise<void> {
   let stop: () => Promise<void>;
   let address: Address;
   let api: Address | null = null;
-  let admin: () => TaskAdmin;
+  let admin: () => Promise<TaskAdmin>;
   if (workers === 1) {
     const server = new TaskServer(serverOptions);
     address = await server.start();
@@ -103,21 +108,22 @@ export async function handler(argv: ServeArguments): Promise<void> {
       }
       api = { host: apiServer.host, port: apiServer.port };
     }
-    admin = () => server.admin();
+    admin = () => Promise.resolve(server.admin());
     stop = () => Promise.resolve(apiServer?.app.close()).then(() => server.stop(argv.graceSeconds * 1000));
   } else {
-    const pool = new WorkerPool({ dataDir: argv.data, workers, listen: `${listen.host}:${listen.port}`, log: writeLog });
+    const pool = new WorkerPool({ dataDir: argv.data, store, workers, listen: `${listen.host}:${listen.port}`, log: writeLog });
     ({ address, api } = await pool.start());
-    admin = () => TaskAdmin.open(argv.data);
+    admin = () => TaskAdmin.open(argv.data, { store });
     stop = () => pool.stop(argv.graceSeconds * 1000);
   }
   const processes = workers === 1 ? '' : ` (${workers} worker processes)`;
-  printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}${processes}`);
+  const tasks = store.kind === 'sqlite' ? '' : `, tasks in ${describeStoreLocation(store)}`;
+  printStatus(`noise-cfg serve: listening on ${address.host}:${address.port}, data in ${argv.data}${tasks}${processes}`);
   if (api) {
     if (!isApiLoopback) printStatus(`warning: the REST API listens on ${api.host}:${api.port}, reachable from the network; it carries tokens, so put it behind a TLS proxy`);
     printStatus(`REST API on http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}/v1 (bearer token in ${argv.data}/admin.token)`);
   }
-  if (argv.demo) createDemoTask(admin(), workers > 1);
+  if (argv.demo) await createDemoTask(await admin(), workers > 1);
   await new Promise<void>((resolve, reject) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       process.off('SIGINT', onSignal);
@@ -131,16 +137,16 @@ export async function handler(argv: ServeArguments): Promise<void> {
 }
 
 // Through the server's own store when there is one (`ownsAdmin` false): no second handle on the database.
-function createDemoTask(admin: TaskAdmin, ownsAdmin: boolean): void {
+async function createDemoTask(admin: TaskAdmin, ownsAdmin: boolean): Promise<void> {
   try {
-    const created = admin.createTask({
+    const created = await admin.createTask({
       name: 'demo',
       files: [{ path: 'demo/hello.conf', content: Buffer.from(`# written by noise-cfg serve --demo\ngreeting = "hello"\ncreated = "${new Date().toISOString()}"\n`) }],
     });
     printStatus(`demo task ${created.id} (expires ${created.expiresAt}); in another terminal run:`);
     printStatus(`  NOISE_CFG_TOKEN=${created.token} ${selfCommand()} pull --out ./demo-out`);
   } finally {
-    if (ownsAdmin) admin.close();
+    if (ownsAdmin) await admin.close();
   }
 }
 

@@ -15,7 +15,10 @@ import {
   MAX_CLIENTS_LIMIT, MAX_TASK_NAME_LENGTH, MAX_TTL_SECONDS,
   type CreatedTask, type CreateTaskOptions, type DeletedTasks, type Operator, type PruneOptions, type TaskToken, type WatchOptions,
 } from './operator.js';
-import { TaskStore, type TaskEvent, type TaskRecord } from './store.js';
+import type { TaskEvent, TaskRecord } from './store.js';
+import type { TaskStoreContract } from './store-contract.js';
+import type { StoreLocation } from './store-location.js';
+import { openTaskStore } from './open-store.js';
 import { DEFAULT_TTL_SECONDS, taskState, taskView, type TaskStreamEvent, type TaskView } from './task.js';
 import { DEFAULT_TASK_MODE, isTaskMode, TASK_MODES } from './task-mode.js';
 
@@ -46,11 +49,11 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
 /** Operator access to one data directory. Close it when done. */
 export class TaskAdmin implements Operator {
   readonly #dataDir: DataDir;
-  readonly #store: TaskStore;
+  readonly #store: TaskStoreContract;
   readonly #now: () => number;
   readonly #ownsStore: boolean;
 
-  private constructor(dataDir: DataDir, store: TaskStore, now: () => number, ownsStore: boolean) {
+  private constructor(dataDir: DataDir, store: TaskStoreContract, now: () => number, ownsStore: boolean) {
     this.#dataDir = dataDir;
     this.#store = store;
     this.#now = now;
@@ -58,19 +61,21 @@ export class TaskAdmin implements Operator {
   }
 
   /** An admin sharing a store that someone else (the running server) opened and closes. */
-  static attach(dataDir: DataDir, store: TaskStore, now: () => number = Date.now): TaskAdmin {
+  static attach(dataDir: DataDir, store: TaskStoreContract, now: () => number = Date.now): TaskAdmin {
     return new TaskAdmin(dataDir, store, now, false);
   }
 
   /**
    * Opens an existing data directory. Only a server creates one: a missing directory (or one without any of the
    * data directory's files) is DATA_DIR_MISSING, naming the absolute path, unless `create` is set (library users
-   * and tests that set one up without a server). Throws DATA_DIR_INSECURE, DATA_DIR_UNAVAILABLE, STORE_CORRUPT or
-   * STORE_UNAVAILABLE.
+   * and tests that set one up without a server). `store` is where the tasks are (default: SQLite in the data
+   * directory; a PostgreSQL database the data directory's servers share, SPEC.md §4.9), `env` where a PostgreSQL
+   * password may come from. Rejects with DATA_DIR_INSECURE, DATA_DIR_UNAVAILABLE, STORE_CORRUPT or STORE_UNAVAILABLE.
    */
-  static open(dataDirPath: string, options: { now?: () => number; create?: boolean } = {}): TaskAdmin {
+  static async open(dataDirPath: string, options: { now?: () => number; create?: boolean; store?: StoreLocation; env?: NodeJS.ProcessEnv } = {}): Promise<TaskAdmin> {
     const dataDir = openDataDir(dataDirPath, { create: options.create === true });
-    return new TaskAdmin(dataDir, TaskStore.open(dataDir.databasePath), options.now ?? Date.now, true);
+    const store = await openTaskStore(options.store ?? { kind: 'sqlite' }, dataDir, options.env ? { env: options.env } : {});
+    return new TaskAdmin(dataDir, store, options.now ?? Date.now, true);
   }
 
   /** The server's static public key (the pin in xxpsk3 tokens). */
@@ -78,7 +83,7 @@ export class TaskAdmin implements Operator {
     return Buffer.from(this.#dataDir.serverKeyPair.publicKey);
   }
 
-  createTask(options: CreateTaskOptions): CreatedTask {
+  async createTask(options: CreateTaskOptions): Promise<CreatedTask> {
     const nowMs = options.nowMs ?? this.#now();
     const ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) {
@@ -100,45 +105,47 @@ export class TaskAdmin implements Operator {
       id, name, mode, createdAt: nowMs, expiresAt, maxClients, state: 'active', endedAt: null,
       digest: taskDigest(files), totalBytes: files.reduce((sum, file) => sum + file.size, 0), fileCount: files.length,
     };
-    this.#store.createTask(task, files);
+    await this.#store.createTask(task, files);
     return { id, token: this.#mintToken(task, options.advertise), expiresAt: new Date(expiresAt).toISOString(), task: taskView(task, files, [], nowMs) };
   }
 
-  listTasks(): TaskView[] {
+  async listTasks(): Promise<TaskView[]> {
     const nowMs = this.#now();
-    return this.#store.listTasks().map((task) => taskView(task, this.#store.getFiles(task.id), this.#store.listClients(task.id), nowMs));
+    const views: TaskView[] = [];
+    for (const task of await this.#store.listTasks()) views.push(taskView(task, await this.#store.getFiles(task.id), await this.#store.listClients(task.id), nowMs));
+    return views;
   }
 
-  showTask(id: string): TaskView {
-    const task = this.#requireTask(id);
-    return taskView(task, this.#store.getFiles(id), this.#store.listClients(id), this.#now());
+  async showTask(id: string): Promise<TaskView> {
+    const task = await this.#requireTask(id);
+    return taskView(task, await this.#store.getFiles(id), await this.#store.listClients(id), this.#now());
   }
 
-  cancelTask(id: string): TaskView {
-    const task = this.#requireTask(id);
+  async cancelTask(id: string): Promise<TaskView> {
+    const task = await this.#requireTask(id);
     const nowMs = this.#now();
     const state = taskState(task, nowMs);
-    if (state !== 'active' || !this.#store.endTask(id, 'cancelled', nowMs)) {
-      throw new NoiseCfgError('TASK_ENDED', `task ${id} has already ended (${state === 'active' ? this.#store.getTask(id)?.state : state})`);
+    if (state !== 'active' || !await this.#store.endTask(id, 'cancelled', nowMs)) {
+      throw new NoiseCfgError('TASK_ENDED', `task ${id} has already ended (${state === 'active' ? (await this.#store.getTask(id))?.state : state})`);
     }
     return this.showTask(id);
   }
 
-  revokeClient(id: string, identity: string): TaskView {
+  async revokeClient(id: string, identity: string): Promise<TaskView> {
     const nowMs = this.#now();
-    const state = taskState(this.#requireTask(id), nowMs);
+    const state = taskState(await this.#requireTask(id), nowMs);
     if (state !== 'active') throw new NoiseCfgError('TASK_ENDED', `task ${id} has already ended (${state}): no client of it is served any more`);
-    const client = resolveClient(this.#store.listClients(id), id, identity);
+    const client = resolveClient(await this.#store.listClients(id), id, identity);
     if (client.state === 'revoked') throw new NoiseCfgError('CLIENT_ALREADY_REVOKED', `client ${client.identity.slice(0, 16)} of task ${id} is already revoked`);
-    if (!this.#store.revokeClient(id, client.identity, nowMs)) {
+    if (!await this.#store.revokeClient(id, client.identity, nowMs)) {
       throw new NoiseCfgError('CLIENT_NOT_FOUND', `task ${id} has no client with identity ${JSON.stringify(client.identity)}`);
     }
     return this.showTask(id);
   }
 
   // Any string may be given as an id; one that is not a task id names no task (SPEC.md §6), as through the API.
-  #requireTask(id: string): TaskRecord {
-    const task = isTaskId(id) ? this.#store.getTask(id) : null;
+  async #requireTask(id: string): Promise<TaskRecord> {
+    const task = isTaskId(id) ? await this.#store.getTask(id) : null;
     if (!task) throw new NoiseCfgError('TASK_NOT_FOUND', `no task with id ${JSON.stringify(id)}`);
     return task;
   }
@@ -162,11 +169,11 @@ export class TaskAdmin implements Operator {
    * connection on), then removes its files, contents, clients and events, and gives the space back (SPEC.md
    * §4.1). Throws TASK_NOT_FOUND (also when deleted already).
    */
-  deleteTask(id: string): DeletedTasks {
-    const task = this.#requireTask(id);
+  async deleteTask(id: string): Promise<DeletedTasks> {
+    const task = await this.#requireTask(id);
     const nowMs = this.#now();
     const state = taskState(task, nowMs);
-    if (state === 'active') this.#store.endTask(id, 'cancelled', nowMs);
+    if (state === 'active') await this.#store.endTask(id, 'cancelled', nowMs);
     return this.#delete([{ ...task, state: state === 'active' ? 'cancelled' : task.state, endedAt: task.endedAt ?? nowMs }], false);
   }
 
@@ -174,32 +181,32 @@ export class TaskAdmin implements Operator {
    * Deletes every task that ended more than `endedBeforeMs` milliseconds ago (cancelled, completed or expired
    * then), as deleteTask does; with `dryRun`, only lists them. Throws INVALID_ARGUMENT for a negative age.
    */
-  pruneTasks(options: PruneOptions): DeletedTasks {
+  async pruneTasks(options: PruneOptions): Promise<DeletedTasks> {
     if (!Number.isFinite(options.endedBeforeMs) || options.endedBeforeMs < 0) {
       throw new NoiseCfgError('INVALID_ARGUMENT', `endedBeforeMs must be a number of milliseconds >= 0, got ${String(options.endedBeforeMs)}`);
     }
-    return this.#delete(this.#store.listEndedBefore(this.#now() - options.endedBeforeMs), options.dryRun === true);
+    return this.#delete(await this.#store.listEndedBefore(this.#now() - options.endedBeforeMs), options.dryRun === true);
   }
 
-  #delete(tasks: readonly TaskRecord[], isDryRun: boolean): DeletedTasks {
+  async #delete(tasks: readonly TaskRecord[], isDryRun: boolean): Promise<DeletedTasks> {
     const nowMs = this.#now();
     const deleted: DeletedTasks['tasks'] = [];
     let freedBytes = 0;
-    const before = this.#store.fileBytes();
+    const before = await this.#store.fileBytes();
     for (const task of tasks) {
-      const bytes = isDryRun ? task.totalBytes : this.#store.deleteTask(task.id);
+      const bytes = isDryRun ? task.totalBytes : await this.#store.deleteTask(task.id);
       if (bytes === null) continue;
       freedBytes += bytes;
       const endedAtMs = task.endedAt ?? (task.state === 'active' ? task.expiresAt : null);
       deleted.push({ id: task.id, name: task.name, state: taskState(task, nowMs), endedAt: endedAtMs === null ? null : new Date(endedAtMs).toISOString(), totalBytes: task.totalBytes });
     }
-    const after = isDryRun || deleted.length === 0 ? before : this.#store.reclaimSpace().afterBytes;
+    const after = isDryRun || deleted.length === 0 ? before : (await this.#store.reclaimSpace()).afterBytes;
     return { tasks: deleted, freedBytes, databaseBytes: { before, after } };
   }
 
   /** Events of a task after `afterId`. Throws TASK_NOT_FOUND. */
-  events(id: string, afterId = 0): TaskEvent[] {
-    this.#requireTask(id);
+  async events(id: string, afterId = 0): Promise<TaskEvent[]> {
+    await this.#requireTask(id);
     return this.#store.listEvents(id, afterId);
   }
 
@@ -207,15 +214,15 @@ export class TaskAdmin implements Operator {
    * The token of an active task (its PSK is derived again; nothing secret is stored). An ended task's token would
    * only be refused, so none is made. Throws TASK_NOT_FOUND or TASK_ENDED.
    */
-  token(id: string, advertise?: AdvertisedAddress): string {
-    const task = this.#requireTask(id);
+  async token(id: string, advertise?: AdvertisedAddress): Promise<string> {
+    const task = await this.#requireTask(id);
     const state = taskState(task, this.#now());
     if (state !== 'active') throw new NoiseCfgError('TASK_ENDED', `task ${id} has ended (${state}): its token would be refused`);
     return this.#mintToken(task, advertise);
   }
 
-  taskToken(id: string, advertise?: AdvertisedAddress): TaskToken {
-    return { id, token: this.token(id, advertise), expiresAt: this.showTask(id).expiresAt };
+  async taskToken(id: string, advertise?: AdvertisedAddress): Promise<TaskToken> {
+    return { id, token: await this.token(id, advertise), expiresAt: (await this.showTask(id)).expiresAt };
   }
 
   /**
@@ -226,31 +233,31 @@ export class TaskAdmin implements Operator {
    */
   async *watch(id: string, options: WatchOptions = {}): AsyncGenerator<TaskStreamEvent> {
     const pollMs = options.pollMs ?? DEFAULT_WATCH_POLL_MS;
-    this.#requireTask(id);
+    await this.#requireTask(id);
     // The position is taken before the view: a change made between the two is then sent (again) rather than lost.
-    let after = options.afterEventId ?? this.#store.lastEventId(id);
-    yield { type: 'task', task: this.showTask(id) };
+    let after = options.afterEventId ?? await this.#store.lastEventId(id);
+    yield { type: 'task', task: await this.showTask(id) };
     // Progress is sent when it differs from what was sent last; none at first (no transfer is in progress).
     let lastProgressSeen = '';
     for (;;) {
       // The state is read before the events, so changes committed between the two reads are still sent before end.
-      const task = this.#requireTask(id);
+      const task = await this.#requireTask(id);
       for (;;) {
-        const events = this.#store.listEvents(id, after, EVENTS_PER_READ);
+        const events = await this.#store.listEvents(id, after, EVENTS_PER_READ);
         for (const event of events) {
           after = event.id;
           yield { type: 'change', change: { ...event, at: new Date(event.at).toISOString() } };
         }
         if (events.length < EVENTS_PER_READ) break;
       }
-      const transfers = this.#store.listTransfers(id);
+      const transfers = await this.#store.listTransfers(id);
       const progressSeen = transfers.map((transfer) => `${transfer.identity}:${transfer.bytesSent}`).join(' ');
       if (progressSeen !== lastProgressSeen) {
         lastProgressSeen = progressSeen;
         yield { type: 'progress', progress: { taskId: id, totalBytes: task.totalBytes, transfers: transfers.map((transfer) => ({ ...transfer, at: new Date(transfer.at).toISOString() })) } };
       }
       if (taskState(task, this.#now()) !== 'active') {
-        yield { type: 'end', task: this.showTask(id) };
+        yield { type: 'end', task: await this.showTask(id) };
         return;
       }
       if (options.signal?.aborted) return;
@@ -259,7 +266,7 @@ export class TaskAdmin implements Operator {
     }
   }
 
-  close(): void {
-    if (this.#ownsStore) this.#store.close();
+  async close(): Promise<void> {
+    if (this.#ownsStore) await this.#store.close();
   }
 }

@@ -8,6 +8,7 @@
  * by any process holds from the next read on, whatever these caches hold. Not a cache either: the open-session
  * counts (session-limits.ts), which count this process's own sockets and are per process by design.
  */
+import type { Awaitable } from './operator.js';
 import type { ClientRecord, TaskRecord } from './store.js';
 import { buildTaskContent, type ContentSource, type TaskContent } from './task-content.js';
 
@@ -102,9 +103,9 @@ export class LruCache<K, V> {
 
 /** What the caches read from the store: content, client records, and a way to commit queued writes first. */
 export interface CacheSource extends ContentSource {
-  listClients(taskId: string): ClientRecord[];
+  listClients(taskId: string): Awaitable<ClientRecord[]>;
   /** Commits the writes queued so far (group commit), so that a read after it sees them. */
-  flush(): void;
+  flush(): Awaitable<void>;
 }
 
 /** The caches of one running server. */
@@ -143,6 +144,13 @@ export class TaskCaches {
    * as it stands (content is immutable; each process holds its own copy).
    */
   readonly #contents: LruCache<string, TaskContent>;
+  /**
+   * Loads in progress, by task id: sessions that ask while the store is read wait for the same read, so a burst of
+   * HELLOs for a task not cached yet reads (and holds) its content once, not once per session, and slot sets
+   * loaded at once cannot replace one another.
+   */
+  readonly #loadingContents = new Map<string, Promise<TaskContent>>();
+  readonly #loadingSlots = new Map<string, Promise<Set<string>>>();
 
   /** `contentBytes` bounds the cached CHUNK bytes (TaskServerOptions.contentCacheBytes). */
   constructor(options: { source: CacheSource; derivePsk: (taskId: string) => Buffer; bounds?: Partial<CacheBounds> }) {
@@ -170,23 +178,25 @@ export class TaskCaches {
     return psk;
   }
 
-  /** The identities known to hold a slot in the task (see #slots). Throws what the store throws. */
-  slotHolders(taskId: string): ReadonlySet<string> {
+  /** The identities known to hold a slot in the task (see #slots). Rejects with what the store throws. */
+  slotHolders(taskId: string): Awaitable<ReadonlySet<string>> {
     return this.#slotSet(taskId);
   }
 
   /** Records that `identity` holds a slot in the task: call it once the store's claim of the slot succeeded. */
-  addSlotHolder(taskId: string, identity: string): void {
-    this.#slotSet(taskId).add(identity);
+  async addSlotHolder(taskId: string, identity: string): Promise<void> {
+    (await this.#slotSet(taskId)).add(identity);
   }
 
-  /** The task's encoded messages, from the cache or built from the store. Throws what the store throws. */
-  content(task: TaskRecord): TaskContent {
+  /** The task's encoded messages, from the cache or built from the store. Rejects with what the store throws. */
+  content(task: TaskRecord): Awaitable<TaskContent> {
     const cached = this.#contents.get(task.id);
     if (cached !== undefined) return cached;
-    const content = buildTaskContent(task, this.#source, task.totalBytes <= this.#contentBytes);
-    this.#contents.set(task.id, content, content.chunks === null ? 0 : task.totalBytes);
-    return content;
+    return this.#load(this.#loadingContents, task.id, async () => {
+      const content = await buildTaskContent(task, this.#source, task.totalBytes <= this.#contentBytes);
+      this.#contents.set(task.id, content, content.chunks === null ? 0 : task.totalBytes);
+      return content;
+    });
   }
 
   /** Drops everything held for a task that is gone (prune, delete). */
@@ -196,14 +206,26 @@ export class TaskCaches {
     this.#contents.delete(taskId);
   }
 
-  #slotSet(taskId: string): Set<string> {
-    let holders = this.#slots.get(taskId);
-    if (holders === undefined) {
+  #slotSet(taskId: string): Awaitable<Set<string>> {
+    const holders = this.#slots.get(taskId);
+    if (holders !== undefined) return holders;
+    return this.#load(this.#loadingSlots, taskId, async () => {
       // Queued offers of holders first, so that the reload sees every record this server wrote.
-      this.#source.flush();
-      holders = new Set(this.#source.listClients(taskId).filter((client) => client.hasSlot || client.state === 'applied').map((client) => client.identity));
-      this.#slots.set(taskId, holders);
+      await this.#source.flush();
+      const clients = await this.#source.listClients(taskId);
+      const loaded = new Set(clients.filter((client) => client.hasSlot || client.state === 'applied').map((client) => client.identity));
+      this.#slots.set(taskId, loaded);
+      return loaded;
+    });
+  }
+
+  // One load of `taskId` at a time: a caller that comes while one runs gets its promise.
+  #load<T>(loading: Map<string, Promise<T>>, taskId: string, read: () => Promise<T>): Promise<T> {
+    let pending = loading.get(taskId);
+    if (pending === undefined) {
+      pending = read().finally(() => loading.delete(taskId));
+      loading.set(taskId, pending);
     }
-    return holders;
+    return pending;
   }
 }

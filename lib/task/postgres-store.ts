@@ -15,6 +15,7 @@ import { GROUP_COMMIT_WINDOW_MS } from './group-commit.js';
 import { openPostgresStore, postgresFailure } from './postgres-pool.js';
 import { CONTENT_SLICE_BYTES } from './store-schema.js';
 import type { TaskStoreContract } from './store-contract.js';
+import type { LostSessionScope } from './served-by.js';
 import { toTask, type ClientRecord, type ClientState, type NewTaskFile, type TaskEvent, type TaskRecord, type TaskRow, type TransferProgress } from './store-records.js';
 import type { PostgresLocation } from './store-location.js';
 
@@ -187,11 +188,12 @@ export class PostgresTaskStore implements TaskStoreContract {
     });
   }
 
-  interruptLostSessions(at: number, detail: string, servedBy?: string): Promise<number> {
+  interruptLostSessions(at: number, detail: string, scope: LostSessionScope): Promise<number> {
     return this.#transaction(async (query) => {
-      const rows = (servedBy === undefined
-        ? await query("UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE state IN ('connected', 'offered') RETURNING task_id, identity, name", [at])
-        : await query("UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE state IN ('connected', 'offered') AND served_by = $2 RETURNING task_id, identity, name", [at, servedBy])
+      const lost = "UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE state IN ('connected', 'offered')";
+      const rows = (scope === 'all' ? await query(`${lost} RETURNING task_id, identity, name`, [at])
+        : 'servedBy' in scope ? await query(`${lost} AND served_by = $2 RETURNING task_id, identity, name`, [at, scope.servedBy])
+          : await query(`${lost} AND left(served_by, $2) = $3 RETURNING task_id, identity, name`, [at, scope.node.length, scope.node])
       ).rows as { task_id: string; identity: string; name: string }[];
       for (const row of rows) await this.#insertEvent(query, row.task_id, row.identity, row.name, 'interrupted', at, detail);
       return rows.length;
@@ -225,6 +227,22 @@ export class PostgresTaskStore implements TaskStoreContract {
     return (await this.#read<TaskRow>(`SELECT * FROM tasks
       WHERE (state != 'active' AND COALESCE(ended_at, expires_at) < $1) OR (state = 'active' AND expires_at < $1)
       ORDER BY COALESCE(ended_at, expires_at), id`, [cutoffMs])).map(toTask);
+  }
+
+  async fileBytes(): Promise<number> {
+    return (await this.#read<{ bytes: number }>('SELECT pg_database_size(current_database()) AS bytes'))[0]!.bytes;
+  }
+
+  /**
+   * VACUUMs the tables a deletion empties, so that their free space is reused by later tasks (PostgreSQL gives a
+   * table's space back to the file system only with VACUUM FULL, which locks it: not done while nodes serve).
+   * Outside any transaction, as VACUUM must be; takes no write lock (it blocks no reader or writer).
+   */
+  async reclaimSpace(): Promise<{ beforeBytes: number; afterBytes: number }> {
+    await this.flush();
+    const beforeBytes = await this.fileBytes();
+    await this.#read('VACUUM file_slices, task_files, clients, events, transfers, tasks');
+    return { beforeBytes, afterBytes: await this.fileBytes() };
   }
 
   /** Commits what is queued now, and resolves once every batch queued so far is committed. */

@@ -87,10 +87,11 @@ async function answerHello(session: Session, hello: Hello, countBytes: (sent: nu
     if (isBusyForIdentity(session, identity)) return rejectBusyIdentity(session);
   }
   // Read now, not at the handshake: a cancel or a revoke made while this session was opening holds for it.
-  const task = store.getTask(taskId);
-  const slots = task ? caches.slotHolders(taskId) : new Set<string>();
+  const task = await store.getTask(taskId);
+  const slots = task ? await caches.slotHolders(taskId) : new Set<string>();
+  const client = task ? await store.getClient(taskId, identity) : null;
   const decision = negotiate({
-    hello, identity, remoteAddress: connection.remoteAddress, task, client: task ? store.getClient(taskId, identity) : null,
+    hello, identity, remoteAddress: connection.remoteAddress, task, client,
     slotsTaken: slots.size, isSlotHolder: slots.has(identity), maxClientsPerTask: context.settings.maxClientsPerTask, now: context.now(),
   });
   switch (decision.kind) {
@@ -103,7 +104,7 @@ async function answerHello(session: Session, hello: Hello, countBytes: (sent: nu
       await session.send({ type: 'UP_TO_DATE', body: { digest: decision.digest } });
       return 'up-to-date';
     case 'dry-run':
-      await connection.send(caches.content(task!).dryRunOffer);
+      await connection.send((await caches.content(task!)).dryRunOffer);
       return 'dry-run';
     case 'offer':
       return transfer(session, task!, decision.client, decision.holdsSlot, countBytes);

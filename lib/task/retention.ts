@@ -9,11 +9,11 @@ import type { ServerLog } from './server-log.js';
 
 /**
  * Deletes every task that ended more than `retainMs` ago, gives the space back, and logs one `retention` line
- * when it removed any. A failure is logged, not thrown. Returns how many tasks it removed.
+ * when it removed any. A failure is logged, never thrown. Resolves to how many tasks it removed.
  */
-export function sweepEndedTasks(admin: TaskAdmin, retainMs: number, caches: TaskCaches, log: ServerLog): number {
+export async function sweepEndedTasks(admin: TaskAdmin, retainMs: number, caches: TaskCaches, log: ServerLog): Promise<number> {
   try {
-    const pruned = admin.pruneTasks({ endedBeforeMs: retainMs });
+    const pruned = await admin.pruneTasks({ endedBeforeMs: retainMs });
     for (const task of pruned.tasks) caches.forgetTask(task.id);
     if (pruned.tasks.length > 0) {
       log.log({ event: 'retention', bytes: pruned.freedBytes, count: pruned.tasks.length, message: `removed ${pruned.tasks.length} task(s) that ended more than ${Math.round(retainMs / 1000)} s ago (${pruned.freedBytes} bytes of content); database ${pruned.databaseBytes.before} -> ${pruned.databaseBytes.after} bytes` });

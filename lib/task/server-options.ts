@@ -5,10 +5,18 @@
 import { NoiseCfgError, type ErrorCode } from '../errors.js';
 import type { ChannelLimits } from '../transport/index.js';
 import type { AdvertisedAddress } from './operator.js';
+import type { StoreLocation } from './store-location.js';
 
 /** Where to listen and what to do. */
 export interface TaskServerOptions {
   dataDir: string;
+  /**
+   * Where the tasks are (SPEC.md §4.9): the data directory's SQLite file (the default), or a PostgreSQL database
+   * that several servers, each with its own data directory holding the same keys, share.
+   */
+  store?: StoreLocation;
+  /** Where a PostgreSQL password may come from (NOISE_CFG_STORE_PASSWORD, _FILE); default process.env. */
+  env?: NodeJS.ProcessEnv;
   listen: { host: string; port: number };
   /** The address put in tokens; default: the listen address, or this machine's first IPv4 address for 0.0.0.0. */
   advertise?: AdvertisedAddress;

@@ -5,7 +5,7 @@
  * another process holds even for sessions already open. Results are acknowledged only after they are durable
  * (group commit). One log line per connection.
  */
-import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
 import { NoiseCfgError } from '../errors.js';
 import { SecureServer } from '../transport/index.js';
 import { TaskAdmin } from './admin.js';
@@ -20,7 +20,10 @@ import { serverSettings, type ServerSettings, type TaskServerOptions } from './s
 import { ServerLog } from './server-log.js';
 import type { SessionContext } from './session.js';
 import { SessionCounter } from './session-limits.js';
-import { TaskStore } from './store.js';
+import { openTaskStore } from './open-store.js';
+import type { TaskStoreContract } from './store-contract.js';
+import type { StoreLocation } from './store-location.js';
+import { NODE_ID_LENGTH, newServedBy, nodeId, type LostSessionScope } from './served-by.js';
 
 export {
   DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_CLIENTS_PER_TASK, DEFAULT_MAX_SESSION_MS, DEFAULT_MAX_SESSIONS_PER_IDENTITY,
@@ -30,6 +33,15 @@ export {
 
 /** The detail of the event that marks a client interrupted because the server it was receiving from ended. */
 export const LOST_AT_RESTART = 'the server restarted while this client was receiving';
+
+/**
+ * Whose sessions a server starting with the data directory's lock finds lost: on SQLite every one (the lock makes
+ * it the only server of the database); on PostgreSQL those of this node's earlier runs, since other nodes serve
+ * theirs.
+ */
+export function restartScope(store: StoreLocation | undefined, servedBy: string): LostSessionScope {
+  return store?.kind === 'postgres' ? { node: servedBy.slice(0, NODE_ID_LENGTH) } : 'all';
+}
 
 /** A running update server. */
 export class TaskServer {
@@ -43,7 +55,7 @@ export class TaskServer {
   #sweepTimer: NodeJS.Timeout | null = null;
   #dataDir: DataDir | null = null;
   #lock: DataDirLock | null = null;
-  #store: TaskStore | null = null;
+  #store: TaskStoreContract | null = null;
   #caches: TaskCaches | null = null;
   #server: SecureServer | null = null;
   #address: { host: string; port: number } | null = null;
@@ -76,7 +88,7 @@ export class TaskServer {
   }
 
   /** The store, once started. */
-  get store(): TaskStore {
+  get store(): TaskStoreContract {
     if (!this.#store) throw new NoiseCfgError('INVALID_ARGUMENT', 'the server is not started');
     return this.#store;
   }
@@ -102,9 +114,9 @@ export class TaskServer {
       this.#lock = lock;
     }
     try {
-      return await this.#startLocked(lock, worker?.servedBy ?? randomBytes(8).toString('hex'));
+      return await this.#startLocked(lock, worker?.servedBy ?? newServedBy(nodeId(resolve(this.#options.dataDir))));
     } catch (error) {
-      this.#store?.close();
+      await this.#store?.close();
       this.#store = null;
       lock?.release();
       this.#lock = null;
@@ -117,16 +129,18 @@ export class TaskServer {
     const dataDir = openDataDir(this.#options.dataDir, { create: lock !== null });
     this.#dataDir = dataDir;
     // A worker's primary checked the store before it started any worker.
-    const store = TaskStore.open(dataDir.databasePath, { check: lock !== null, servedBy });
+    const store = await openTaskStore(this.#options.store ?? { kind: 'sqlite' }, dataDir, {
+      check: lock !== null, servedBy, ...(this.#options.env ? { env: this.#options.env } : {}),
+    });
     this.#store = store;
     const caches = new TaskCaches({
       source: store, derivePsk: (taskId) => deriveTaskPsk(dataDir.masterKey, taskId),
       ...(this.#options.contentCacheBytes === undefined ? {} : { bounds: { contentBytes: this.#options.contentCacheBytes } }),
     });
     this.#caches = caches;
-    // The lock says no other server runs here: a client still receiving by the store's record lost its session
-    // when the previous server ended. A worker's siblings are serving theirs.
-    const lostSessions = lock ? store.interruptLostSessions(this.#now(), LOST_AT_RESTART) : 0;
+    // The lock says no other server runs on this data directory: a client still receiving by the store's record
+    // lost its session when the previous server ended. A worker's siblings are serving theirs.
+    const lostSessions = lock ? await store.interruptLostSessions(this.#now(), LOST_AT_RESTART, restartScope(this.#options.store, servedBy)) : 0;
     const context: SessionContext = {
       store, caches, settings: this.#settings, log: this.#log, now: this.#now,
       sessionsPerTask: this.#sessionsPerTask, sessionsPerIdentity: this.#sessionsPerIdentity,
@@ -134,8 +148,8 @@ export class TaskServer {
     this.#server = new SecureServer({
       staticKeyPair: dataDir.serverKeyPair,
       // Only the mode and the PSK are needed here; the task's state is read again at HELLO.
-      resolveTask: (taskId) => {
-        const task = store.getTask(taskId);
+      resolveTask: async (taskId) => {
+        const task = await store.getTask(taskId);
         return task ? { psk: caches.psk(taskId), mode: task.mode } : null;
       },
       onConnection: (connection) => this.#track(serveSession(context, connection)),
@@ -152,9 +166,9 @@ export class TaskServer {
     const advertise = await this.#advertise(dataDir);
     this.#logListening(advertise, lostSessions);
     if (this.#settings.retainMs !== null && (this.#options.worker?.sweeps ?? true)) {
-      this.sweep();
+      void this.sweep();
       // unref: the sweep alone never keeps a process alive.
-      this.#sweepTimer = setInterval(() => this.sweep(), this.#settings.sweepIntervalMs).unref();
+      this.#sweepTimer = setInterval(() => void this.sweep(), this.#settings.sweepIntervalMs).unref();
     }
     return this.#address;
   }
@@ -187,9 +201,9 @@ export class TaskServer {
   /**
    * The retention sweep: deletes every task that ended more than `retainMs` ago (records and content), gives the
    * space back, and logs one `retention` line when it removed any. Runs at start and every `sweepIntervalMs`;
-   * a failure is logged, not thrown. Returns how many tasks it removed.
+   * a failure is logged, never thrown. Resolves to how many tasks it removed.
    */
-  sweep(): number {
+  async sweep(): Promise<number> {
     if (this.#settings.retainMs === null || !this.#store || !this.#caches) return 0;
     return sweepEndedTasks(this.admin(), this.#settings.retainMs, this.#caches, this.#log);
   }
@@ -206,7 +220,7 @@ export class TaskServer {
       await Promise.allSettled([...this.#inFlight]);
     }
     this.#log.flush();
-    this.#store?.close();
+    await this.#store?.close();
     this.#store = null;
     this.#caches = null;
     // Last: until the store is closed, another server must not open it.

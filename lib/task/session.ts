@@ -9,11 +9,11 @@ import { encodeMessage, type MessageType, type RejectReason, type UpdateMessage 
 import type { LogRecord, ServerSettings } from './server-options.js';
 import type { ServerLog } from './server-log.js';
 import type { SessionCounter } from './session-limits.js';
-import type { TaskStore } from './store.js';
+import type { TaskStoreContract } from './store-contract.js';
 
 /** What every session of one server reaches. */
 export interface SessionContext {
-  store: TaskStore;
+  store: TaskStoreContract;
   caches: TaskCaches;
   settings: ServerSettings;
   log: ServerLog;

@@ -7,6 +7,7 @@
  */
 import type { FileEntry } from './digests.js';
 import type { Awaitable } from './operator.js';
+import type { LostSessionScope } from './served-by.js';
 import type { ClientRecord, NewTaskFile, TaskEvent, TaskRecord, TransferProgress } from './store-records.js';
 
 /** A task database, SQLite or PostgreSQL. */
@@ -43,8 +44,8 @@ export interface TaskStoreContract {
   saveResult(outcome: ClientRecord, detail: string | null): Promise<boolean>;
   /** Marks a client still `offered` interrupted. */
   markInterrupted(taskId: string, identity: string, at: number, detail: string): Promise<void>;
-  /** Marks clients left `connected` or `offered` interrupted: those `servedBy` wrote, or all. Returns how many. */
-  interruptLostSessions(at: number, detail: string, servedBy?: string): Awaitable<number>;
+  /** Marks clients left `connected` or `offered` interrupted, those of `scope` (served-by.ts). Returns how many. */
+  interruptLostSessions(at: number, detail: string, scope: LostSessionScope): Awaitable<number>;
   saveTransferProgress(taskId: string, identity: string, bytesSent: number, at: number): Promise<void>;
   /** Transfers of clients still `offered` whose progress is of this offer, by identity. */
   listTransfers(taskId: string): Awaitable<TransferProgress[]>;
@@ -52,6 +53,10 @@ export interface TaskStoreContract {
   deleteTask(taskId: string): Awaitable<number | null>;
   /** Tasks that ended (or expired) before `cutoffMs`, oldest first. */
   listEndedBefore(cutoffMs: number): Awaitable<TaskRecord[]>;
+  /** Bytes the database takes on disk now (SQLite: the file and its WAL; PostgreSQL: the whole database). */
+  fileBytes(): Awaitable<number>;
+  /** Gives the space of deleted tasks back after a batch of deletions; the bytes before and after. */
+  reclaimSpace(): Awaitable<{ beforeBytes: number; afterBytes: number }>;
   /** Commits what is queued now. */
   flush(): Awaitable<void>;
   /** Commits what is queued and closes; closing again does nothing more. */

@@ -16,6 +16,7 @@ import { GroupCommitQueue } from './group-commit.js';
 import { storeFailure } from './store-errors.js';
 import { toClient, toTask, type ClientRecord, type ClientRow, type NewTaskFile, type TaskEvent, type TaskRecord, type TaskRow, type TransferProgress } from './store-records.js';
 import type { TaskStoreContract } from './store-contract.js';
+import type { LostSessionScope } from './served-by.js';
 import { CONTENT_SLICE_BYTES, openTaskDatabase } from './store-schema.js';
 
 export { storeFailure } from './store-errors.js';
@@ -232,17 +233,18 @@ export class TaskStore implements TaskStoreContract {
 
   /**
    * Marks the clients left `connected` or `offered` interrupted, durable on return: the sessions that recorded
-   * them are gone. With `servedBy`, only those one server process recorded (that process died; the others go on
-   * serving theirs); without, every one (a server starting alone on this store: the previous run ended while they
-   * ran). Returns how many.
+   * them are gone. `scope`: those one server process recorded (it died; the others go on serving theirs), those of
+   * one node's processes (a node restarting on a database other nodes share), or every one (a server starting
+   * alone on this store: the previous run ended while they ran). Returns how many.
    */
-  interruptLostSessions(at: number, detail: string, servedBy?: string): number {
+  interruptLostSessions(at: number, detail: string, scope: LostSessionScope): number {
     return this.#run(() => {
       let count = 0;
       this.#db.transaction(() => {
-        const rows = (servedBy === undefined
-          ? this.#statement("UPDATE clients SET state = 'interrupted', updated_at = ? WHERE state IN ('connected', 'offered') RETURNING task_id, identity, name").all(at)
-          : this.#statement("UPDATE clients SET state = 'interrupted', updated_at = ? WHERE state IN ('connected', 'offered') AND served_by = ? RETURNING task_id, identity, name").all(at, servedBy)) as { task_id: string; identity: string; name: string }[];
+        const lost = "UPDATE clients SET state = 'interrupted', updated_at = ? WHERE state IN ('connected', 'offered')";
+        const rows = (scope === 'all' ? this.#statement(`${lost} RETURNING task_id, identity, name`).all(at)
+          : 'servedBy' in scope ? this.#statement(`${lost} AND served_by = ? RETURNING task_id, identity, name`).all(at, scope.servedBy)
+            : this.#statement(`${lost} AND substr(served_by, 1, ?) = ? RETURNING task_id, identity, name`).all(at, scope.node.length, scope.node)) as { task_id: string; identity: string; name: string }[];
         for (const row of rows) this.#insertEvent(row.task_id, row.identity, row.name, 'interrupted', at, detail);
         count = rows.length;
       }).immediate();

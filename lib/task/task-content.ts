@@ -7,6 +7,7 @@ import { NoiseCfgError } from '../errors.js';
 import { encodeMessage, MAX_CHUNK_BYTES, type Offer } from './messages.js';
 import { MAX_RECORD_BODY_BYTES } from '../transport/index.js';
 import type { FileEntry } from './digests.js';
+import type { Awaitable } from './operator.js';
 import { CONTENT_SLICE_BYTES, type TaskRecord } from './store.js';
 
 /**
@@ -28,34 +29,51 @@ export interface TaskContent {
 
 /** Where the content comes from: the store, in file order, each file in slices of CONTENT_SLICE_BYTES. */
 export interface ContentSource {
-  getFiles(taskId: string): FileEntry[];
+  getFiles(taskId: string): Awaitable<FileEntry[]>;
   /** Slice `slice` of file `position`: CONTENT_SLICE_BYTES, the last one of a file shorter. */
-  getFileSlice(taskId: string, position: number, slice: number): Buffer;
+  getFileSlice(taskId: string, position: number, slice: number): Awaitable<Buffer>;
 }
 
 /**
- * Cuts `contents` (in order) into encoded CHUNK messages of CHUNK_CONTENT_BYTES, the last one shorter. Lazy: each
- * content is taken from the iterable only when the CHUNKs before it have been taken.
+ * Cuts a stream of contents into encoded CHUNK messages of CHUNK_CONTENT_BYTES, the last one shorter: push() each
+ * content in order and send what it returns, then what end() returns.
  */
-export function* encodeChunks(contents: Iterable<Buffer>): Generator<Buffer> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const cut = (): Buffer => {
-    const chunk = encodeMessage({ type: 'CHUNK', body: pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes) });
-    pending = [];
-    pendingBytes = 0;
-    return chunk;
-  };
-  for (const content of contents) {
+export class ChunkEncoder {
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+
+  /** The CHUNKs that `content` completes (none while it only fills the pending one). */
+  push(content: Buffer): Buffer[] {
+    const chunks: Buffer[] = [];
     for (let offset = 0; offset < content.byteLength;) {
-      const take = Math.min(CHUNK_CONTENT_BYTES - pendingBytes, content.byteLength - offset);
-      pending.push(content.subarray(offset, offset + take));
-      pendingBytes += take;
+      const take = Math.min(CHUNK_CONTENT_BYTES - this.#pendingBytes, content.byteLength - offset);
+      this.#pending.push(content.subarray(offset, offset + take));
+      this.#pendingBytes += take;
       offset += take;
-      if (pendingBytes === CHUNK_CONTENT_BYTES) yield cut();
+      if (this.#pendingBytes === CHUNK_CONTENT_BYTES) chunks.push(this.#cut());
     }
+    return chunks;
   }
-  if (pendingBytes > 0) yield cut();
+
+  /** The last, shorter CHUNK, if any content is pending. */
+  end(): Buffer[] {
+    return this.#pendingBytes > 0 ? [this.#cut()] : [];
+  }
+
+  #cut(): Buffer {
+    const pending = this.#pending;
+    const chunk = encodeMessage({ type: 'CHUNK', body: pending.length === 1 ? pending[0]! : Buffer.concat(pending, this.#pendingBytes) });
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return chunk;
+  }
+}
+
+/** The CHUNKs of `contents` (in order), each content taken only when the CHUNKs before it have been taken. */
+export async function* encodeChunks(contents: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
+  const encoder = new ChunkEncoder();
+  for await (const content of contents) yield* encoder.push(content);
+  yield* encoder.end();
 }
 
 /**
@@ -63,11 +81,11 @@ export function* encodeChunks(contents: Iterable<Buffer>): Generator<Buffer> {
  * the one before it has been taken: whatever the task's size, a reader holds one slice. Throws STORE_CORRUPT
  * when a slice is missing or has the wrong size.
  */
-export function* taskContents(task: TaskRecord, files: readonly FileEntry[], source: ContentSource): Generator<Buffer> {
+export async function* taskContents(task: TaskRecord, files: readonly FileEntry[], source: ContentSource): AsyncGenerator<Buffer> {
   for (let position = 0; position < files.length; position++) {
     const size = files[position]!.size;
     for (let slice = 0, offset = 0; offset < size; slice++, offset += CONTENT_SLICE_BYTES) {
-      const content = source.getFileSlice(task.id, position, slice);
+      const content = await source.getFileSlice(task.id, position, slice);
       const expected = Math.min(CONTENT_SLICE_BYTES, size - offset);
       if (content.byteLength !== expected) {
         throw new NoiseCfgError('STORE_CORRUPT', `slice ${slice} of file ${position} of task ${task.id} has ${content.byteLength} bytes, expected ${expected}`);
@@ -81,13 +99,15 @@ export function* taskContents(task: TaskRecord, files: readonly FileEntry[], sou
  * The messages of `task`, encoded from `source`: the file list, both OFFERs, and, when `withChunks`, every CHUNK
  * (else null: the caller streams them with encodeChunks). Throws what the source throws.
  */
-export function buildTaskContent(task: TaskRecord, source: ContentSource, withChunks: boolean): TaskContent {
-  const files = source.getFiles(task.id);
+export async function buildTaskContent(task: TaskRecord, source: ContentSource, withChunks: boolean): Promise<TaskContent> {
+  const files = await source.getFiles(task.id);
+  const chunks: Buffer[] = [];
+  if (withChunks) for await (const chunk of encodeChunks(taskContents(task, files, source))) chunks.push(chunk);
   const offerBody: Offer = { digest: task.digest, totalBytes: task.totalBytes, files, hasContent: true };
   return {
     files,
     offer: encodeMessage({ type: 'OFFER', body: offerBody }),
     dryRunOffer: encodeMessage({ type: 'OFFER', body: { ...offerBody, hasContent: false } }),
-    chunks: withChunks ? [...encodeChunks(taskContents(task, files, source))] : null,
+    chunks: withChunks ? chunks : null,
   };
 }

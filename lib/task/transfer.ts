@@ -19,7 +19,7 @@ type Result = Extract<UpdateMessage, { type: 'RESULT' }>['body'];
  */
 export async function transfer(session: Session, task: TaskRecord, client: ClientRecord, holdsSlot: boolean, countBytes: (sent: number) => void): Promise<string> {
   const { store, caches, log, settings } = session.context;
-  const content = caches.content(task);
+  const content = await caches.content(task);
   if (holdsSlot) {
     // Not awaited: a slot once held is never given back, so this offer need not be durable before the files go
     // out; a store failure is logged.
@@ -28,7 +28,7 @@ export async function transfer(session: Session, task: TaskRecord, client: Clien
     // Awaited: the slot is taken in the database, where every process's offers are counted, and the OFFER goes
     // out only once it is. The wait is one group commit, paid once per identity and task.
     if (!await store.claimSlot(client, task.maxClients ?? settings.maxClientsPerTask)) return session.reject('full', fullMessage(task, settings.maxClientsPerTask));
-    caches.addSlotHolder(task.id, client.identity);
+    await caches.addSlotHolder(task.id, client.identity);
   }
   let result: Result;
   try {
@@ -52,7 +52,7 @@ async function sendContent(session: Session, task: TaskRecord, content: TaskCont
   await connection.send(content.offer);
   let bytesSent = 0;
   let progressDueAt = performance.now() + TRANSFER_PROGRESS_INTERVAL_MS;
-  for (const chunk of content.chunks ?? encodeChunks(taskContents(task, content.files, store))) {
+  for await (const chunk of content.chunks ?? encodeChunks(taskContents(task, content.files, store))) {
     await connection.send(chunk);
     countBytes(chunk.byteLength - 1);
     bytesSent += chunk.byteLength - 1;
@@ -68,9 +68,9 @@ async function sendContent(session: Session, task: TaskRecord, content: TaskCont
 // the result counts for nothing (read again here, not trusted from HELLO).
 async function recordResult(session: Session, task: TaskRecord, client: ClientRecord, result: Result): Promise<string> {
   const { store, now } = session.context;
-  const taskNow = store.getTask(task.id);
+  const taskNow = await store.getTask(task.id);
   if (!taskNow || taskNow.state === 'cancelled') return session.reject('cancelled', 'the task was cancelled while this client applied it; the result is not recorded');
-  if (store.getClient(task.id, client.identity)?.state === 'revoked') {
+  if ((await store.getClient(task.id, client.identity))?.state === 'revoked') {
     return session.reject('revoked', 'this client was revoked while it applied the task; the result is not recorded');
   }
   const at = now();

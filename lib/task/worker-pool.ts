@@ -1,6 +1,7 @@
 /**
  * `serve --workers N` (SPEC.md §4.10): N update-server processes, node:cluster workers, share the listen and API
- * ports and one data directory with its SQLite database (WAL; each worker has its own handle and group commit).
+ * ports and one data directory with its store (SQLite in WAL mode or PostgreSQL; each worker has its own handle
+ * and group commit).
  * This module is both ends. The primary holds the directory's lock, makes the keys, checks the store and
  * interrupts what an earlier run left, starts the workers and supervises them: a worker that dies is restarted,
  * with one log line, and the sessions it was serving become `interrupted`; stop() drains every worker under the
@@ -8,14 +9,17 @@
  * or reportWorkerFailed().
  */
 import cluster, { type Worker } from 'node:cluster';
-import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { isNoiseCfgError, NoiseCfgError, type ErrorCode } from '../errors.js';
-import { openDataDir, prepareDataDir } from './data-dir.js';
+import { openDataDir, prepareDataDir, type DataDir } from './data-dir.js';
 import { DataDirLock } from './data-dir-lock.js';
-import { LOST_AT_RESTART } from './server.js';
+import { LOST_AT_RESTART, restartScope } from './server.js';
 import type { LogRecord } from './server-options.js';
-import { TaskStore } from './store.js';
+import { openTaskStore } from './open-store.js';
+import { newServedBy, nodeId, SERVED_BY_LENGTH } from './served-by.js';
+import type { TaskStoreContract } from './store-contract.js';
+import type { StoreLocation } from './store-location.js';
 
 /** The most workers `--workers` takes: far more than any machine this runs on has cores. */
 export const MAX_WORKERS = 256;
@@ -56,7 +60,7 @@ export function parseWorkerCount(text: string): number | null {
 /** In a worker of a pool: its name in client records and whether it sweeps; null in any other process. */
 export function workerRole(): { servedBy: string; sweeps: boolean } | null {
   const servedBy = process.env[WORKER_ID_ENV];
-  if (!cluster.isWorker || servedBy === undefined || !/^[0-9a-f]{16}$/.test(servedBy)) return null;
+  if (!cluster.isWorker || servedBy === undefined || !new RegExp(`^[0-9a-f]{${SERVED_BY_LENGTH}}$`).test(servedBy)) return null;
   return { servedBy, sweeps: process.env[WORKER_SWEEPS_ENV] === '1' };
 }
 
@@ -80,6 +84,10 @@ export function reportWorkerFailed(error: unknown): Promise<void> {
 /** What a pool needs. */
 export interface WorkerPoolOptions {
   dataDir: string;
+  /** Where the tasks are (TaskServerOptions.store); default the data directory's SQLite file. */
+  store?: StoreLocation;
+  /** Where a PostgreSQL password may come from; default process.env. */
+  env?: NodeJS.ProcessEnv;
   workers: number;
   /** The address the workers are asked to listen on (HOST:PORT), written into the lock until they bound. */
   listen: string;
@@ -102,8 +110,11 @@ export class WorkerPool {
   readonly #now: () => number;
   readonly #slots: WorkerSlot[] = [];
   readonly #exits = new Map<Worker, Promise<void>>();
+  // Exit handlers still marking a dead worker's sessions: stop() waits for them before it lets the lock go.
+  readonly #exitHandlers = new Set<Promise<void>>();
   #lock: DataDirLock | null = null;
-  #databasePath = '';
+  #dataDir: DataDir | null = null;
+  #node = '';
   #isStopping = false;
   #isStarted = false;
 
@@ -125,13 +136,13 @@ export class WorkerPool {
     const lock = DataDirLock.acquire(this.#options.dataDir, this.#options.listen);
     this.#lock = lock;
     try {
-      const dataDir = openDataDir(this.#options.dataDir, { create: true });
-      this.#databasePath = dataDir.databasePath;
-      const store = TaskStore.open(this.#databasePath, { check: true });
+      this.#dataDir = openDataDir(this.#options.dataDir, { create: true });
+      this.#node = nodeId(resolve(this.#options.dataDir));
+      const store = await this.#openStore(true);
       try {
-        store.interruptLostSessions(this.#now(), LOST_AT_RESTART);
+        await store.interruptLostSessions(this.#now(), LOST_AT_RESTART, restartScope(this.#options.store, this.#node));
       } finally {
-        store.close();
+        await store.close();
       }
       // The kernel hands each connection to a worker that is waiting in accept, instead of the primary accepting
       // every connection and passing it on over IPC (node:cluster's default elsewhere): measured at 64 KiB pulls,
@@ -140,7 +151,11 @@ export class WorkerPool {
       // not in accept, so the idle one gets the next connection. NODE_CLUSTER_SCHED_POLICY=rr brings back round
       // robin.
       if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
-      cluster.on('exit', (worker, code, signal) => this.#onExit(worker, code, signal));
+      cluster.on('exit', (worker, code, signal) => {
+      const handled = this.#onExit(worker, code, signal);
+      this.#exitHandlers.add(handled);
+      void handled.finally(() => this.#exitHandlers.delete(handled));
+    });
       for (let index = 0; index < this.#options.workers; index++) this.#slots.push({ index, worker: null, servedBy: '', startedAt: 0, isReady: false });
       const readies = await Promise.all(this.#slots.map((slot) => this.#fork(slot)));
       const first = readies[0]!;
@@ -175,13 +190,14 @@ export class WorkerPool {
     }, graceMs + STOP_MARGIN_MS);
     await Promise.all(this.#exits.values());
     clearTimeout(deadline);
+    await Promise.all(this.#exitHandlers);
     this.#lock?.release();
     this.#lock = null;
   }
 
   // Starts the worker of `slot`; resolves once it serves, rejects with its error if it fails or exits first.
   #fork(slot: WorkerSlot): Promise<WorkerReady> {
-    slot.servedBy = randomBytes(8).toString('hex');
+    slot.servedBy = newServedBy(this.#node);
     slot.startedAt = this.#now();
     slot.isReady = false;
     const worker = cluster.fork({ [WORKER_ID_ENV]: slot.servedBy, [WORKER_SWEEPS_ENV]: slot.index === 0 ? '1' : '0' });
@@ -208,12 +224,12 @@ export class WorkerPool {
     });
   }
 
-  #onExit(worker: Worker, code: number | null, signal: string | null): void {
+  async #onExit(worker: Worker, code: number | null, signal: string | null): Promise<void> {
     this.#exits.delete(worker);
     const slot = this.#slots.find((each) => each.worker === worker);
     if (!slot) return;
     slot.worker = null;
-    const interrupted = this.#interruptSessionsOf(slot.servedBy);
+    const interrupted = await this.#interruptSessionsOf(slot.servedBy);
     // Until every worker first served, a failure is start()'s to report.
     if (this.#isStopping || !this.#isStarted) return;
     const served = slot.isReady ? `; ${interrupted} session(s) it served are now interrupted` : ' before it listened';
@@ -242,17 +258,21 @@ export class WorkerPool {
 
   // The dead worker's clients still `offered` lost their sessions. A failure here is logged, not thrown: the next
   // start of a single server interrupts every such client anyway.
-  #interruptSessionsOf(servedBy: string): number | string {
+  async #interruptSessionsOf(servedBy: string): Promise<number | string> {
     try {
-      const store = TaskStore.open(this.#databasePath);
+      const store = await this.#openStore(false);
       try {
-        return store.interruptLostSessions(this.#now(), LOST_AT_WORKER_EXIT, servedBy);
+        return await store.interruptLostSessions(this.#now(), LOST_AT_WORKER_EXIT, { servedBy });
       } finally {
-        store.close();
+        await store.close();
       }
     } catch (error) {
       return `? (${(error as Error).message})`;
     }
+  }
+
+  #openStore(check: boolean): Promise<TaskStoreContract> {
+    return openTaskStore(this.#options.store ?? { kind: 'sqlite' }, this.#dataDir!, { check, ...(this.#options.env ? { env: this.#options.env } : {}) });
   }
 
   #log(message: string): void {

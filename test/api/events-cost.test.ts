@@ -98,7 +98,7 @@ function viaWatch(id: string, admin: TaskAdmin): () => Promise<{ afterFirst: () 
         })();
       },
       finish: async () => {
-        admin.cancelTask(id);
+        await admin.cancelTask(id);
         return rest!;
       },
     };
@@ -136,7 +136,7 @@ t.test('TaskAdmin.watch (task watch --data) reads the same per poll with 10 and 
 t.test('a watch resumes after afterEventId and stops as soon as its signal aborts, in the middle of a wait', async (t) => {
   const admin = TaskAdmin.attach(api.server.dataDir, store as TaskStore);
   const id = await createTaskWithClients(3);
-  const stored = admin.events(id);
+  const stored = await admin.events(id);
   t.same(stored.map((event) => event.state), ['created', 'applied', 'applied', 'applied']);
   const stop = new AbortController();
   // A long poll: only the abort can end the wait below.

@@ -95,7 +95,7 @@ t.test('Last-Event-ID resumes after that event', { timeout: 30_000 }, async (t) 
   const all = await (await openEvents(t, api, task.id, { 'last-event-id': '0' })).reader.untilEnd();
   t.equal(all[0]!.event, 'task');
   t.equal(JSON.parse(all.at(-1)!.data).state, 'completed');
-  const stored = api.server.admin().events(task.id);
+  const stored = await api.server.admin().events(task.id);
   t.same(stored.map((event) => event.state), ['created', 'offered', 'applied', 'completed']);
   t.same(changesOf(all).map((change) => [change.id, change.state]), stored.map((event) => [event.id, event.state]));
 
@@ -128,7 +128,7 @@ t.test('events of an unknown task, or of a malformed id, are a 404 JSON error; n
 // be lost when the task ends in that window. The window is held open here by not asking for the next event.
 t.test('the store follower of task watch --data loses no change committed just before the task ended', { timeout: 30_000 }, async (t) => {
   const task = await createTask(api, { maxClients: 2 });
-  const follower = TaskAdmin.open(join(root, 'data'));
+  const follower = await TaskAdmin.open(join(root, 'data'));
   t.teardown(() => follower.close());
   const watch = follower.watch(task.id, { pollMs: 10 });
   t.equal((await watch.next()).value?.type, 'task');

@@ -73,7 +73,7 @@ t.test('GET /v1/tasks lists the tasks newest first, as the store has them', asyn
   t.ok(Array.isArray(answer.json));
   const ids = (answer.json as TaskView[]).map((task) => task.id);
   t.ok(ids.indexOf(newer.id) < ids.indexOf(older.id) && ids.indexOf(older.id) !== -1, 'the newer task comes first');
-  t.same(answer.json, admin.listTasks());
+  t.same(answer.json, await admin.listTasks());
 });
 
 t.test('a real pull with the token from POST applies the files; show, revoke, events and cancel follow it', async (t) => {
@@ -86,7 +86,7 @@ t.test('a real pull with the token from POST applies the files; show, revoke, ev
 
   const shown = await call('GET', `/v1/tasks/${created.id}`);
   t.equal(shown.status, 200);
-  t.same(shown.json, admin.showTask(created.id), 'the same object as task show --json');
+  t.same(shown.json, await admin.showTask(created.id), 'the same object as task show --json');
   t.same(Object.keys(shown.json).sort(), [...TASK_KEYS].sort());
   t.equal(shown.json.clients.length, 1);
   const client = shown.json.clients[0];
@@ -158,8 +158,8 @@ t.test('401 for a missing header, a wrong token, the Basic scheme, or a token wi
       t.notMatch(answer.text, changed, 'the presented token is not echoed');
     }
   }
-  t.equal(admin.showTask(task.id).state, 'active', 'the unauthenticated DELETE cancelled nothing');
-  t.equal(admin.listTasks().filter((view) => view.files.some((file) => file.path === 'y.txt')).length, 0, 'the unauthenticated POST created nothing');
+  t.equal((await admin.showTask(task.id)).state, 'active', 'the unauthenticated DELETE cancelled nothing');
+  t.equal((await admin.listTasks()).filter((view) => view.files.some((file) => file.path === 'y.txt')).length, 0, 'the unauthenticated POST created nothing');
 });
 
 t.test('400 INVALID_REQUEST names the field at fault', async (t) => {
@@ -179,7 +179,7 @@ t.test('400 INVALID_REQUEST names the field at fault', async (t) => {
     ['ttlSeconds over a year', { files: [good], ttlSeconds: 31536001 }, 'body.ttlSeconds'],
     ['maxClients zero', { files: [good], maxClients: 0 }, 'body.maxClients'],
   ];
-  const before = admin.listTasks().length;
+  const before = (await admin.listTasks()).length;
   for (const [what, body, field] of cases) {
     const answer = await call('POST', '/v1/tasks', { body });
     t.equal(answer.status, 400, `${what}: status`);
@@ -194,7 +194,7 @@ t.test('400 INVALID_REQUEST names the field at fault', async (t) => {
   const notJson = await call('POST', '/v1/tasks', { body: '{"files": [' });
   t.equal(notJson.status, 400);
   t.equal(notJson.json.error.code, 'INVALID_REQUEST');
-  t.equal(admin.listTasks().length, before, 'no task was created');
+  t.equal((await admin.listTasks()).length, before, 'no task was created');
 
   // A string that is not a task id names no task: 404 TASK_NOT_FOUND, as `task show` on the data directory (exit 3).
   for (const path of ['/v1/tasks/abc', '/v1/tasks/0123456789ABCDEF', '/v1/tasks/0123456789abcdefg', '/v1/tasks/abc/events', '/v1/tasks/abc/token']) {
@@ -234,13 +234,13 @@ t.test('an identity in the path up to its schema limit of 128 characters is chec
 });
 
 t.test('400 PATH_UNSAFE for a path that climbs out of the output directory', async (t) => {
-  const before = admin.listTasks().length;
+  const before = (await admin.listTasks()).length;
   for (const path of ['../x', 'a/../../x', '/etc/passwd']) {
     const answer = await call('POST', '/v1/tasks', { body: taskBody({ [path]: 'evil' }) });
     t.equal(answer.status, 400, path);
     t.equal(answer.json?.error?.code, 'PATH_UNSAFE', path);
   }
-  t.equal(admin.listTasks().length, before, 'no task was created');
+  t.equal((await admin.listTasks()).length, before, 'no task was created');
 });
 
 t.test('413 BODY_TOO_LARGE for a body over the limit', async (t) => {
@@ -249,11 +249,11 @@ t.test('413 BODY_TOO_LARGE for a body over the limit', async (t) => {
   const base = `http://127.0.0.1:${small.port}`;
   const fits = await call('POST', '/v1/tasks', { base, body: taskBody({ 'fits.txt': 'x'.repeat(1000) }) });
   t.equal(fits.status, 201, 'a body under the limit is taken');
-  const before = admin.listTasks().length;
+  const before = (await admin.listTasks()).length;
   const over = await call('POST', '/v1/tasks', { base, body: taskBody({ 'big.txt': 'x'.repeat(3000) }) });
   t.equal(over.status, 413);
   t.equal(over.json?.error?.code, 'BODY_TOO_LARGE');
-  t.equal(admin.listTasks().length, before, 'no task was created');
+  t.equal((await admin.listTasks()).length, before, 'no task was created');
 });
 
 t.test('404 for an unknown task, an unknown client and an unknown route', async (t) => {
@@ -283,7 +283,7 @@ t.test('409 TASK_ENDED for cancelling a task twice', async (t) => {
   t.equal(second.status, 409);
   t.equal(second.json?.error?.code, 'TASK_ENDED');
   t.match(second.json?.error?.message, /cancelled/);
-  t.equal(admin.showTask(task.id).state, 'cancelled');
+  t.equal((await admin.showTask(task.id)).state, 'cancelled');
 });
 
 t.test('the admin token appears in no response body, error or not', async (t) => {

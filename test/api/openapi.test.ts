@@ -83,7 +83,7 @@ t.test('every authenticated route requires the bearer token and declares 401; th
 });
 
 t.test('the served document is identical to the built one, and every documented route is served', async (t) => {
-  const admin = TaskAdmin.open(join(t.testdir(), 'data'), { create: true });
+  const admin = await TaskAdmin.open(join(t.testdir(), 'data'), { create: true });
   t.teardown(() => admin.close());
   const api = await startApiServer({ admin, adminToken: 'x'.repeat(43) }, { host: '127.0.0.1', port: 0 });
   t.teardown(() => api.app.close());

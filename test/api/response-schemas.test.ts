@@ -76,18 +76,18 @@ t.test('the real answers of every route and status validate against their schema
   check(t, 'createTask', 201, created.body);
   const id = (created.body as { id: string }).id;
   const task = created.body as { token: string; task: TaskView };
-  t.same(task.task, admin.showTask(id), 'nothing of the view is dropped by the serializer');
+  t.same(task.task, await admin.showTask(id), 'nothing of the view is dropped by the serializer');
   t.equal((await pullAs(root, 'schemas', task.token)).status, 'applied');
 
   const list = await call('GET', '/v1/tasks');
   check(t, 'listTasks', 200, list.body);
-  t.same(list.body, admin.listTasks(), 'the list, whole');
+  t.same(list.body, await admin.listTasks(), 'the list, whole');
   check(t, 'showTask', 200, (await call('GET', `/v1/tasks/${id}`)).body);
   check(t, 'taskToken', 200, (await call('GET', `/v1/tasks/${id}/token`)).body);
   const revoked = await call('DELETE', `/v1/tasks/${id}/clients/schemas`);
   t.equal(revoked.status, 200);
   check(t, 'revokeClient', 200, revoked.body);
-  t.same(revoked.body, admin.showTask(id), 'with its client and result');
+  t.same(revoked.body, await admin.showTask(id), 'with its client and result');
 
   const { reader } = await openEvents(t, api, id);
   const cancelled = await call('DELETE', `/v1/tasks/${id}`);
@@ -120,7 +120,7 @@ t.test('the real answers of every route and status validate against their schema
 t.test('a store error in a route or in an event stream is logged with its code; the client gets the mapped status', async (t) => {
   const root = t.testdir();
   const real = await startApi(t, join(root, 'data'));
-  const view = real.server.admin().createTask({ files: [{ path: 'a.conf', content: Buffer.from('a\n') }] }).task;
+  const view = (await real.server.admin().createTask({ files: [{ path: 'a.conf', content: Buffer.from('a\n') }] })).task;
   const fail = (code: 'STORE_UNAVAILABLE' | 'STORE_CORRUPT') => () => {
     throw new NoiseCfgError(code, `the task database failed (${code})`);
   };

@@ -55,8 +55,8 @@ t.test('without better-sqlite3 and fastify a client pulls, and serve says what i
 
   const data = join(root, 'data');
   const running = await startServer(t, data);
-  const admin = openAdmin(t, data);
-  const created = admin.createTask({ files: [{ path: 'app.conf', content: Buffer.from('port = 1\n') }], advertise: { host: '127.0.0.1', port: running.port } });
+  const admin = await openAdmin(t, data);
+  const created = await admin.createTask({ files: [{ path: 'app.conf', content: Buffer.from('port = 1\n') }], advertise: { host: '127.0.0.1', port: running.port } });
   const env = { NOISE_CFG_TOKEN: created.token, XDG_CONFIG_HOME: join(root, 'xdg'), HOME: root };
 
   const version = await run(bin, ['--version'], env, root);

@@ -19,15 +19,15 @@ t.test('task token prints an active task\'s token again; the pull command is wha
   const root = t.testdir();
   const data = join(root, 'data');
   const running = await startServer(t, data);
-  const admin = openAdmin(t, data);
-  const created = admin.createTask({ files: [file], advertise: { host: '127.0.0.1', port: running.port } });
+  const admin = await openAdmin(t, data);
+  const created = await admin.createTask({ files: [file], advertise: { host: '127.0.0.1', port: running.port } });
   const shown = await runCli(t, ['task', 'token', created.id, '--data', data, '--advertise', `127.0.0.1:${running.port}`]);
   t.equal(shown.code, 0, 'exit 0');
   const token = shown.stdout.trim();
   t.same({ ...decodeToken(token), psk: null }, { ...decodeToken(created.token), psk: null }, 'the same task, address, mode and pin');
   t.ok(decodeToken(token).psk.equals(decodeToken(created.token).psk), 'the same PSK, derived again');
   await pullAs(root, token, 'again');
-  t.equal(admin.showTask(created.id).counts.applied, 1, 'the token shown again pulls');
+  t.equal((await admin.showTask(created.id)).counts.applied, 1, 'the token shown again pulls');
   const json = await runCli(t, ['task', 'token', created.id, '--data', data, '--json', '--print-pull-command']);
   const parsed = JSON.parse(json.stdout) as { id: string; token: string; expiresAt: string; pullCommand: string };
   t.equal(parsed.id, created.id);
@@ -35,7 +35,7 @@ t.test('task token prints an active task\'s token again; the pull command is wha
   t.match(parsed.pullCommand, /^NOISE_CFG_TOKEN='ncfg[^']+' noise-cfg pull --out \.\/config$/, 'the printed command is noise-cfg pull, not this machine\'s node path');
   const printed = await runCli(t, ['task', 'create', '--data', data, '--file', join(root, 'data', 'server.json'), '--print-pull-command']);
   t.match(printed.stdout, /^NOISE_CFG_TOKEN='ncfg[^']+' noise-cfg pull --out \.\/config\n$/, 'task create --print-pull-command too');
-  admin.cancelTask(created.id);
+  await admin.cancelTask(created.id);
   const ended = await runCli(t, ['task', 'token', created.id, '--data', data]);
   t.equal(ended.code, 4, 'an ended task: exit 4');
   t.match(ended.stderr, /has ended \(cancelled\).*\(TASK_ENDED\)/);
@@ -48,14 +48,14 @@ t.test('task revoke takes a unique 8+ hex prefix or a unique name; ambiguity, sh
   const root = t.testdir();
   const data = join(root, 'data');
   const running = await startServer(t, data);
-  const admin = openAdmin(t, data);
-  const created = admin.createTask({ files: [file], advertise: { host: '127.0.0.1', port: running.port } });
+  const admin = await openAdmin(t, data);
+  const created = await admin.createTask({ files: [file], advertise: { host: '127.0.0.1', port: running.port } });
   await pullAs(root, created.token, 'alpha');
   await pullAs(root, created.token, 'beta');
   // Names are the clients' own words: two may share one.
   await pullAs(root, created.token, 'twin-1', 'twin');
   await pullAs(root, created.token, 'twin-2', 'twin');
-  const clients = admin.showTask(created.id).clients;
+  const clients = (await admin.showTask(created.id)).clients;
   const alpha = clients.find((client) => client.name === 'alpha')!;
   const beta = clients.find((client) => client.name === 'beta')!;
   t.equal(clients.filter((client) => client.name === 'twin').length, 2, 'two clients named twin');
@@ -63,8 +63,8 @@ t.test('task revoke takes a unique 8+ hex prefix or a unique name; ambiguity, sh
   const byPrefix = await runCli(t, ['task', 'revoke', created.id, alpha.identity.slice(0, 8), '--data', data]);
   t.equal(byPrefix.code, 0, 'an 8-character prefix: exit 0');
   t.match(byPrefix.stdout, new RegExp(`revoked alpha ${alpha.identity} from task ${created.id}`), 'says whom, in full');
-  t.equal(admin.showTask(created.id).clients.find((client) => client.identity === alpha.identity)!.state, 'revoked');
-  t.equal(admin.showTask(created.id).counts.revoked, 1, 'only that client');
+  t.equal((await admin.showTask(created.id)).clients.find((client) => client.identity === alpha.identity)!.state, 'revoked');
+  t.equal((await admin.showTask(created.id)).counts.revoked, 1, 'only that client');
 
   const twice = await runCli(t, ['task', 'revoke', created.id, alpha.identity.slice(0, 16), '--data', data]);
   t.equal(twice.code, 4, 'revoking twice: exit 4');
@@ -82,9 +82,9 @@ t.test('task revoke takes a unique 8+ hex prefix or a unique name; ambiguity, sh
   t.match(short.stderr, /at least 8 hex characters/);
   const unknown = await runCli(t, ['task', 'revoke', created.id, 'gamma', '--data', data]);
   t.equal(unknown.code, 3, 'no such client: exit 3');
-  t.equal(admin.showTask(created.id).counts.revoked, 2, 'the refused attempts revoked no one');
+  t.equal((await admin.showTask(created.id)).counts.revoked, 2, 'the refused attempts revoked no one');
 
-  admin.cancelTask(created.id);
+  await admin.cancelTask(created.id);
   const ended = await runCli(t, ['task', 'revoke', created.id, 'twin', '--data', data]);
   t.equal(ended.code, 4, 'on an ended task: exit 4');
   t.match(ended.stderr, /has already ended \(cancelled\)/);
@@ -94,10 +94,10 @@ t.test('task watch: exit 0 completed, 6 cancelled or expired (also with no clien
   const root = t.testdir();
   const data = join(root, 'data');
   const running = await startServer(t, data);
-  const admin = openAdmin(t, data);
+  const admin = await openAdmin(t, data);
   const advertise = { host: '127.0.0.1', port: running.port };
 
-  const completing = admin.createTask({ files: [file], maxClients: 1, advertise });
+  const completing = await admin.createTask({ files: [file], maxClients: 1, advertise });
   await pullAs(root, completing.token, 'one');
   const completed = await runCli(t, ['task', 'watch', completing.id, '--data', data]);
   t.equal(completed.code, 0, 'completed: exit 0');
@@ -105,13 +105,13 @@ t.test('task watch: exit 0 completed, 6 cancelled or expired (also with no clien
   t.match(lines.at(-1), /^ended \S+ completed: 1\/1 applied/, 'the last line is the end');
   t.equal(lines.filter((line) => /completed/.test(line)).length, 1, 'one line says completed');
 
-  const cancelled = admin.createTask({ files: [file], advertise });
-  admin.cancelTask(cancelled.id);
+  const cancelled = await admin.createTask({ files: [file], advertise });
+  await admin.cancelTask(cancelled.id);
   const cancelledWatch = await runCli(t, ['task', 'watch', cancelled.id, '--data', data]);
   t.equal(cancelledWatch.code, 6, 'cancelled with no client: exit 6');
   t.equal(cancelledWatch.stdout.trim().split('\n').length, 1, 'one line');
 
-  const expiring = admin.createTask({ files: [file], ttlSeconds: 1, advertise });
+  const expiring = await admin.createTask({ files: [file], ttlSeconds: 1, advertise });
   const expired = await runCli(t, ['task', 'watch', expiring.id, '--data', data]);
   t.equal(expired.code, 6, 'expired with no client came: exit 6');
   t.match(expired.stdout.trim().split('\n').at(-1), /^ended \S+ expired/);
@@ -132,7 +132,7 @@ t.test('a pull says where it applied once, not in a progress line and again in t
   const root = t.testdir();
   const data = join(root, 'data');
   const running = await startServer(t, data);
-  const created = openAdmin(t, data).createTask({ files: [file], advertise: { host: '127.0.0.1', port: running.port } });
+  const created = await (await openAdmin(t, data)).createTask({ files: [file], advertise: { host: '127.0.0.1', port: running.port } });
   const outDir = join(root, 'out');
   const pulled = await runCli(t, ['pull', '--out', outDir, '--identity-dir', join(root, 'id')], { env: { NOISE_CFG_TOKEN: created.token } });
   t.equal(pulled.code, 0, pulled.stderr);
@@ -144,7 +144,7 @@ t.test('an expired token exits 10 before connecting, as README and --help say', 
   const root = t.testdir();
   const data = join(root, 'data');
   const running = await startServer(t, data);
-  const created = openAdmin(t, data).createTask({ files: [file], ttlSeconds: 1, advertise: { host: '127.0.0.1', port: running.port } });
+  const created = await (await openAdmin(t, data)).createTask({ files: [file], ttlSeconds: 1, advertise: { host: '127.0.0.1', port: running.port } });
   await new Promise((resolve) => setTimeout(resolve, 1100));
   const pulled = await runCli(t, ['pull', '--out', join(root, 'out'), '--identity-dir', join(root, 'id')], { env: { NOISE_CFG_TOKEN: created.token } });
   t.equal(pulled.code, 10, 'exit 10');
@@ -178,8 +178,8 @@ t.test('--advertise is checked before anything starts: a name that does not reso
   t.equal(remote.code, 0);
   t.match(remote.stderr, /warning: --advertise 198\.51\.100\.7:7447 is not an address of this host/, 'task create warns too');
   t.equal(decodeToken((JSON.parse(remote.stdout) as { token: string }).token).host, '198.51.100.7', 'and uses it');
-  const before = openAdmin(t, data).listTasks().length;
+  const before = (await (await openAdmin(t, data)).listTasks()).length;
   const typo = await runCli(t, ['task', 'create', '--data', data, '--file', join(REPO_ROOT, 'package.json'), '--advertise', 'cnofig.no-such-host.invalid:7447']);
   t.equal(typo.code, 2, 'task create with a name that does not resolve: exit 2');
-  t.equal(openAdmin(t, data).listTasks().length, before, 'and no task');
+  t.equal((await (await openAdmin(t, data)).listTasks()).length, before, 'and no task');
 });

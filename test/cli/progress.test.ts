@@ -90,7 +90,7 @@ t.test('a bar is wanted on a terminal without --json; --progress forces it, --no
 
 t.test('pull --progress into a pipe shows the bar on stderr; without it, a pipe gets no bar', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create([{ path: 'big.bin', content: randomBytes(4 * 1024 * 1024) }]);
+  const { token } = await s.create([{ path: 'big.bin', content: randomBytes(4 * 1024 * 1024) }]);
   const withBar = await runCli(t, ['pull', '--out', s.outDir, '--identity-dir', s.identityDir, '--progress', '--json'], { env: { NOISE_CFG_TOKEN: token } });
   t.equal(withBar.code, 0, withBar.stderr);
   t.match(withBar.stderr, /\r\[\.{24}\]   0%  0 B \/ 4\.0 MiB  --\/s  ETA --/, 'the bar at the start');

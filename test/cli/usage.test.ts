@@ -33,9 +33,9 @@ t.test('every command with a misspelt option exits 2 naming it, and does nothing
   const port = (sentinel.address() as net.AddressInfo).port;
   // A real task on a real data directory, so that a command that ran would find something to act on.
   const data = join(root, 'data');
-  const admin = TaskAdmin.open(data, { create: true });
-  const created = admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a = 1\n') }], advertise: { host: '127.0.0.1', port } });
-  const tasksBefore = admin.listTasks().length;
+  const admin = await TaskAdmin.open(data, { create: true });
+  const created = await admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a = 1\n') }], advertise: { host: '127.0.0.1', port } });
+  const tasksBefore = (await admin.listTasks()).length;
   admin.close();
   const pskFile = join(root, 'psk.hex');
   writeFileSync(pskFile, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
@@ -67,9 +67,9 @@ t.test('every command with a misspelt option exits 2 naming it, and does nothing
   }
   t.equal(connections, 0, 'no command connected anywhere');
   t.same(readdirSync(work), [], 'nothing was written in the working directory (no --out, no default data directory)');
-  const after = TaskAdmin.open(data);
-  t.equal(after.listTasks().length, tasksBefore, 'no task was created');
-  t.equal(after.showTask(created.id).state, 'active', 'the task was not cancelled');
+  const after = await TaskAdmin.open(data);
+  t.equal((await after.listTasks()).length, tasksBefore, 'no task was created');
+  t.equal((await after.showTask(created.id)).state, 'active', 'the task was not cancelled');
   after.close();
 });
 
@@ -84,8 +84,8 @@ t.test('usage errors name the option, suggest the right one, and stop before the
   t.teardown(() => new Promise<void>((resolve) => sentinel.close(() => resolve())));
   const port = (sentinel.address() as net.AddressInfo).port;
   const data = join(root, 'data');
-  const admin = TaskAdmin.open(data, { create: true });
-  const created = admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a = 1\n') }], advertise: { host: '127.0.0.1', port } });
+  const admin = await TaskAdmin.open(data, { create: true });
+  const created = await admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a = 1\n') }], advertise: { host: '127.0.0.1', port } });
   admin.close();
   const pskFile = join(root, 'psk.hex');
   writeFileSync(pskFile, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
@@ -115,15 +115,15 @@ t.test('usage errors name the option, suggest the right one, and stop before the
   }
   t.equal(connections, 0, 'nothing connected');
   t.same(readdirSync(work), [], 'nothing was written (no --out, no key file, no data directory)');
-  const after = TaskAdmin.open(data);
-  t.equal(after.listTasks().length, 1, 'no task was created');
+  const after = await TaskAdmin.open(data);
+  t.equal((await after.listTasks()).length, 1, 'no task was created');
   after.close();
 });
 
 t.test('with --json every failure prints one JSON error object on stdout, with the exit code of its error', async (t) => {
   const root = t.testdir();
   const data = join(root, 'data');
-  TaskAdmin.open(data, { create: true }).close();
+  (await TaskAdmin.open(data, { create: true })).close();
   const env = { XDG_CONFIG_HOME: join(root, 'xdg'), HOME: root, NOISE_CFG_TOKEN: '' };
   const cases: [string, string[], number, string][] = [
     ['task show of no task', ['task', 'show', 'tsk_nosuchtask', '--data', data, '--json'], 3, 'TASK_NOT_FOUND'],

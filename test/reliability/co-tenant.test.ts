@@ -31,7 +31,7 @@ interface Setup {
   dir: string;
   running: RunningServer;
   admin: TaskAdmin;
-  create: (files?: readonly TaskFileInput[]) => { id: string; token: string };
+  create: (files?: readonly TaskFileInput[]) => Promise<{ id: string; token: string }>;
   pullInto: (outDir: string, token: string, options?: Partial<PullOptions>) => Promise<PullResult>;
   /** How many connections the server has seen (after settling: every earlier one is logged). */
   connections: (token: string) => Promise<number>;
@@ -41,12 +41,12 @@ async function setup(t: Test): Promise<Setup> {
   const dir = t.testdir();
   const dataDir = join(dir, 'data');
   const running = await startServer(t, dataDir);
-  const admin = openAdmin(t, dataDir);
+  const admin = await openAdmin(t, dataDir);
   let settles = 0;
   return {
     dir, running, admin,
-    create: (files = FILES) => {
-      const created = admin.createTask({ files, mode: 'nnpsk0', advertise: { host: '127.0.0.1', port: running.port } });
+    create: async (files = FILES) => {
+      const created = await admin.createTask({ files, mode: 'nnpsk0', advertise: { host: '127.0.0.1', port: running.port } });
       return { id: created.id, token: created.token };
     },
     pullInto: (outDir, token, options = {}) => pull({ token, outDir, identityDir: join(dir, 'identity'), name: 'client', ...options }),
@@ -78,7 +78,7 @@ function directoryWithMode(path: string, mode: number): string {
 
 t.test('dirname(--out): group- or world-writable without the sticky bit, here or above, is APPLY_FAILED before connecting, with the chmod fix', async (t) => {
   const s = await setup(t);
-  const { token } = s.create();
+  const { token } = await s.create();
   const cases: [string, number, RegExp][] = [
     ['group', 0o775, /is writable by group \(mode 775\) without the sticky bit, so other users could replace what noise-cfg writes there; run chmod g-w [^ ]+ \(or chmod \+t [^)]+\), or choose an --out in a directory only you can write/],
     ['others', 0o757, /is writable by others \(mode 757\).*run chmod o-w /],
@@ -114,7 +114,7 @@ t.test('dirname(--out): group- or world-writable without the sticky bit, here or
 
 t.test('dirname(--out) owned by another user is APPLY_FAILED', { skip: isRoot ? false : NEEDS_ROOT }, async (t) => {
   const s = await setup(t);
-  const { token } = s.create();
+  const { token } = await s.create();
   const theirs = directoryWithMode(join(s.dir, 'theirs'), 0o755);
   chownSync(theirs, OTHER_UID, OTHER_UID);
   await t.rejects(s.pullInto(join(theirs, 'app'), token), { code: 'APPLY_FAILED', message: new RegExp(`${theirs} belongs to uid ${OTHER_UID}, not to you \\(uid 0\\) or root, so that user could replace what noise-cfg writes there`) });
@@ -130,10 +130,10 @@ t.test('dirname(--out) opened to others while the pull runs is refused right bef
   const s = await setup(t);
   const parent = directoryWithMode(join(s.dir, 'deploy'), 0o755);
   const out = join(parent, 'app');
-  t.equal((await s.pullInto(out, s.create().token)).status, 'applied');
+  t.equal((await s.pullInto(out, (await s.create()).token)).status, 'applied');
   const before = readlinkSync(out);
   const v2 = [{ path: 'etc/app.conf', content: Buffer.from('version 2\n') }];
-  const result = await s.pullInto(out, s.create(v2).token, {
+  const result = await s.pullInto(out, (await s.create(v2)).token, {
     onProgress: (line) => {
       if (line.startsWith('received and checked')) chmodSync(parent, 0o777);
     },
@@ -147,7 +147,7 @@ t.test('dirname(--out) opened to others while the pull runs is refused right bef
 
 t.test('a versions directory planted by another user in a sticky parent is refused, and nothing is written into it', { skip: isRoot ? false : NEEDS_ROOT }, async (t) => {
   const s = await setup(t);
-  const { token } = s.create();
+  const { token } = await s.create();
   const shared = directoryWithMode(join(s.dir, 'tmp'), 0o1777);
   const planted = directoryWithMode(join(shared, '.app.noise-cfg'), 0o777);
   chownSync(planted, OTHER_UID, OTHER_UID);
@@ -167,7 +167,7 @@ t.test('a versions directory planted by another user in a sticky parent is refus
 
 t.test('an OUT link planted by another user in a sticky parent, pointing at .OUT.noise-cfg/x, is refused, not adopted', { skip: isRoot ? false : NEEDS_ROOT }, async (t) => {
   const s = await setup(t);
-  const { token } = s.create();
+  const { token } = await s.create();
   const shared = directoryWithMode(join(s.dir, 'tmp'), 0o1777);
   const out = join(shared, 'app');
   symlinkSync('.app.noise-cfg/x', out);
@@ -183,7 +183,7 @@ t.test('an OUT link planted by another user in a sticky parent, pointing at .OUT
 
 t.test('a versions directory that is a link, or ours but group-writable, is refused; ours with read bits for others is tightened to 0700', async (t) => {
   const s = await setup(t);
-  const { token } = s.create();
+  const { token } = await s.create();
   const decoy = directoryWithMode(join(s.dir, 'decoy'), 0o700);
   symlinkSync(decoy, join(s.dir, '.linked.noise-cfg'));
   await t.rejects(s.pullInto(join(s.dir, 'linked'), token), { code: 'APPLY_FAILED', message: /the versions directory .*\.linked\.noise-cfg is a symbolic link, not a directory noise-cfg made/ });
@@ -206,7 +206,7 @@ t.test('a symlink planted at the old state.json temporary name does not make a p
   writeFileSync(victim, 'precious\n');
   // Older versions wrote .state.json.<pid> with a plain open: this link would have received the state.
   symlinkSync(victim, join(versions, `.state.json.${process.pid}`));
-  t.equal((await s.pullInto(out, s.create().token)).status, 'applied');
+  t.equal((await s.pullInto(out, (await s.create()).token)).status, 'applied');
   t.equal(readFileSync(victim, 'utf8'), 'precious\n', 'the victim is unchanged');
   t.notOk(lstatSync(join(versions, 'state.json')).isSymbolicLink(), 'state.json is a file of its own');
   t.equal(statSync(join(versions, 'state.json')).mode & 0o777, 0o600, 'mode 0600');
@@ -216,7 +216,7 @@ t.test('a symlink planted at the old state.json temporary name does not make a p
   writeFileSync(stateLinkVictim, 'precious too\n');
   renameSync(join(versions, 'state.json'), join(s.dir, 'state.json.saved'));
   symlinkSync(stateLinkVictim, join(versions, 'state.json'));
-  t.equal((await s.pullInto(out, s.create([{ path: 'x', content: Buffer.from('2') }]).token)).status, 'applied');
+  t.equal((await s.pullInto(out, (await s.create([{ path: 'x', content: Buffer.from('2') }])).token)).status, 'applied');
   t.equal(readFileSync(stateLinkVictim, 'utf8'), 'precious too\n');
 });
 
@@ -226,7 +226,7 @@ t.test('a staging directory replaced by a link to a decoy is found before any fi
   const decoy = directoryWithMode(join(s.dir, 'decoy'), 0o755);
   const versions = join(s.dir, '.app.noise-cfg');
   let replaced = '';
-  const result = await s.pullInto(out, s.create().token, {
+  const result = await s.pullInto(out, (await s.create()).token, {
     onProgress: (line) => {
       if (!line.startsWith('receiving')) return;
       const staging = listing(versions).find((name) => name.startsWith('.staging-'))!;
@@ -248,9 +248,9 @@ t.test('a staging directory swapped for another between the digest check and the
   const s = await setup(t);
   const out = join(s.dir, 'app');
   const versions = join(s.dir, '.app.noise-cfg');
-  t.equal((await s.pullInto(out, s.create().token)).status, 'applied');
+  t.equal((await s.pullInto(out, (await s.create()).token)).status, 'applied');
   const before = readlinkSync(out);
-  const result = await s.pullInto(out, s.create([{ path: 'etc/app.conf', content: Buffer.from('version 2\n') }]).token, {
+  const result = await s.pullInto(out, (await s.create([{ path: 'etc/app.conf', content: Buffer.from('version 2\n') }])).token, {
     onProgress: (line) => {
       if (!line.startsWith('received and checked')) return;
       const staging = listing(versions).find((name) => name.startsWith('.staging-'))!;
@@ -287,7 +287,7 @@ t.test('a version directory or the OUT link replaced before --exec: the command 
   ];
   for (const [index, [what, tamper]] of tamperings.entries()) {
     // A task of its own each time: an identity that applied a task is up to date with it for good.
-    const { token } = s.create();
+    const { token } = await s.create();
     const marker = join(s.dir, `command-ran-${index}`);
     const result = await s.pullInto(out, token, {
       exec: `touch '${marker}'; cat "$NOISE_CFG_OUT_DIR/etc/app.conf" >> '${marker}'`,
@@ -320,7 +320,7 @@ async function deadPid(): Promise<number> {
 
 t.test('a pull that finds the lock held by a live pull waits, bounded by lockTimeoutMs, then says who holds it', async (t) => {
   const s = await setup(t);
-  const { token } = s.create();
+  const { token } = await s.create();
   const out = join(s.dir, 'app');
   const versions = directoryWithMode(join(s.dir, '.app.noise-cfg'), 0o700);
   const holder = await OutputLock.acquire(versions, { timeoutMs: 0, outDir: out });
@@ -344,10 +344,10 @@ t.test('a stale lock (its pid is dead) is broken; when several waiters find it a
   const dead = await deadPid();
   const stale = `${JSON.stringify({ pid: dead, nonce: randomBytes(16).toString('hex') })}\n`;
   writeFileSync(join(versions, '.lock'), stale);
-  t.equal((await s.pullInto(out, s.create().token, { lockTimeoutMs: 0 })).status, 'applied', 'a pull breaks a dead pull\'s lock at once');
+  t.equal((await s.pullInto(out, (await s.create()).token, { lockTimeoutMs: 0 })).status, 'applied', 'a pull breaks a dead pull\'s lock at once');
   // A restarted container often runs with the same pid: a lock with our pid that this process does not hold is stale.
   writeFileSync(join(versions, '.lock'), `${JSON.stringify({ pid: process.pid, nonce: randomBytes(16).toString('hex') })}\n`);
-  t.equal((await s.pullInto(out, s.create().token, { lockTimeoutMs: 0 })).status, 'applied', 'a lock left by an earlier process with this pid is broken too');
+  t.equal((await s.pullInto(out, (await s.create()).token, { lockTimeoutMs: 0 })).status, 'applied', 'a lock left by an earlier process with this pid is broken too');
 
   // In one process: 12 acquirers race for the same stale lock, each counting holders while it holds it.
   for (let round = 0; round < 5; round++) {
@@ -423,7 +423,7 @@ t.test('two pulls at once into one --out, 44 rounds in one process and 4 with tw
   let waited = 0;
   for (let round = 0; round < 44; round++) {
     const files = roundFiles(round);
-    const { token } = s.create(files);
+    const { token } = await s.create(files);
     const digests = new Set([taskDigest(modeExpected(files))]);
     const results = await Promise.all(['a', 'b'].map((who) => pull({
       token, outDir: out, identityDir: join(s.dir, `identity-${who}`), name: who,
@@ -442,7 +442,7 @@ t.test('two pulls at once into one --out, 44 rounds in one process and 4 with tw
 
   for (let round = 44; round < 48; round++) {
     const files = roundFiles(round);
-    const { token } = s.create(files);
+    const { token } = await s.create(files);
     const children = ['a', 'b'].map((who) => spawnCli(t, ['pull', '--out', out, '--identity-dir', join(s.dir, `identity-${who}`), '--name', who, '--json'], { env: { NOISE_CFG_TOKEN: token } }));
     const exits = await Promise.all(children.map((child) => child.exited));
     t.same(exits.map((exit) => exit.code), [0, 0], `CLI round ${round}: both exited 0 (${children.map((child) => child.stderr().trim().split('\n').at(-1)).join(' | ')})`);

@@ -87,8 +87,8 @@ t.test('crash: serve is SIGKILLed 3 times while 200 clients pull, and no acknowl
     { path: 'etc/app.conf', content: Buffer.from('listen = 8080\nworkers = 4\n') },
     { path: 'etc/conf.d/extra.conf', content: randomBytes(20_000) },
   ];
-  const setup = TaskAdmin.open(data, { create: true });
-  const created = setup.createTask({ files, name: 'crash', advertise: { host: HOST, port } });
+  const setup = await TaskAdmin.open(data, { create: true });
+  const created = await setup.createTask({ files, name: 'crash', advertise: { host: HOST, port } });
   setup.close();
   const expected = filesDigests(files);
 
@@ -175,8 +175,8 @@ t.test('crash: serve is SIGKILLed 3 times while 200 clients pull, and no acknowl
   const check = TaskStore.open(join(data, 'noise-cfg.db'), { check: true });
   check.close();
   t.pass('the database passes quick_check after the crashes');
-  const admin = TaskAdmin.open(data);
-  const view = admin.showTask(created.id);
+  const admin = await TaskAdmin.open(data);
+  const view = await admin.showTask(created.id);
   admin.close();
   const byIdentity = new Map(view.clients.map((client) => [client.identity, client]));
   const lost = [...acknowledged].filter((index) => {
@@ -209,8 +209,8 @@ t.test('crash: the server records a client applied before it answers UP_TO_DATE'
   const data = join(dir, 'data');
   const env = { HOME: join(dir, 'home'), XDG_CONFIG_HOME: join(dir, 'xdg') };
   const port = await freePort();
-  const setup = TaskAdmin.open(data, { create: true });
-  const created = setup.createTask({ files: [{ path: 'app.conf', content: Buffer.from('v = 1\n') }], advertise: { host: HOST, port } });
+  const setup = await TaskAdmin.open(data, { create: true });
+  const created = await setup.createTask({ files: [{ path: 'app.conf', content: Buffer.from('v = 1\n') }], advertise: { host: HOST, port } });
   setup.close();
   const children: ChildHandle[] = [];
   t.teardown(() => {
@@ -254,8 +254,8 @@ t.test('crash: the server records a client applied before it answers UP_TO_DATE'
   const isToldUpToDate = 'result' in outcome && outcome.result.status === 'up-to-date';
   t.comment(`while the commit was held up the server ${early === null ? 'did not answer' : `answered (${'result' in early ? early.result.status : 'error'})`}; the re-pull ended with ${'result' in outcome ? outcome.result.status : (outcome.error as Error).message}`);
 
-  const admin = TaskAdmin.open(data);
-  const record = admin.showTask(created.id).clients.find((client) => client.identity === xxIdentity(identityDir));
+  const admin = await TaskAdmin.open(data);
+  const record = (await admin.showTask(created.id)).clients.find((client) => client.identity === xxIdentity(identityDir));
   admin.close();
   if (isToldUpToDate) {
     t.equal(record?.state, 'applied', 'the client that was told UP_TO_DATE (and so will not pull again) is recorded applied', { record });
@@ -281,9 +281,9 @@ t.test('client killed at each phase of a pull: --out holds the old or the new ve
   ];
   const largeFiles = newVersion(60, 512 * 1024);
   const smallFiles = newVersion(20, 64 * 1024);
-  const oldTask = admin.createTask({ files: oldFiles, name: 'old', advertise: { host: HOST, port } });
-  const largeTask = admin.createTask({ files: largeFiles, name: 'new-30MiB', advertise: { host: HOST, port } });
-  const smallTask = admin.createTask({ files: smallFiles, name: 'new-1MiB', advertise: { host: HOST, port } });
+  const oldTask = await admin.createTask({ files: oldFiles, name: 'old', advertise: { host: HOST, port } });
+  const largeTask = await admin.createTask({ files: largeFiles, name: 'new-30MiB', advertise: { host: HOST, port } });
+  const smallTask = await admin.createTask({ files: smallFiles, name: 'new-1MiB', advertise: { host: HOST, port } });
   const env = { HOME: join(dir, 'home'), XDG_CONFIG_HOME: join(dir, 'xdg') };
 
   type Phase = {
@@ -368,7 +368,7 @@ t.test('client killed at each phase of a pull: --out holds the old or the new ve
       // Watchers and waiters are in place before the client starts.
       const triggered = phase.trigger?.(proxy, versionsDir);
       const client = spawnNode([CLI_BIN, 'pull', '--out', outDir, '--identity-dir', identityDir, '--name', `phase-${index}`, ...(phase.exec ? ['--exec', phase.exec] : [])], {
-        ...env, NOISE_CFG_TOKEN: admin.token(newTask.id, { host: HOST, port: proxy.port }),
+        ...env, NOISE_CFG_TOKEN: await admin.token(newTask.id, { host: HOST, port: proxy.port }),
       });
       t.teardown(() => {
         if (client.child.exitCode === null && client.child.signalCode === null) client.child.kill('SIGKILL');
@@ -382,14 +382,14 @@ t.test('client killed at each phase of a pull: --out holds the old or the new ve
 
       const found = versionAt(outDir, versions);
       t.ok((phase.allowed as string[]).includes(found), `--out holds the ${phase.allowed.join(' or the ')} version byte for byte (found: ${found})`);
-      const record = admin.showTask(newTask.id).clients.find((client) => client.identity === identity);
+      const record = (await admin.showTask(newTask.id)).clients.find((client) => client.identity === identity);
       t.ok(phase.states.includes(record?.state), `the server shows the client as ${phase.states.map((state) => state ?? 'unknown').join(' or ')} (found: ${record?.state ?? 'no record'})`);
       t.comment(`${phase.name}: --out has the ${found} version; server record ${record?.state ?? 'none'}; ${proxy.forwardedBytes} of ~${totalNewBytes} content bytes reached the client`);
 
       const again = await withTimeout(pull({ token: newTask.token, outDir, identityDir, name: `phase-${index}` }), 30_000, 're-pull');
       t.ok(again.status === 'applied' ? again.isAcknowledged === true : again.status === 'up-to-date', `a re-pull completes (${again.status})`);
       t.equal(versionAt(outDir, versions), 'new', 'after the re-pull --out holds the new version');
-      await waitUntil(() => admin.showTask(newTask.id).clients.find((client) => client.identity === identity)?.state === 'applied', 'the record to be applied', 5000);
+      await waitUntil(async () => (await admin.showTask(newTask.id)).clients.find((client) => client.identity === identity)?.state === 'applied', 'the record to be applied', 5000);
       t.pass('and the server records the client applied');
       t.same(stagingLeft(outDir), [], 'no staging directory is left behind');
     });
@@ -408,9 +408,9 @@ function run(command: string, args: readonly string[]): { ok: boolean; stderr: s
 t.test('disk full: a task larger than the filesystem fails with APPLY_FAILED and leaves nothing half-written', async (t) => {
   const dir = t.testdir();
   const { port, admin, logs } = await startTaskServer(t, join(dir, 'data'));
-  const small = admin.createTask({ files: [{ path: 'app.conf', content: Buffer.from('version = 1\n') }], advertise: { host: HOST, port } });
+  const small = await admin.createTask({ files: [{ path: 'app.conf', content: Buffer.from('version = 1\n') }], advertise: { host: HOST, port } });
   const bigFiles: FileInput[] = [{ path: 'app.conf', content: Buffer.from('version = 2\n') }, { path: 'data/blob.bin', content: randomBytes(16 * 1024 * 1024) }];
-  const big = admin.createTask({ files: bigFiles, advertise: { host: HOST, port } });
+  const big = await admin.createTask({ files: bigFiles, advertise: { host: HOST, port } });
   const mountPoint = join(dir, 'tmpfs');
   mkdirSync(mountPoint);
   const mounted = run('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint]);
@@ -443,7 +443,7 @@ t.test('disk full: a task larger than the filesystem fails with APPLY_FAILED and
       t.equal(result.isAcknowledged, true, `${label}: the server acknowledged the failure`);
       t.equal(versionAt(outDir, { old: oldVersion, new: newVersion }), withPrevious ? 'old' : 'absent', `${label}: ${withPrevious ? 'the previous version is intact' : 'the out link is absent'}`);
       t.same(stagingLeft(outDir), [], `${label}: the staging directory was removed`);
-      const record = admin.showTask(big.id).clients.find((client) => client.identity === identity);
+      const record = (await admin.showTask(big.id)).clients.find((client) => client.identity === identity);
       t.equal(record?.state, 'failed', `${label}: the server records the client failed`);
       t.match(record?.result?.message ?? '', /ENOSPC/, `${label}: with the reason`);
     }
@@ -460,8 +460,8 @@ t.test('read-only output directory: APPLY_FAILED with a clear message, the previ
   const serverLogged = (taskId: string, identityDir: string): number => logs.filter((record) => record.event === 'pull' && record.task === taskId && record.identity === xxIdentity(identityDir).slice(0, 16)).length;
   const v1 = [{ path: 'app.conf', content: Buffer.from('version = 1\n') }];
   const v2 = [{ path: 'app.conf', content: Buffer.from('version = 2\n') }];
-  const first = admin.createTask({ files: v1, advertise: { host: HOST, port } });
-  const second = admin.createTask({ files: v2, advertise: { host: HOST, port } });
+  const first = await admin.createTask({ files: v1, advertise: { host: HOST, port } });
+  const second = await admin.createTask({ files: v2, advertise: { host: HOST, port } });
   const versions = { old: filesDigests(v1), new: filesDigests(v2) };
 
   // A read-only bind mount: root ignores permission bits, not a read-only mount.
@@ -488,7 +488,7 @@ t.test('read-only output directory: APPLY_FAILED with a clear message, the previ
       await t.rejects(pull({ token: second.token, outDir, identityDir }), { code: 'APPLY_FAILED', message: /EROFS/ }, 'read-only mount: APPLY_FAILED (EROFS) before connecting');
       t.equal(versionAt(outDir, versions), 'old', 'read-only mount: version 1 is intact');
       t.equal(serverLogged(second.id, identityDir), 0, 'read-only mount: no connection was made');
-      t.equal(admin.showTask(second.id).clients.find((client) => client.identity === xxIdentity(identityDir)), undefined, 'read-only mount: no client record');
+      t.equal((await admin.showTask(second.id)).clients.find((client) => client.identity === xxIdentity(identityDir)), undefined, 'read-only mount: no client record');
     }
   } finally {
     unmount();
@@ -513,7 +513,7 @@ t.test('read-only output directory: APPLY_FAILED with a clear message, the previ
   try {
     await t.rejects(pull({ token: second.token, outDir, identityDir: identity2 }), { code: 'APPLY_FAILED', message: /EPERM.*lsattr/ }, 'immutable parent: APPLY_FAILED (EPERM) before connecting');
     t.equal(serverLogged(second.id, identity2), 0, 'immutable parent: no connection was made');
-    t.equal(admin.showTask(second.id).clients.find((client) => client.identity === xxIdentity(identity2)), undefined, 'immutable parent: no client record');
+    t.equal((await admin.showTask(second.id)).clients.find((client) => client.identity === xxIdentity(identity2)), undefined, 'immutable parent: no client record');
     t.equal(versionAt(outDir, versions), 'old', 'immutable parent: version 1 is intact');
     t.equal(readlinkSync(outDir).includes(first.id), true, 'immutable parent: --out still links to version 1');
   } finally {
@@ -527,7 +527,7 @@ t.test('clocks: a task expires at exactly its time, and client clock skew is rep
   const dir = t.testdir();
   let serverNow = Date.now();
   const { port, admin, logs } = await startTaskServer(t, join(dir, 'data'), { now: () => serverNow });
-  const created = admin.createTask({ files: [{ path: 'app.conf', content: Buffer.from('x = 1\n') }], ttlSeconds: 60, advertise: { host: HOST, port } });
+  const created = await admin.createTask({ files: [{ path: 'app.conf', content: Buffer.from('x = 1\n') }], ttlSeconds: 60, advertise: { host: HOST, port } });
   const expiresAt = Date.parse(created.expiresAt);
   t.equal(expiresAt % 1000, 0, 'the expiry is a whole second (the token carries seconds)');
   let client = 0;

@@ -225,17 +225,17 @@ t.test('fuzzing a TaskServer leaves it alive, clean and within bounds', async (t
   t.teardown(() => proxy.close());
 
   const files = [{ path: 'etc/app.conf', content: Buffer.from('listen = 8080\n') }, { path: 'etc/extra/b.conf', content: Buffer.alloc(3000, 0x62) }];
-  const tasks: Task[] = (['xxpsk3', 'nnpsk0'] as const).map((mode) => {
-    const created = admin.createTask({ files, mode, name: `fuzz-${mode}`, advertise: { host: HOST, port } });
+  const tasks: Task[] = await Promise.all((['xxpsk3', 'nnpsk0'] as const).map(async (mode) => {
+    const created = await admin.createTask({ files, mode, name: `fuzz-${mode}`, advertise: { host: HOST, port } });
     return { id: created.id, token: created.token, fields: decodeToken(created.token), mode };
-  });
+  }));
 
   // Record one real client of each task through the proxy: its bytes feed the mutation and replay cases.
   const expectedIdentities = new Map<string, Set<string>>(tasks.map((task) => [task.id, new Set<string>()]));
   const identityOf = (task: Task, identityDir: string): string => (task.mode === 'xxpsk3' ? loadClientKeyPair(identityDir).publicKey.toString('hex') : loadClientId(identityDir));
   for (const task of tasks) {
     const identityDir = join(dir, `recorded-${task.mode}`);
-    const result = await pull({ token: admin.token(task.id, { host: HOST, port: proxyPort }), outDir: join(dir, `out-recorded-${task.mode}`), identityDir, name: 'recorded' });
+    const result = await pull({ token: await admin.token(task.id, { host: HOST, port: proxyPort }), outDir: join(dir, `out-recorded-${task.mode}`), identityDir, name: 'recorded' });
     t.equal(result.status, 'applied', `the recorded ${task.mode} client applied`);
     expectedIdentities.get(task.id)!.add(identityOf(task, identityDir));
   }
@@ -465,7 +465,7 @@ t.test('fuzzing a TaskServer leaves it alive, clean and within bounds', async (t
   const crowded = new TaskServer({ dataDir: join(dir, 'data-eviction'), listen: { host: HOST, port: 0 }, limits: { maxUnauthenticatedConnections: MAX_UNAUTHENTICATED } });
   const crowdedPort = (await crowded.start()).port;
   t.teardown(() => crowded.stop(0));
-  const crowdedTask = crowded.admin().createTask({ files, mode: 'xxpsk3', advertise: { host: HOST, port: crowdedPort } });
+  const crowdedTask = await crowded.admin().createTask({ files, mode: 'xxpsk3', advertise: { host: HOST, port: crowdedPort } });
   const proven = new IdlePeer(crowdedPort, HOST);
   await proven.connected;
   proven.socket.write(freshFirstFlight({ id: crowdedTask.id, token: crowdedTask.token, fields: decodeToken(crowdedTask.token), mode: 'xxpsk3' }));
@@ -499,7 +499,7 @@ t.test('fuzzing a TaskServer leaves it alive, clean and within bounds', async (t
     const result = await withTimeout(pull({ token: task.token, outDir: join(dir, `out-legit-${task.mode}`), identityDir, name: 'legit' }), 15_000, `the legitimate ${task.mode} pull`);
     t.same({ status: result.status, isAcknowledged: result.isAcknowledged }, { status: 'applied', isAcknowledged: true }, `a legitimate ${task.mode} pull succeeds after the fuzz`);
     expectedIdentities.get(task.id)!.add(identityOf(task, identityDir));
-    const view = admin.showTask(task.id);
+    const view = await admin.showTask(task.id);
     t.same(view.clients.map((client) => client.identity).sort(), [...expectedIdentities.get(task.id)!].sort(), `${task.mode} task: only the recorded and the legitimate client have records`);
     t.ok(view.clients.every((client) => client.state === 'applied'), `${task.mode} task: all are applied`);
   }

@@ -21,10 +21,10 @@ const NOBODY = 65534;
 t.test('a data directory open to group or others is refused with the chmod 700 fix, by serve and by task commands', async (t) => {
   const dir = t.testdir();
   const data = join(dir, 'data');
-  TaskAdmin.open(data, { create: true }).close();
+  (await TaskAdmin.open(data, { create: true })).close();
   t.equal(statSync(data).mode & 0o777, 0o700, 'a new data directory is made 0700');
   chmodSync(data, 0o755);
-  t.throws(() => TaskAdmin.open(data), { code: 'DATA_DIR_INSECURE', message: /open to group or others \(mode 755\).*chmod 700/ });
+  await t.rejects(() => TaskAdmin.open(data), { code: 'DATA_DIR_INSECURE', message: /open to group or others \(mode 755\).*chmod 700/ });
   const serve = await runCli(t, ['serve', '--data', data, '--listen', '127.0.0.1:0', '--api', 'off'], { env: { XDG_CONFIG_HOME: join(dir, 'xdg') } });
   t.equal(serve.code, 5, 'serve exits 5');
   t.match(serve.stderr, new RegExp(`chmod 700 ${data}`));
@@ -40,7 +40,7 @@ t.test('a data directory that belongs to another user is refused, also for root'
   const data = join(t.testdir(), 'data');
   mkdirSync(data, { mode: 0o700 });
   chownSync(data, NOBODY, NOBODY);
-  t.throws(() => TaskAdmin.open(data), { code: 'DATA_DIR_INSECURE', message: new RegExp(`belongs to uid ${NOBODY}, not to you`) });
+  await t.rejects(() => TaskAdmin.open(data), { code: 'DATA_DIR_INSECURE', message: new RegExp(`belongs to uid ${NOBODY}, not to you`) });
 });
 
 t.test('--api 127.anything:PORT is judged by what the name resolves to, not by how it is spelt', async (t) => {

@@ -86,7 +86,7 @@ async function slowloris(t: Test, sources: string[]): Promise<void> {
   const { port } = await server.start();
   t.teardown(() => server.stop(0));
   const admin = server.admin();
-  const created = admin.createTask({ files: [{ path: 'app.conf', content: Buffer.from('listen = 8080\n') }], advertise: { host: HOST, port }, maxClients: 100 });
+  const created = await admin.createTask({ files: [{ path: 'app.conf', content: Buffer.from('listen = 8080\n') }], advertise: { host: HOST, port }, maxClients: 100 });
   const token = decodeToken(created.token);
 
   // An established connection, opened before the stranger: it must keep working throughout.
@@ -150,7 +150,7 @@ async function slowloris(t: Test, sources: string[]): Promise<void> {
   const kinds = Math.max(1, byKind.size);
   t.ok(attackLogs.length <= (Math.ceil(attackMs / 1000) + 1) * 11 * kinds, `the log stayed within its rate (${attackLogs.length} lines in ${(attackMs / 1000).toFixed(1)} s, ${kinds} kind(s))`);
   await established.close();
-  const view = admin.showTask(created.id);
+  const view = await admin.showTask(created.id);
   t.equal(view.clients.filter((client) => client.state === 'applied').length, LEGITIMATE_PULLS, 'the server recorded every legitimate client as applied');
 }
 
@@ -167,7 +167,7 @@ t.test('a pull that meets a busy server for longer than its retry window fails w
   const server = new TaskServer({ dataDir: join(dir, 'data'), listen: { host: HOST, port: 0 }, limits: { maxEstablishedConnections: 1 } });
   const { port } = await server.start();
   t.teardown(() => server.stop(0));
-  const created = server.admin().createTask({ files: [{ path: 'a.conf', content: Buffer.from('a') }], advertise: { host: HOST, port } });
+  const created = await server.admin().createTask({ files: [{ path: 'a.conf', content: Buffer.from('a') }], advertise: { host: HOST, port } });
   const token = decodeToken(created.token);
   // The one established place, held.
   const holder = await connectSecure(HOST, port, {

@@ -90,11 +90,11 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 /** Resolves once `condition()` holds, checking every few ms: a poll of state that has no event, bounded by `maxMs`. */
-export function waitUntil(condition: () => boolean, what: string, maxMs = 10_000): Promise<void> {
+export function waitUntil(condition: () => boolean | Promise<boolean>, what: string, maxMs = 10_000): Promise<void> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (condition()) resolve();
+    const check = async (): Promise<void> => {
+      if (await condition()) resolve();
       else if (Date.now() - started > maxMs) reject(new Error(`timed out after ${maxMs} ms waiting until ${what}`));
       else setTimeout(check, 5);
     };

@@ -98,11 +98,11 @@ class ServerChild {
 
 const mib = (bytes: number): string => `${(bytes / MIB).toFixed(1)} MiB`;
 
-function createTask(dataDir: string, port: number, options: { bytes?: number; files?: { path: string; content: Buffer }[]; maxClients?: number; mode?: 'xxpsk3' | 'nnpsk0' } = {}): { id: string; token: string; digest: string } {
-  const admin = TaskAdmin.open(dataDir, { create: true });
+async function createTask(dataDir: string, port: number, options: { bytes?: number; files?: { path: string; content: Buffer }[]; maxClients?: number; mode?: 'xxpsk3' | 'nnpsk0' } = {}): Promise<{ id: string; token: string; digest: string }> {
+  const admin = await TaskAdmin.open(dataDir, { create: true });
   try {
     const files = options.files ?? [{ path: 'payload.bin', content: patterned(options.bytes ?? 1000, 3) }];
-    const created = admin.createTask({ files, advertise: { host: HOST, port }, mode: options.mode ?? 'xxpsk3', ...(options.maxClients !== undefined ? { maxClients: options.maxClients } : {}) });
+    const created = await admin.createTask({ files, advertise: { host: HOST, port }, mode: options.mode ?? 'xxpsk3', ...(options.maxClients !== undefined ? { maxClients: options.maxClients } : {}) });
     return { id: created.id, token: created.token, digest: created.task.digest };
   } finally {
     admin.close();
@@ -110,12 +110,12 @@ function createTask(dataDir: string, port: number, options: { bytes?: number; fi
 }
 
 /** Runs `step` on an admin of the data directory opened for the call: another process than the server's. */
-function withAdmin<T>(dataDir: string, step: (admin: TaskAdmin) => T): T {
-  const admin = TaskAdmin.open(dataDir, { create: true });
+async function withAdmin<T>(dataDir: string, step: (admin: TaskAdmin) => Promise<T>): Promise<T> {
+  const admin = await TaskAdmin.open(dataDir, { create: true });
   try {
-    return step(admin);
+    return await step(admin);
   } finally {
-    admin.close();
+    await admin.close();
   }
 }
 
@@ -143,7 +143,7 @@ async function closeAll(holders: readonly TokenHolder[]): Promise<void> {
 t.test('FRAGMENTs that never end: the server cuts each connection past one HELLO\'s size and its memory does not grow with them', async (t) => {
   const dataDir = join(t.testdir(), 'data');
   const server = await ServerChild.start(t, dataDir);
-  const task = createTask(dataDir, server.port);
+  const task = await createTask(dataDir, server.port);
   // What each flooder would send if nothing stopped it; the review's flood went on to the 64 MiB message limit.
   const floodBytesPerConnection = 8 * MIB;
   const fragment = Buffer.alloc(MAX_RECORD_BODY_BYTES, 0x41);
@@ -189,7 +189,7 @@ t.test('pulls of a big task that stop reading: the server holds about a slice pe
   // The first round warms the server up (its allocator, SQLite's page cache, lazily compiled code): not counted.
   for (const [round, sizeMib] of [sizesMib[0]!, ...sizesMib].entries()) {
     const isWarmUp = round === 0;
-    const task = createTask(dataDir, server.port, { bytes: sizeMib * MIB });
+    const task = await createTask(dataDir, server.port, { bytes: sizeMib * MIB });
     const before = await server.resetPeak();
     const holders = await Promise.all(Array.from({ length: pulls }, () => openTokenHolder(task.token)));
     await Promise.all(holders.map(async (holder) => {
@@ -232,9 +232,9 @@ t.test('sessions per identity and per task are capped: over a cap a client gets 
   // The crowd below connects from one address all at once: the channel's per-source cap on handshakes is not
   // what this test is about.
   const server = await ServerChild.start(t, dataDir, { maxSessionsPerTask: perTask, maxSessionsPerIdentity: perIdentity, helloTimeoutMs: 60_000, limits: { maxUnauthenticatedPerSource: 1000 } });
-  const xx = createTask(dataDir, server.port);
-  const nn = createTask(dataDir, server.port, { mode: 'nnpsk0' });
-  const other = createTask(dataDir, server.port);
+  const xx = await createTask(dataDir, server.port);
+  const nn = await createTask(dataDir, server.port, { mode: 'nnpsk0' });
+  const other = await createTask(dataDir, server.port);
   const root = t.testdir();
 
   // One xxpsk3 identity: four idle sessions are held, the fifth is refused before it says anything.
@@ -286,7 +286,7 @@ t.test('deadlines: REKEY keep-alives do not extend the HELLO deadline; RESULT an
   const dataDir = join(t.testdir(), 'data');
   const helloTimeoutMs = 1500;
   const server = await ServerChild.start(t, dataDir, { helloTimeoutMs, resultTimeoutMs: 1500, maxSessionMs: 4000, limits: { idleTimeoutMs: 60_000 } });
-  const small = createTask(dataDir, server.port, { bytes: 100_000 });
+  const small = await createTask(dataDir, server.port, { bytes: 100_000 });
 
   // A REKEY every 200 ms and no HELLO.
   const rekeyer = await openTokenHolder(small.token);
@@ -313,7 +313,7 @@ t.test('deadlines: REKEY keep-alives do not extend the HELLO deadline; RESULT an
   t.match(server.pullRecords(small.id)[1], { outcome: 'error', code: 'SESSION_TIMEOUT', message: /no RESULT within 1500 ms after the last CHUNK/ }, 'logged: no RESULT within the deadline');
 
   // A pull that reads so slowly that it would outlive the session's lifetime.
-  const big = createTask(dataDir, server.port, { bytes: 64 * MIB });
+  const big = await createTask(dataDir, server.port, { bytes: 64 * MIB });
   const crawler = await openTokenHolder(big.token);
   await crawler.hello();
   t.equal((await expectNext(crawler, 'the OFFER'))?.type, 'OFFER');
@@ -345,7 +345,7 @@ async function holderPull(holder: TokenHolder, have: string | null, options: { s
 t.test('`have` from identities that never applied: three fresh keys get the files, not UP_TO_DATE, and complete nothing on a --max-clients 3 task', async (t) => {
   const dataDir = join(t.testdir(), 'data');
   const server = await ServerChild.start(t, dataDir);
-  const task = createTask(dataDir, server.port, { maxClients: 3, bytes: 70_000 });
+  const task = await createTask(dataDir, server.port, { maxClients: 3, bytes: 70_000 });
   const keys = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
   for (const [index, keyPair] of keys.entries()) {
     const holder = await openTokenHolder(task.token, { keyPair });
@@ -354,8 +354,8 @@ t.test('`have` from identities that never applied: three fresh keys get the file
     await closeAll([holder]);
   }
   // Each holder closed without a RESULT: its record is group-committed offered, then interrupted (issue 12 item 6).
-  await waitUntil(() => withAdmin(dataDir, (admin) => admin.showTask(task.id).counts.interrupted === 3), 'the three records to be committed interrupted');
-  let view = withAdmin(dataDir, (admin) => admin.showTask(task.id));
+  await waitUntil(() => withAdmin(dataDir, async (admin) => (await admin.showTask(task.id)).counts.interrupted === 3), 'the three records to be committed interrupted');
+  let view = await withAdmin(dataDir, (admin) => admin.showTask(task.id));
   t.equal(view.state, 'active', 'the task is not completed');
   t.same(view.counts, { connected: 0, offered: 0, applied: 0, failed: 0, revoked: 0, interrupted: 3 }, 'nobody is recorded applied: only a RESULT counts');
   const fourth = await openTokenHolder(task.token);
@@ -370,7 +370,7 @@ t.test('`have` from identities that never applied: three fresh keys get the file
     t.match(ack, { type: 'ACK', body: { status: 'applied' } });
     await closeAll([holder]);
   }
-  view = withAdmin(dataDir, (admin) => admin.showTask(task.id));
+  view = await withAdmin(dataDir, (admin) => admin.showTask(task.id));
   t.equal(view.state, 'completed', 'three RESULTs completed the task');
 
   const again = await openTokenHolder(task.token, { keyPair: keys[0] });
@@ -391,42 +391,42 @@ t.test('cancel and revoke from another process during a session: no OFFER after 
   const server = await ServerChild.start(t, dataDir, { helloTimeoutMs: 60_000 });
 
   // Sessions opened before the cancel, HELLO after it.
-  const early = createTask(dataDir, server.port);
+  const early = await createTask(dataDir, server.port);
   const opened = await Promise.all(Array.from({ length: 3 }, () => openTokenHolder(early.token)));
-  withAdmin(dataDir, (admin) => admin.cancelTask(early.id));
+  await withAdmin(dataDir, (admin) => admin.cancelTask(early.id));
   for (const holder of opened) {
     await holder.hello();
     t.match(await expectNext(holder, 'the answer to HELLO after the cancel'), { type: 'REJECT', body: { reason: 'cancelled' } }, 'opened before the cancel, HELLO after it: REJECT cancelled');
   }
-  t.same(withAdmin(dataDir, (admin) => admin.showTask(early.id)).clients, [], 'no client record');
+  t.same((await withAdmin(dataDir, (admin) => admin.showTask(early.id))).clients, [], 'no client record');
 
   // Cancelled between OFFER and RESULT.
-  const cancelled = createTask(dataDir, server.port, { maxClients: 1 });
+  const cancelled = await createTask(dataDir, server.port, { maxClients: 1 });
   const applier = await openTokenHolder(cancelled.token);
   await applier.hello();
   const offer = await expectNext(applier, 'the OFFER');
   if (offer?.type !== 'OFFER') throw new Error(`expected OFFER, got ${offer?.type}`);
   await readContent(applier, offer.body.totalBytes);
-  await waitUntil(() => withAdmin(dataDir, (admin) => admin.showTask(cancelled.id).clients.length === 1), 'the offered record to be committed');
-  withAdmin(dataDir, (admin) => admin.cancelTask(cancelled.id));
+  await waitUntil(() => withAdmin(dataDir, async (admin) => (await admin.showTask(cancelled.id)).clients.length === 1), 'the offered record to be committed');
+  await withAdmin(dataDir, (admin) => admin.cancelTask(cancelled.id));
   await applier.send({ type: 'RESULT', body: { status: 'applied', exitCode: 0, message: 'applied', digest: offer.body.digest } });
   t.match(await expectNext(applier, 'the answer to RESULT'), { type: 'REJECT', body: { reason: 'cancelled' } }, 'RESULT after the cancel: REJECT cancelled instead of ACK');
-  let view = withAdmin(dataDir, (admin) => admin.showTask(cancelled.id));
+  let view = await withAdmin(dataDir, (admin) => admin.showTask(cancelled.id));
   t.equal(view.state, 'cancelled');
   t.same(view.clients.map((client) => client.state), ['offered'], 'the client is not recorded applied');
 
   // Revoked between OFFER and RESULT, on a --max-clients 1 task that its RESULT would complete.
-  const revoked = createTask(dataDir, server.port, { maxClients: 1 });
+  const revoked = await createTask(dataDir, server.port, { maxClients: 1 });
   const victim = await openTokenHolder(revoked.token);
   await victim.hello();
   const revokedOffer = await expectNext(victim, 'the OFFER');
   if (revokedOffer?.type !== 'OFFER') throw new Error(`expected OFFER, got ${revokedOffer?.type}`);
   await readContent(victim, revokedOffer.body.totalBytes);
-  await waitUntil(() => withAdmin(dataDir, (admin) => admin.showTask(revoked.id).clients.length === 1), 'the offered record to be committed');
-  withAdmin(dataDir, (admin) => admin.revokeClient(revoked.id, victim.identity));
+  await waitUntil(() => withAdmin(dataDir, async (admin) => (await admin.showTask(revoked.id)).clients.length === 1), 'the offered record to be committed');
+  await withAdmin(dataDir, (admin) => admin.revokeClient(revoked.id, victim.identity));
   await victim.send({ type: 'RESULT', body: { status: 'applied', exitCode: 0, message: 'applied', digest: revokedOffer.body.digest } });
   t.match(await expectNext(victim, 'the answer to RESULT'), { type: 'REJECT', body: { reason: 'revoked' } }, 'RESULT after the revoke: REJECT revoked instead of ACK');
-  view = withAdmin(dataDir, (admin) => admin.showTask(revoked.id));
+  view = await withAdmin(dataDir, (admin) => admin.showTask(revoked.id));
   t.equal(view.state, 'active', 'the revoked client did not complete the task');
   t.same(view.clients.map((client) => client.state), ['revoked'], 'and is not recorded applied');
   await closeAll([...opened, applier, victim]);
@@ -440,7 +440,7 @@ t.test('a flood of random nnpsk0 identities on one token: the task records at mo
   const maxClientsPerTask = Number(process.env['TOKEN_HOLDERS_MAX_CLIENTS'] ?? 200);
   const flood = Number(process.env['TOKEN_HOLDERS_FLOOD'] ?? 1000);
   const server = await ServerChild.start(t, dataDir, { maxClientsPerTask });
-  const task = createTask(dataDir, server.port, { mode: 'nnpsk0', bytes: 200 });
+  const task = await createTask(dataDir, server.port, { mode: 'nnpsk0', bytes: 200 });
   const answers = new Map<string, number>();
   let fullMessage = '';
   const started = performance.now();
@@ -454,7 +454,7 @@ t.test('a flood of random nnpsk0 identities on one token: the task records at mo
     await closeAll([holder]);
   });
   const floodMs = performance.now() - started;
-  const stored = withAdmin(dataDir, (admin) => admin.showTask(task.id));
+  const stored = await withAdmin(dataDir, (admin) => admin.showTask(task.id));
   t.comment(`${flood} random identities in ${Math.round(floodMs)} ms: answers ${JSON.stringify(Object.fromEntries(answers))}; client records ${stored.clients.length} (limit ${maxClientsPerTask}); task show JSON ${JSON.stringify(stored).length} bytes`);
   t.equal(stored.clients.length, maxClientsPerTask, `the task records ${maxClientsPerTask} identities, not ${flood}`);
   t.same(Object.fromEntries(answers), { OFFER: maxClientsPerTask, 'REJECT full': flood - maxClientsPerTask }, 'the first ones are offered the files, every later one is refused full');

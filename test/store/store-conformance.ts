@@ -240,21 +240,27 @@ export function storeConformance(t: Test, fresh: FreshDatabase): void {
     t.equal((await store.getClient(TASK_ID, 'nobody')), null, 'an unknown identity gets no record');
   });
 
-  t.test('interruptLostSessions with servedBy marks only the sessions one server process recorded; without, all', async (t) => {
+  t.test('interruptLostSessions marks the sessions of one server process, of one node, or all', async (t) => {
     const open = await fresh(t);
     const setup = await open();
     await setup.createTask(taskRecord(TASK_ID, FILES), FILES);
-    const dead = await open({ servedBy: '00000000000000aa' });
-    const alive = await open({ servedBy: '00000000000000bb' });
+    // Two processes of node a…a, one of node b…b (served-by.ts: the node's 16 hex, then the process's).
+    const [deadA, aliveA, nodeB] = ['aaaaaaaaaaaaaaaa0000000000000001', 'aaaaaaaaaaaaaaaa0000000000000002', 'bbbbbbbbbbbbbbbb0000000000000001'];
+    const dead = await open({ servedBy: deadA });
+    const alive = await open({ servedBy: aliveA });
+    const other = await open({ servedBy: nodeB });
     await Promise.all([
       dead.saveClient(offer('d1')), dead.saveClient(applied('d2', 1_700_000_001_000)), dead.saveClient(clientRecord('d3')),
-      alive.saveClient(offer('a1')),
+      alive.saveClient(offer('a1')), other.saveClient(offer('b1')), other.saveClient(offer('b2')),
     ]);
-    t.equal(await setup.interruptLostSessions(1_700_000_002_000, 'its worker died', '00000000000000aa'), 2, 'd1 offered and d3 connected');
-    t.same((await setup.listClients(TASK_ID)).map((client) => `${client.identity}:${client.state}`).sort(), ['a1:offered', 'd1:interrupted', 'd2:applied', 'd3:interrupted']);
+    const states = async (): Promise<string[]> => (await setup.listClients(TASK_ID)).map((client) => `${client.identity}:${client.state}`).sort();
+    t.equal(await setup.interruptLostSessions(1_700_000_002_000, 'its worker died', { servedBy: deadA }), 2, 'd1 offered and d3 connected');
+    t.same(await states(), ['a1:offered', 'b1:offered', 'b2:offered', 'd1:interrupted', 'd2:applied', 'd3:interrupted']);
     t.equal((await setup.listEvents(TASK_ID)).at(-1)?.detail, 'its worker died');
-    t.equal(await setup.interruptLostSessions(1_700_000_003_000, 'restart'), 1, 'without servedBy: every session left (a1)');
-    t.equal(await setup.interruptLostSessions(1_700_000_004_000, 'restart'), 0, 'and then none');
+    t.equal(await setup.interruptLostSessions(1_700_000_003_000, 'node b restarted', { node: 'bbbbbbbbbbbbbbbb' }), 2, 'node b: its two, none of node a');
+    t.same(await states(), ['a1:offered', 'b1:interrupted', 'b2:interrupted', 'd1:interrupted', 'd2:applied', 'd3:interrupted']);
+    t.equal(await setup.interruptLostSessions(1_700_000_004_000, 'restart', 'all'), 1, 'all: every session left (a1)');
+    t.equal(await setup.interruptLostSessions(1_700_000_005_000, 'restart', 'all'), 0, 'and then none');
   });
 
   t.test('endTask and revokeClient return whether they changed something, each with its event', async (t) => {

@@ -32,8 +32,8 @@ export interface PostgresCluster {
   tcpUrl: string;
   /** `postgres://user@/database?host=socketDir&port=port` (trust over the socket, no password) */
   socketUrl: string;
-  /** Runs `psql` against the cluster over its socket and returns its trimmed stdout; throws on failure. */
-  psql: (sql: string) => string;
+  /** Runs `psql` against the cluster over its socket (in `database`, default the cluster's) and returns its trimmed stdout; throws on failure. */
+  psql: (sql: string, database?: string) => string;
   /** Stops the cluster (fast shutdown); teardown calls it too. */
   stop: () => void;
 }
@@ -126,8 +126,8 @@ export async function startPostgres(t: Teardowns): Promise<PostgresCluster> {
   run(join(bin, 'pg_ctl'), ['-D', dataDir, '-o', options, '-l', join(dataDir, 'server.log'), '-w', '-t', String(START_TIMEOUT_SECONDS), 'start'], 'pg_ctl start');
   isRunning = true;
   const database = 'postgres';
-  const psql = (sql: string): string => {
-    const result = spawnSync(join(bin, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', user, '-d', database, '-c', sql], { encoding: 'utf8', env: { PATH: process.env['PATH'] } });
+  const psql = (sql: string, inDatabase = database): string => {
+    const result = spawnSync(join(bin, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', user, '-d', inDatabase, '-c', sql], { encoding: 'utf8', env: { PATH: process.env['PATH'] } });
     if (result.status !== 0) throw new Error(`psql failed: ${result.stderr}`);
     return result.stdout.trim();
   };

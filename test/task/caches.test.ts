@@ -84,53 +84,79 @@ t.test('PSKs: derived once per task; at the bound the least recently used is dro
 t.test('content: read once per task, held within its byte and task bounds, least recently used out first', async (t) => {
   const source = countingSource({ a: 400, b: 400, c: 400, huge: 2000 });
   const caches = new TaskCaches({ source, derivePsk: () => Buffer.alloc(32), bounds: { contentBytes: 1000 } });
-  const first = caches.content(task('a', { totalBytes: 400 }));
-  t.equal(caches.content(task('a', { totalBytes: 400 })), first, 'a second get returns the same entry');
+  const first = await caches.content(task('a', { totalBytes: 400 }));
+  t.equal(await caches.content(task('a', { totalBytes: 400 })), first, 'a second get returns the same entry');
   t.same(source.reads, ['a'], 'the content was read once');
-  caches.content(task('b', { totalBytes: 400 }));
-  caches.content(task('a', { totalBytes: 400 }));
+  await caches.content(task('b', { totalBytes: 400 }));
+  await caches.content(task('a', { totalBytes: 400 }));
   t.equal(caches.contentBytes, 800, 'two tasks held');
-  caches.content(task('c', { totalBytes: 400 }));
+  await caches.content(task('c', { totalBytes: 400 }));
   t.equal(caches.contentBytes, 800, 'the third pushed one out');
-  caches.content(task('a', { totalBytes: 400 }));
+  await caches.content(task('a', { totalBytes: 400 }));
   t.same(source.reads, ['a', 'b', 'c'], 'a, used most recently, stayed');
-  caches.content(task('b', { totalBytes: 400 }));
+  await caches.content(task('b', { totalBytes: 400 }));
   t.same(source.reads, ['a', 'b', 'c', 'b'], 'b, used least recently, was dropped and is read again');
-  const huge = caches.content(task('huge', { totalBytes: 2000 }));
+  const huge = await caches.content(task('huge', { totalBytes: 2000 }));
   t.equal(huge.chunks, null, 'a task over the byte bound is not cached: its content is streamed from the store');
   t.equal(caches.contentBytes, 800, 'and it takes none of the budget');
   t.notOk(source.reads.includes('huge'), 'its content was not read to build the entry');
 
   const few = countingSource({ x: 1, y: 1, z: 1 });
   const small = new TaskCaches({ source: few, derivePsk: () => Buffer.alloc(32), bounds: { contents: 2 } });
-  for (const id of ['x', 'y', 'z', 'x']) small.content(task(id, { totalBytes: 1 }));
+  for (const id of ['x', 'y', 'z', 'x']) await small.content(task(id, { totalBytes: 1 }));
   t.same(few.reads, ['x', 'y', 'z', 'x'], 'at two tasks, whatever their bytes, the oldest goes');
+});
+
+t.test('sessions that ask at once for a task not cached share one load: its content is read once, its slot set built once', async (t) => {
+  const source = countingSource({ a: 400 });
+  let listings = 0;
+  // A store that answers later, as PostgreSQL does: every read waits a turn of the event loop.
+  const later = <T>(value: T): Promise<T> => new Promise((resolve) => setImmediate(() => resolve(value)));
+  const caches = new TaskCaches({
+    source: {
+      getFiles: (taskId) => later(source.getFiles(taskId) as FileEntry[]),
+      getFileSlice: (taskId, position, slice) => later(source.getFileSlice(taskId, position, slice) as Buffer),
+      listClients: () => {
+        listings++;
+        return later([client('a', 'x', 'offered')]);
+      },
+      flush: () => later(undefined),
+    },
+    derivePsk: () => Buffer.alloc(32),
+  });
+  const a = task('a', { totalBytes: 400 });
+  const contents = await Promise.all(Array.from({ length: 20 }, () => caches.content(a)));
+  t.ok(contents.every((content) => content === contents[0]), 'twenty sessions got the same entry');
+  t.same(source.reads, ['a'], 'and the content was read once, not twenty times');
+  const holders = await Promise.all([caches.slotHolders('a'), caches.addSlotHolder('a', 'y'), caches.slotHolders('a')]);
+  t.equal(listings, 1, 'the clients were listed once');
+  t.same([...holders[0]!].sort(), ['x', 'y'], 'one set: the holder added while it loaded was not lost to a second load');
 });
 
 t.test('slots: an entry dropped at the bound is read back with the claimed slots, and a revoke keeps the slot', async (t) => {
   const { store, caches } = cachesOnStore(t, { slotCounts: 1 });
   store.createTask(task('a', { maxClients: 2 }), []);
   store.createTask(task('b'), []);
-  t.same([...caches.slotHolders('a')], [], 'a new task: no holder');
+  t.same([...await caches.slotHolders('a')], [], 'a new task: no holder');
   // As the server does: the slot is claimed in the store, then the identity is counted here.
   t.ok(await store.claimSlot(client('a', 'x', 'offered'), 2));
-  caches.addSlotHolder('a', 'x');
-  caches.slotHolders('b');
-  t.same([...caches.slotHolders('a')], ['x'], 'read back after b pushed a out');
+  await caches.addSlotHolder('a', 'x');
+  await caches.slotHolders('b');
+  t.same([...await caches.slotHolders('a')], ['x'], 'read back after b pushed a out');
   t.equal(store.getClient('a', 'x')?.state, 'offered');
   store.revokeClient('a', 'x', 2);
-  caches.slotHolders('b');
-  t.same([...caches.slotHolders('a')], ['x'], 'a revoked client keeps its slot (SPEC.md §4.4), read back or not');
+  await caches.slotHolders('b');
+  t.same([...await caches.slotHolders('a')], ['x'], 'a revoked client keeps its slot (SPEC.md §4.4), read back or not');
 });
 
 t.test("slots: another handle's holders (another process) are missing until a reload, so the count is never above the store's", async (t) => {
   const { store, caches, path } = cachesOnStore(t);
   store.createTask(task('a', { maxClients: 5 }), []);
-  t.same([...caches.slotHolders('a')], [], 'loaded: no holder');
+  t.same([...await caches.slotHolders('a')], [], 'loaded: no holder');
   const other = TaskStore.open(path);
   t.ok(await other.claimSlot(client('a', 'y', 'offered'), 5), 'another process takes a slot');
   other.close();
-  t.same([...caches.slotHolders('a')], [], 'not seen here: a lower count, never a higher one');
+  t.same([...await caches.slotHolders('a')], [], 'not seen here: a lower count, never a higher one');
   t.equal(store.getClient('a', 'y')?.hasSlot, true, "negotiate() reads the client's own record, which says it holds one");
 });
 
@@ -143,37 +169,37 @@ t.test('forgetTask drops every cache of the task', async (t) => {
     derivePsk: (id) => (derivations.push(id), Buffer.alloc(32)),
   });
   const a = task('a', { totalBytes: 10, maxClients: 5 });
-  const fill = (): void => {
+  const fill = async (): Promise<void> => {
     caches.psk('a');
-    caches.content(a);
-    caches.slotHolders('a');
+    await caches.content(a);
+    await caches.slotHolders('a');
   };
-  fill();
-  fill();
+  await fill();
+  await fill();
   t.same([derivations.length, source.reads.length, listed.length], [1, 1, 1], 'held: derived, read and listed once each');
   caches.forgetTask('a');
-  fill();
+  await fill();
   t.same([derivations.length, source.reads.length, listed.length], [2, 2, 2], 'after forgetTask, all of it is built again');
 });
 
 t.test('a server with the task cached: cancel, revoke and delete through another handle hold at the next HELLO', async (t) => {
   const s = await clientSetup(t);
-  const other = TaskAdmin.open(s.dataDir);
+  const other = await TaskAdmin.open(s.dataDir);
   t.teardown(() => other.close());
 
-  const cancelled = s.create(textFiles({ 'a.conf': 'a\n' }));
+  const cancelled = await s.create(textFiles({ 'a.conf': 'a\n' }));
   t.equal((await s.pullInto(cancelled.token)).status, 'applied', 'pulled once: PSK, content and slots are cached');
-  other.cancelTask(cancelled.id);
+  await other.cancelTask(cancelled.id);
   await t.rejects(s.pullInto(cancelled.token, { outDir: join(s.dir, 'out-cancelled') }), { code: 'REJECTED', message: /cancelled/ }, 'the cancel holds');
 
-  const revoked = s.create(textFiles({ 'b.conf': 'b\n' }));
+  const revoked = await s.create(textFiles({ 'b.conf': 'b\n' }));
   t.equal((await s.pullInto(revoked.token, { outDir: join(s.dir, 'out-b') })).status, 'applied');
-  const [identity] = other.showTask(revoked.id).clients.map((each) => each.identity);
-  other.revokeClient(revoked.id, identity!);
+  const [identity] = (await other.showTask(revoked.id)).clients.map((each) => each.identity);
+  await other.revokeClient(revoked.id, identity!);
   await t.rejects(s.pullInto(revoked.token, { outDir: join(s.dir, 'out-b2') }), { code: 'REJECTED', message: /revoked/ }, 'the revoke holds');
 
-  const deleted = s.create(textFiles({ 'c.conf': 'c\n' }));
+  const deleted = await s.create(textFiles({ 'c.conf': 'c\n' }));
   t.equal((await s.pullInto(deleted.token, { outDir: join(s.dir, 'out-c') })).status, 'applied');
-  other.deleteTask(deleted.id);
+  await other.deleteTask(deleted.id);
   await t.rejects(s.pullInto(deleted.token, { outDir: join(s.dir, 'out-c2') }), { code: 'AUTHENTICATION_FAILED' }, 'a deleted task fails the handshake though its PSK was cached');
 });

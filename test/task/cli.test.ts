@@ -236,7 +236,7 @@ t.test('serve, task and pull as processes, end to end', async (t) => {
 t.test('serve refuses a world-readable server.key with the chmod 600 fix and exit code 5', async (t) => {
   const dir = t.testdir();
   const data = join(dir, 'data');
-  TaskAdmin.open(data, { create: true }).close();
+  (await TaskAdmin.open(data, { create: true })).close();
   chmodSync(join(data, 'server.key'), 0o644);
   const result = await runCli(t, ['serve', '--data', data, '--listen', '127.0.0.1:0'], { env: { HOME: dir, XDG_CONFIG_HOME: join(dir, 'xdg') } });
   t.equal(result.code, 5);

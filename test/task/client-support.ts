@@ -14,7 +14,7 @@ export interface ClientSetup {
   running: RunningServer;
   admin: TaskAdmin;
   /** Makes a task of `files` on the server; returns its id and token. */
-  create: (files: readonly TaskFileInput[], options?: { maxClients?: number; mode?: 'xxpsk3' | 'nnpsk0' }) => { id: string; token: string };
+  create: (files: readonly TaskFileInput[], options?: { maxClients?: number; mode?: 'xxpsk3' | 'nnpsk0' }) => Promise<{ id: string; token: string }>;
   /** Pulls `token` into `outDir` (default: `<dir>/out`) with the identity directory `<dir>/identity`. */
   pullInto: (token: string, options?: Partial<PullOptions>) => Promise<PullResult>;
   outDir: string;
@@ -26,13 +26,13 @@ export async function clientSetup(t: Test): Promise<ClientSetup> {
   const dir = t.testdir();
   const dataDir = join(dir, 'data');
   const running = await startServer(t, dataDir);
-  const admin = openAdmin(t, dataDir);
+  const admin = await openAdmin(t, dataDir);
   const outDir = join(dir, 'out');
   const identityDir = join(dir, 'identity');
   return {
     dir, dataDir, running, admin, outDir, identityDir,
-    create: (files, options = {}) => {
-      const created = admin.createTask({ files, mode: options.mode ?? 'xxpsk3', advertise: { host: '127.0.0.1', port: running.port }, ...(options.maxClients ? { maxClients: options.maxClients } : {}) });
+    create: async (files, options = {}) => {
+      const created = await admin.createTask({ files, mode: options.mode ?? 'xxpsk3', advertise: { host: '127.0.0.1', port: running.port }, ...(options.maxClients ? { maxClients: options.maxClients } : {}) });
       return { id: created.id, token: created.token };
     },
     pullInto: (token, options = {}) => pull({ token, outDir, identityDir, name: 'client', retryForMs: 0, ...options }),

@@ -28,8 +28,8 @@ t.test(`serve killed with ${CLIENTS} clients in flight loses no acknowledged res
     { path: 'etc/app.conf', content: Buffer.from('listen = 8080\n') },
     { path: 'etc/conf.d/a.conf', content: Buffer.from('a = 1\n') },
   ];
-  const setupAdmin = TaskAdmin.open(data, { create: true });
-  const created = setupAdmin.createTask({ files, advertise: { host: '127.0.0.1', port } });
+  const setupAdmin = await TaskAdmin.open(data, { create: true });
+  const created = await setupAdmin.createTask({ files, advertise: { host: '127.0.0.1', port } });
   setupAdmin.close();
 
   const name = (index: number): string => `client-${String(index).padStart(3, '0')}`;
@@ -135,9 +135,9 @@ t.test(`serve killed with ${CLIENTS} clients in flight loses no acknowledged res
   // Restart on the same data directory and port: the store passes quick_check or serve would refuse to start.
   const second = await startServe(t, data, { env, port });
   t.equal(second.port, port, 'the same port');
-  const admin = TaskAdmin.open(data);
+  const admin = await TaskAdmin.open(data);
   t.teardown(() => admin.close());
-  const view = admin.showTask(created.id);
+  const view = await admin.showTask(created.id);
 
   const byName = new Map(view.clients.map((client) => [client.name, client]));
   let lost = 0;
@@ -180,7 +180,7 @@ t.test(`serve killed with ${CLIENTS} clients in flight loses no acknowledged res
   t.equal(newcomer.status, 'applied', 'a new identity applies with the same token');
   t.equal(newcomer.isAcknowledged, true);
 
-  const after = admin.showTask(created.id);
+  const after = await admin.showTask(created.id);
   t.equal(after.counts.applied, CLIENTS + 1, 'every client, and the newcomer, is recorded applied');
   t.equal(after.state, 'active');
   t.comment(`acked ${acked.length}, recorded applied after the crash ${recordedApplied}, re-pulled ${repulls.length} (${statuses.filter((s) => s === 'up-to-date').length} up to date), records ${view.clients.length}`);

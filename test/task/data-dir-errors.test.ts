@@ -21,8 +21,8 @@ function scratch(t: { teardown: (fn: () => void) => void }): string {
   return dir;
 }
 
-function makeDataDir(path: string, owner?: number): void {
-  TaskAdmin.open(path, { create: true }).close();
+async function makeDataDir(path: string, owner?: number): Promise<void> {
+  await (await TaskAdmin.open(path, { create: true })).close();
   if (owner !== undefined) {
     for (const name of ['', ...readdirSync(path)]) chownSync(join(path, name), owner, owner);
   }
@@ -30,10 +30,10 @@ function makeDataDir(path: string, owner?: number): void {
 
 t.test('a database that is a directory is STORE_UNAVAILABLE, exit 5, naming it', async (t) => {
   const data = join(t.testdir(), 'data');
-  makeDataDir(data);
+  await makeDataDir(data);
   for (const suffix of ['', '-wal', '-shm']) rmSync(join(data, `noise-cfg.db${suffix}`), { force: true });
   mkdirSync(join(data, 'noise-cfg.db'));
-  t.throws(() => TaskAdmin.open(data), { code: 'STORE_UNAVAILABLE', message: new RegExp(`${join(data, 'noise-cfg.db')} is a directory`) });
+  await t.rejects(() => TaskAdmin.open(data), { code: 'STORE_UNAVAILABLE', message: new RegExp(`${join(data, 'noise-cfg.db')} is a directory`) });
   const list = await runCli(t.testdir(), ['task', 'list', '--data', data]);
   t.equal(list.code, 5, 'exit 5');
   t.match(list.stderr, /STORE_UNAVAILABLE/);
@@ -63,7 +63,7 @@ t.test('serve as a user who may not create the data directory: EACCES is DATA_DI
 
 t.test('a key file the user may not read is DATA_DIR_UNAVAILABLE naming the file, exit 5', { skip: needsNobody }, async (t) => {
   const data = join(scratch(t), 'data');
-  makeDataDir(data, NOBODY);
+  await makeDataDir(data, NOBODY);
   chownSync(join(data, 'master.key'), 0, 0);
   const list = await runCli(tmpdir(), ['task', 'list', '--data', data], {}, { command: AS_NOBODY });
   t.equal(list.code, 5, list.stderr);
@@ -72,7 +72,7 @@ t.test('a key file the user may not read is DATA_DIR_UNAVAILABLE naming the file
 
 t.test('a read-only database is STORE_UNAVAILABLE, not STORE_CORRUPT, exit 5, and is left as it was', { skip: needsNobody }, async (t) => {
   const data = join(scratch(t), 'data');
-  makeDataDir(data, NOBODY);
+  await makeDataDir(data, NOBODY);
   chmodSync(join(data, 'noise-cfg.db'), 0o400);
   writeFileSync(join(data, 'app.conf'), 'a = 1\n');
   chownSync(join(data, 'app.conf'), NOBODY, NOBODY);

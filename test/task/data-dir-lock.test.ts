@@ -73,7 +73,7 @@ t.test('two TaskServers in one process on one data directory: the second fails D
 
 t.test('a lock whose pid was reused, or that is our pid from an earlier process, is stale; a live holder is not', async (t) => {
   const data = join(t.testdir(), 'data');
-  TaskAdmin.open(data, { create: true }).close();
+  (await TaskAdmin.open(data, { create: true })).close();
   const path = join(data, DATA_DIR_LOCK_FILE);
   const ticksOf = (pid: number): number => {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -28,23 +28,23 @@ t.test('task create without a data directory exits 5 and mints no token', async 
 
 t.test('TaskAdmin.open refuses a missing directory and a directory that is not a data directory', async (t) => {
   const root = t.testdir();
-  t.throws(() => TaskAdmin.open(join(root, 'absent')), { code: 'DATA_DIR_MISSING', message: new RegExp(`no data directory at ${join(root, 'absent')}`) });
+  await t.rejects(() => TaskAdmin.open(join(root, 'absent')), { code: 'DATA_DIR_MISSING', message: new RegExp(`no data directory at ${join(root, 'absent')}`) });
   t.notOk(existsSync(join(root, 'absent')), 'not created');
   const empty = join(root, 'empty');
   mkdirSync(empty, { mode: 0o700 });
-  t.throws(() => TaskAdmin.open(empty), { code: 'DATA_DIR_MISSING', message: /no noise-cfg data directory/ });
+  await t.rejects(() => TaskAdmin.open(empty), { code: 'DATA_DIR_MISSING', message: /no noise-cfg data directory/ });
   t.same(readdirSync(empty), [], 'no keys or database were made in it');
   // create: true is how a library user (or a test) sets one up without a server.
-  TaskAdmin.open(join(root, 'made'), { create: true }).close();
-  TaskAdmin.open(join(root, 'made')).close();
+  (await TaskAdmin.open(join(root, 'made'), { create: true })).close();
+  (await TaskAdmin.open(join(root, 'made'))).close();
   t.pass('an existing data directory opens without create');
 });
 
 t.test('NOISE_CFG_DATA is the default of --data, and --data wins over it', async (t) => {
   const root = t.testdir();
   const data = join(root, 'data');
-  const admin = TaskAdmin.open(data, { create: true });
-  const created = admin.createTask({ name: 'from-env', files: [{ path: 'a.conf', content: Buffer.from('a\n') }], advertise: { host: '127.0.0.1', port: 7447 } });
+  const admin = await TaskAdmin.open(data, { create: true });
+  const created = await admin.createTask({ name: 'from-env', files: [{ path: 'a.conf', content: Buffer.from('a\n') }], advertise: { host: '127.0.0.1', port: 7447 } });
   admin.close();
   const cwd = join(root, 'cwd');
   mkdirSync(cwd);

@@ -18,8 +18,8 @@ t.test('a client that disconnects mid-transfer becomes interrupted, and a later 
   const dir = t.testdir();
   const data = join(dir, 'data');
   const running = await startServer(t, data);
-  const admin = openAdmin(t, data);
-  const created = admin.createTask({ files: FILES, advertise: { host: '127.0.0.1', port: running.port } });
+  const admin = await openAdmin(t, data);
+  const created = await admin.createTask({ files: FILES, advertise: { host: '127.0.0.1', port: running.port } });
   const identityDir = join(dir, 'identity');
 
   const holder = await openTokenHolder(created.token, { keyPair: loadClientKeyPair(identityDir) });
@@ -31,17 +31,17 @@ t.test('a client that disconnects mid-transfer becomes interrupted, and a later 
   t.ok(logged.code, 'the session ended with an error');
   // The server queued the write before it logged the line; commit it now rather than wait for the batch.
   running.server.store.flush();
-  const events = admin.events(created.id).find((event) => event.state === 'interrupted');
+  const events = (await admin.events(created.id)).find((event) => event.state === 'interrupted');
   t.equal(events?.name, 'web-1', 'an interrupted event, with the client name (watch and SSE follow events)');
   t.match(events?.detail ?? '', /CONNECTION_|SESSION_/, 'the event says why');
-  const shown = admin.showTask(created.id);
+  const shown = await admin.showTask(created.id);
   t.equal(shown.clients[0]?.state, 'interrupted', 'task show: interrupted, not receiving');
   t.equal(shown.counts.interrupted, 1);
   t.equal(shown.counts.offered, 0, 'nobody is left "receiving"');
 
   const result = await pull({ token: created.token, outDir: join(dir, 'out'), identityDir, name: 'web-1' });
   t.equal(result.status, 'applied', 'the same identity pulls again and applies');
-  const after = admin.showTask(created.id);
+  const after = await admin.showTask(created.id);
   t.equal(after.clients.length, 1, 'the same client record');
   t.equal(after.clients[0]?.state, 'applied', 'interrupted moved on to applied');
   t.equal(after.counts.interrupted, 0);
@@ -49,8 +49,8 @@ t.test('a client that disconnects mid-transfer becomes interrupted, and a later 
 
 t.test('a server starting on a store with a client left offered marks it interrupted; the API shows it', async (t) => {
   const data = join(t.testdir(), 'data');
-  const setup = TaskAdmin.open(data, { create: true });
-  const created = setup.createTask({ files: FILES, advertise: { host: '127.0.0.1', port: 7447 } });
+  const setup = await TaskAdmin.open(data, { create: true });
+  const created = await setup.createTask({ files: FILES, advertise: { host: '127.0.0.1', port: 7447 } });
   setup.close();
   // What a server killed mid-pull leaves: a client offered the files, with no result.
   const store = TaskStore.open(join(data, 'noise-cfg.db'));
@@ -65,9 +65,9 @@ t.test('a server starting on a store with a client left offered marks it interru
   const listening = await running.waitForLog((record) => record.event === 'listening');
   t.match(listening.message, /1 session\(s\) a previous run left open are now interrupted/, 'serve says so at start');
   const admin = running.server.admin();
-  const shown = admin.showTask(created.id);
+  const shown = await admin.showTask(created.id);
   t.equal(shown.clients[0]?.state, 'interrupted');
-  t.ok(admin.events(created.id).some((event) => event.state === 'interrupted' && event.detail === 'the server restarted while this client was receiving'), 'an event says why');
+  t.ok((await admin.events(created.id)).some((event) => event.state === 'interrupted' && event.detail === 'the server restarted while this client was receiving'), 'an event says why');
 
   const app = createApiApp({ admin, adminToken: running.server.dataDir.adminToken, version: 'test' });
   t.teardown(() => app.close());
@@ -104,6 +104,6 @@ t.test('a version-2 database migrates forward with its clients, and interrupted 
   const migrated = TaskStore.open(path);
   t.teardown(() => migrated.close());
   t.equal(migrated.getClient('0000000000000000', 'id-1')?.state, 'offered', 'the row survived the rebuild');
-  t.equal(migrated.interruptLostSessions(5, 'test'), 1);
+  t.equal(migrated.interruptLostSessions(5, 'test', 'all'), 1);
   t.equal(migrated.getClient('0000000000000000', 'id-1')?.state, 'interrupted', 'the new CHECK accepts interrupted');
 });

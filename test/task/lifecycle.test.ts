@@ -19,16 +19,16 @@ const ADVERTISE = { host: '127.0.0.1', port: 7447 };
 const file = (text: string): { path: string; content: Buffer }[] => [{ path: 'app.conf', content: Buffer.from(text) }];
 
 // An admin whose clock reads `offsetMs` from now: tasks made through it ended that long ago.
-function adminAt(data: string, offsetMs: number): TaskAdmin {
-  return TaskAdmin.open(data, { create: true, now: () => Date.now() + offsetMs });
+async function adminAt(data: string, offsetMs: number): Promise<TaskAdmin> {
+  return await TaskAdmin.open(data, { create: true, now: () => Date.now() + offsetMs });
 }
 
 t.test('task delete cancels an active task, removes it with its records, and a second delete exits 3', async (t) => {
   const root = t.testdir();
   const data = join(root, 'data');
-  const admin = adminAt(data, 0);
-  const created = admin.createTask({ files: file('a = 1\n'), advertise: ADVERTISE });
-  const kept = admin.createTask({ files: file('b = 2\n'), advertise: ADVERTISE });
+  const admin = await adminAt(data, 0);
+  const created = await admin.createTask({ files: file('a = 1\n'), advertise: ADVERTISE });
+  const kept = await admin.createTask({ files: file('b = 2\n'), advertise: ADVERTISE });
   admin.close();
 
   const first = await runCli(root, ['task', 'delete', created.id, '--data', data, '--json']);
@@ -42,9 +42,9 @@ t.test('task delete cancels an active task, removes it with its records, and a s
   t.match(again.stderr, /TASK_NOT_FOUND/);
   t.equal((await runCli(root, ['task', 'show', created.id, '--data', data])).code, 3, 'task show: gone');
 
-  const check = TaskAdmin.open(data);
+  const check = await TaskAdmin.open(data);
   t.teardown(() => check.close());
-  t.same(check.listTasks().map((task) => task.id), [kept.id], 'the other task is untouched');
+  t.same((await check.listTasks()).map((task) => task.id), [kept.id], 'the other task is untouched');
   const store = TaskStore.open(join(data, 'noise-cfg.db'));
   t.teardown(() => store.close());
   t.same(store.listEvents(created.id), [], 'its events went too');
@@ -59,8 +59,8 @@ t.test('DELETE /v1/tasks/{id}?purge=true deletes, twice is 404 TASK_NOT_FOUND, a
   const app = createApiApp({ admin, adminToken: token, version: 'test' });
   t.teardown(() => app.close());
   const headers = { authorization: `Bearer ${token}` };
-  const doomed = admin.createTask({ files: file('x\n') });
-  const cancelled = admin.createTask({ files: file('y\n') });
+  const doomed = await admin.createTask({ files: file('x\n') });
+  const cancelled = await admin.createTask({ files: file('y\n') });
 
   const purge = await app.inject({ method: 'DELETE', url: `/v1/tasks/${doomed.id}?purge=true`, headers });
   t.equal(purge.statusCode, 200, purge.body);
@@ -72,7 +72,7 @@ t.test('DELETE /v1/tasks/{id}?purge=true deletes, twice is 404 TASK_NOT_FOUND, a
   const cancel = await app.inject({ method: 'DELETE', url: `/v1/tasks/${cancelled.id}`, headers });
   t.equal(cancel.statusCode, 200);
   t.equal((cancel.json() as { state: string }).state, 'cancelled', 'DELETE without purge is a cancel, as CONTRACT.md says');
-  t.ok(admin.showTask(cancelled.id), 'and keeps the task');
+  t.ok(await admin.showTask(cancelled.id), 'and keeps the task');
   const bad = await app.inject({ method: 'DELETE', url: `/v1/tasks/${cancelled.id}?purge=yes`, headers });
   t.equal(bad.statusCode, 400, 'purge takes true or false');
 });
@@ -83,7 +83,7 @@ t.test('task delete --api deletes through the REST API, and a second delete exit
   const running = await startServer(t, data);
   const api = await startApiServer({ admin: running.server.admin(), adminToken: running.server.dataDir.adminToken, version: 'test' }, { host: '127.0.0.1', port: 0 });
   t.teardown(() => api.app.close());
-  const created = running.server.admin().createTask({ files: file('z\n') });
+  const created = await running.server.admin().createTask({ files: file('z\n') });
   const url = `http://127.0.0.1:${api.port}`;
   const first = await runCli(root, ['task', 'delete', created.id, '--api', url, '--data', data]);
   t.equal(first.code, 0, first.stderr);
@@ -95,15 +95,15 @@ t.test('task delete --api deletes through the REST API, and a second delete exit
 t.test('task prune --ended-before removes only tasks that ended longer ago; --dry-run removes nothing', async (t) => {
   const root = t.testdir();
   const data = join(root, 'data');
-  const old = adminAt(data, -3 * DAY_MS);
-  const expired = old.createTask({ name: 'expired', files: file('e\n'), ttlSeconds: 60, advertise: ADVERTISE });
-  const cancelledOld = old.createTask({ name: 'cancelled', files: file('c\n'), advertise: ADVERTISE });
-  old.cancelTask(cancelledOld.id);
-  const stillActive = old.createTask({ name: 'long', files: file('l\n'), ttlSeconds: 10 * 86_400, advertise: ADVERTISE });
+  const old = await adminAt(data, -3 * DAY_MS);
+  const expired = await old.createTask({ name: 'expired', files: file('e\n'), ttlSeconds: 60, advertise: ADVERTISE });
+  const cancelledOld = await old.createTask({ name: 'cancelled', files: file('c\n'), advertise: ADVERTISE });
+  await old.cancelTask(cancelledOld.id);
+  const stillActive = await old.createTask({ name: 'long', files: file('l\n'), ttlSeconds: 10 * 86_400, advertise: ADVERTISE });
   old.close();
-  const recent = adminAt(data, 0);
-  const cancelledNow = recent.createTask({ name: 'recent', files: file('r\n'), advertise: ADVERTISE });
-  recent.cancelTask(cancelledNow.id);
+  const recent = await adminAt(data, 0);
+  const cancelledNow = await recent.createTask({ name: 'recent', files: file('r\n'), advertise: ADVERTISE });
+  await recent.cancelTask(cancelledNow.id);
   recent.close();
 
   const dry = await runCli(root, ['task', 'prune', '--ended-before', '2d', '--dry-run', '--data', data, '--json']);
@@ -112,16 +112,16 @@ t.test('task prune --ended-before removes only tasks that ended longer ago; --dr
   t.equal(listed.dryRun, true);
   t.same(listed.tasks.map((task) => task.id).sort(), [expired.id, cancelledOld.id].sort(), 'the expired and the old cancelled task');
   t.equal(listed.freedBytes, 4);
-  const after = TaskAdmin.open(data);
-  t.equal(after.listTasks().length, 4, '--dry-run deleted nothing');
+  const after = await TaskAdmin.open(data);
+  t.equal((await after.listTasks()).length, 4, '--dry-run deleted nothing');
   after.close();
 
   const real = await runCli(root, ['task', 'prune', '--ended-before', '2d', '--data', data]);
   t.equal(real.code, 0, real.stderr);
   t.match(real.stdout, /^deleted 2 task\(s\) that ended more than 2d ago: 4 bytes of content freed/);
-  const left = TaskAdmin.open(data);
+  const left = await TaskAdmin.open(data);
   t.teardown(() => left.close());
-  t.same(left.listTasks().map((task) => task.id).sort(), [stillActive.id, cancelledNow.id].sort(), 'the active and the recently ended tasks stay');
+  t.same((await left.listTasks()).map((task) => task.id).sort(), [stillActive.id, cancelledNow.id].sort(), 'the active and the recently ended tasks stay');
 
   const bad = await runCli(root, ['task', 'prune', '--ended-before', 'soon', '--data', data]);
   t.equal(bad.code, 2, 'a malformed duration is a usage error');
@@ -130,25 +130,25 @@ t.test('task prune --ended-before removes only tasks that ended longer ago; --dr
 
 t.test('the retention sweep removes tasks ended longer than retainMs ago; null keeps them', async (t) => {
   const data = join(t.testdir(), 'data');
-  const old = adminAt(data, -8 * DAY_MS);
-  const ended = old.createTask({ files: file('old\n'), ttlSeconds: 60, advertise: ADVERTISE });
+  const old = await adminAt(data, -8 * DAY_MS);
+  const ended = await old.createTask({ files: file('old\n'), ttlSeconds: 60, advertise: ADVERTISE });
   old.close();
-  const young = adminAt(data, -1 * DAY_MS);
-  const endedRecently = young.createTask({ files: file('young\n'), ttlSeconds: 60, advertise: ADVERTISE });
+  const young = await adminAt(data, -1 * DAY_MS);
+  const endedRecently = await young.createTask({ files: file('young\n'), ttlSeconds: 60, advertise: ADVERTISE });
   young.close();
   t.equal(DEFAULT_RETAIN_MS, 7 * DAY_MS, 'the default retention is 7 days');
 
   const keeping = await startServer(t, data, { retainMs: null });
-  t.equal(keeping.server.admin().listTasks().length, 2, 'retainMs null keeps every task');
-  t.equal(keeping.server.sweep(), 0);
+  t.equal((await keeping.server.admin().listTasks()).length, 2, 'retainMs null keeps every task');
+  t.equal(await keeping.server.sweep(), 0);
   await keeping.server.stop(0);
 
   const running = await startServer(t, data);
   const line = await running.waitForLog((record) => record.event === 'retention');
   t.equal(line.count, 1);
   t.match(line.message, /removed 1 task\(s\) that ended more than 604800 s ago/);
-  t.same(running.server.admin().listTasks().map((task) => task.id), [endedRecently.id], 'the sweep at start removed the task ended 8 days ago');
-  t.throws(() => running.server.admin().showTask(ended.id), { code: 'TASK_NOT_FOUND' });
+  t.same((await running.server.admin().listTasks()).map((task) => task.id), [endedRecently.id], 'the sweep at start removed the task ended 8 days ago');
+  await t.rejects(running.server.admin().showTask(ended.id), { code: 'TASK_NOT_FOUND' });
 });
 
 t.test('serve --retain takes a duration, 0 or off, and refuses anything else (exit 2)', async (t) => {
@@ -160,7 +160,7 @@ t.test('serve --retain takes a duration, 0 or off, and refuses anything else (ex
 
 t.test('three 50 MB tasks created then deleted: the database gives the space back', { timeout: 120_000 }, async (t) => {
   const data = join(t.testdir(), 'data');
-  const admin = TaskAdmin.open(data, { create: true });
+  const admin = await TaskAdmin.open(data, { create: true });
   t.teardown(() => admin.close());
   const databaseBytes = (): number => ['', '-wal'].reduce((sum, suffix) => {
     try {
@@ -170,10 +170,11 @@ t.test('three 50 MB tasks created then deleted: the database gives the space bac
     }
   }, 0);
   const empty = databaseBytes();
-  const ids = [0, 1, 2].map(() => admin.createTask({ files: [{ path: 'big.bin', content: randomBytes(50 * 1024 * 1024) }], advertise: ADVERTISE }).id);
+  const ids: string[] = [];
+  for (let index = 0; index < 3; index++) ids.push((await admin.createTask({ files: [{ path: 'big.bin', content: randomBytes(50 * 1024 * 1024) }], advertise: ADVERTISE })).id);
   const full = databaseBytes();
   let freed = 0;
-  for (const id of ids) freed += admin.deleteTask(id).freedBytes;
+  for (const id of ids) freed += (await admin.deleteTask(id)).freedBytes;
   const after = databaseBytes();
   t.comment(`database and WAL: empty ${empty} bytes, with three 50 MiB tasks ${full} bytes, after deleting them ${after} bytes`);
   t.equal(freed, 3 * 50 * 1024 * 1024, 'the content bytes of the three tasks');

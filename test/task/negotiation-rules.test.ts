@@ -13,17 +13,17 @@ const FILES = textFiles({ 'app.conf': 'x=1\n' });
 
 t.test('an ended task completes the handshake and is refused after HELLO; a task the server does not hold fails the handshake', async (t) => {
   const s = await clientSetup(t);
-  const cancelled = s.create(FILES);
-  s.admin.cancelTask(cancelled.id);
+  const cancelled = await s.create(FILES);
+  await s.admin.cancelTask(cancelled.id);
   await t.rejects(s.pullInto(cancelled.token), { code: 'REJECTED', message: /refused the pull: cancelled/ }, 'cancelled: REJECT cancelled');
 
-  const completed = s.create(FILES, { maxClients: 1 });
+  const completed = await s.create(FILES, { maxClients: 1 });
   t.equal((await s.pullInto(completed.token, { outDir: join(s.dir, 'first'), identityDir: join(s.dir, 'first-id') })).status, 'applied');
-  t.equal(s.admin.showTask(completed.id).state, 'completed');
+  t.equal((await s.admin.showTask(completed.id)).state, 'completed');
   await t.rejects(s.pullInto(completed.token, { outDir: join(s.dir, 'second') }), { code: 'REJECTED', message: /refused the pull: completed/ }, 'completed, a new identity: REJECT completed');
 
-  const deleted = s.create(FILES);
-  s.admin.deleteTask(deleted.id);
+  const deleted = await s.create(FILES);
+  await s.admin.deleteTask(deleted.id);
   await t.rejects(s.pullInto(deleted.token), { code: 'AUTHENTICATION_FAILED', message: /does not hold the task/ }, 'deleted: the handshake fails');
   const logs = await s.running.waitForPullLogs(3);
   t.same(logs.map((record) => record.outcome).sort(), ['applied', 'rejected:cancelled', 'rejected:completed'], 'the refusals came after the handshake, at HELLO');
@@ -33,22 +33,22 @@ t.test('a task expired by the server\'s clock, not the client\'s: REJECT expired
   const dir = t.testdir();
   const dataDir = join(dir, 'data');
   const running = await startServer(t, dataDir, { now: () => Date.now() + 7_200_000 });
-  const admin = openAdmin(t, dataDir);
-  const { token } = admin.createTask({ files: FILES, ttlSeconds: 3600, advertise: { host: '127.0.0.1', port: running.port } });
+  const admin = await openAdmin(t, dataDir);
+  const { token } = await admin.createTask({ files: FILES, ttlSeconds: 3600, advertise: { host: '127.0.0.1', port: running.port } });
   await t.rejects(pull({ token, outDir: join(dir, 'out'), identityDir: join(dir, 'id'), retryForMs: 0 }), { code: 'REJECTED', message: /refused the pull: expired/ });
 });
 
 t.test('a check is answered as a pull would be: a full or completed task refuses a new identity, a slot holder is checked', async (t) => {
   const s = await clientSetup(t);
-  const task = s.create(FILES, { maxClients: 1 });
+  const task = await s.create(FILES, { maxClients: 1 });
   const holder = { outDir: join(s.dir, 'holder'), identityDir: join(s.dir, 'holder-id') };
   t.equal((await s.pullInto(task.token, { intent: 'check', ...holder })).status, 'checked', 'before anyone took a slot');
   t.equal((await s.pullInto(task.token, holder)).status, 'applied');
-  t.equal(s.admin.showTask(task.id).state, 'completed');
+  t.equal((await s.admin.showTask(task.id)).state, 'completed');
   await t.rejects(s.pullInto(task.token, { intent: 'check' }), { code: 'REJECTED', message: /completed/ }, 'a new identity checking a completed task');
   t.equal((await s.pullInto(task.token, { intent: 'check', ...holder })).status, 'checked', 'the slot holder may still pull, so its check passes');
 
-  const full = s.create(FILES, { maxClients: 1, mode: 'nnpsk0' });
+  const full = await s.create(FILES, { maxClients: 1, mode: 'nnpsk0' });
   const taker = { outDir: join(s.dir, 'taker'), identityDir: join(s.dir, 'taker-id'), exec: 'exit 3' };
   t.equal((await s.pullInto(full.token, taker)).status, 'failed', 'the only slot is taken by a client that failed: full, not completed');
   await t.rejects(s.pullInto(full.token, { intent: 'check' }), { code: 'REJECTED', message: /full/ }, 'a new identity checking a full task');
@@ -57,7 +57,7 @@ t.test('a check is answered as a pull would be: a full or completed task refuses
 for (const mode of ['xxpsk3', 'nnpsk0'] as const) {
   t.test(`${mode}: a malformed HELLO gets REJECT bad-request naming the fault, then the server's END`, async (t) => {
     const s = await clientSetup(t);
-    const { id, token } = s.create(FILES, { mode });
+    const { id, token } = await s.create(FILES, { mode });
     const bad: [string, Buffer, RegExp][] = [
       ['not JSON', Buffer.concat([Buffer.of(1), Buffer.from('{"protocol":')]), /HELLO body is not JSON/],
       ['a missing field', encodeMessage({ type: 'HELLO', body: { protocol: 1, software: 's', name: 'n', clientId: null, have: null } as never }), /field "intent"/],
@@ -73,13 +73,13 @@ for (const mode of ['xxpsk3', 'nnpsk0'] as const) {
     }
     const logs = await s.running.waitForPullLogs(bad.length);
     t.ok(logs.every((record) => record.outcome === 'rejected:bad-request' && record.code === 'PROTOCOL_ERROR'), 'each logged as rejected:bad-request, PROTOCOL_ERROR');
-    t.same(s.admin.showTask(id).clients, [], 'nothing recorded');
+    t.same((await s.admin.showTask(id)).clients, [], 'nothing recorded');
   });
 }
 
 t.test('xxpsk3: a HELLO with a clientId is REJECT bad-request', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   const holder = await openTokenHolder(token);
   await holder.send({ type: 'HELLO', body: { protocol: 1, software: 's', name: 'n', clientId: 'my-id', have: null, intent: 'pull' } });
   t.match(await holder.receive(), { type: 'REJECT', body: { reason: 'bad-request', message: /null clientId/ } });

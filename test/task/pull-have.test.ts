@@ -9,7 +9,7 @@ const FILES = textFiles({ 'app.conf': 'listen = 8080\n', 'conf.d/extra.conf': 'w
 
 t.test('an intact --out is up to date; after its link was deleted the pull writes the files again, status applied', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   t.equal((await s.pullInto(token)).status, 'applied');
   t.equal((await s.pullInto(token)).status, 'up-to-date', 'nothing changed: up to date');
   rmSync(s.outDir, { recursive: true, force: true });
@@ -20,7 +20,7 @@ t.test('an intact --out is up to date; after its link was deleted the pull write
 
 t.test('after the files under --out were deleted (rm -rf out/*), a pull writes them again, status applied', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   t.equal((await s.pullInto(token)).status, 'applied');
   rmSync(join(s.outDir, 'app.conf'));
   rmSync(join(s.outDir, 'conf.d'), { recursive: true });
@@ -33,7 +33,7 @@ t.test('after the files under --out were deleted (rm -rf out/*), a pull writes t
 
 t.test('after one file under --out was deleted, a pull rewrites it, status applied', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   t.equal((await s.pullInto(token)).status, 'applied');
   unlinkSync(join(s.outDir, 'conf.d/extra.conf'));
   t.equal((await s.pullInto(token)).status, 'applied', 'a missing file: applied again');
@@ -43,7 +43,7 @@ t.test('after one file under --out was deleted, a pull rewrites it, status appli
 
 t.test('a file edited in place under --out (same size) is found by its digest and rewritten; an added file too', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   t.equal((await s.pullInto(token)).status, 'applied');
   writeFileSync(join(s.outDir, 'app.conf'), 'listen = 9090\n');
   t.equal((await s.pullInto(token)).status, 'applied', 'edited content: applied again');
@@ -55,7 +55,7 @@ t.test('a file edited in place under --out (same size) is found by its digest an
 
 t.test('a pull into a new --out for a task this identity applied elsewhere gets the files', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   t.equal((await s.pullInto(token)).status, 'applied');
   const other = join(s.dir, 'other-out');
   const result = await s.pullInto(token, { outDir: other });

@@ -45,9 +45,9 @@ async function startCuttingProxy(t: Test, targetPort: number, cutAfterBytes: num
 
 t.test('a server stopping mid-transfer is TRANSFER_INTERRUPTED with retry advice; the previous version stays, no staging is left', async (t) => {
   const s = await clientSetup(t);
-  t.equal((await s.pullInto(s.create(textFiles({ 'app.conf': 'old\n' })).token)).status, 'applied');
+  t.equal((await s.pullInto((await s.create(textFiles({ 'app.conf': 'old\n' }))).token)).status, 'applied');
   const link = readlinkSync(s.outDir);
-  const { token } = s.create(BIG);
+  const { token } = await s.create(BIG);
   let isStopping = false;
   const pulling = s.pullInto(token, {
     onTransferProgress: (receivedBytes) => {
@@ -66,7 +66,7 @@ t.test('a server stopping mid-transfer is TRANSFER_INTERRUPTED with retry advice
 
 t.test('the CLI exits 11 and says to retry when the connection is cut mid-transfer', async (t) => {
   const s = await clientSetup(t);
-  const created = s.admin.createTask({ files: BIG, mode: 'xxpsk3', advertise: { host: '127.0.0.1', port: await startCuttingProxy(t, s.running.port, 1024 * 1024) } });
+  const created = await s.admin.createTask({ files: BIG, mode: 'xxpsk3', advertise: { host: '127.0.0.1', port: await startCuttingProxy(t, s.running.port, 1024 * 1024) } });
   const result = await runCli(t, ['pull', '--out', s.outDir, '--identity-dir', s.identityDir, '--retry', '0'], { env: { NOISE_CFG_TOKEN: created.token } });
   t.equal(result.code, 11, `exit 11 (${result.stderr.trim()})`);
   t.match(result.stderr, /the server closed the connection mid-transfer .*; retry \(TRANSFER_INTERRUPTED\)/);

@@ -39,7 +39,7 @@ async function assertNoConnection(t: Test, s: ClientSetup, token: string): Promi
 
 t.test('an identity directory under a regular file is IDENTITY_UNAVAILABLE naming the path and --identity-dir, before connecting', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   const blocker = join(s.dir, 'a-file');
   writeFileSync(blocker, 'not a directory');
   const identityDir = join(blocker, 'identity');
@@ -58,7 +58,7 @@ t.test('as nobody, the default identity directory in root\'s home is IDENTITY_UN
   const reason = nobodySkipReason();
   if (reason !== null) return t.skip(reason);
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   const outParent = nobodyDir(join(s.dir, 'nobody-out'));
   const result = await runAsNobody(t, ['pull', '--out', join(outParent, 'out'), '--retry', '0'], { HOME: '/root', NOISE_CFG_TOKEN: token });
   t.equal(result.code, 5, `exit 5 (${result.stderr.trim()})`);
@@ -71,7 +71,7 @@ t.test('as nobody, an --out whose parent nobody cannot write is APPLY_FAILED (ex
   const reason = nobodySkipReason();
   if (reason !== null) return t.skip(reason);
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   const identityDir = nobodyDir(join(s.dir, 'nobody-identity'));
   const parent = join(s.dir, 'root-owned');
   mkdirSync(parent, { mode: 0o755 });
@@ -84,7 +84,7 @@ t.test('as nobody, an --out whose parent nobody cannot write is APPLY_FAILED (ex
 
 t.test('an --out whose parent is a regular file is APPLY_FAILED before connecting', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create(FILES);
+  const { token } = await s.create(FILES);
   const blocker = join(s.dir, 'a-file');
   writeFileSync(blocker, 'x');
   await t.rejects(s.pullInto(token, { outDir: join(blocker, 'out') }), { code: 'APPLY_FAILED', message: /a-file is not a directory/ });

@@ -24,9 +24,9 @@ function versions(outDir: string): string[] {
 
 t.test('a failing --verify leaves the old files current and untouched, the server records failed, VERIFY_FAILED', async (t) => {
   const s = await clientSetup(t);
-  t.equal((await s.pullInto(s.create(OLD).token)).status, 'applied');
+  t.equal((await s.pullInto((await s.create(OLD)).token)).status, 'applied');
   const linkBefore = readlinkSync(s.outDir);
-  const newer = s.create(NEW);
+  const newer = await s.create(NEW);
   const seen = join(s.dir, 'verify-saw.txt');
   const result = await s.pullInto(newer.token, {
     verify: `cat "$NOISE_CFG_STAGED_DIR/app.conf" > '${seen}'; exit 3`,
@@ -40,14 +40,14 @@ t.test('a failing --verify leaves the old files current and untouched, the serve
   t.equal(readlinkSync(s.outDir), linkBefore, 'the link did not move');
   t.notOk(existsSync(join(s.dir, 'exec-ran')), '--exec did not run');
   t.same(versions(s.outDir), [linkBefore.split('/').pop()], 'no staged version left behind');
-  const client = s.admin.showTask(newer.id).clients[0]!;
+  const client = (await s.admin.showTask(newer.id)).clients[0]!;
   t.equal(client.state, 'failed', 'the server recorded failed');
   t.match(client.result?.message, /--verify command exited with 3/);
 });
 
 t.test('--verify gets NOISE_CFG_STAGED_DIR and the cleaned environment, and exit 0 lets the apply go on', async (t) => {
   const s = await clientSetup(t);
-  const { token } = s.create(NEW);
+  const { token } = await s.create(NEW);
   const envFile = join(s.dir, 'verify-env.txt');
   process.env.NOISE_CFG_TOKEN = token;
   process.env.NOISE_CFG_ADMIN_TOKEN = 'admin-secret-0123456789';
@@ -67,8 +67,8 @@ t.test('--verify gets NOISE_CFG_STAGED_DIR and the cleaned environment, and exit
 
 t.test('a failing --exec rolls back to the previous version: rolledBack true, old files current, server sees failed', async (t) => {
   const s = await clientSetup(t);
-  t.equal((await s.pullInto(s.create(OLD).token)).status, 'applied');
-  const newer = s.create(NEW);
+  t.equal((await s.pullInto((await s.create(OLD)).token)).status, 'applied');
+  const newer = await s.create(NEW);
   const result = await s.pullInto(newer.token, { exec: 'exit 4' });
   t.equal(result.status, 'failed');
   t.equal(result.failure?.code, 'COMMAND_FAILED');
@@ -79,15 +79,15 @@ t.test('a failing --exec rolls back to the previous version: rolledBack true, ol
   t.equal(appConf(s.outDir), 'version = old\n', 'the old files are current again');
   t.notOk(existsSync(join(s.outDir, 'new-only.conf')));
   t.equal(versions(s.outDir).length, 1, 'the failed version was removed');
-  const client = s.admin.showTask(newer.id).clients[0]!;
+  const client = (await s.admin.showTask(newer.id)).clients[0]!;
   t.equal(client.state, 'failed', 'the server recorded failed');
   t.match(client.result?.message, /rolled back/);
 });
 
 t.test('with --keep-on-failure a failing --exec leaves the new files current (rolledBack false); the previous one stays for rollback', async (t) => {
   const s = await clientSetup(t);
-  t.equal((await s.pullInto(s.create(OLD).token)).status, 'applied');
-  const result = await s.pullInto(s.create(NEW).token, { exec: 'exit 5', keepOnFailure: true });
+  t.equal((await s.pullInto((await s.create(OLD)).token)).status, 'applied');
+  const result = await s.pullInto((await s.create(NEW)).token, { exec: 'exit 5', keepOnFailure: true });
   t.equal(result.status, 'failed');
   t.equal(result.rolledBack, false, 'rolledBack: false');
   t.match(result.failure?.message, /--keep-on-failure/);
@@ -100,7 +100,7 @@ t.test('with --keep-on-failure a failing --exec leaves the new files current (ro
 
 t.test('a failing --exec on the first pull has nothing to roll back to: the new files stay, rolledBack false', async (t) => {
   const s = await clientSetup(t);
-  const result = await s.pullInto(s.create(NEW).token, { exec: 'exit 6' });
+  const result = await s.pullInto((await s.create(NEW)).token, { exec: 'exit 6' });
   t.equal(result.rolledBack, false);
   t.match(result.failure?.message, /no previous version to roll back to/);
   t.equal(appConf(s.outDir), 'version = new\n');
@@ -108,12 +108,12 @@ t.test('a failing --exec on the first pull has nothing to roll back to: the new 
 
 t.test('the previous version is kept until the next successful apply; a rollback after a failed --exec still leaves one', async (t) => {
   const s = await clientSetup(t);
-  t.equal((await s.pullInto(s.create(OLD).token)).status, 'applied');
-  t.equal((await s.pullInto(s.create(NEW).token)).status, 'applied');
+  t.equal((await s.pullInto((await s.create(OLD)).token)).status, 'applied');
+  t.equal((await s.pullInto((await s.create(NEW)).token)).status, 'applied');
   t.equal(versions(s.outDir).length, 2, 'current and previous after two successful applies');
-  t.equal((await s.pullInto(s.create(NEWER).token)).status, 'applied');
+  t.equal((await s.pullInto((await s.create(NEWER)).token)).status, 'applied');
   t.equal(versions(s.outDir).length, 2, 'still two after a third: the oldest was removed');
-  const failing = await s.pullInto(s.create(OLD).token, { exec: 'exit 1' });
+  const failing = await s.pullInto((await s.create(OLD)).token, { exec: 'exit 1' });
   t.equal(failing.rolledBack, true);
   t.equal(appConf(s.outDir), 'version = newer\n', 'back at the last good version');
   const back = await runCli(t, ['rollback', '--out', s.outDir]);
@@ -123,8 +123,8 @@ t.test('the previous version is kept until the next successful apply; a rollback
 
 t.test('rollback twice: the first goes back one version and records it, the second refuses (ROLLBACK_UNAVAILABLE, exit 3)', async (t) => {
   const s = await clientSetup(t);
-  const first = s.create(OLD);
-  const second = s.create(NEW);
+  const first = await s.create(OLD);
+  const second = await s.create(NEW);
   t.equal((await s.pullInto(first.token)).status, 'applied');
   t.equal((await s.pullInto(second.token)).status, 'applied');
   const back = await runCli(t, ['rollback', '--out', s.outDir, '--json']);
@@ -157,9 +157,9 @@ t.test('rollback on a fresh directory refuses (ROLLBACK_UNAVAILABLE, exit 3) and
 
 t.test('rollback refuses to go back to a previous version that was changed on disk (APPLY_FAILED)', async (t) => {
   const s = await clientSetup(t);
-  t.equal((await s.pullInto(s.create(OLD).token)).status, 'applied');
+  t.equal((await s.pullInto((await s.create(OLD)).token)).status, 'applied');
   const oldVersion = readlinkSync(s.outDir);
-  t.equal((await s.pullInto(s.create(NEW).token)).status, 'applied');
+  t.equal((await s.pullInto((await s.create(NEW)).token)).status, 'applied');
   const { writeFileSync } = await import('node:fs');
   writeFileSync(join(s.dir, oldVersion, 'app.conf'), 'version = ODD\n');
   const result = await runCli(t, ['rollback', '--out', s.outDir]);
@@ -170,7 +170,7 @@ t.test('rollback refuses to go back to a previous version that was changed on di
 
 t.test('a library pull() returns rolledBack only when --exec ran and failed', async (t) => {
   const s = await clientSetup(t);
-  const result = await pull({ token: s.create(OLD).token, outDir: s.outDir, identityDir: s.identityDir, exec: 'true' });
+  const result = await pull({ token: (await s.create(OLD)).token, outDir: s.outDir, identityDir: s.identityDir, exec: 'true' });
   t.equal(result.status, 'applied');
   t.notOk('rolledBack' in result, 'no rolledBack on success');
 });

@@ -53,7 +53,7 @@ interface Setup {
   admin: TaskAdmin;
   /** Set to move the server's clock; null is the real clock. */
   setServerClock: (ms: number | null) => void;
-  create: (files?: readonly TaskFileInput[], options?: { ttlSeconds?: number; maxClients?: number; nowMs?: number }) => { id: string; token: string; expiresAtMs: number };
+  create: (files?: readonly TaskFileInput[], options?: { ttlSeconds?: number; maxClients?: number; nowMs?: number }) => Promise<{ id: string; token: string; expiresAtMs: number }>;
   /** Pulls with the identity called `who` (its own identity directory), into `out` (default: out-<who>). */
   pullAs: (who: string, token: string, options?: Partial<PullOptions>) => Promise<PullResult>;
   outDir: (who: string) => string;
@@ -71,7 +71,7 @@ async function setup(t: Test, mode: Mode, options: { adminNow?: () => number; co
     ...(options.contentCacheBytes === undefined ? {} : { contentCacheBytes: options.contentCacheBytes }),
     ...options.server,
   });
-  const admin = openAdmin(t, dataDir, options.adminNow ? { now: options.adminNow } : {});
+  const admin = await openAdmin(t, dataDir, options.adminNow ? { now: options.adminNow } : {});
   const identityDir = (who: string): string => join(dir, 'identities', who);
   const outDir = (who: string): string => join(dir, `out-${who}`);
   let settles = 0;
@@ -80,8 +80,8 @@ async function setup(t: Test, mode: Mode, options: { adminNow?: () => number; co
     setServerClock: (ms) => {
       serverClock = ms;
     },
-    create: (files = NESTED, createOptions = {}) => {
-      const created = admin.createTask({ files, mode, advertise: { host: '127.0.0.1', port: running.port }, ...createOptions });
+    create: async (files = NESTED, createOptions = {}) => {
+      const created = await admin.createTask({ files, mode, advertise: { host: '127.0.0.1', port: running.port }, ...createOptions });
       return { id: created.id, token: created.token, expiresAtMs: Date.parse(created.expiresAt) };
     },
     pullAs: (who, token, pullOptions = {}) => pull({ token, outDir: outDir(who), identityDir: identityDir(who), name: who, ...pullOptions }),
@@ -105,7 +105,7 @@ function listing(directory: string): string[] {
 for (const mode of MODES) {
   t.test(`${mode}: three identities apply nested files; the server records each as applied`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create();
+    const { id, token } = await s.create();
     const results = await Promise.all(['a', 'b', 'c'].map((who) => s.pullAs(who, token)));
     for (const [index, who] of ['a', 'b', 'c'].entries()) {
       const result = results[index]!;
@@ -120,7 +120,7 @@ for (const mode of MODES) {
       const state = JSON.parse(readFileSync(join(s.dir, `.out-${who}.noise-cfg`, 'state.json'), 'utf8')) as { taskId: string; digest: string };
       t.equal(state.taskId, id);
     }
-    const view = s.admin.showTask(id);
+    const view = await s.admin.showTask(id);
     t.equal(view.state, 'active');
     t.equal(view.clients.length, 3, 'three client records');
     t.same(view.clients.map((client) => client.name).sort(), ['a', 'b', 'c']);
@@ -147,7 +147,7 @@ for (const mode of MODES) {
     ];
     for (const [how, contentCacheBytes] of [['cached', undefined], ['streamed', 0]] as const) {
       const s = await setup(t, mode, { contentCacheBytes });
-      const { token } = s.create(files);
+      const { token } = await s.create(files);
       const result = await s.pullAs(how, token);
       t.equal(result.status, 'applied', `${how}: applied`);
       t.same(readTree(s.outDir(how)), expectedTree(files), `${how}: exactly the task's bytes`);
@@ -158,7 +158,7 @@ for (const mode of MODES) {
 
   t.test(`${mode}: a re-pull by the same identity is up to date and touches nothing`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create();
+    const { id, token } = await s.create();
     t.equal((await s.pullAs('a', token)).status, 'applied');
     const out = s.outDir('a');
     const link = readlinkSync(out);
@@ -170,8 +170,8 @@ for (const mode of MODES) {
     t.equal(readlinkSync(out), link, 'the link is unchanged');
     t.same(fileStamps(out, NESTED.map((file) => file.path)), stamps, 'inodes and mtimes unchanged');
     t.same(listing(join(s.dir, '.out-a.noise-cfg')), versions, 'no new version directory');
-    t.equal(s.admin.showTask(id).clients.length, 1);
-    t.equal(s.admin.showTask(id).clients[0]!.state, 'applied');
+    t.equal((await s.admin.showTask(id)).clients.length, 1);
+    t.equal((await s.admin.showTask(id)).clients[0]!.state, 'applied');
     t.same((await s.running.waitForPullLogs(2)).map((record) => record.outcome).sort(), ['applied', 'up-to-date']);
 
     // The same identity with a fresh --out sends no `have`: "up to date" means the files are there, so it gets them.
@@ -182,7 +182,7 @@ for (const mode of MODES) {
 
   t.test(`${mode}: an expired token fails locally before any connection (TOKEN_EXPIRED)`, async (t) => {
     const s = await setup(t, mode);
-    const { token, expiresAtMs } = s.create(NESTED, { ttlSeconds: 60 });
+    const { token, expiresAtMs } = await s.create(NESTED, { ttlSeconds: 60 });
     await t.rejects(s.pullAs('a', token, { now: () => expiresAtMs }), { code: 'TOKEN_EXPIRED' }, 'at exactly the expiry');
     await t.rejects(s.pullAs('a', token, { now: () => expiresAtMs + 3_600_000 }), { code: 'TOKEN_EXPIRED' }, 'an hour later');
     await s.settleLogs(token);
@@ -192,11 +192,11 @@ for (const mode of MODES) {
 
   t.test(`${mode}: the server refuses an expired task at exactly expiresAt by its own clock (REJECTED expired)`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token, expiresAtMs } = s.create(NESTED, { ttlSeconds: 3600 });
+    const { id, token, expiresAtMs } = await s.create(NESTED, { ttlSeconds: 3600 });
     s.setServerClock(expiresAtMs);
     await t.rejects(s.pullAs('a', token), { code: 'REJECTED', message: /expired/ });
     t.equal((await s.running.waitForPullLogs(1))[0]!.outcome, 'rejected:expired');
-    t.same(s.admin.showTask(id).clients, [], 'no client record');
+    t.same((await s.admin.showTask(id)).clients, [], 'no client record');
     t.notOk(existsSync(s.outDir('a')), 'nothing written');
     s.setServerClock(expiresAtMs - 1);
     t.equal((await s.pullAs('a', token)).status, 'applied', 'one millisecond earlier the task is active');
@@ -205,44 +205,44 @@ for (const mode of MODES) {
   t.test(`${mode}: a task expired on the server while the client clock says otherwise is REJECTED expired`, async (t) => {
     const past = Date.now() - 2 * 3600_000;
     const s = await setup(t, mode, { adminNow: () => past });
-    const { id, token, expiresAtMs } = s.create(NESTED, { ttlSeconds: 3600 });
+    const { id, token, expiresAtMs } = await s.create(NESTED, { ttlSeconds: 3600 });
     t.ok(expiresAtMs < Date.now(), 'expired an hour ago by the real clock');
     await t.rejects(s.pullAs('a', token), { code: 'TOKEN_EXPIRED' }, 'the real clock: refused locally');
     await t.rejects(s.pullAs('a', token, { now: () => expiresAtMs - 60_000 }), { code: 'REJECTED', message: /expired/ }, 'a client clock before the expiry: refused by the server');
-    t.same(s.admin.showTask(id).clients, []);
-    t.equal(openAdmin(t, s.dataDir).showTask(id).state, 'expired', 'expired by the real clock');
+    t.same((await s.admin.showTask(id)).clients, []);
+    t.equal((await (await openAdmin(t, s.dataDir)).showTask(id)).state, 'expired', 'expired by the real clock');
   });
 
   t.test(`${mode}: a cancelled task is REJECTED cancelled`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create();
+    const { id, token } = await s.create();
     t.equal((await s.pullAs('a', token)).status, 'applied');
-    t.equal(s.admin.cancelTask(id).state, 'cancelled');
+    t.equal((await s.admin.cancelTask(id)).state, 'cancelled');
     await t.rejects(s.pullAs('b', token), { code: 'REJECTED', message: /cancelled/ }, 'a new identity');
     await t.rejects(s.pullAs('a', token), { code: 'REJECTED', message: /cancelled/ }, 'an identity that applied it');
     t.notOk(existsSync(s.outDir('b')));
-    t.same(s.admin.showTask(id).clients.map((client) => client.name), ['a']);
-    t.throws(() => s.admin.cancelTask(id), { code: 'TASK_ENDED' });
+    t.same((await s.admin.showTask(id)).clients.map((client) => client.name), ['a']);
+    await t.rejects(() => s.admin.cancelTask(id), { code: 'TASK_ENDED' });
   });
 
   t.test(`${mode}: maxClients 2: a failed client keeps its slot, a third identity is REJECTED full`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create(NESTED, { maxClients: 2 });
+    const { id, token } = await s.create(NESTED, { maxClients: 2 });
     t.equal((await s.pullAs('a', token)).status, 'applied');
     const failed = await s.pullAs('b', token, { exec: 'exit 1' });
     t.equal(failed.status, 'failed');
     t.equal(failed.failure?.code, 'COMMAND_FAILED');
-    t.equal(s.admin.showTask(id).state, 'active', 'one applied of two: not complete');
+    t.equal((await s.admin.showTask(id)).state, 'active', 'one applied of two: not complete');
     await t.rejects(s.pullAs('c', token), { code: 'REJECTED', message: /full/ });
     t.notOk(existsSync(s.outDir('c')), 'c wrote nothing');
-    t.same(s.admin.showTask(id).clients.map((client) => client.name).sort(), ['a', 'b'], 'no record for c');
+    t.same((await s.admin.showTask(id)).clients.map((client) => client.name).sort(), ['a', 'b'], 'no record for c');
     t.same((await s.running.waitForPullLogs(3)).map((record) => record.outcome).sort(), ['applied', 'failed', 'rejected:full']);
     t.equal((await s.pullAs('a', token)).status, 'up-to-date', 'a full task still answers an identity that applied it');
   });
 
   t.test(`${mode}: maxClients 2: a failed command is redone by the next pull, which completes the task`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create(NESTED, { maxClients: 2 });
+    const { id, token } = await s.create(NESTED, { maxClients: 2 });
     t.equal((await s.pullAs('a', token)).status, 'applied');
     t.equal((await s.pullAs('b', token, { exec: 'exit 1' })).status, 'failed');
     // The files are in place but the command failed, so b does not claim to have them (SPEC.md §4.7): the next pull
@@ -253,7 +253,7 @@ for (const mode of MODES) {
     t.ok(existsSync(marker), 'and its command runs again');
     await s.running.waitForPullLogs(3);
     await s.settleLogs(token);
-    const view = s.admin.showTask(id);
+    const view = await s.admin.showTask(id);
     t.equal(view.clients.find((client) => client.name === 'b')!.state, 'applied', 'b is recorded as applied');
     t.equal(view.counts.applied, 2);
     t.equal(view.state, 'completed', 'two applied of two: completed (SPEC.md §4.6)');
@@ -263,7 +263,7 @@ for (const mode of MODES) {
 
   t.test(`${mode}: maxClients 2: \`have\` from an identity that never applied counts for nothing; only its RESULT completes the task`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create(NESTED, { maxClients: 2 });
+    const { id, token } = await s.create(NESTED, { maxClients: 2 });
     t.equal((await s.pullAs('a', token)).status, 'applied');
     // b pulls into a directory that already holds this task's files (a's), so it sends `have`: b never applied, so
     // the server sends it the files like any new client (issue 11: fresh keys must not complete a task).
@@ -271,63 +271,63 @@ for (const mode of MODES) {
     t.equal(viaHave.status, 'applied', 'b gets the files and applies them');
     await s.running.waitForPullLogs(2);
     await s.settleLogs(token);
-    const view = s.admin.showTask(id);
+    const view = await s.admin.showTask(id);
     t.equal(view.clients.find((client) => client.name === 'b')!.state, 'applied', 'b is recorded as applied');
     t.equal(view.state, 'completed', 'two applied of two: completed');
   });
 
   t.test(`${mode}: revoked while it applies, a client is told the server refused its result (REJECTED, not "not acknowledged")`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create();
+    const { id, token } = await s.create();
     const pulling = s.pullAs('a', token, {
       exec: 'true',
       // Called synchronously as the command starts: the files are applied, RESULT is not sent yet.
-      onProgress: (line) => {
+      onProgress: async (line) => {
         if (!line.startsWith('running:')) return;
         // The server records the offer in its next group commit; commit it now, so that there is a client to revoke.
-        s.running.server.store.flush();
-        const identity = s.admin.showTask(id).clients.find((client) => client.name === 'a')!.identity;
-        s.admin.revokeClient(id, identity);
+        await s.running.server.store.flush();
+        const identity = (await s.admin.showTask(id)).clients.find((client) => client.name === 'a')!.identity;
+        await s.admin.revokeClient(id, identity);
       },
     });
     await t.rejects(pulling, { code: 'REJECTED', message: /files it offered are in place in .*refused the result: revoked/ });
-    const view = s.admin.showTask(id);
+    const view = await s.admin.showTask(id);
     t.equal(view.clients[0]!.state, 'revoked', 'the revocation holds');
     t.equal(view.counts.applied, 0, 'the result counts for nothing');
   });
 
   t.test(`${mode}: a revoked identity is REJECTED revoked; the others go on`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create();
+    const { id, token } = await s.create();
     t.equal((await s.pullAs('a', token)).status, 'applied');
-    const identity = s.admin.showTask(id).clients.find((client) => client.name === 'a')!.identity;
-    const revoked = s.admin.revokeClient(id, identity);
+    const identity = (await s.admin.showTask(id)).clients.find((client) => client.name === 'a')!.identity;
+    const revoked = await s.admin.revokeClient(id, identity);
     t.equal(revoked.clients.find((client) => client.identity === identity)!.state, 'revoked');
     await t.rejects(s.pullAs('a', token), { code: 'REJECTED', message: /revoked/ }, 'with its files in place');
     await t.rejects(s.pullAs('a', token, { outDir: join(s.dir, 'out-a-fresh') }), { code: 'REJECTED', message: /revoked/ }, 'and from a fresh directory');
     t.notOk(existsSync(join(s.dir, 'out-a-fresh')));
     t.equal((await s.pullAs('b', token)).status, 'applied', 'another identity still applies');
-    t.equal(s.admin.showTask(id).clients.find((client) => client.name === 'a')!.state, 'revoked', 'still revoked');
-    t.throws(() => s.admin.revokeClient(id, 'f'.repeat(64)), { code: 'CLIENT_NOT_FOUND' });
+    t.equal((await s.admin.showTask(id)).clients.find((client) => client.name === 'a')!.state, 'revoked', 'still revoked');
+    await t.rejects(() => s.admin.revokeClient(id, 'f'.repeat(64)), { code: 'CLIENT_NOT_FOUND' });
   });
 
   t.test(`${mode}: a token with the wrong PSK is AUTHENTICATION_FAILED`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create();
+    const { id, token } = await s.create();
     const fields = decodeToken(token);
     const wrong = encodeToken({ ...fields, psk: randomBytes(32) });
     await t.rejects(s.pullAs('a', wrong), { code: 'AUTHENTICATION_FAILED' });
     const failure = await s.running.waitForLog((record) => record.event === 'handshake-failed');
     t.ok(failure.remote?.startsWith('127.0.0.1:'), 'the server logged a failed handshake');
     t.notOk(existsSync(s.outDir('a')), 'nothing written');
-    t.same(s.admin.showTask(id).clients, [], 'no client record');
+    t.same((await s.admin.showTask(id)).clients, [], 'no client record');
     t.notOk(JSON.stringify(s.running.logs).includes(fields.psk.toString('hex')), 'no PSK in the log');
     t.equal((await s.pullAs('a', token)).status, 'applied', 'the right token still works');
   });
 
   t.test(`${mode}: a corrupted token is TOKEN_CHECKSUM_MISMATCH before any connection`, async (t) => {
     const s = await setup(t, mode);
-    const { token } = s.create();
+    const { token } = await s.create();
     const alphabet = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
     for (const at of [20, Math.floor(token.length / 2), token.length - 1]) {
       const replacement = [...alphabet].find((symbol) => symbol !== token[at])!;
@@ -342,15 +342,15 @@ for (const mode of MODES) {
 
   t.test(`${mode}: --exec sees the task id, out dir and digest; exit 0 applied, exit 3 failed and recorded`, async (t) => {
     const s = await setup(t, mode);
-    const { id, token } = s.create();
+    const { id, token } = await s.create();
     const envFile = join(s.dir, 'env.txt');
     const command = `printf '%s\\n%s\\n%s\\n' "$NOISE_CFG_TASK_ID" "$NOISE_CFG_OUT_DIR" "$NOISE_CFG_DIGEST" > '${envFile}' && cat "$NOISE_CFG_OUT_DIR/etc/app.conf" >> '${envFile}'`;
     const applied = await s.pullAs('a', token, { exec: command });
     t.equal(applied.status, 'applied');
     t.equal(applied.exitCode, 0);
-    const digest = s.admin.showTask(id).digest;
+    const digest = (await s.admin.showTask(id)).digest;
     t.equal(readFileSync(envFile, 'utf8'), `${id}\n${s.outDir('a')}\n${digest}\n${NESTED[0]!.content.toString()}`, 'the environment, and the files are in place when it runs');
-    t.same(s.admin.showTask(id).clients[0]!.result, { exitCode: 0, message: 'applied' });
+    t.same((await s.admin.showTask(id)).clients[0]!.result, { exitCode: 0, message: 'applied' });
 
     const failed = await s.pullAs('b', token, { exec: 'exit 3' });
     t.equal(failed.status, 'failed');
@@ -359,7 +359,7 @@ for (const mode of MODES) {
     t.match(failed.failure?.message, /3/);
     t.equal(failed.isAcknowledged, true);
     t.same(readTree(s.outDir('b')), expectedTree(NESTED), 'the files were applied before the command ran');
-    const b = s.admin.showTask(id).clients.find((client) => client.name === 'b')!;
+    const b = (await s.admin.showTask(id)).clients.find((client) => client.name === 'b')!;
     t.equal(b.state, 'failed');
     t.equal(b.result?.exitCode, 3, 'the server records exit code 3');
     t.same((await s.running.waitForPullLogs(2)).map((record) => record.outcome).sort(), ['applied', 'failed']);
@@ -379,14 +379,14 @@ for (const mode of MODES) {
       { path: 'etc/mode.conf', content: Buffer.from('same bytes\n'), mode: 0o600 },
       { path: 'etc/new.conf', content: Buffer.from('new\n') },
     ];
-    const first = s.create(v1);
+    const first = await s.create(v1);
     t.equal((await s.pullAs('a', first.token)).status, 'applied');
     const out = s.outDir('a');
     const versionsDir = join(s.dir, '.out-a.noise-cfg');
     const link = readlinkSync(out);
     const versions = listing(versionsDir);
     const stamps = fileStamps(out, v1.map((file) => file.path));
-    const second = s.create(v2);
+    const second = await s.create(v2);
     const dry = await s.pullAs('a', second.token, { intent: 'dry-run' });
     t.equal(dry.status, 'dry-run');
     t.equal(dry.taskId, second.id);
@@ -396,7 +396,7 @@ for (const mode of MODES) {
     t.same(listing(versionsDir), versions, 'no version or staging directory');
     t.same(fileStamps(out, v1.map((file) => file.path)), stamps, 'files untouched');
     t.same(readTree(out), expectedTree(v1));
-    t.same(s.admin.showTask(second.id).clients, [], 'no client record on the second task');
+    t.same((await s.admin.showTask(second.id)).clients, [], 'no client record on the second task');
 
     const fresh = await s.pullAs('z', second.token, { intent: 'dry-run' });
     t.same(fresh.changes?.added.sort(), v2.map((file) => file.path).sort(), 'against a missing --out everything is added');
@@ -404,10 +404,10 @@ for (const mode of MODES) {
 
     const checked = await pull({ token: second.token, intent: 'check', identityDir: s.identityDir('a'), name: 'a' });
     t.equal(checked.status, 'checked');
-    t.same(s.admin.showTask(second.id).clients, [], 'check leaves no client record');
+    t.same((await s.admin.showTask(second.id)).clients, [], 'check leaves no client record');
     t.same((await s.running.waitForPullLogs(4)).map((record) => record.outcome).sort(), ['applied', 'checked', 'dry-run', 'dry-run']);
 
-    const limited = s.create(v2, { maxClients: 1 });
+    const limited = await s.create(v2, { maxClients: 1 });
     await s.pullAs('a', limited.token, { intent: 'dry-run' });
     await pull({ token: limited.token, intent: 'check', identityDir: s.identityDir('a') });
     t.equal((await s.pullAs('b', limited.token)).status, 'applied', 'dry run and check took no slot of a one-client task');
@@ -415,14 +415,14 @@ for (const mode of MODES) {
 
   t.test(`${mode}: a second task replaces the version in the same --out atomically`, async (t) => {
     const s = await setup(t, mode);
-    const first = s.create();
+    const first = await s.create();
     t.equal((await s.pullAs('a', first.token)).status, 'applied');
     const out = s.outDir('a');
     const versionsDir = join(s.dir, '.out-a.noise-cfg');
     const oldVersion = readlinkSync(out).split('/')[1]!;
     t.ok(existsSync(join(versionsDir, oldVersion)));
     const v2: TaskFileInput[] = [{ path: 'etc/app.conf', content: Buffer.from('listen = 9090\n') }, { path: 'etc/other.conf', content: Buffer.from('x\n') }];
-    const second = s.create(v2);
+    const second = await s.create(v2);
     t.equal((await s.pullAs('a', second.token)).status, 'applied');
     const newTarget = readlinkSync(out);
     t.match(newTarget, new RegExp(`^\\.out-a\\.noise-cfg/${second.id}-`), 'the link points to the second task\'s version');
@@ -436,7 +436,7 @@ for (const mode of MODES) {
 
   t.test(`${mode}: an --out that noise-cfg does not own is APPLY_FAILED before connecting`, async (t) => {
     const s = await setup(t, mode);
-    const { token } = s.create();
+    const { token } = await s.create();
     const nonEmpty = join(s.dir, 'mine');
     mkdirSync(nonEmpty);
     writeFileSync(join(nonEmpty, 'precious.txt'), 'keep me\n');
@@ -462,10 +462,10 @@ for (const mode of MODES) {
   t.test(`${mode}: task paths that climb out are PATH_UNSAFE at creation`, async (t) => {
     const s = await setup(t, mode);
     for (const path of ['../x', '/etc/x', 'a/../../b', 'a/./b', '.noise-cfg/x']) {
-      t.throws(() => s.create([{ path, content: Buffer.from('x') }]), { code: 'PATH_UNSAFE' }, path);
+      await t.rejects(() => s.create([{ path, content: Buffer.from('x') }]), { code: 'PATH_UNSAFE' }, path);
     }
-    t.throws(() => s.create([{ path: 'a', content: Buffer.from('x') }, { path: 'a/b', content: Buffer.from('y') }]), { code: 'PATH_UNSAFE' }, 'a and a/b');
-    t.same(s.admin.listTasks(), [], 'no task was created');
+    await t.rejects(() => s.create([{ path: 'a', content: Buffer.from('x') }, { path: 'a/b', content: Buffer.from('y') }]), { code: 'PATH_UNSAFE' }, 'a and a/b');
+    t.same(await s.admin.listTasks(), [], 'no task was created');
   });
 
   t.test(`${mode}: a malicious server offering ../escape is refused by the decoder (PROTOCOL_ERROR), nothing written`, async (t) => {
@@ -578,7 +578,7 @@ for (const mode of MODES) {
 
   t.test(`${mode}: a client killed in the middle of the content leaves --out untouched; the next pull cleans up`, async (t) => {
     const s = await setup(t, mode);
-    const first = s.create();
+    const first = await s.create();
     t.equal((await s.pullAs('a', first.token)).status, 'applied');
     const out = s.outDir('a');
     const versionsDir = join(s.dir, '.out-a.noise-cfg');
@@ -592,7 +592,7 @@ for (const mode of MODES) {
     // The token points at a proxy that forwards the first 6 MiB from the server and then holds the rest back, so
     // the kill lands in the middle of the content whatever the speed of the machine.
     const proxy = await startStallingProxy(t, s.running.port, 6 * 1024 * 1024);
-    const created = s.admin.createTask({ files: v2, mode, advertise: { host: '127.0.0.1', port: proxy.port } });
+    const created = await s.admin.createTask({ files: v2, mode, advertise: { host: '127.0.0.1', port: proxy.port } });
     const child = spawnCli(t, ['pull', '--out', out, '--identity-dir', s.identityDir('a'), '--name', 'a', '--json'], {
       env: { NOISE_CFG_TOKEN: created.token, XDG_CONFIG_HOME: join(s.dir, 'xdg') },
     });
@@ -610,18 +610,18 @@ for (const mode of MODES) {
     t.ok(readFileSync(join(versionsDir, 'state.json')).equals(stateBefore), 'state.json unchanged');
     t.ok(listing(versionsDir).includes(staging.name), 'the dead pull left its staging directory');
 
-    const again = await s.pullAs('a', s.admin.token(created.id, { host: '127.0.0.1', port: s.running.port }));
+    const again = await s.pullAs('a', await s.admin.token(created.id, { host: '127.0.0.1', port: s.running.port }));
     t.equal(again.status, 'applied', 'a re-pull completes');
     t.notOk(listing(versionsDir).some((name) => name.startsWith('.staging-')), 'and removes the stale staging directory');
     t.equal(listing(versionsDir).length, 3, 'the new version, the previous one (kept for rollback) and state.json');
     t.ok(readFileSync(join(out, 'var/big.bin')).equals(big), 'the 20 MiB file arrived whole');
-    t.equal(s.admin.showTask(created.id).clients[0]!.state, 'applied');
+    t.equal((await s.admin.showTask(created.id)).clients[0]!.state, 'applied');
   });
 }
 
 t.test('a server at its session cap answers REJECT busy: the pull retries until a session closes; past --retry it is TOO_MANY_CONNECTIONS, exit 11', async (t) => {
   const s = await setup(t, 'xxpsk3', { server: { maxSessionsPerTask: 1 } });
-  const { token } = s.create();
+  const { token } = await s.create();
   const fields = decodeToken(token);
   const hold = (): Promise<SecureConnection> => connectSecure('127.0.0.1', s.running.port, {
     mode: 'xxpsk3', taskId: fields.taskId, psk: fields.psk, staticKeyPair: loadClientKeyPair(s.identityDir('holder')), serverPublicKey: fields.serverPublicKey!,
@@ -651,7 +651,7 @@ t.test('a server at its session cap answers REJECT busy: the pull retries until 
 
 t.test('--exec does not inherit the token (it holds the PSK) nor the admin API token from the environment', async (t) => {
   const s = await setup(t, 'xxpsk3');
-  const { token } = s.create();
+  const { token } = await s.create();
   const adminToken = 'admin-token-that-must-not-leak-0123456789ab';
   const envFile = join(s.dir, 'env.txt');
   // The CLI as a person runs it: the token in NOISE_CFG_TOKEN (as README recommends), an admin token beside it.
@@ -692,7 +692,7 @@ t.test('a task whose files are all empty applies (the server sends no CHUNK for 
     { path: 'etc/b.conf', content: Buffer.alloc(0), mode: 0o600 },
     { path: 'etc/deep/c', content: Buffer.alloc(0) },
   ];
-  const { token } = s.create(allEmpty);
+  const { token } = await s.create(allEmpty);
   const result = await s.pullAs('empty', token);
   t.equal(result.status, 'applied', 'applied instead of waiting for a CHUNK that never comes');
   t.equal(result.isAcknowledged, true);
@@ -706,7 +706,7 @@ t.test('a task whose files are all empty applies (the server sends no CHUNK for 
     { path: 'b/4', content: randomBytes(CHUNK_CONTENT_BYTES + 1) },
     { path: 'b/5-empty', content: Buffer.alloc(0) },
   ];
-  const second = s.create(mixed);
+  const second = await s.create(mixed);
   t.equal((await s.pullAs('empty', second.token)).status, 'applied');
   t.same(readTree(s.outDir('empty')), expectedTree(mixed), 'empty files first, between others and last');
 });
@@ -722,7 +722,7 @@ t.test('file modes: a 0777 or 0666 file gets no group or others write unless --m
     { path: 'etc/shared.conf', content: Buffer.from('x\n'), mode: 0o666 },
     { path: 'etc/secret.conf', content: Buffer.from('s\n'), mode: 0o600 },
   ];
-  const { token } = s.create(files);
+  const { token } = await s.create(files);
   const directoryMode = (path: string): number => lstatSync(path).mode & 0o777;
 
   t.equal((await s.pullAs('a', token)).status, 'applied');
@@ -732,9 +732,9 @@ t.test('file modes: a 0777 or 0666 file gets no group or others write unless --m
   t.equal(tree['etc/secret.conf']!.mode, 0o600, '0600 stays 0600');
   t.equal(directoryMode(join(s.outDir('a'), 'etc')), 0o755, 'directories 0755');
   t.equal(directoryMode(join(s.dir, '.out-a.noise-cfg')), 0o700, 'the versions directory 0700');
-  const dry = await s.pullAs('a', s.create(files).token, { intent: 'dry-run' });
+  const dry = await s.pullAs('a', (await s.create(files)).token, { intent: 'dry-run' });
   t.same(dry.changes?.changed, [], 'a dry run compares the modes that would be written: nothing changed');
-  const dryWider = await s.pullAs('a', s.create(files).token, { intent: 'dry-run', maxFileMode: 0o777 });
+  const dryWider = await s.pullAs('a', (await s.create(files)).token, { intent: 'dry-run', maxFileMode: 0o777 });
   t.same(dryWider.changes?.changed, ['bin/all.sh', 'etc/shared.conf'], 'with maxFileMode 0777 the two would change');
 
   t.equal((await s.pullAs('b', token, { maxFileMode: 0o775 })).status, 'applied');

@@ -1,9 +1,10 @@
 // --store and its password (SPEC.md §4.9): what parses, what is refused with which message, and that no password
 // ever reaches a description or an error.
 import t from 'tap';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeStoreLocation, parseStoreLocation, readStorePassword, type PostgresLocation } from '../../lib/task/store-location.js';
+import { runCli } from './support.js';
 
 t.test('sqlite, the default, and PostgreSQL URLs over TCP and over a socket directory', async (t) => {
   t.same(parseStoreLocation('sqlite'), { kind: 'sqlite' });
@@ -55,4 +56,20 @@ t.test('the password: the URL\'s, else NOISE_CFG_STORE_PASSWORD, else the first 
   writeFileSync(join(dir, 'empty'), '\n');
   t.throws(() => readStorePassword(bare, { NOISE_CFG_STORE_PASSWORD_FILE: join(dir, 'empty') }), { code: 'INVALID_ARGUMENT', message: /is empty/ });
   chmodSync(file, 0o600);
+});
+
+t.test('the CLI: a bad --store or NOISE_CFG_STORE is a usage error, exit 2, before any data directory is made; no password is echoed', async (t) => {
+  const dir = t.testdir();
+  const data = join(dir, 'data');
+  const serve = await runCli(t, ['serve', '--data', data, '--listen', '127.0.0.1:0', '--api', 'off', '--store', 'mysql://cfg:hunter2@db/noise']);
+  t.equal(serve.code, 2, serve.stderr);
+  t.match(serve.stderr, /--store: the scheme mysql: is not supported/);
+  t.notMatch(serve.stderr, /hunter2|at .*\.js:\d+/, 'neither the password nor a stack trace');
+  t.notOk(existsSync(data), 'serve made no data directory');
+  const list = await runCli(t, ['task', 'list', '--data', data], { env: { NOISE_CFG_STORE: 'postgres://cfg:hunter2@db/noise?sslmode=require' } });
+  t.equal(list.code, 2, list.stderr);
+  t.match(list.stderr, /--store: the URL parameter "sslmode" is not understood/);
+  t.notMatch(list.stderr, /hunter2/);
+  const flagWins = await runCli(t, ['task', 'list', '--data', data, '--store', 'sqlite'], { env: { NOISE_CFG_STORE: 'mysql://x@y/z' } });
+  t.match(flagWins.stderr, /DATA_DIR_MISSING|no data directory/, '--store wins over NOISE_CFG_STORE: the error is about the data directory, not the store');
 });

@@ -67,8 +67,8 @@ export async function startServer(t: Teardowns, dataDir: string, options: Partia
 }
 
 /** Opens a TaskAdmin on a data directory and closes it in teardown. */
-export function openAdmin(t: Teardowns, dataDir: string, options: { now?: () => number } = {}): TaskAdmin {
-  const admin = TaskAdmin.open(dataDir, { create: true, ...options });
+export async function openAdmin(t: Teardowns, dataDir: string, options: { now?: () => number } = {}): Promise<TaskAdmin> {
+  const admin = await TaskAdmin.open(dataDir, { create: true, ...options });
   t.teardown(() => admin.close());
   return admin;
 }

@@ -17,6 +17,13 @@ function chunkBodies(chunks: Buffer[]): Buffer[] {
   });
 }
 
+/** Every item of `items`, awaited in order (Node 20 has no Array.fromAsync). */
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
+
 t.test('encodeChunks cuts the concatenated contents into full CHUNKs and one shorter last CHUNK', async (t) => {
   t.equal(CHUNK_CONTENT_BYTES + 1, MAX_RECORD_BODY_BYTES, 'a CHUNK message (type byte + content) is exactly one record body');
   const random = seededRandom(6);
@@ -33,7 +40,7 @@ t.test('encodeChunks cuts the concatenated contents into full CHUNKs and one sho
   for (const [name, sizes] of cases) {
     const contents = sizes.map((size) => Buffer.from(Array.from({ length: size }, () => Math.floor(random() * 256))));
     const whole = Buffer.concat(contents);
-    const bodies = chunkBodies([...encodeChunks(contents)]);
+    const bodies = chunkBodies(await collect(encodeChunks(contents)));
     t.same(Buffer.concat(bodies), whole, `${name}: the CHUNKs hold the content stream, in order`);
     t.equal(bodies.length, Math.ceil(whole.byteLength / CHUNK_CONTENT_BYTES), `${name}: ${bodies.length} CHUNK(s)`);
     t.ok(bodies.slice(0, -1).every((body) => body.byteLength === CHUNK_CONTENT_BYTES), `${name}: every CHUNK but the last is full`);
@@ -62,7 +69,7 @@ function countingSource(sizes: Record<string, number>): ContentSource & { reads:
 
 t.test('buildTaskContent encodes both OFFERs and, only when asked, the CHUNKs', async (t) => {
   const source = countingSource({ a: 400 });
-  const whole = buildTaskContent(task('a', 400), source, true);
+  const whole = await buildTaskContent(task('a', 400), source, true);
   t.equal(whole.offer[0], MESSAGE_TYPES.OFFER, 'the OFFER is encoded');
   const offer = decodeMessage(whole.offer);
   const dryRun = decodeMessage(whole.dryRunOffer);
@@ -70,7 +77,7 @@ t.test('buildTaskContent encodes both OFFERs and, only when asked, the CHUNKs', 
   t.ok(dryRun.type === 'OFFER' && !dryRun.body.hasContent, 'the dry-run OFFER does not');
   t.same(Buffer.concat(chunkBodies(whole.chunks!)), Buffer.alloc(400, 'a'.charCodeAt(0)), 'the CHUNKs hold the content');
   t.same(source.reads, ['a'], 'the content was read to build them');
-  const streamed = buildTaskContent(task('a', 400), source, false);
+  const streamed = await buildTaskContent(task('a', 400), source, false);
   t.equal(streamed.chunks, null, 'without CHUNKs: streamed from the store at each pull');
   t.same(source.reads, ['a'], 'and no content was read');
 });
@@ -91,7 +98,7 @@ t.test('a task streamed from the store is read one slice at a time as its CHUNKs
   const chunks = encodeChunks(taskContents(big, files, source));
   let taken = 0;
   let most = 0;
-  for (const chunk of chunks) {
+  for await (const chunk of chunks) {
     taken += chunk.byteLength - 1;
     // Slices read so far, minus those the CHUNKs taken have used up: what a pull holds at this point.
     const held = reads.length - 1 - Math.floor(Math.max(0, taken - 10) / CONTENT_SLICE_BYTES);
@@ -105,5 +112,5 @@ t.test('a task streamed from the store is read one slice at a time as its CHUNKs
 t.test('a missing or short slice is STORE_CORRUPT, not short content', async (t) => {
   const files: FileEntry[] = [{ path: 'f', mode: 0o644, size: CONTENT_SLICE_BYTES + 5, digest: 'b'.repeat(64) }];
   const short: ContentSource = { getFiles: () => files, getFileSlice: (_id, _position, slice) => Buffer.alloc(slice === 0 ? CONTENT_SLICE_BYTES : 4) };
-  t.throws(() => [...taskContents(task('f', CONTENT_SLICE_BYTES + 5), files, short)], { code: 'STORE_CORRUPT', message: /slice 1 of file 0 .* 4 bytes, expected 5/ });
+  await t.rejects(collect(taskContents(task('f', CONTENT_SLICE_BYTES + 5), files, short)), { code: 'STORE_CORRUPT', message: /slice 1 of file 0 .* 4 bytes, expected 5/ });
 });

@@ -34,8 +34,8 @@ t.test('a transfer that lasts is seen in watch with its bytes, and leaves it whe
   const dir = t.testdir();
   const data = join(dir, 'data');
   const running = await startServer(t, data);
-  const admin = openAdmin(t, data);
-  const created = admin.createTask({ files: FILES, advertise: { host: '127.0.0.1', port: running.port } });
+  const admin = await openAdmin(t, data);
+  const created = await admin.createTask({ files: FILES, advertise: { host: '127.0.0.1', port: running.port } });
   const holder = await openTokenHolder(created.token, { keyPair: loadClientKeyPair(join(dir, 'identity')) });
   t.teardown(() => holder.socket.destroy());
   // A client that does not read for longer than the progress interval, then takes a few chunks and stops again.
@@ -62,7 +62,7 @@ t.test('a transfer that lasts is seen in watch with its bytes, and leaves it whe
   t.ok(transfer!.bytesSent > 0 && transfer!.bytesSent < TOTAL_BYTES, `part of the content: ${transfer?.bytesSent} bytes`);
   t.match(transfer?.at, /^\d{4}-\d\d-\d\dT/);
 
-  const frame = renderWatchFrame(admin.showTask(created.id), [], progress);
+  const frame = renderWatchFrame(await admin.showTask(created.id), [], progress);
   t.match(frame, new RegExp(`receiving web-1 ${holder.identity.slice(0, 16)}  \\d+\\.\\d MiB of 32\\.0 MiB \\(\\d+%\\)`), 'the frame shows the bytes');
 
   holder.socket.destroy();
@@ -74,19 +74,19 @@ t.test('a short pull saves no progress; without maxClients the bar never looks c
   const dir = t.testdir();
   const data = join(dir, 'data');
   const running = await startServer(t, data);
-  const admin = openAdmin(t, data);
-  const open = admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a\n') }], advertise: { host: '127.0.0.1', port: running.port } });
+  const admin = await openAdmin(t, data);
+  const open = await admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a\n') }], advertise: { host: '127.0.0.1', port: running.port } });
   await pull({ token: open.token, outDir: join(dir, 'out'), identityDir: join(dir, 'identity') });
   running.server.store.flush();
   const db = new Database(join(data, 'noise-cfg.db'), { readonly: true });
   t.teardown(() => db.close());
   t.equal((db.prepare('SELECT count(*) AS rows FROM transfers').get() as { rows: number }).rows, 0, 'no progress row');
 
-  const openFrame = renderWatchFrame(admin.showTask(open.id), []);
+  const openFrame = renderWatchFrame(await admin.showTask(open.id), []);
   t.match(openFrame, /1 applied of 1 seen \(no --max-clients: open until it expires or is cancelled\)/);
   t.notMatch(openFrame, /\[#+\]/, 'no full bar');
 
-  const bounded = admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a\n') }], maxClients: 2, advertise: { host: '127.0.0.1', port: running.port } });
+  const bounded = await admin.createTask({ files: [{ path: 'a.conf', content: Buffer.from('a\n') }], maxClients: 2, advertise: { host: '127.0.0.1', port: running.port } });
   await pull({ token: bounded.token, outDir: join(dir, 'out2'), identityDir: join(dir, 'identity') });
-  t.match(renderWatchFrame(admin.showTask(bounded.id), []), /\[#{15}\.{15}\] 1\/2 applied/, 'with maxClients: a bar of the slots');
+  t.match(renderWatchFrame(await admin.showTask(bounded.id), []), /\[#{15}\.{15}\] 1\/2 applied/, 'with maxClients: a bar of the slots');
 });

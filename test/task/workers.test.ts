@@ -61,7 +61,7 @@ t.test('serve --workers 2 on SQLite', async (t) => {
   t.match(serve.stderr(), /listening on 127\.0\.0\.1:\d+, data in .* \(2 worker processes\)/, 'the primary says how many processes serve');
   const pids = workerPids(serve.child.pid!);
   t.equal(pids.length, 2, `two worker processes: ${pids.join(', ')}`);
-  const admin = TaskAdmin.open(data);
+  const admin = await TaskAdmin.open(data);
   t.teardown(() => admin.close());
   const files = [{ path: 'etc/app.conf', content: Buffer.from('listen = 8080\n') }];
   mkdirSync(join(dir, 'out'));
@@ -70,14 +70,14 @@ t.test('serve --workers 2 on SQLite', async (t) => {
   });
 
   await t.test(`${CLIENTS} clients, maxClients ${SLOTS}: exactly ${SLOTS} apply, through both workers`, async (t) => {
-    const task = admin.createTask({ files, maxClients: SLOTS, advertise: { host: '127.0.0.1', port: serve.port } });
+    const task = await admin.createTask({ files, maxClients: SLOTS, advertise: { host: '127.0.0.1', port: serve.port } });
     const outcomes = await pullAll(CLIENTS, (index) => clientPull(task.token, 'slots', index));
     t.comment(tally(outcomes));
     const applied = outcomes.filter((outcome) => 'result' in outcome && outcome.result.status === 'applied' && outcome.result.isAcknowledged);
     const full = outcomes.filter((outcome) => 'error' in outcome && outcome.error.code === 'REJECTED' && /full|complete/.test(outcome.error.message));
     t.equal(applied.length, SLOTS, `${SLOTS} pulls applied and were acknowledged`);
     t.equal(full.length, CLIENTS - SLOTS, `the other ${CLIENTS - SLOTS} were refused: full (or completed, once the ${SLOTS}th applied)`);
-    const view = admin.showTask(task.id);
+    const view = await admin.showTask(task.id);
     t.equal(view.clients.length, SLOTS, 'the store records exactly maxClients clients');
     t.ok(view.clients.every((client) => client.state === 'applied'), 'every one applied');
     t.equal(view.state, 'completed', 'and the task completed');
@@ -91,7 +91,7 @@ t.test('serve --workers 2 on SQLite', async (t) => {
   await t.test('a worker killed with SIGKILL during pulls is restarted and loses no acknowledged result', async (t) => {
     // Half a megabyte, so that a transfer lasts long enough for the kill to find sessions in flight.
     const big = [...files, { path: 'var/blob.bin', content: Buffer.alloc(512 * 1024, 7) }];
-    const task = admin.createTask({ files: big, advertise: { host: '127.0.0.1', port: serve.port } });
+    const task = await admin.createTask({ files: big, advertise: { host: '127.0.0.1', port: serve.port } });
     const [victim] = workerPids(serve.child.pid!);
     let isKilled = false;
     let acknowledged = 0;
@@ -121,7 +121,7 @@ t.test('serve --workers 2 on SQLite', async (t) => {
     await serve.waitFor(/(?:[^]*?listening address=){3}/, 'stdout');
     t.equal(workerPids(serve.child.pid!).length, 2, 'two workers again');
 
-    const view = admin.showTask(task.id);
+    const view = await admin.showTask(task.id);
     const byName = new Map(view.clients.map((client) => [client.name, client]));
     const acked = outcomes.filter((outcome): outcome is { index: number; result: PullResult } => 'result' in outcome && outcome.result.isAcknowledged === true);
     t.ok(acked.length >= 20 && acked.length < 200, `${acked.length} pulls were acknowledged, not all`);
@@ -138,11 +138,11 @@ t.test('serve --workers 2 on SQLite', async (t) => {
 
     const again = await pullAll(200, (index) => clientPull(task.token, 'kill', index));
     t.equal(again.filter((outcome) => 'result' in outcome).length, 200, `afterwards every client's pull succeeds through the restarted pool: ${tally(again)}`);
-    t.equal(admin.showTask(task.id).clients.filter((client) => client.state === 'applied').length, 200, 'and all 200 are recorded applied');
+    t.equal((await admin.showTask(task.id)).clients.filter((client) => client.state === 'applied').length, 200, 'and all 200 are recorded applied');
   });
 
   await t.test('a cancel holds on every worker from the next HELLO', async (t) => {
-    const task = admin.createTask({ files, advertise: { host: '127.0.0.1', port: serve.port } });
+    const task = await admin.createTask({ files, advertise: { host: '127.0.0.1', port: serve.port } });
     t.equal((await clientPull(task.token, 'cancel', 0)).status, 'applied');
     const cancelled = await runCli(t, ['task', 'cancel', task.id, '--data', data], { env });
     t.equal(cancelled.code, 0, cancelled.stderr);

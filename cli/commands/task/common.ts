@@ -9,6 +9,7 @@ import type { Argv } from 'yargs';
 import { ApiClient, NoiseCfgError, TaskAdmin, type AdvertisedAddress, type Operator } from '../../../lib/index.js';
 import { checkAdvertise } from '../../advertise-check.js';
 import { dataOption } from '../../data-option.js';
+import { storeLocation, storeOption } from '../../store-option.js';
 import { parseHostPort } from '../../host-port.js';
 import { printStatus, UsageError } from '../../output.js';
 
@@ -16,6 +17,7 @@ import { printStatus, UsageError } from '../../output.js';
 export function commonOptions(yargs: Argv) {
   return yargs
     .option('data', dataOption('Data directory of the server, which serve created (also where --api finds admin.token)'))
+    .option('store', storeOption())
     .option('api', { type: 'string', requiresArg: true, describe: 'Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data directory' })
     .option('json', { type: 'boolean', default: false, describe: 'Print JSON' });
 }
@@ -23,6 +25,7 @@ export function commonOptions(yargs: Argv) {
 /** The parsed common options. */
 export interface CommonArguments {
   data: string;
+  store?: string | undefined;
   api?: string | undefined;
   json: boolean;
 }
@@ -62,7 +65,7 @@ export async function withOperator(argv: CommonArguments & { advertise?: string 
     const warning = await checkAdvertise(advertise);
     if (warning !== null) printStatus(warning);
   }
-  const operator: Operator = argv.api !== undefined ? new ApiClient(argv.api, adminToken(argv)) : TaskAdmin.open(argv.data);
+  const operator: Operator = argv.api !== undefined ? new ApiClient(argv.api, adminToken(argv)) : await TaskAdmin.open(argv.data, { store: storeLocation(argv) });
   try {
     await work(operator, advertise);
   } finally {

@@ -180,6 +180,10 @@ Options:
       --data              Data directory: keys (0600) and the task database; created (0700) on first
                           start, and locked while serving
                                           [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
+      --store             Where the tasks are: sqlite (in the data directory) or
+                          postgres://USER@HOST[:PORT]/DB (also ?host=/socket/dir), shared by several
+                          servers; password from NOISE_CFG_STORE_PASSWORD(_FILE)
+                                                   [string] [default: $NOISE_CFG_STORE, else sqlite]
       --listen            Address for client connections, HOST:PORT
                                                                   [string] [default: "0.0.0.0:7447"]
       --api               Address of the REST API, HOST:PORT, or "off"
@@ -239,6 +243,10 @@ Options:
       --version  Show version number                                                       [boolean]
       --data     Data directory of the server, which serve created (also where --api finds
                  admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
+      --store    Where the tasks are: sqlite (in the data directory) or
+                 postgres://USER@HOST[:PORT]/DB (also ?host=/socket/dir), shared by several servers;
+                 password from NOISE_CFG_STORE_PASSWORD(_FILE)
+                                                   [string] [default: $NOISE_CFG_STORE, else sqlite]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -256,6 +264,10 @@ Options:
       --data                Data directory of the server, which serve created (also where --api
                             finds admin.token)
                                           [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
+      --store               Where the tasks are: sqlite (in the data directory) or
+                            postgres://USER@HOST[:PORT]/DB (also ?host=/socket/dir), shared by
+                            several servers; password from NOISE_CFG_STORE_PASSWORD(_FILE)
+                                                   [string] [default: $NOISE_CFG_STORE, else sqlite]
       --api                 Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the
                             data directory                                                  [string]
       --json                Print JSON                                    [boolean] [default: false]
@@ -285,6 +297,10 @@ Options:
       --version  Show version number                                                       [boolean]
       --data     Data directory of the server, which serve created (also where --api finds
                  admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
+      --store    Where the tasks are: sqlite (in the data directory) or
+                 postgres://USER@HOST[:PORT]/DB (also ?host=/socket/dir), shared by several servers;
+                 password from NOISE_CFG_STORE_PASSWORD(_FILE)
+                                                   [string] [default: $NOISE_CFG_STORE, else sqlite]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -307,6 +323,10 @@ Options:
       --version  Show version number                                                       [boolean]
       --data     Data directory of the server, which serve created (also where --api finds
                  admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
+      --store    Where the tasks are: sqlite (in the data directory) or
+                 postgres://USER@HOST[:PORT]/DB (also ?host=/socket/dir), shared by several servers;
+                 password from NOISE_CFG_STORE_PASSWORD(_FILE)
+                                                   [string] [default: $NOISE_CFG_STORE, else sqlite]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -326,6 +346,10 @@ Options:
       --version  Show version number                                                       [boolean]
       --data     Data directory of the server, which serve created (also where --api finds
                  admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
+      --store    Where the tasks are: sqlite (in the data directory) or
+                 postgres://USER@HOST[:PORT]/DB (also ?host=/socket/dir), shared by several servers;
+                 password from NOISE_CFG_STORE_PASSWORD(_FILE)
+                                                   [string] [default: $NOISE_CFG_STORE, else sqlite]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
@@ -345,6 +369,10 @@ Options:
       --version  Show version number                                                       [boolean]
       --data     Data directory of the server, which serve created (also where --api finds
                  admin.token)             [string] [default: $NOISE_CFG_DATA, else ./noise-cfg-data]
+      --store    Where the tasks are: sqlite (in the data directory) or
+                 postgres://USER@HOST[:PORT]/DB (also ?host=/socket/dir), shared by several servers;
+                 password from NOISE_CFG_STORE_PASSWORD(_FILE)
+                                                   [string] [default: $NOISE_CFG_STORE, else sqlite]
       --api      Use the REST API at this URL (e.g. http://127.0.0.1:7448) instead of the data
                  directory                                                                  [string]
       --json     Print JSON                                               [boolean] [default: false]
