@@ -17,7 +17,8 @@ export const CLIENT_KEYS: KeyPair = keyPairFromSecretKey(labelled('client'));
 export const TLS_IDENTITY = 'bench';
 
 /** What a bench server process is asked to be. */
-export type ServerKind = 'noise-xxpsk3' | 'noise-nnpsk0' | 'tls13' | 'tls12' | 'raw' | 'pull';
+/** `pull-node`: one node of a fleet on PostgreSQL, its data directory and store given by the parent (BenchServer.startNode). */
+export type ServerKind = 'noise-xxpsk3' | 'noise-nnpsk0' | 'tls13' | 'tls12' | 'raw' | 'pull' | 'pull-node';
 /** What it does with each connection. */
 export type ServerBehaviour = 'handshake' | 'bulk' | 'idle';
 
@@ -35,3 +36,7 @@ export interface ServerStats {
   open: number;
   commits: number;
 }
+
+/** Where a `pull-node` bench server finds its data directory and its store (environment of the forked process). */
+export const NODE_DATA_DIR_ENV = 'NOISE_CFG_BENCH_NODE_DATA_DIR';
+export const NODE_STORE_ENV = 'NOISE_CFG_BENCH_NODE_STORE';

@@ -1,10 +1,68 @@
-/** Section 6: whole pulls through the library against the task server in its own process. */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+/**
+ * Section 6: whole pulls through the library against the task server in processes of its own: one process on
+ * SQLite, a `serve --workers` pool, or a fleet of nodes on one PostgreSQL database.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pull } from '../lib/index.js';
+import { parseStoreLocation, pull, TaskAdmin } from '../lib/index.js';
+import type { PostgresCluster } from '../tools/postgres-cluster.js';
 import { figure, type Figure } from './stats.js';
 import { BenchServer } from './tcp.js';
+
+/** What a run pulls from: one token per server (clients take them in turn), and the costs of all of them. */
+interface PullTarget {
+  tokens: readonly string[];
+  /** CPU of the noise-cfg processes and their commits; `storeCpuMicros`, of the PostgreSQL server (0 for SQLite, which runs inside them). */
+  stats(): Promise<{ cpuMicros: number; commits: number; storeCpuMicros: number }>;
+  stop(): Promise<void>;
+}
+
+function serverTarget(server: BenchServer): PullTarget {
+  return {
+    tokens: [server.token],
+    stats: async () => ({ ...(await server.stats()), storeCpuMicros: 0 }),
+    stop: () => server.stop(),
+  };
+}
+
+/** The key files every node of a fleet holds (SPEC.md §4.9). */
+const FLEET_KEY_FILES = ['server.key', 'master.key', 'admin.token'];
+let fleets = 0;
+
+/**
+ * `nodes` task servers on a new database of `cluster`, each with its own data directory holding the first's keys,
+ * and a task of `taskBytes` created through the first; the database is dropped at stop.
+ */
+async function startFleet(cluster: PostgresCluster, nodes: number, taskBytes: number): Promise<PullTarget> {
+  const database = `bench_fleet_${process.pid}_${++fleets}`;
+  cluster.psql(`CREATE DATABASE ${database}`);
+  const store = `postgres://${cluster.user}@/${database}?host=${encodeURIComponent(cluster.socketDir)}&port=${cluster.port}`;
+  const dirs = Array.from({ length: nodes }, () => mkdtempSync(join(tmpdir(), 'noise-cfg-bench-node-')));
+  const admin = await TaskAdmin.open(dirs[0]!, { create: true, store: parseStoreLocation(store) });
+  const servers: BenchServer[] = [];
+  const tokens: string[] = [];
+  try {
+    const created = await admin.createTask({ files: [{ path: 'bench/payload.bin', content: Buffer.alloc(taskBytes, 0x42) }], ttlSeconds: 3600 });
+    for (const dir of dirs.slice(1)) for (const file of FLEET_KEY_FILES) copyFileSync(join(dirs[0]!, file), join(dir, file));
+    for (const dir of dirs) servers.push(await BenchServer.startNode(dir, store));
+    for (const server of servers) tokens.push((await admin.taskToken(created.id, { host: '127.0.0.1', port: server.port })).token);
+  } finally {
+    await admin.close();
+  }
+  return {
+    tokens,
+    stats: async () => {
+      const each = await Promise.all(servers.map((server) => server.stats()));
+      return { cpuMicros: each.reduce((sum, stats) => sum + stats.cpuMicros, 0), commits: each.reduce((sum, stats) => sum + stats.commits, 0), storeCpuMicros: cluster.cpuMicros() };
+    },
+    stop: async () => {
+      await Promise.all(servers.map((server) => server.stop()));
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+      cluster.psql(`DROP DATABASE ${database}`);
+    },
+  };
+}
 
 export interface PullFigures {
   pulls: number;
@@ -13,6 +71,8 @@ export interface PullFigures {
   pullsPerSecond: number;
   latencyMs: { p50: number; p99: number };
   serverMicrosPerPull: number;
+  /** CPU of the PostgreSQL server per pull; 0 on SQLite. */
+  storeMicrosPerPull: number;
   fsyncsPerPull: number;
 }
 
@@ -20,12 +80,21 @@ function percentile(sorted: readonly number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
 }
 
+/** What serves a run: one process on SQLite, a pool of `workers` on SQLite, or `nodes` on PostgreSQL. */
+export type PullServer = { workers: number } | { nodes: number; cluster: PostgresCluster };
+
+function startTarget(server: PullServer, taskBytes: number): Promise<PullTarget> {
+  if ('nodes' in server) return startFleet(server.cluster, server.nodes, taskBytes);
+  return (server.workers === 1 ? BenchServer.start('pull', 'handshake', 0, taskBytes) : BenchServer.startPool(server.workers, taskBytes)).then(serverTarget);
+}
+
 /**
- * `count` pulls of a task of `taskBytes`, `concurrency` at a time, each by a new client identity, from one server
- * process (`workers` 1) or a pool of `workers` (serve --workers); server CPU and commits are of every process.
+ * `count` pulls of a task of `taskBytes`, `concurrency` at a time, each by a new client identity, from `serving`
+ * (by default one server process); server CPU and commits are of every noise-cfg process, and the PostgreSQL
+ * server's CPU is counted apart.
  */
-export async function pullRun(count: number, concurrency: number, taskBytes: number, workers = 1): Promise<PullFigures> {
-  const server = workers === 1 ? await BenchServer.start('pull', 'handshake', 0, taskBytes) : await BenchServer.startPool(workers, taskBytes);
+export async function pullRun(count: number, concurrency: number, taskBytes: number, serving: PullServer = { workers: 1 }): Promise<PullFigures> {
+  const server = await startTarget(serving, taskBytes);
   const work = mkdtempSync(join(tmpdir(), 'noise-cfg-bench-clients-'));
   const latencies: number[] = [];
   try {
@@ -38,7 +107,7 @@ export async function pullRun(count: number, concurrency: number, taskBytes: num
       while (next < count) {
         const index = next++;
         const begun = performance.now();
-        const result = await pull({ token: server.token, outDir: join(work, `c${index}`, 'out'), identityDir: join(work, `c${index}`, 'id'), name: `bench-${index}` });
+        const result = await pull({ token: server.tokens[index % server.tokens.length]!, outDir: join(work, `c${index}`, 'out'), identityDir: join(work, `c${index}`, 'id'), name: `bench-${index}` });
         if (result.status !== 'applied') failures++;
         latencies.push(performance.now() - begun);
       }
@@ -52,6 +121,7 @@ export async function pullRun(count: number, concurrency: number, taskBytes: num
       pullsPerSecond: count / seconds,
       latencyMs: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) },
       serverMicrosPerPull: (after.cpuMicros - before.cpuMicros) / count,
+      storeMicrosPerPull: (after.storeCpuMicros - before.storeCpuMicros) / count,
       fsyncsPerPull: (after.commits - before.commits) / count,
     };
   } finally {
@@ -60,7 +130,7 @@ export async function pullRun(count: number, concurrency: number, taskBytes: num
   }
 }
 
-type PullFigureSet = Record<'pullsPerSecond' | 'p50Ms' | 'p99Ms' | 'serverMicrosPerPull' | 'fsyncsPerPull', Figure>;
+type PullFigureSet = Record<'pullsPerSecond' | 'p50Ms' | 'p99Ms' | 'serverMicrosPerPull' | 'storeMicrosPerPull' | 'fsyncsPerPull', Figure>;
 
 function figures(results: readonly PullFigures[]): PullFigureSet {
   return {
@@ -68,6 +138,7 @@ function figures(results: readonly PullFigures[]): PullFigureSet {
     p50Ms: figure(results.map((result) => result.latencyMs.p50)),
     p99Ms: figure(results.map((result) => result.latencyMs.p99)),
     serverMicrosPerPull: figure(results.map((result) => result.serverMicrosPerPull)),
+    storeMicrosPerPull: figure(results.map((result) => result.storeMicrosPerPull)),
     fsyncsPerPull: figure(results.map((result) => result.fsyncsPerPull)),
   };
 }
@@ -90,12 +161,38 @@ export async function pullPoolComparison(runs: number, count: number, concurrenc
   const pool: PullFigures[] = [];
   for (let run = 0; run < runs; run++) {
     single.push(await pullRun(count, concurrency, taskBytes));
-    pool.push(await pullRun(count, concurrency, taskBytes, workers));
+    pool.push(await pullRun(count, concurrency, taskBytes, { workers }));
   }
   return {
     single: figures(single),
     pool: figures(pool),
     cpuRatio: figure(pool.map((result, run) => result.serverMicrosPerPull / single[run]!.serverMicrosPerPull)),
     throughputRatio: figure(pool.map((result, run) => result.pullsPerSecond / single[run]!.pullsPerSecond)),
+  };
+}
+
+/**
+ * One process on SQLite against one and two nodes on PostgreSQL, in alternating runs: the figures of each, and
+ * paired ratios (fleet / one process) of server CPU per pull, the noise-cfg processes alone and with the
+ * PostgreSQL server's CPU added (SQLite's work is inside the one process), and of pulls per second.
+ */
+export async function pullPostgresComparison(runs: number, count: number, concurrency: number, taskBytes: number, cluster: PostgresCluster): Promise<{
+  single: PullFigureSet; fleets: { nodes: number; pulls: PullFigureSet; cpuRatio: Figure; cpuWithStoreRatio: Figure; throughputRatio: Figure }[];
+}> {
+  const single: PullFigures[] = [];
+  const byNodes = new Map<number, PullFigures[]>([[1, []], [2, []]]);
+  for (let run = 0; run < runs; run++) {
+    single.push(await pullRun(count, concurrency, taskBytes));
+    for (const [nodes, results] of byNodes) results.push(await pullRun(count, concurrency, taskBytes, { nodes, cluster }));
+  }
+  return {
+    single: figures(single),
+    fleets: [...byNodes].map(([nodes, results]) => ({
+      nodes,
+      pulls: figures(results),
+      cpuRatio: figure(results.map((result, run) => result.serverMicrosPerPull / single[run]!.serverMicrosPerPull)),
+      cpuWithStoreRatio: figure(results.map((result, run) => (result.serverMicrosPerPull + result.storeMicrosPerPull) / single[run]!.serverMicrosPerPull)),
+      throughputRatio: figure(results.map((result, run) => result.pullsPerSecond / single[run]!.pullsPerSecond)),
+    })),
   };
 }

@@ -7,7 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { measurePrimitives, measureCipherCrossover, ceilingNow } from './primitives.js';
 import { handshakeRates, pairedHandshakeRates } from './handshakes.js';
-import { pullFigures, pullPoolComparison } from './pulls.js';
+import { pullFigures, pullPoolComparison, pullPostgresComparison } from './pulls.js';
+import { postgresUnavailableReason, startPostgresCluster } from '../tools/postgres-cluster.js';
 import { figure, formatFigure } from './stats.js';
 import { BenchServer, bulkRun, handshakeRun, idleMemoryRun } from './tcp.js';
 import type { ServerKind } from './fixtures.js';
@@ -166,7 +167,8 @@ async function main(): Promise<void> {
   }
   results['memory'] = memoryResults;
 
-  // 6. Whole pulls: 64 KiB from one process and from `serve --workers 2` in alternating runs, then 4 MiB.
+  // 6. Whole pulls: 64 KiB from one process and from `serve --workers 2`, then from one and two nodes on PostgreSQL,
+  // each in alternating runs with one process; then 4 MiB.
   const pullRows = (label: string, count: number, bytes: number, concurrency: number, pulls: Awaited<ReturnType<typeof pullFigures>>): void => {
     row(`${count} pulls of ${bytes / 1024} KiB, c=${concurrency}${label}: pulls/s`, formatFigure(pulls.pullsPerSecond), `p50 ${pulls.p50Ms.median.toFixed(1)} ms, p99 ${pulls.p99Ms.median.toFixed(1)} ms`);
     row(`  server CPU per pull${label ? ', all processes' : ''}`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 && !label ? 'goal ≤ 500 µs (XXpsk3)' : '');
@@ -182,6 +184,31 @@ async function main(): Promise<void> {
     pullRows(', --workers 2', count, bytes, concurrency, compared.pool);
     row(`  --workers 2 vs one process: server CPU per pull`, formatFigure(compared.cpuRatio, '×'), 'goal ≤ 1.15× (no coordination tax)');
     row(`  --workers 2 vs one process: pulls/s`, formatFigure(compared.throughputRatio, '×'), 'goal > 1× (the load generator shares the 2 cores)');
+  }
+  {
+    // The same 64 KiB pulls from one and two nodes sharing one PostgreSQL database (a throwaway cluster).
+    const [count, bytes] = [settings.pulls, 64 * 1024];
+    const concurrency = Math.min(settings.pullConcurrency, count);
+    const unavailable = postgresUnavailableReason();
+    if (unavailable !== null) {
+      row(`${count} pulls of ${bytes / 1024} KiB on PostgreSQL`, 'not run', unavailable);
+    } else {
+      const cluster = await startPostgresCluster();
+      try {
+        const compared = await pullPostgresComparison(settings.pullRuns, count, concurrency, bytes, cluster);
+        for (const fleet of compared.fleets) {
+          const label = `, ${fleet.nodes} PostgreSQL node${fleet.nodes > 1 ? 's' : ''}`;
+          results[`pulls_${bytes}_postgres_${fleet.nodes}`] = { count, concurrency, ...fleet.pulls, cpuRatio: fleet.cpuRatio, cpuWithStoreRatio: fleet.cpuWithStoreRatio, throughputRatio: fleet.throughputRatio };
+          pullRows(label, count, bytes, concurrency, fleet.pulls);
+          row(`  PostgreSQL server CPU per pull`, formatFigure(fleet.pulls.storeMicrosPerPull, ' µs'), 'the database\'s own processes, same machine');
+          row(`  vs one process on SQLite: server CPU per pull, noise-cfg processes`, formatFigure(fleet.cpuRatio, '×'), 'goal ≤ 1.15×');
+          row(`  vs one process on SQLite: server CPU per pull, with PostgreSQL's`, formatFigure(fleet.cpuWithStoreRatio, '×'));
+          row(`  vs one process on SQLite: pulls/s`, formatFigure(fleet.throughputRatio, '×'));
+        }
+      } finally {
+        cluster.remove();
+      }
+    }
   }
   {
     const [count, bytes] = [settings.bigPulls, 4 * 1024 * 1024];

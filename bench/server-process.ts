@@ -8,8 +8,8 @@ import tls from 'node:tls';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SecureServer, TaskAdmin, TaskServer, type SecureConnection } from '../lib/index.js';
-import { BENCH_PSK, BENCH_TASK_ID, BENCH_TASK_SERVER_LIMITS, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type ServerBehaviour, type ServerKind, type ServerStats } from './fixtures.js';
+import { parseStoreLocation, SecureServer, TaskAdmin, TaskServer, type SecureConnection } from '../lib/index.js';
+import { BENCH_PSK, BENCH_TASK_ID, BENCH_TASK_SERVER_LIMITS, NODE_DATA_DIR_ENV, NODE_STORE_ENV, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type ServerBehaviour, type ServerKind, type ServerStats } from './fixtures.js';
 
 const [kind, behaviour, bulkBytesText, taskBytesText] = process.argv.slice(2) as [ServerKind, ServerBehaviour, string, string];
 const bulkBytes = Number(bulkBytesText ?? 0);
@@ -85,6 +85,13 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
     stop = () => new Promise((resolve) => server.close(() => resolve()));
+  } else if (kind === 'pull-node') {
+    // The parent made the data directory (the fleet's keys) and the task; this node only serves.
+    const store = parseStoreLocation(process.env[NODE_STORE_ENV]!);
+    const server = new TaskServer({ dataDir: process.env[NODE_DATA_DIR_ENV]!, store, listen: { host: '127.0.0.1', port: 0 }, limits: BENCH_TASK_SERVER_LIMITS });
+    port = (await server.start()).port;
+    commits = () => server.store.commitCount;
+    stop = () => server.stop(0);
   } else {
     const dataDir = mkdtempSync(join(tmpdir(), 'noise-cfg-bench-'));
     const server = new TaskServer({ dataDir, listen: { host: '127.0.0.1', port: 0 }, limits: BENCH_TASK_SERVER_LIMITS });

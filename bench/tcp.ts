@@ -7,7 +7,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { connectSecure, type SecureConnection } from '../lib/index.js';
-import { BENCH_PSK, BENCH_TASK_ID, CLIENT_KEYS, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type ServerBehaviour, type ServerKind, type ServerStats } from './fixtures.js';
+import { BENCH_PSK, BENCH_TASK_ID, CLIENT_KEYS, NODE_DATA_DIR_ENV, NODE_STORE_ENV, SERVER_KEYS, TLS_IDENTITY, TLS_OPTIONS, type ServerBehaviour, type ServerKind, type ServerStats } from './fixtures.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./server-process.js', import.meta.url));
 const POOL_SCRIPT = fileURLToPath(new URL('./pool-process.js', import.meta.url));
@@ -26,16 +26,21 @@ export class BenchServer {
     return BenchServer.#fork(SERVER_SCRIPT, [kind, behaviour, String(bulkBytes), String(taskBytes)], kind);
   }
 
+  /** One node of a fleet on PostgreSQL (server-process.ts `pull-node`): it serves what `dataDir` and `store` hold. */
+  static startNode(dataDir: string, store: string): Promise<BenchServer> {
+    return BenchServer.#fork(SERVER_SCRIPT, ['pull-node', 'handshake', '0', '0'], 'PostgreSQL node', { [NODE_DATA_DIR_ENV]: dataDir, [NODE_STORE_ENV]: store });
+  }
+
   /** The task server as `serve --workers` runs it: `workers` processes under a WorkerPool primary (pool-process.ts). */
   static startPool(workers: number, taskBytes: number): Promise<BenchServer> {
     return BenchServer.#fork(POOL_SCRIPT, [String(workers), String(taskBytes)], `pool of ${workers}`);
   }
 
-  static async #fork(script: string, args: string[], label: string): Promise<BenchServer> {
+  static async #fork(script: string, args: string[], label: string, env: NodeJS.ProcessEnv = {}): Promise<BenchServer> {
     // NOISE_CFG_BENCH_CPU_PROF_DIR: each server process writes a V8 CPU profile there when it stops (tools/profile-pulls.ts).
     const profileDir = process.env['NOISE_CFG_BENCH_CPU_PROF_DIR'];
     const execArgv = ['--expose-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
-    const child = fork(script, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(script, args, { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const server = new BenchServer(child);
     const ready = await new Promise<{ port: number; token?: string }>((resolve, reject) => {
       child.once('message', (message) => resolve(message as { port: number; token?: string }));

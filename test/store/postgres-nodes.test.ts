@@ -61,11 +61,11 @@ t.test('three serve nodes on one PostgreSQL database', { skip }, async (t) => {
   const env = { HOME: join(dir, 'home'), XDG_CONFIG_HOME: join(dir, 'xdg'), NOISE_CFG_STORE_PASSWORD_FILE: cluster.passwordFile };
   const dataOf = (name: string): string => join(dir, `node-${name}`);
   const nodes = new Map<string, CliProcess & { port: number }>();
-  // Node c takes the store from NOISE_CFG_STORE instead of --store.
+  // Node c takes the store from NOISE_CFG_STORE instead of --store, and runs two worker processes.
   // A restarted node listens where it did, as behind a load balancer.
   const startNode = async (name: string, port = 0): Promise<CliProcess & { port: number }> => {
     const node = name === 'c'
-      ? await startServe(t, dataOf(name), { port, env: { ...env, NOISE_CFG_STORE: storeUrl } })
+      ? await startServe(t, dataOf(name), { port, env: { ...env, NOISE_CFG_STORE: storeUrl }, extra: ['--workers', '2'] })
       : await startServe(t, dataOf(name), { port, env, extra: ['--store', storeUrl] });
     nodes.set(name, node);
     return node;
