@@ -54,6 +54,7 @@ export class PostgresTaskStore implements TaskStoreContract {
   // The batch being committed: batches of one node run one after the other, in the order they were queued.
   #committing: Promise<void> = Promise.resolve();
   #closing: Promise<void> | null = null;
+  readonly #statementNames = new Map<string, string>();
 
   private constructor(pool: pg.Pool, location: PostgresLocation, servedBy: string | null) {
     this.#pool = pool;
@@ -118,6 +119,13 @@ export class PostgresTaskStore implements TaskStoreContract {
     const row = (await this.#read<{ content: Buffer }>('SELECT content FROM file_slices WHERE task_id = $1 AND position = $2 AND slice = $3', [taskId, position, slice]))[0];
     if (!row) throw new NoiseCfgError('STORE_CORRUPT', `slice ${slice} of file ${position} of task ${taskId} is missing from the store`);
     return row.content;
+  }
+
+  async getTaskAndClient(taskId: string, identity: string): Promise<{ task: TaskRecord | null; client: ClientRecord | null }> {
+    const row = (await this.#read<TaskRow & { client: ClientRowPg | null }>(
+      'SELECT t.*, (SELECT row_to_json(c) FROM clients c WHERE c.task_id = t.id AND c.identity = $2) AS client FROM tasks t WHERE t.id = $1', [taskId, identity]))[0];
+    // row_to_json gives bigint columns as JSON numbers: every value the store keeps is below 2^53.
+    return row ? { task: toTask(row), client: row.client ? toClient(row.client) : null } : { task: null, client: null };
   }
 
   async getClient(taskId: string, identity: string): Promise<ClientRecord | null> {
@@ -289,7 +297,7 @@ export class PostgresTaskStore implements TaskStoreContract {
     let client: pg.PoolClient | undefined;
     try {
       client = await this.#pool.connect();
-      const query: Query = (text, values) => client!.query(text, values as unknown[]);
+      const query: Query = (text, values) => client!.query(this.#statement(text, values));
       await query('BEGIN');
       try {
         await query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
@@ -310,10 +318,23 @@ export class PostgresTaskStore implements TaskStoreContract {
 
   async #read<Row>(text: string, values: readonly unknown[] = []): Promise<Row[]> {
     try {
-      return (await this.#pool.query(text, values as unknown[])).rows as Row[];
+      return (await this.#pool.query(this.#statement(text, values))).rows as Row[];
     } catch (error) {
       throw this.#failure(error);
     }
+  }
+
+  // A statement with parameters is prepared once per connection (a named statement): PostgreSQL then skips parsing
+  // and planning it again, which was most of the database's CPU per pull (the same few statements run for every
+  // client). One without parameters (BEGIN, COMMIT, VACUUM) goes as a simple query.
+  #statement(text: string, values: readonly unknown[] = []): pg.QueryConfig {
+    if (values.length === 0) return { text };
+    let name = this.#statementNames.get(text);
+    if (name === undefined) {
+      name = `noise_cfg_${this.#statementNames.size + 1}`;
+      this.#statementNames.set(text, name);
+    }
+    return { name, text, values: values as unknown[] };
   }
 
   // A broken constraint (class 23: a foreign key to a task that is gone, a check) is a write the data refuses, as

@@ -87,9 +87,8 @@ async function answerHello(session: Session, hello: Hello, countBytes: (sent: nu
     if (isBusyForIdentity(session, identity)) return rejectBusyIdentity(session);
   }
   // Read now, not at the handshake: a cancel or a revoke made while this session was opening holds for it.
-  const task = await store.getTask(taskId);
+  const { task, client } = await store.getTaskAndClient(taskId, identity);
   const slots = task ? await caches.slotHolders(taskId) : new Set<string>();
-  const client = task ? await store.getClient(taskId, identity) : null;
   const decision = negotiate({
     hello, identity, remoteAddress: connection.remoteAddress, task, client,
     slotsTaken: slots.size, isSlotHolder: slots.has(identity), maxClientsPerTask: context.settings.maxClientsPerTask, now: context.now(),

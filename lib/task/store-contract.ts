@@ -26,6 +26,8 @@ export interface TaskStoreContract {
   /** Slice `slice` (CONTENT_SLICE_BYTES, the last shorter) of a file; STORE_CORRUPT when missing. */
   getFileSlice(taskId: string, position: number, slice: number): Awaitable<Buffer>;
   getClient(taskId: string, identity: string): Awaitable<ClientRecord | null>;
+  /** The task and the identity's record in it, read together (what HELLO and RESULT need: one round trip). */
+  getTaskAndClient(taskId: string, identity: string): Awaitable<{ task: TaskRecord | null; client: ClientRecord | null }>;
   /** By first seen, then identity. */
   listClients(taskId: string): Awaitable<ClientRecord[]>;
   /** Events after `afterId`, oldest first, at most `limit` (-1: all). */

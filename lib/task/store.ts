@@ -127,6 +127,12 @@ export class TaskStore implements TaskStoreContract {
     });
   }
 
+  getTaskAndClient(taskId: string, identity: string): { task: TaskRecord | null; client: ClientRecord | null } {
+    // Two statements: in-process there is no round trip to save (PostgreSQL reads both in one query).
+    const task = this.getTask(taskId);
+    return { task, client: task ? this.getClient(taskId, identity) : null };
+  }
+
   getClient(taskId: string, identity: string): ClientRecord | null {
     return this.#run(() => {
       const row = this.#statement('SELECT * FROM clients WHERE task_id = ? AND identity = ?').get(taskId, identity) as ClientRow | undefined;

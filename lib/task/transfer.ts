@@ -68,9 +68,9 @@ async function sendContent(session: Session, task: TaskRecord, content: TaskCont
 // the result counts for nothing (read again here, not trusted from HELLO).
 async function recordResult(session: Session, task: TaskRecord, client: ClientRecord, result: Result): Promise<string> {
   const { store, now } = session.context;
-  const taskNow = await store.getTask(task.id);
-  if (!taskNow || taskNow.state === 'cancelled') return session.reject('cancelled', 'the task was cancelled while this client applied it; the result is not recorded');
-  if ((await store.getClient(task.id, client.identity))?.state === 'revoked') {
+  const current = await store.getTaskAndClient(task.id, client.identity);
+  if (!current.task || current.task.state === 'cancelled') return session.reject('cancelled', 'the task was cancelled while this client applied it; the result is not recorded');
+  if (current.client?.state === 'revoked') {
     return session.reject('revoked', 'this client was revoked while it applied the task; the result is not recorded');
   }
   const at = now();

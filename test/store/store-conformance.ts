@@ -118,6 +118,18 @@ export function storeConformance(t: Test, fresh: FreshDatabase): void {
     t.same((await store.listClients(TASK_ID)).map((client) => client.identity), ['alice']);
   });
 
+  t.test('getTaskAndClient reads the task and one client record together, as getTask and getClient give them', async (t) => {
+    const store = await (await fresh(t))();
+    const task = taskRecord(TASK_ID, FILES, { maxClients: 4 });
+    await store.createTask(task, FILES);
+    t.strictSame(await store.getTaskAndClient('0000000000000000', 'alice'), { task: null, client: null }, 'no task: neither');
+    t.strictSame(await store.getTaskAndClient(TASK_ID, 'alice'), { task, client: null }, 'a task without that client');
+    const alice = clientRecord('alice', { state: 'failed', hasSlot: true, exitCode: 3, message: 'exit 3', updatedAt: 1_700_000_002_000 });
+    await store.saveClient(alice);
+    t.strictSame(await store.getTaskAndClient(TASK_ID, 'alice'), { task, client: alice }, 'both, every field as its own read gives it');
+    t.strictSame((await store.getTaskAndClient(TASK_ID, 'alice')).client, await store.getClient(TASK_ID, 'alice'));
+  });
+
   t.test('listClients is by first seen, then identity', async (t) => {
     const store = await (await fresh(t))();
     await store.createTask(taskRecord(TASK_ID, FILES), FILES);
