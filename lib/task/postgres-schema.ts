@@ -81,6 +81,13 @@ const MIGRATIONS: readonly string[] = [
    UPDATE tasks SET slots_taken = (SELECT count(*) FROM clients c WHERE c.task_id = tasks.id AND (c.has_slot OR c.state = 'applied'));
    ALTER TABLE clients ADD COLUMN served_by TEXT;
    CREATE INDEX clients_by_state ON clients (task_id, state, applied_digest);`,
+  // Version 3: every server process of every node says it is alive here, so that another node can tell one that
+  // died and was not restarted, and interrupt its sessions (SPEC.md §4.9). PostgreSQL only: on SQLite every
+  // process is on one machine, under one data directory lock, and its primary or the next start does that.
+  `CREATE TABLE server_processes (
+     served_by TEXT PRIMARY KEY,
+     last_seen_at BIGINT NOT NULL
+   );`,
 ];
 
 /** The schema version this build writes. */

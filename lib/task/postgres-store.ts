@@ -14,7 +14,7 @@ import type { FileEntry } from './digests.js';
 import { GROUP_COMMIT_WINDOW_MS } from './group-commit.js';
 import { openPostgresStore, postgresFailure } from './postgres-pool.js';
 import { CONTENT_SLICE_BYTES } from './store-schema.js';
-import type { TaskStoreContract } from './store-contract.js';
+import type { ProcessLiveness, TaskStoreContract } from './store-contract.js';
 import type { LostSessionScope } from './served-by.js';
 import { toTask, type ClientRecord, type ClientState, type NewTaskFile, type TaskEvent, type TaskRecord, type TaskRow, type TransferProgress } from './store-records.js';
 import type { PostgresLocation } from './store-location.js';
@@ -41,10 +41,13 @@ const toClient = (row: ClientRowPg): ClientRecord => ({
   appliedDigest: row.applied_digest, hasSlot: row.has_slot,
 });
 
+/** The database's clock, in milliseconds since the epoch. */
+const DATABASE_NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+
 const EVENT_COLUMNS = 'id, task_id AS "taskId", identity, name, state, at, detail';
 
 /** The task database of a fleet of nodes, on PostgreSQL. */
-export class PostgresTaskStore implements TaskStoreContract {
+export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
   readonly #pool: pg.Pool;
   readonly #location: PostgresLocation;
   readonly #servedBy: string | null;
@@ -206,6 +209,32 @@ export class PostgresTaskStore implements TaskStoreContract {
       for (const row of rows) await this.#insertEvent(query, row.task_id, row.identity, row.name, 'interrupted', at, detail);
       return rows.length;
     });
+  }
+
+  // Liveness is timed by the database's clock, not the nodes': nodes whose clocks differ still agree on who is silent.
+  async markAlive(): Promise<void> {
+    if (this.#servedBy === null) return;
+    await this.#transaction((query) => query(`INSERT INTO server_processes (served_by, last_seen_at) VALUES ($1, ${DATABASE_NOW_MS})
+      ON CONFLICT (served_by) DO UPDATE SET last_seen_at = excluded.last_seen_at`, [this.#servedBy]));
+  }
+
+  interruptSilentProcesses(silentMs: number, at: number, detail: string): Promise<{ processes: number; sessions: number }> {
+    return this.#transaction(async (query) => {
+      const silent = (await query(`DELETE FROM server_processes WHERE last_seen_at < ${DATABASE_NOW_MS} - $1 RETURNING served_by`, [silentMs])).rows as { served_by: string }[];
+      let sessions = 0;
+      for (const { served_by: servedBy } of silent) {
+        const rows = (await query(`UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE state IN ('connected', 'offered') AND served_by = $2
+          RETURNING task_id, identity, name`, [at, servedBy])).rows as { task_id: string; identity: string; name: string }[];
+        for (const row of rows) await this.#insertEvent(query, row.task_id, row.identity, row.name, 'interrupted', at, detail);
+        sessions += rows.length;
+      }
+      return { processes: silent.length, sessions };
+    });
+  }
+
+  async forgetProcess(): Promise<void> {
+    if (this.#servedBy === null) return;
+    await this.#transaction((query) => query('DELETE FROM server_processes WHERE served_by = $1', [this.#servedBy]));
   }
 
   saveTransferProgress(taskId: string, identity: string, bytesSent: number, at: number): Promise<void> {

@@ -56,6 +56,13 @@ export interface TaskServerOptions {
   /** How often the retention sweep runs, in milliseconds (default 1 hour). */
   sweepIntervalMs?: number;
   /**
+   * On a store several machines share (PostgreSQL): how often this process says it is alive (default 2 s,
+   * DEFAULT_HEARTBEAT_MS), and how long another process may stay silent before its sessions are marked
+   * interrupted (default 15 s, DEFAULT_SILENT_PROCESS_MS; more than the heartbeat, by the database's clock).
+   */
+  heartbeatMs?: number;
+  silentProcessMs?: number;
+  /**
    * Set when this server is one worker of several on one data directory (`serve --workers`, worker-pool.ts,
    * SPEC.md §4.10). The primary holds the directory's lock, made the keys, checked the store and interrupted the
    * sessions an earlier run left, and marks this worker's own sessions interrupted if it dies; so the worker takes
@@ -68,7 +75,7 @@ export interface TaskServerOptions {
 /** One log line's fields. */
 export interface LogRecord {
   time: string;
-  event: 'listening' | 'pull' | 'handshake-failed' | 'refused' | 'retention' | 'stopping' | 'stopped' | 'worker-exited';
+  event: 'listening' | 'pull' | 'handshake-failed' | 'refused' | 'retention' | 'stopping' | 'stopped' | 'worker-exited' | 'process-lost';
   remote?: string;
   task?: string;
   client?: string;
@@ -102,6 +109,13 @@ export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 4;
 export const DEFAULT_RETAIN_MS = 7 * 24 * 60 * 60 * 1000;
 /** How often the retention sweep runs by default, in milliseconds. */
 export const DEFAULT_SWEEP_INTERVAL_MS = 60 * 60 * 1000;
+/** How often a server process on PostgreSQL says it is alive, by default, in milliseconds. */
+export const DEFAULT_HEARTBEAT_MS = 2000;
+/**
+ * How long a server process on PostgreSQL may be silent before another marks its sessions interrupted, by
+ * default, in milliseconds: seven missed heartbeats, so a garbage-collection pause or a slow commit is not a death.
+ */
+export const DEFAULT_SILENT_PROCESS_MS = 15_000;
 /** Identities recorded for a task without maxClients, by default. */
 export const DEFAULT_MAX_CLIENTS_PER_TASK = 10_000;
 /**
@@ -121,6 +135,8 @@ export interface ServerSettings {
   /** null: tasks are kept forever. */
   retainMs: number | null;
   sweepIntervalMs: number;
+  heartbeatMs: number;
+  silentProcessMs: number;
 }
 
 function checkPositive(name: string, value: number | undefined, fallback: number): number {
@@ -137,6 +153,9 @@ export function serverSettings(options: TaskServerOptions): ServerSettings {
   const maxSessionsPerTask = checkPositive('maxSessionsPerTask', options.maxSessionsPerTask, DEFAULT_MAX_SESSIONS_PER_TASK);
   const maxSessionsPerIdentity = checkPositive('maxSessionsPerIdentity', options.maxSessionsPerIdentity, DEFAULT_MAX_SESSIONS_PER_IDENTITY);
   const maxClientsPerTask = checkPositive('maxClientsPerTask', options.maxClientsPerTask, DEFAULT_MAX_CLIENTS_PER_TASK);
+  const heartbeatMs = checkPositive('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS);
+  const silentProcessMs = checkPositive('silentProcessMs', options.silentProcessMs, DEFAULT_SILENT_PROCESS_MS);
+  if (silentProcessMs <= heartbeatMs) throw new NoiseCfgError('INVALID_ARGUMENT', `silentProcessMs (${silentProcessMs}) must be more than heartbeatMs (${heartbeatMs})`);
   const { retainMs, contentCacheBytes } = options;
   // 0 is allowed: nothing is kept, every task is streamed from the store slice by slice.
   if (contentCacheBytes !== undefined && (!Number.isSafeInteger(contentCacheBytes) || contentCacheBytes < 0)) {
@@ -149,5 +168,7 @@ export function serverSettings(options: TaskServerOptions): ServerSettings {
     helloTimeoutMs, resultTimeoutMs, maxSessionMs, maxSessionsPerTask, maxSessionsPerIdentity, maxClientsPerTask,
     retainMs: retainMs === undefined ? DEFAULT_RETAIN_MS : retainMs,
     sweepIntervalMs: checkPositive('sweepIntervalMs', options.sweepIntervalMs, DEFAULT_SWEEP_INTERVAL_MS),
+    heartbeatMs,
+    silentProcessMs,
   };
 }

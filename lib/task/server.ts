@@ -6,7 +6,7 @@
  * (group commit). One log line per connection.
  */
 import { resolve } from 'node:path';
-import { NoiseCfgError } from '../errors.js';
+import { isNoiseCfgError, NoiseCfgError } from '../errors.js';
 import { SecureServer } from '../transport/index.js';
 import { TaskAdmin } from './admin.js';
 import { TaskCaches } from './caches.js';
@@ -21,18 +21,20 @@ import { ServerLog } from './server-log.js';
 import type { SessionContext } from './session.js';
 import { SessionCounter } from './session-limits.js';
 import { openTaskStore } from './open-store.js';
-import type { TaskStoreContract } from './store-contract.js';
+import { hasProcessLiveness, type ProcessLiveness, type TaskStoreContract } from './store-contract.js';
 import type { StoreLocation } from './store-location.js';
 import { NODE_ID_LENGTH, newServedBy, nodeId, type LostSessionScope } from './served-by.js';
 
 export {
   DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_CLIENTS_PER_TASK, DEFAULT_MAX_SESSION_MS, DEFAULT_MAX_SESSIONS_PER_IDENTITY,
-  DEFAULT_MAX_SESSIONS_PER_TASK, DEFAULT_RESULT_TIMEOUT_MS, DEFAULT_RETAIN_MS, DEFAULT_SWEEP_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_SESSIONS_PER_TASK, DEFAULT_RESULT_TIMEOUT_MS, DEFAULT_RETAIN_MS, DEFAULT_SILENT_PROCESS_MS, DEFAULT_SWEEP_INTERVAL_MS,
   TRANSFER_PROGRESS_INTERVAL_MS, type LogRecord, type TaskServerOptions,
 } from './server-options.js';
 
 /** The detail of the event that marks a client interrupted because the server it was receiving from ended. */
 export const LOST_AT_RESTART = 'the server restarted while this client was receiving';
+/** The detail of the event that marks a client interrupted because the process serving it went silent. */
+export const LOST_SILENT_PROCESS = 'the server process serving this client stopped answering (no heartbeat)';
 
 /**
  * Whose sessions a server starting with the data directory's lock finds lost: on SQLite every one (the lock makes
@@ -53,6 +55,7 @@ export class TaskServer {
   readonly #sessionsPerIdentity: SessionCounter;
   readonly #inFlight = new Set<Promise<void>>();
   #sweepTimer: NodeJS.Timeout | null = null;
+  #heartbeatTimer: NodeJS.Timeout | null = null;
   #dataDir: DataDir | null = null;
   #lock: DataDirLock | null = null;
   #store: TaskStoreContract | null = null;
@@ -160,6 +163,11 @@ export class TaskServer {
       limits: { idleTimeoutMs: this.#settings.resultTimeoutMs, maxReceiveMessageBytes: MAX_CLIENT_MESSAGE_BYTES, ...this.#options.limits },
       now: this.#now,
     });
+    if (hasProcessLiveness(store)) {
+      // Alive before it serves, so that no other process takes a session of its for one of a silent process.
+      await store.markAlive();
+      this.#heartbeatTimer = setInterval(() => void this.#heartbeat(store), this.#settings.heartbeatMs).unref();
+    }
     const bound = await this.#server.listen(this.#options.listen.port, this.#options.listen.host);
     this.#address = { host: bound.address, port: bound.port };
     lock?.updateAddress(`${this.#address.host}:${this.#address.port}`);
@@ -208,11 +216,27 @@ export class TaskServer {
     return sweepEndedTasks(this.admin(), this.#settings.retainMs, this.#caches, this.#log);
   }
 
+  // Says this process is alive, then marks the sessions of any process silent for too long interrupted (one that
+  // died on a machine where nothing of noise-cfg is left to notice). A failure is logged; the next beat tries again.
+  async #heartbeat(store: TaskStoreContract & ProcessLiveness): Promise<void> {
+    try {
+      await store.markAlive();
+      const lost = await store.interruptSilentProcesses(this.#settings.silentProcessMs, this.#now(), LOST_SILENT_PROCESS);
+      if (lost.processes > 0) {
+        this.#log.log({ event: 'process-lost', count: lost.sessions, message: `${lost.processes} server process(es) silent for ${this.#settings.silentProcessMs / 1000} s are taken for dead; ${lost.sessions} of their session(s) are now interrupted` });
+      }
+    } catch (error) {
+      this.#log.log({ event: 'process-lost', code: isNoiseCfgError(error) ? error.code : 'STORE_UNAVAILABLE', message: `the heartbeat failed: ${(error as Error).message}` });
+    }
+  }
+
   /** Stops accepting, lets pulls in flight finish for up to `graceMs`, cuts the rest, and flushes the store. */
   async stop(graceMs = 10_000): Promise<void> {
     this.#log.log({ event: 'stopping' });
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     this.#sweepTimer = null;
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = null;
     const server = this.#server;
     this.#server = null;
     if (server) {
@@ -220,6 +244,8 @@ export class TaskServer {
       await Promise.allSettled([...this.#inFlight]);
     }
     this.#log.flush();
+    // A clean stop leaves no process for the others to take for dead.
+    if (this.#store && hasProcessLiveness(this.#store)) await this.#store.forgetProcess().catch(() => undefined);
     await this.#store?.close();
     this.#store = null;
     this.#caches = null;

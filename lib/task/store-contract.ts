@@ -10,6 +10,28 @@ import type { Awaitable } from './operator.js';
 import type { LostSessionScope } from './served-by.js';
 import type { ClientRecord, NewTaskFile, TaskEvent, TaskRecord, TransferProgress } from './store-records.js';
 
+/**
+ * What a store that several machines share keeps of its server processes (PostgreSQL; SPEC.md §4.9): each says it
+ * is alive, and a process that has not said so for long enough died without a process of its own machine to
+ * notice, so any other marks its sessions interrupted.
+ */
+export interface ProcessLiveness {
+  /** Records that this handle's process (its servedBy) is alive now, by the database's clock. */
+  markAlive(): Promise<void>;
+  /**
+   * Marks `interrupted` (at `at`, with `detail`) the sessions of every process not seen for `silentMs` by the
+   * database's clock, and forgets those processes. Returns how many processes and sessions.
+   */
+  interruptSilentProcesses(silentMs: number, at: number, detail: string): Promise<{ processes: number; sessions: number }>;
+  /** Forgets this handle's process (a clean stop). */
+  forgetProcess(): Promise<void>;
+}
+
+/** Whether `store` keeps process liveness. */
+export function hasProcessLiveness(store: TaskStoreContract): store is TaskStoreContract & ProcessLiveness {
+  return 'markAlive' in store;
+}
+
 /** A task database, SQLite or PostgreSQL. */
 export interface TaskStoreContract {
   /** Transactions committed by this handle (each is one fsync). */

@@ -19,7 +19,7 @@ t.test('migrations on a real PostgreSQL', { skip }, async (t) => {
     t.teardown(() => pool.end());
     t.same(migration, { from: 0, to: POSTGRES_SCHEMA_VERSION });
     const tables = (await pool.query<{ name: string }>("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")).rows.map((row) => row.name);
-    t.same(tables, ['clients', 'events', 'file_slices', 'noise_cfg_schema', 'task_files', 'tasks', 'transfers']);
+    t.same(tables, ['clients', 'events', 'file_slices', 'noise_cfg_schema', 'server_processes', 'task_files', 'tasks', 'transfers']);
     t.equal(cluster.psql('SELECT version FROM noise_cfg_schema'), String(POSTGRES_SCHEMA_VERSION));
   });
 

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { TaskServer, type TaskServerOptions } from '../../lib/task/server.js';
 
-const OPTIONS = ['helloTimeoutMs', 'resultTimeoutMs', 'maxSessionMs', 'maxSessionsPerTask', 'maxSessionsPerIdentity', 'maxClientsPerTask'] as const;
+const OPTIONS = ['helloTimeoutMs', 'resultTimeoutMs', 'maxSessionMs', 'maxSessionsPerTask', 'maxSessionsPerIdentity', 'maxClientsPerTask', 'heartbeatMs'] as const;
 
 t.test('a bound that is not a whole number >= 1 is INVALID_ARGUMENT naming the option', async (t) => {
   for (const name of OPTIONS) {
@@ -23,4 +23,12 @@ t.test('contentCacheBytes is a whole number of bytes >= 0: 0 keeps nothing, anyt
   for (const value of [0, 1, 64 * 1024 * 1024]) {
     t.doesNotThrow(() => new TaskServer({ dataDir: t.testdir(), listen: { host: '127.0.0.1', port: 0 }, contentCacheBytes: value }), `contentCacheBytes = ${value} is accepted`);
   }
+});
+
+t.test('silentProcessMs must be more than heartbeatMs: a process is taken for dead only after missing beats', async (t) => {
+  const base = { dataDir: t.testdir(), listen: { host: '127.0.0.1', port: 0 } };
+  t.throws(() => new TaskServer({ ...base, silentProcessMs: 0 }), { code: 'INVALID_ARGUMENT', message: /^silentProcessMs must be a whole number >= 1/ });
+  t.throws(() => new TaskServer({ ...base, heartbeatMs: 500, silentProcessMs: 500 }), { code: 'INVALID_ARGUMENT', message: 'silentProcessMs (500) must be more than heartbeatMs (500)' });
+  t.throws(() => new TaskServer({ ...base, silentProcessMs: 1000 }), { code: 'INVALID_ARGUMENT', message: /silentProcessMs \(1000\) must be more than heartbeatMs \(2000\)/ }, 'against the default heartbeat');
+  t.doesNotThrow(() => new TaskServer({ ...base, heartbeatMs: 500, silentProcessMs: 501 }));
 });
