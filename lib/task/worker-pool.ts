@@ -139,8 +139,9 @@ export class WorkerPool {
       this.#dataDir = openDataDir(this.#options.dataDir, { create: true });
       this.#node = nodeId(resolve(this.#options.dataDir));
       const store = await this.#openStore(true);
+      let lostSessions: number;
       try {
-        await store.interruptLostSessions(this.#now(), LOST_AT_RESTART, restartScope(this.#options.store, this.#node));
+        lostSessions = await store.interruptLostSessions(this.#now(), LOST_AT_RESTART, restartScope(this.#options.store, this.#node));
       } finally {
         await store.close();
       }
@@ -161,6 +162,10 @@ export class WorkerPool {
       const first = readies[0]!;
       lock.updateAddress(`${first.address.host}:${first.address.port}`);
       this.#isStarted = true;
+      // Said once, by the primary: the workers' own listening lines cannot know what it found.
+      if (lostSessions > 0) {
+        this.#options.log({ time: new Date(this.#now()).toISOString(), event: 'listening', message: `${this.#options.workers} workers serve; ${lostSessions} session(s) a previous run left open are now interrupted` });
+      }
       return first;
     } catch (error) {
       this.#isStopping = true;

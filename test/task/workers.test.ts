@@ -193,3 +193,53 @@ t.test('SIGTERM to the primary and its workers at once, as systemd and a termina
   t.notMatch(serve.stdout(), /worker-exited/, 'no worker was taken for dead, and none was restarted');
   t.notOk(existsSync(join(dir, 'data', 'serve.lock')), 'the lock is released');
 });
+
+t.test('the primary killed with SIGKILL during pulls takes its workers with it; the next start breaks the stale lock and interrupts their sessions, losing nothing acknowledged', async (t) => {
+  const dir = t.testdir();
+  const data = join(dir, 'data');
+  const serve = await startServe(t, data, { extra: ['--workers', '2'] });
+  const pids = workerPids(serve.child.pid!);
+  t.equal(pids.length, 2);
+  const admin = await TaskAdmin.open(data);
+  t.teardown(() => admin.close());
+  const files = [{ path: 'etc/app.conf', content: Buffer.from('a = 1\n') }, { path: 'var/blob.bin', content: Buffer.alloc(512 * 1024, 9) }];
+  const task = await admin.createTask({ files, advertise: { host: '127.0.0.1', port: serve.port } });
+  mkdirSync(join(dir, 'out'));
+  const clientPull = (index: number, options: Partial<PullOptions> = {}): Promise<PullResult> => pull({
+    token: task.token, outDir: join(dir, 'out', `p-${index}`), identityDir: join(dir, 'identities', `p-${index}`), name: `p-${index}`, retryForMs: 0, ...options,
+  });
+  let isKilled = false;
+  let acknowledged = 0;
+  const receiving = new Set<number>();
+  const outcomes = await pullAll(100, (index) => clientPull(index, {
+    onTransferProgress: (received, total) => {
+      if (received === 0) receiving.add(index);
+      if (received === total) receiving.delete(index);
+      if (!isKilled && acknowledged >= 10 && receiving.size >= 10) {
+        isKilled = true;
+        serve.child.kill('SIGKILL');
+      }
+    },
+  }), (count) => {
+    acknowledged = count;
+  });
+  t.ok(isKilled, 'the primary was killed while 10 clients were receiving');
+  t.comment(tally(outcomes));
+  t.equal((await serve.exited).signal, 'SIGKILL');
+  // A worker finds its IPC channel closed and exits; give them a moment.
+  for (let waited = 0; waited < 5000 && pids.some((pid) => spawnSync('kill', ['-0', String(pid)]).status === 0); waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+  t.ok(pids.every((pid) => spawnSync('kill', ['-0', String(pid)]).status !== 0), 'both workers exited with their primary');
+  t.ok(existsSync(join(data, 'serve.lock')), 'the lock file is left behind, stale');
+  const leftOffered = (await admin.showTask(task.id)).clients.filter((client) => client.state === 'offered' || client.state === 'connected').length;
+  t.ok(leftOffered >= 1, `${leftOffered} client(s) were left offered by the dead workers`);
+
+  const restarted = await startServe(t, data, { port: serve.port, extra: ['--workers', '2'] });
+  const listening = await restarted.waitFor(/(\d+) session\(s\) a previous run left open are now interrupted/, 'stdout');
+  t.equal(Number(listening[1]), leftOffered, 'the restart breaks the stale lock and interrupts exactly those');
+  const view = await admin.showTask(task.id);
+  const byName = new Map(view.clients.map((client) => [client.name, client.state]));
+  const acked = outcomes.filter((outcome) => 'result' in outcome && outcome.result.isAcknowledged === true).map((outcome) => `p-${outcome.index}`);
+  t.same(acked.filter((name) => byName.get(name) !== 'applied'), [], `all ${acked.length} acknowledged results are recorded applied`);
+  const again = await pullAll(100, (index) => clientPull(index));
+  t.equal(again.filter((outcome) => 'result' in outcome).length, 100, `every client pulls through the restarted pool: ${tally(again)}`);
+});
