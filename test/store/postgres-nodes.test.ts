@@ -11,6 +11,7 @@ import { TaskAdmin } from '../../lib/task/admin.js';
 import { pull, type PullOptions, type PullResult } from '../../lib/task/client.js';
 import { parseStoreLocation } from '../../lib/task/store-location.js';
 import { postgresSkipReason, startPostgres } from '../support/postgres.js';
+import { isAcknowledgedApply, KillWhenBusy, pullAll as pullCrowd, tally, type Outcome } from '../support/pull-crowd.js';
 import { runCli, startServe, type CliProcess } from '../task/support.js';
 
 const skip = postgresSkipReason() ?? false;
@@ -20,35 +21,8 @@ const CONCURRENCY = 45;
 /** The key files a node needs, copied from the first (SPEC.md §4.9, README "Scaling out"). */
 const KEY_FILES = ['server.key', 'master.key', 'admin.token'];
 
-type Outcome = { index: number; result: PullResult } | { index: number; error: Error & { code?: string } };
-
-async function pullAll(count: number, start: (index: number) => Promise<PullResult>): Promise<Outcome[]> {
-  const outcomes: Outcome[] = [];
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < count) {
-      const index = next++;
-      try {
-        outcomes.push({ index, result: await start(index) });
-      } catch (error) {
-        outcomes.push({ index, error: error as Error });
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, lane));
-  return outcomes.sort((a, b) => a.index - b.index);
-}
-
-function tally(outcomes: readonly Outcome[]): string {
-  const kinds = new Map<string, number>();
-  for (const outcome of outcomes) {
-    const kind = 'error' in outcome ? `threw ${outcome.error.code ?? outcome.error.message}` : `${outcome.result.status}${outcome.result.isAcknowledged ? '' : ' unacknowledged'}`;
-    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-  }
-  return [...kinds].map(([kind, n]) => `${n} ${kind}`).join(', ');
-}
-
-const isAcknowledgedApply = (outcome: Outcome): boolean => 'result' in outcome && outcome.result.status === 'applied' && outcome.result.isAcknowledged === true;
+const pullAll = (count: number, start: (index: number) => Promise<PullResult>, onAcknowledged?: (acknowledged: number) => void): Promise<Outcome[]> =>
+  pullCrowd(count, start, { concurrency: CONCURRENCY, ...(onAcknowledged ? { onAcknowledged } : {}) });
 
 t.test('three serve nodes on one PostgreSQL database', { skip }, async (t) => {
   const cluster = await startPostgres(t);
@@ -132,24 +106,9 @@ t.test('three serve nodes on one PostgreSQL database', { skip }, async (t) => {
     const task = await admin.createTask({ files: big });
     const tokens = await tokensFor(task.id);
     const victim = nodes.get('b')!;
-    let isKilled = false;
-    let acknowledged = 0;
-    const receiving = new Set<number>();
-    const outcomes = await pullAll(150, async (index) => {
-      const result = await clientPull(tokens[index % 3]!, 'kill', index, {
-        onTransferProgress: (received, total) => {
-          if (received === 0) receiving.add(index);
-          if (received === total) receiving.delete(index);
-          if (!isKilled && acknowledged >= 15 && receiving.size >= 15) {
-            isKilled = true;
-            victim.child.kill('SIGKILL');
-          }
-        },
-      });
-      if (result.isAcknowledged) acknowledged++;
-      return result;
-    });
-    t.ok(isKilled, 'node B was killed while 15 clients were receiving');
+    const trigger = new KillWhenBusy(15, () => victim.child.kill('SIGKILL'));
+    const outcomes = await pullAll(150, (index) => clientPull(tokens[index % 3]!, 'kill', index, { onTransferProgress: trigger.progressOf(index) }), trigger.acknowledged);
+    t.ok(trigger.isKilled, 'node B was killed while 15 clients were receiving');
     t.comment(tally(outcomes));
     t.equal((await victim.exited).signal, 'SIGKILL');
     // Every acknowledged result is in the database as applied, whichever node acknowledged it.

@@ -10,47 +10,19 @@ import { join } from 'node:path';
 import { TaskAdmin } from '../../lib/task/admin.js';
 import { pull, type PullOptions, type PullResult } from '../../lib/task/client.js';
 import { loadClientKeyPair } from '../../lib/task/identity.js';
+import { KillWhenBusy, pullAll as pullCrowd, tally, type Outcome } from '../support/pull-crowd.js';
 import { runCli, startServe } from './support.js';
 
 const CLIENTS = 300;
 const SLOTS = 100;
 const CONCURRENCY = 50;
 
-type Outcome = { index: number; result: PullResult } | { index: number; error: Error & { code?: string } };
-
-/** Runs `count` pulls, at most CONCURRENCY at once, calling `onAcknowledged` after each acknowledged one. */
-async function pullAll(count: number, start: (index: number) => Promise<PullResult>, onAcknowledged: (acknowledged: number) => void = () => undefined): Promise<Outcome[]> {
-  const outcomes: Outcome[] = [];
-  let next = 0;
-  let acknowledged = 0;
-  const lane = async (): Promise<void> => {
-    while (next < count) {
-      const index = next++;
-      try {
-        const result = await start(index);
-        outcomes.push({ index, result });
-        if (result.isAcknowledged === true) onAcknowledged(++acknowledged);
-      } catch (error) {
-        outcomes.push({ index, error: error as Error });
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, lane));
-  return outcomes.sort((a, b) => a.index - b.index);
-}
+const pullAll = (count: number, start: (index: number) => Promise<PullResult>, onAcknowledged?: (acknowledged: number) => void): Promise<Outcome[]> =>
+  pullCrowd(count, start, { concurrency: CONCURRENCY, ...(onAcknowledged ? { onAcknowledged } : {}) });
 
 function workerPids(primaryPid: number): number[] {
   const listed = spawnSync('pgrep', ['-P', String(primaryPid)], { encoding: 'utf8' });
   return listed.stdout.split('\n').filter(Boolean).map(Number);
-}
-
-function tally(outcomes: readonly Outcome[]): string {
-  const kinds = new Map<string, number>();
-  for (const outcome of outcomes) {
-    const kind = 'error' in outcome ? `threw ${outcome.error.code ?? outcome.error.message}` : `${outcome.result.status}${outcome.result.isAcknowledged ? '' : ' unacknowledged'}`;
-    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-  }
-  return [...kinds].map(([kind, n]) => `${n} ${kind}`).join(', ');
 }
 
 t.test('serve --workers 2 on SQLite', async (t) => {
@@ -93,26 +65,10 @@ t.test('serve --workers 2 on SQLite', async (t) => {
     const big = [...files, { path: 'var/blob.bin', content: Buffer.alloc(512 * 1024, 7) }];
     const task = await admin.createTask({ files: big, advertise: { host: '127.0.0.1', port: serve.port } });
     const [victim] = workerPids(serve.child.pid!);
-    let isKilled = false;
-    let acknowledged = 0;
-    // Clients receiving now: when 20 are, after 20 acknowledgements, one worker is killed with sessions in flight.
-    const receiving = new Set<number>();
-    const killWhenBusy = (): void => {
-      if (isKilled || acknowledged < 20 || receiving.size < 20) return;
-      isKilled = true;
-      process.kill(victim!, 'SIGKILL');
-    };
-    const outcomes = await pullAll(200, (index) => clientPull(task.token, 'kill', index, {
-      retryForMs: 0,
-      onTransferProgress: (received, total) => {
-        if (received === 0) receiving.add(index);
-        if (received === total) receiving.delete(index);
-        killWhenBusy();
-      },
-    }), (count) => {
-      acknowledged = count;
-    });
-    t.ok(isKilled, 'one worker was killed while 20 clients were receiving');
+    // When 20 clients are receiving, after 20 acknowledgements, one worker is killed with sessions in flight.
+    const trigger = new KillWhenBusy(20, () => process.kill(victim!, 'SIGKILL'));
+    const outcomes = await pullAll(200, (index) => clientPull(task.token, 'kill', index, { retryForMs: 0, onTransferProgress: trigger.progressOf(index) }), trigger.acknowledged);
+    t.ok(trigger.isKilled, 'one worker was killed while 20 clients were receiving');
     t.comment(tally(outcomes));
     const restarted = await serve.waitFor(/worker-exited message="server worker \d \(pid (\d+)\) ended \(killed by SIGKILL\); (\d+) session\(s\) it served are now interrupted; restarting it/, 'stdout');
     t.equal(Number(restarted[1]), victim, 'the primary logged the death of the worker we killed');
@@ -208,22 +164,9 @@ t.test('the primary killed with SIGKILL during pulls takes its workers with it; 
   const clientPull = (index: number, options: Partial<PullOptions> = {}): Promise<PullResult> => pull({
     token: task.token, outDir: join(dir, 'out', `p-${index}`), identityDir: join(dir, 'identities', `p-${index}`), name: `p-${index}`, retryForMs: 0, ...options,
   });
-  let isKilled = false;
-  let acknowledged = 0;
-  const receiving = new Set<number>();
-  const outcomes = await pullAll(100, (index) => clientPull(index, {
-    onTransferProgress: (received, total) => {
-      if (received === 0) receiving.add(index);
-      if (received === total) receiving.delete(index);
-      if (!isKilled && acknowledged >= 10 && receiving.size >= 10) {
-        isKilled = true;
-        serve.child.kill('SIGKILL');
-      }
-    },
-  }), (count) => {
-    acknowledged = count;
-  });
-  t.ok(isKilled, 'the primary was killed while 10 clients were receiving');
+  const trigger = new KillWhenBusy(10, () => serve.child.kill('SIGKILL'));
+  const outcomes = await pullAll(100, (index) => clientPull(index, { onTransferProgress: trigger.progressOf(index) }), trigger.acknowledged);
+  t.ok(trigger.isKilled, 'the primary was killed while 10 clients were receiving');
   t.comment(tally(outcomes));
   t.equal((await serve.exited).signal, 'SIGKILL');
   // A worker finds its IPC channel closed and exits; give them a moment.
