@@ -1,9 +1,10 @@
 // Three `serve` processes on one PostgreSQL database act as one server (SPEC.md §4.9): each has its own data
 // directory holding the same three key files, and `--store` (or NOISE_CFG_STORE) naming the database, the password
 // from NOISE_CFG_STORE_PASSWORD_FILE. A task created through one node is pulled through all three; 300 clients of a
-// task with maxClients 100 give exactly 100 applied; a cancel made through node A's CLI refuses on node B; a node
-// killed with SIGKILL during pulls loses no acknowledged result, and its restart marks the sessions it lost
-// interrupted (which sessions a node's restart may touch, its own only, is in the store conformance suite).
+// task with maxClients 100 give exactly 100 applied; a cancel made through node A's CLI refuses on node B, and `task
+// watch` through node C sees every node's results; a node killed with SIGKILL during pulls loses no acknowledged
+// result, and its restart marks the sessions it lost interrupted (which sessions a node's restart may touch, its
+// own only, is in the store conformance suite). Node C runs `--workers 2`.
 import t from 'tap';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { pull, type PullOptions, type PullResult } from '../../lib/task/client.j
 import { parseStoreLocation } from '../../lib/task/store-location.js';
 import { postgresSkipReason, startPostgres } from '../support/postgres.js';
 import { isAcknowledgedApply, KillWhenBusy, pullAll as pullCrowd, tally, type Outcome } from '../support/pull-crowd.js';
-import { runCli, startServe, type CliProcess } from '../task/support.js';
+import { runCli, spawnCli, startServe, type CliProcess } from '../task/support.js';
 
 const skip = postgresSkipReason() ?? false;
 const CLIENTS = 300;
@@ -87,9 +88,12 @@ t.test('three serve nodes on one PostgreSQL database', { skip }, async (t) => {
     t.equal(perNode.size, 3, `all three nodes recorded clients: ${[...perNode.values()].join(' + ')}`);
   });
 
-  await t.test('a cancel through node A\'s CLI refuses on node B; task show on node C sees every node\'s clients', async (t) => {
+  await t.test('a cancel through node A\'s CLI refuses on node B; task show and task watch on node C see every node\'s clients', async (t) => {
     const task = await admin.createTask({ files });
     const tokens = await tokensFor(task.id);
+    // Following through node C's data directory (another process, its own store handle) from before the pulls.
+    const watch = spawnCli(t, ['task', 'watch', task.id, '--json', '--data', dataOf('c')], { env: { ...env, NOISE_CFG_STORE: storeUrl } });
+    await watch.waitFor(/"type":"task"/, 'stdout');
     const before = await Promise.all([0, 1, 2].map((index) => clientPull(tokens[index]!, 'cancel', index)));
     t.same(before.map((result) => result.status), ['applied', 'applied', 'applied'], 'one client through each node');
     const shown = await runCli(t, ['task', 'show', task.id, '--json', '--data', dataOf('c')], { env: { ...env, NOISE_CFG_STORE: storeUrl } });
@@ -99,6 +103,13 @@ t.test('three serve nodes on one PostgreSQL database', { skip }, async (t) => {
     t.equal(cancelled.code, 0, cancelled.stderr);
     await t.rejects(clientPull(tokens[1]!, 'cancel', 3), { code: 'REJECTED', message: /cancelled/ }, 'node B refuses the cancelled task at the next HELLO');
     await t.rejects(clientPull(tokens[2]!, 'cancel', 4), { code: 'REJECTED', message: /cancelled/ }, 'and so does node C');
+    const watched = await watch.exited;
+    t.equal(watched.code, 6, 'the watch ends when the task does: exit 6, cancelled');
+    const events = watch.stdout().split('\n').filter(Boolean).map((line) => JSON.parse(line) as { type: string; change?: { name: string | null; state: string }; task?: { state: string } });
+    const appliedNames = events.filter((event) => event.type === 'change' && event.change!.state === 'applied').map((event) => event.change!.name).sort();
+    t.same(appliedNames, ['cancel-0', 'cancel-1', 'cancel-2'], 'the watch on node C saw the results recorded by all three nodes');
+    t.equal(events.at(-1)?.type, 'end', 'and the end');
+    t.equal(events.at(-1)?.task?.state, 'cancelled');
   });
 
   await t.test('node B killed with SIGKILL during pulls loses no acknowledged result; its restart marks the sessions it lost interrupted', async (t) => {
