@@ -14,7 +14,7 @@ import type { FileEntry } from './digests.js';
 import { GROUP_COMMIT_WINDOW_MS } from './group-commit.js';
 import { openPostgresStore, postgresFailure } from './postgres-pool.js';
 import { CONTENT_SLICE_BYTES } from './store-schema.js';
-import type { ProcessLiveness, TaskStoreContract } from './store-contract.js';
+import type { ProcessLiveness, ResultRecorded, TaskStoreContract } from './store-contract.js';
 import type { LostSessionScope } from './served-by.js';
 import { toTask, type ClientRecord, type ClientState, type NewTaskFile, type TaskEvent, type TaskRecord, type TaskRow, type TransferProgress } from './store-records.js';
 import type { PostgresLocation } from './store-location.js';
@@ -179,15 +179,20 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
     });
   }
 
-  saveResult(outcome: ClientRecord, detail: string | null): Promise<boolean> {
-    return this.#enqueue(async (query) => {
+  saveResult(outcome: ClientRecord, detail: string | null): Promise<ResultRecorded> {
+    return this.#enqueue(async (query): Promise<ResultRecorded> => {
+      // One read for both checks, in the transaction that writes: no cancel or revoke slips between them.
+      const row = (await query('SELECT t.state AS task_state, (SELECT c.state FROM clients c WHERE c.task_id = t.id AND c.identity = $2) AS client_state FROM tasks t WHERE t.id = $1',
+        [outcome.taskId, outcome.identity])).rows[0] as { task_state: string; client_state: string | null } | undefined;
+      if (!row || row.task_state === 'cancelled') return { refused: 'cancelled', completed: false };
+      if (row.client_state === 'revoked') return { refused: 'revoked', completed: false };
       await this.#upsertClient(query, outcome, detail);
-      if (outcome.state !== 'applied') return false;
+      if (outcome.state !== 'applied') return { refused: null, completed: false };
       const completed = (await query(`UPDATE tasks SET state = 'completed', ended_at = $1 WHERE id = $2 AND state = 'active' AND max_clients IS NOT NULL
         AND max_clients <= (SELECT count(*) FROM clients c WHERE c.task_id = tasks.id AND c.state = 'applied' AND c.applied_digest = tasks.digest)`,
       [outcome.updatedAt, outcome.taskId])).rowCount === 1;
       if (completed) await this.#insertEvent(query, outcome.taskId, null, null, 'completed', outcome.updatedAt, null);
-      return completed;
+      return { refused: null, completed };
     });
   }
 

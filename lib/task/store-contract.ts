@@ -32,6 +32,14 @@ export function hasProcessLiveness(store: TaskStoreContract): store is TaskStore
   return 'markAlive' in store;
 }
 
+/** What saveResult did. */
+export interface ResultRecorded {
+  /** Why nothing was recorded: the task is gone or cancelled, or the client revoked; null when it was. */
+  refused: 'cancelled' | 'revoked' | null;
+  /** Whether this result completed the task. */
+  completed: boolean;
+}
+
 /** A task database, SQLite or PostgreSQL. */
 export interface TaskStoreContract {
   /** Transactions committed by this handle (each is one fsync). */
@@ -64,8 +72,11 @@ export interface TaskStoreContract {
   saveClient(client: ClientRecord, detail?: string | null): Promise<void>;
   /** Records an offer, taking a slot if fewer than `slotLimit` identities hold one; false (nothing written) when full. */
   claimSlot(offer: ClientRecord, slotLimit: number): Promise<boolean>;
-  /** Records a RESULT; true when it completed the task (its applied count reached maxClients). */
-  saveResult(outcome: ClientRecord, detail: string | null): Promise<boolean>;
+  /**
+   * Records a RESULT, unless the task is gone or cancelled or the client revoked (then nothing is written and
+   * `refused` says which), in one transaction; `completed` when it completed the task (maxClients reached).
+   */
+  saveResult(outcome: ClientRecord, detail: string | null): Promise<ResultRecorded>;
   /** Marks a client still `offered` interrupted. */
   markInterrupted(taskId: string, identity: string, at: number, detail: string): Promise<void>;
   /** Marks clients left `connected` or `offered` interrupted, those of `scope` (served-by.ts). Returns how many. */

@@ -15,7 +15,7 @@ import type { FileEntry } from './digests.js';
 import { GroupCommitQueue } from './group-commit.js';
 import { storeFailure } from './store-errors.js';
 import { toClient, toTask, type ClientRecord, type ClientRow, type NewTaskFile, type TaskEvent, type TaskRecord, type TaskRow, type TransferProgress } from './store-records.js';
-import type { TaskStoreContract } from './store-contract.js';
+import type { ResultRecorded, TaskStoreContract } from './store-contract.js';
 import type { LostSessionScope } from './served-by.js';
 import { CONTENT_SLICE_BYTES, openTaskDatabase } from './store-schema.js';
 
@@ -211,17 +211,23 @@ export class TaskStore implements TaskStoreContract {
    * Queues a client's RESULT as `outcome` (group commit), and when it is `applied` and brings the number of
    * identities recorded as having applied the task's digest to its maxClients, completes the task in the same
    * transaction. Counted in the database, so results recorded by other processes count too, and a revoked client
-   * (no longer `applied`) does not. Resolves once durable: true when this result completed the task.
+   * (no longer `applied`) does not. A task gone or cancelled, or a client revoked, since the offer: nothing is
+   * written, and `refused` says which (read in the same transaction, so no cancel slips between check and write).
+   * Resolves once durable.
    */
-  saveResult(outcome: ClientRecord, detail: string | null): Promise<boolean> {
-    return this.#enqueue(() => {
+  saveResult(outcome: ClientRecord, detail: string | null): Promise<ResultRecorded> {
+    return this.#enqueue((): ResultRecorded => {
+      const task = this.#statement('SELECT state FROM tasks WHERE id = ?').get(outcome.taskId) as { state: string } | undefined;
+      if (!task || task.state === 'cancelled') return { refused: 'cancelled', completed: false };
+      const current = this.#statement('SELECT state FROM clients WHERE task_id = ? AND identity = ?').get(outcome.taskId, outcome.identity) as { state: string } | undefined;
+      if (current?.state === 'revoked') return { refused: 'revoked', completed: false };
       this.#upsertClient(outcome, detail);
-      if (outcome.state !== 'applied') return false;
+      if (outcome.state !== 'applied') return { refused: null, completed: false };
       const completed = this.#statement(`UPDATE tasks SET state = 'completed', ended_at = ? WHERE id = ? AND state = 'active' AND max_clients IS NOT NULL
         AND max_clients <= (SELECT count(*) FROM clients WHERE task_id = tasks.id AND state = 'applied' AND applied_digest = tasks.digest)`)
         .run(outcome.updatedAt, outcome.taskId).changes === 1;
       if (completed) this.#insertEvent(outcome.taskId, null, null, 'completed', outcome.updatedAt, null);
-      return completed;
+      return { refused: null, completed };
     });
   }
 

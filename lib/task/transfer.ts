@@ -65,14 +65,10 @@ async function sendContent(session: Session, task: TaskRecord, content: TaskCont
 }
 
 // Records the RESULT and sends the ACK once it is durable; a cancel or revoke made while the client applied means
-// the result counts for nothing (read again here, not trusted from HELLO).
+// the result counts for nothing (checked by the store in the transaction that would record it, not trusted from
+// HELLO).
 async function recordResult(session: Session, task: TaskRecord, client: ClientRecord, result: Result): Promise<string> {
   const { store, now } = session.context;
-  const current = await store.getTaskAndClient(task.id, client.identity);
-  if (!current.task || current.task.state === 'cancelled') return session.reject('cancelled', 'the task was cancelled while this client applied it; the result is not recorded');
-  if (current.client?.state === 'revoked') {
-    return session.reject('revoked', 'this client was revoked while it applied the task; the result is not recorded');
-  }
   const at = now();
   const isApplied = result.status === 'applied' && result.digest === task.digest;
   const outcome: ClientRecord = {
@@ -81,7 +77,9 @@ async function recordResult(session: Session, task: TaskRecord, client: ClientRe
   };
   // The last RESULT maxClients waits for completes the task in the same transaction, so both are durable before
   // the client hears back.
-  await store.saveResult(outcome, result.message);
+  const recorded = await store.saveResult(outcome, result.message);
+  if (recorded.refused === 'cancelled') return session.reject('cancelled', 'the task was cancelled while this client applied it; the result is not recorded');
+  if (recorded.refused === 'revoked') return session.reject('revoked', 'this client was revoked while it applied the task; the result is not recorded');
   // The ACK goes out only now: the result above is committed and fsynced.
   await session.send({ type: 'ACK', body: { status: isApplied ? 'applied' : 'failed' } });
   return isApplied ? 'applied' : 'failed';

@@ -221,20 +221,42 @@ export function storeConformance(t: Test, fresh: FreshDatabase): void {
     const first = await open();
     const second = await open();
     await first.createTask(taskRecord(TASK_ID, FILES, { maxClients: 2 }), FILES);
-    t.notOk(await first.saveResult(applied('x', 1_700_000_002_000), null), 'one of two');
-    t.notOk(await second.saveResult(clientRecord('y', { state: 'failed', hasSlot: true, updatedAt: 1_700_000_003_000 }), 'exit 1'), 'a failure counts for nothing');
-    t.notOk(await second.saveResult(clientRecord('z', { state: 'applied', hasSlot: true, appliedDigest: 'f'.repeat(64), updatedAt: 1_700_000_003_000 }), null), 'nor does another digest');
+    t.notOk((await first.saveResult(applied('x', 1_700_000_002_000), null)).completed, 'one of two');
+    t.notOk((await second.saveResult(clientRecord('y', { state: 'failed', hasSlot: true, updatedAt: 1_700_000_003_000 }), 'exit 1')).completed, 'a failure counts for nothing');
+    t.notOk((await second.saveResult(clientRecord('z', { state: 'applied', hasSlot: true, appliedDigest: 'f'.repeat(64), updatedAt: 1_700_000_003_000 }), null)).completed, 'nor does another digest');
     await first.revokeClient(TASK_ID, 'x', 1_700_000_004_000);
-    t.notOk(await second.saveResult(applied('w', 1_700_000_005_000), null), 'x was revoked: w makes one of two');
+    t.notOk((await second.saveResult(applied('w', 1_700_000_005_000), null)).completed, 'x was revoked: w makes one of two');
     t.equal((await first.getTask(TASK_ID))!.state, 'active');
-    t.ok(await second.saveResult(applied('v', 1_700_000_006_000), null), 'v makes two, through the other handle');
+    t.ok((await second.saveResult(applied('v', 1_700_000_006_000), null)).completed, 'v makes two, through the other handle');
     const task = (await first.getTask(TASK_ID))!;
     t.same([task.state, task.endedAt], ['completed', 1_700_000_006_000]);
-    t.notOk(await first.saveResult(applied('u', 1_700_000_007_000), null), 'a further result completes nothing more');
+    t.notOk((await first.saveResult(applied('u', 1_700_000_007_000), null)).completed, 'a further result completes nothing more');
     t.equal((await first.listEvents(TASK_ID)).filter((event) => event.state === 'completed').length, 1, 'one completed event');
     const plainId = 'kw3dg76w18whjmr1';
     await first.createTask(taskRecord(plainId, FILES), FILES);
-    t.notOk(await first.saveResult({ ...applied('x', 1_700_000_008_000), taskId: plainId }, null), 'a task without maxClients never completes by count');
+    t.notOk((await first.saveResult({ ...applied('x', 1_700_000_008_000), taskId: plainId }, null)).completed, 'a task without maxClients never completes by count');
+  });
+
+  t.test('saveResult records nothing for a task gone or cancelled, or a client revoked, since the offer, and says which', async (t) => {
+    const store = await (await fresh(t))();
+    await store.createTask(taskRecord(TASK_ID, FILES, { maxClients: 1 }), FILES);
+    await Promise.all([store.saveClient(offer('kept')), store.saveClient(offer('gone'))]);
+    await store.revokeClient(TASK_ID, 'gone', 1_700_000_002_000);
+    const events = (await store.listEvents(TASK_ID)).length;
+    t.strictSame(await store.saveResult(applied('gone', 1_700_000_003_000), null), { refused: 'revoked', completed: false }, 'a revoked client');
+    t.equal((await store.getClient(TASK_ID, 'gone'))!.state, 'revoked');
+    t.equal((await store.listEvents(TASK_ID)).length, events, 'no event was written');
+    // A result for a task deleted meanwhile is refused, and fails no other write of its batch.
+    const [ghost, neighbour] = await Promise.all([
+      store.saveResult({ ...applied('kept', 1_700_000_004_000), taskId: '0000000000000000' }, null),
+      store.saveClient(clientRecord('neighbour')),
+    ]);
+    t.strictSame(ghost, { refused: 'cancelled', completed: false }, 'a task that is gone');
+    t.equal(neighbour, undefined, 'its batch committed');
+    await store.endTask(TASK_ID, 'cancelled', 1_700_000_005_000);
+    t.strictSame(await store.saveResult(applied('kept', 1_700_000_006_000), null), { refused: 'cancelled', completed: false }, 'a cancelled task');
+    t.equal((await store.getClient(TASK_ID, 'kept'))!.state, 'offered', 'the result was not recorded');
+    t.equal((await store.getTask(TASK_ID))!.state, 'cancelled', 'and did not complete the cancelled task');
   });
 
   t.test('markInterrupted changes only a client still offered, with its reason in the event', async (t) => {
