@@ -13,7 +13,7 @@ t.test('the table lists each code once, in order, and EXIT is its codes', async 
   t.same([...codes].sort((a, b) => a - b), codes, 'in the order of the codes');
   t.equal(new Set(codes).size, codes.length, 'no code twice');
   for (const name of names) t.equal(EXIT[name], EXIT_CODE_TABLE[name].code, name);
-  for (const exitCode of Object.values(EXIT_CODE_BY_ERROR)) t.ok(codes.includes(exitCode), `error exit ${exitCode} is in the table`);
+  for (const exitCode of Object.values(EXIT_CODE_BY_ERROR)) t.ok((codes as readonly number[]).includes(exitCode), `error exit ${exitCode} is in the table`);
 });
 
 t.test('the help line is generated from the table', async (t) => {

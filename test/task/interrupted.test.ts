@@ -69,7 +69,7 @@ t.test('a server starting on a store with a client left offered marks it interru
   t.equal(shown.clients[0]?.state, 'interrupted');
   t.ok((await admin.events(created.id)).some((event) => event.state === 'interrupted' && event.detail === 'the server restarted while this client was receiving'), 'an event says why');
 
-  const app = createApiApp({ admin, adminToken: running.server.dataDir.adminToken, version: 'test' });
+  const app = createApiApp({ admin, adminToken: running.server.dataDir.adminToken });
   t.teardown(() => app.close());
   const response = await app.inject({ method: 'GET', url: `/v1/tasks/${created.id}`, headers: { authorization: `Bearer ${running.server.dataDir.adminToken}` } });
   t.equal(response.statusCode, 200);

@@ -56,7 +56,7 @@ t.test('DELETE /v1/tasks/{id}?purge=true deletes, twice is 404 TASK_NOT_FOUND, a
   const running = await startServer(t, data);
   const admin = running.server.admin();
   const token = running.server.dataDir.adminToken;
-  const app = createApiApp({ admin, adminToken: token, version: 'test' });
+  const app = createApiApp({ admin, adminToken: token });
   t.teardown(() => app.close());
   const headers = { authorization: `Bearer ${token}` };
   const doomed = await admin.createTask({ files: file('x\n') });
@@ -81,7 +81,7 @@ t.test('task delete --api deletes through the REST API, and a second delete exit
   const root = t.testdir();
   const data = join(root, 'data');
   const running = await startServer(t, data);
-  const api = await startApiServer({ admin: running.server.admin(), adminToken: running.server.dataDir.adminToken, version: 'test' }, { host: '127.0.0.1', port: 0 });
+  const api = await startApiServer({ admin: running.server.admin(), adminToken: running.server.dataDir.adminToken }, { host: '127.0.0.1', port: 0 });
   t.teardown(() => api.app.close());
   const created = await running.server.admin().createTask({ files: file('z\n') });
   const url = `http://127.0.0.1:${api.port}`;

@@ -54,9 +54,7 @@ t.test('an identity directory under a regular file is IDENTITY_UNAVAILABLE namin
   await assertNoConnection(t, s, token);
 });
 
-t.test('as nobody, the default identity directory in root\'s home is IDENTITY_UNAVAILABLE (exit 5) with the fix', async (t) => {
-  const reason = nobodySkipReason();
-  if (reason !== null) return t.skip(reason);
+t.test('as nobody, the default identity directory in root\'s home is IDENTITY_UNAVAILABLE (exit 5) with the fix', { skip: nobodySkipReason() ?? false }, async (t) => {
   const s = await clientSetup(t);
   const { token } = await s.create(FILES);
   const outParent = nobodyDir(join(s.dir, 'nobody-out'));
@@ -67,9 +65,7 @@ t.test('as nobody, the default identity directory in root\'s home is IDENTITY_UN
   await assertNoConnection(t, s, token);
 });
 
-t.test('as nobody, an --out whose parent nobody cannot write is APPLY_FAILED (exit 15) before connecting, naming the directory and the fix', async (t) => {
-  const reason = nobodySkipReason();
-  if (reason !== null) return t.skip(reason);
+t.test('as nobody, an --out whose parent nobody cannot write is APPLY_FAILED (exit 15) before connecting, naming the directory and the fix', { skip: nobodySkipReason() ?? false }, async (t) => {
   const s = await clientSetup(t);
   const { token } = await s.create(FILES);
   const identityDir = nobodyDir(join(s.dir, 'nobody-identity'));
