@@ -5,7 +5,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseStoreLocation, pull, TaskAdmin } from '../lib/index.js';
+import { FLEET_KEY_FILES, parseStoreLocation, pull, TaskAdmin } from '../lib/index.js';
 import type { PostgresCluster } from '../tools/postgres-cluster.js';
 import { figure, type Figure } from './stats.js';
 import { BenchServer } from './tcp.js';
@@ -26,8 +26,6 @@ function serverTarget(server: BenchServer): PullTarget {
   };
 }
 
-/** The key files every node of a fleet holds (SPEC.md §4.9). */
-const FLEET_KEY_FILES = ['server.key', 'master.key', 'admin.token'];
 let fleets = 0;
 
 /**

@@ -29,6 +29,7 @@ export { encodeToken, decodeToken, describeToken, type TokenFields } from './tok
 // Task server and pull (SPEC.md §4): serve tasks from a data directory, pull and apply one, roll back.
 export { TaskServer, type TaskServerOptions, type LogRecord } from './task/server.js';
 export { parseStoreLocation, describeStoreLocation, type StoreLocation } from './task/store-location.js';
+export { FLEET_KEY_FILES } from './task/data-dir.js';
 // Several server processes on one data directory (serve --workers, SPEC.md §4.10): the primary and a worker's role.
 export {
   WorkerPool, parseWorkerCount, workerRole, reportWorkerReady, reportWorkerFailed, MAX_WORKERS, type WorkerPoolOptions, type WorkerReady,

@@ -74,7 +74,7 @@ export class TaskAdmin implements Operator {
    */
   static async open(dataDirPath: string, options: { now?: () => number; create?: boolean; store?: StoreLocation; env?: NodeJS.ProcessEnv } = {}): Promise<TaskAdmin> {
     const dataDir = openDataDir(dataDirPath, { create: options.create === true });
-    const store = await openTaskStore(options.store ?? { kind: 'sqlite' }, dataDir, options.env ? { env: options.env } : {});
+    const store = await openTaskStore(options.store, dataDir, options.env ? { env: options.env } : {});
     return new TaskAdmin(dataDir, store, options.now ?? Date.now, true);
   }
 

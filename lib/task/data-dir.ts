@@ -19,6 +19,9 @@ export const DATA_FILES = {
   database: 'noise-cfg.db',
 } as const;
 
+/** The files every node of a fleet on one PostgreSQL store holds alike, copied from the first (SPEC.md §4.9). */
+export const FLEET_KEY_FILES = [DATA_FILES.serverKey, DATA_FILES.masterKey, DATA_FILES.adminToken] as const;
+
 const PSK_LABEL = Buffer.from('noise-cfg/1 task psk:', 'ascii');
 
 /** The secrets and paths of one data directory. */

@@ -19,9 +19,9 @@ export interface OpenStoreOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** The store at `location` for `dataDir`. Rejects with STORE_CORRUPT or STORE_UNAVAILABLE. */
-export async function openTaskStore(location: StoreLocation, dataDir: DataDir, options: OpenStoreOptions = {}): Promise<TaskStoreContract> {
-  if (location.kind === 'postgres') {
+/** The store at `location` (default: SQLite) for `dataDir`. Rejects with STORE_CORRUPT or STORE_UNAVAILABLE. */
+export async function openTaskStore(location: StoreLocation | undefined, dataDir: DataDir, options: OpenStoreOptions = {}): Promise<TaskStoreContract> {
+  if (location?.kind === 'postgres') {
     return PostgresTaskStore.open(location, { ...(options.servedBy ? { servedBy: options.servedBy } : {}), ...(options.env ? { env: options.env } : {}) });
   }
   return TaskStore.open(dataDir.databasePath, { ...(options.check ? { check: true } : {}), ...(options.servedBy ? { servedBy: options.servedBy } : {}) });

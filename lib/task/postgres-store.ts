@@ -205,15 +205,9 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
   }
 
   interruptLostSessions(at: number, detail: string, scope: LostSessionScope): Promise<number> {
-    return this.#transaction(async (query) => {
-      const lost = "UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE state IN ('connected', 'offered')";
-      const rows = (scope === 'all' ? await query(`${lost} RETURNING task_id, identity, name`, [at])
-        : 'servedBy' in scope ? await query(`${lost} AND served_by = $2 RETURNING task_id, identity, name`, [at, scope.servedBy])
-          : await query(`${lost} AND left(served_by, $2) = $3 RETURNING task_id, identity, name`, [at, scope.node.length, scope.node])
-      ).rows as { task_id: string; identity: string; name: string }[];
-      for (const row of rows) await this.#insertEvent(query, row.task_id, row.identity, row.name, 'interrupted', at, detail);
-      return rows.length;
-    });
+    return this.#transaction((query) => (scope === 'all' ? this.#interrupt(query, at, detail, '', [])
+      : 'servedBy' in scope ? this.#interrupt(query, at, detail, 'AND served_by = $2', [scope.servedBy])
+        : this.#interrupt(query, at, detail, 'AND left(served_by, $2) = $3', [scope.node.length, scope.node])));
   }
 
   // Liveness is timed by the database's clock, not the nodes': nodes whose clocks differ still agree on who is silent.
@@ -227,12 +221,7 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
     return this.#transaction(async (query) => {
       const silent = (await query(`DELETE FROM server_processes WHERE last_seen_at < ${DATABASE_NOW_MS} - $1 RETURNING served_by`, [silentMs])).rows as { served_by: string }[];
       let sessions = 0;
-      for (const { served_by: servedBy } of silent) {
-        const rows = (await query(`UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE state IN ('connected', 'offered') AND served_by = $2
-          RETURNING task_id, identity, name`, [at, servedBy])).rows as { task_id: string; identity: string; name: string }[];
-        for (const row of rows) await this.#insertEvent(query, row.task_id, row.identity, row.name, 'interrupted', at, detail);
-        sessions += rows.length;
-      }
+      for (const { served_by: servedBy } of silent) sessions += await this.#interrupt(query, at, detail, 'AND served_by = $2', [servedBy]);
       return { processes: silent.length, sessions };
     });
   }
@@ -392,6 +381,15 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
     [client.taskId, client.identity, client.name, client.remoteAddress, client.state, client.firstSeenAt, client.updatedAt,
       client.exitCode, client.message, client.appliedDigest, client.hasSlot, this.#servedBy]);
     await this.#insertEvent(query, client.taskId, client.identity, client.name, client.state, client.updatedAt, detail);
+  }
+
+  // Marks `interrupted`, each with its event, the clients still connected or offered that `condition` (on $2…)
+  // selects; how many.
+  async #interrupt(query: Query, at: number, detail: string, condition: string, values: readonly unknown[]): Promise<number> {
+    const rows = (await query(`UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE state IN ('connected', 'offered') ${condition}
+      RETURNING task_id, identity, name`, [at, ...values])).rows as { task_id: string; identity: string; name: string }[];
+    for (const row of rows) await this.#insertEvent(query, row.task_id, row.identity, row.name, 'interrupted', at, detail);
+    return rows.length;
   }
 
   async #insertEvent(query: Query, taskId: string, identity: string | null, name: string | null, state: string, at: number, detail: string | null): Promise<void> {

@@ -5,6 +5,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import type { StoreLocation } from './store-location.js';
 
 /** Hex characters of the node part, and of the whole name. */
 export const NODE_ID_LENGTH = 16;
@@ -15,7 +17,7 @@ export const SERVED_BY_LENGTH = 32;
  * path. Nodes of one fleet differ in at least one of the two (each has its own data directory with the same keys).
  */
 export function nodeId(dataDirPath: string): string {
-  return createHash('sha256').update(`${hostname()}\0${dataDirPath}`).digest('hex').slice(0, NODE_ID_LENGTH);
+  return createHash('sha256').update(`${hostname()}\0${resolve(dataDirPath)}`).digest('hex').slice(0, NODE_ID_LENGTH);
 }
 
 /** A new process name of the node `node`. */
@@ -25,3 +27,12 @@ export function newServedBy(node: string): string {
 
 /** Whose sessions interruptLostSessions marks: one process's, one node's (all its processes, past and present), or every one. */
 export type LostSessionScope = { servedBy: string } | { node: string } | 'all';
+
+/**
+ * Whose sessions a server starting with the data directory's lock finds lost: on SQLite every one (the lock makes
+ * it the only server of the database); on PostgreSQL those of this node's (`node`) earlier runs, since other
+ * nodes serve theirs.
+ */
+export function restartScope(store: StoreLocation | undefined, node: string): LostSessionScope {
+  return store?.kind === 'postgres' ? { node } : 'all';
+}

@@ -5,7 +5,6 @@
  * another process holds even for sessions already open. Results are acknowledged only after they are durable
  * (group commit). One log line per connection.
  */
-import { resolve } from 'node:path';
 import { isNoiseCfgError, NoiseCfgError } from '../errors.js';
 import { SecureServer } from '../transport/index.js';
 import { TaskAdmin } from './admin.js';
@@ -22,8 +21,7 @@ import type { SessionContext } from './session.js';
 import { SessionCounter } from './session-limits.js';
 import { openTaskStore } from './open-store.js';
 import { hasProcessLiveness, type ProcessLiveness, type TaskStoreContract } from './store-contract.js';
-import type { StoreLocation } from './store-location.js';
-import { NODE_ID_LENGTH, newServedBy, nodeId, type LostSessionScope } from './served-by.js';
+import { NODE_ID_LENGTH, newServedBy, nodeId, restartScope } from './served-by.js';
 
 export {
   DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_CLIENTS_PER_TASK, DEFAULT_MAX_SESSION_MS, DEFAULT_MAX_SESSIONS_PER_IDENTITY,
@@ -35,15 +33,6 @@ export {
 export const LOST_AT_RESTART = 'the server restarted while this client was receiving';
 /** The detail of the event that marks a client interrupted because the process serving it went silent. */
 export const LOST_SILENT_PROCESS = 'the server process serving this client stopped answering (no heartbeat)';
-
-/**
- * Whose sessions a server starting with the data directory's lock finds lost: on SQLite every one (the lock makes
- * it the only server of the database); on PostgreSQL those of this node's earlier runs, since other nodes serve
- * theirs.
- */
-export function restartScope(store: StoreLocation | undefined, servedBy: string): LostSessionScope {
-  return store?.kind === 'postgres' ? { node: servedBy.slice(0, NODE_ID_LENGTH) } : 'all';
-}
 
 /** A running update server. */
 export class TaskServer {
@@ -117,7 +106,7 @@ export class TaskServer {
       this.#lock = lock;
     }
     try {
-      return await this.#startLocked(lock, worker?.servedBy ?? newServedBy(nodeId(resolve(this.#options.dataDir))));
+      return await this.#startLocked(lock, worker?.servedBy ?? newServedBy(nodeId(this.#options.dataDir)));
     } catch (error) {
       await this.#store?.close();
       this.#store = null;
@@ -132,7 +121,7 @@ export class TaskServer {
     const dataDir = openDataDir(this.#options.dataDir, { create: lock !== null });
     this.#dataDir = dataDir;
     // A worker's primary checked the store before it started any worker.
-    const store = await openTaskStore(this.#options.store ?? { kind: 'sqlite' }, dataDir, {
+    const store = await openTaskStore(this.#options.store, dataDir, {
       check: lock !== null, servedBy, ...(this.#options.env ? { env: this.#options.env } : {}),
     });
     this.#store = store;
@@ -143,7 +132,7 @@ export class TaskServer {
     this.#caches = caches;
     // The lock says no other server runs on this data directory: a client still receiving by the store's record
     // lost its session when the previous server ended. A worker's siblings are serving theirs.
-    const lostSessions = lock ? await store.interruptLostSessions(this.#now(), LOST_AT_RESTART, restartScope(this.#options.store, servedBy)) : 0;
+    const lostSessions = lock ? await store.interruptLostSessions(this.#now(), LOST_AT_RESTART, restartScope(this.#options.store, servedBy.slice(0, NODE_ID_LENGTH))) : 0;
     const context: SessionContext = {
       store, caches, settings: this.#settings, log: this.#log, now: this.#now,
       sessionsPerTask: this.#sessionsPerTask, sessionsPerIdentity: this.#sessionsPerIdentity,

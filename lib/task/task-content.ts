@@ -35,45 +35,29 @@ export interface ContentSource {
 }
 
 /**
- * Cuts a stream of contents into encoded CHUNK messages of CHUNK_CONTENT_BYTES, the last one shorter: push() each
- * content in order and send what it returns, then what end() returns.
+ * Cuts `contents` (in order) into encoded CHUNK messages of CHUNK_CONTENT_BYTES, the last one shorter. Lazy: each
+ * content is taken from the iterable (the store's slices arrive asynchronously) only when the CHUNKs before it have
+ * been taken.
  */
-export class ChunkEncoder {
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-
-  /** The CHUNKs that `content` completes (none while it only fills the pending one). */
-  push(content: Buffer): Buffer[] {
-    const chunks: Buffer[] = [];
-    for (let offset = 0; offset < content.byteLength;) {
-      const take = Math.min(CHUNK_CONTENT_BYTES - this.#pendingBytes, content.byteLength - offset);
-      this.#pending.push(content.subarray(offset, offset + take));
-      this.#pendingBytes += take;
-      offset += take;
-      if (this.#pendingBytes === CHUNK_CONTENT_BYTES) chunks.push(this.#cut());
-    }
-    return chunks;
-  }
-
-  /** The last, shorter CHUNK, if any content is pending. */
-  end(): Buffer[] {
-    return this.#pendingBytes > 0 ? [this.#cut()] : [];
-  }
-
-  #cut(): Buffer {
-    const pending = this.#pending;
-    const chunk = encodeMessage({ type: 'CHUNK', body: pending.length === 1 ? pending[0]! : Buffer.concat(pending, this.#pendingBytes) });
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    return chunk;
-  }
-}
-
-/** The CHUNKs of `contents` (in order), each content taken only when the CHUNKs before it have been taken. */
 export async function* encodeChunks(contents: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
-  const encoder = new ChunkEncoder();
-  for await (const content of contents) yield* encoder.push(content);
-  yield* encoder.end();
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const cut = (): Buffer => {
+    const chunk = encodeMessage({ type: 'CHUNK', body: pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes) });
+    pending = [];
+    pendingBytes = 0;
+    return chunk;
+  };
+  for await (const content of contents) {
+    for (let offset = 0; offset < content.byteLength;) {
+      const take = Math.min(CHUNK_CONTENT_BYTES - pendingBytes, content.byteLength - offset);
+      pending.push(content.subarray(offset, offset + take));
+      pendingBytes += take;
+      offset += take;
+      if (pendingBytes === CHUNK_CONTENT_BYTES) yield cut();
+    }
+  }
+  if (pendingBytes > 0) yield cut();
 }
 
 /**

@@ -10,14 +10,13 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
 import { isNoiseCfgError, NoiseCfgError, type ErrorCode } from '../errors.js';
 import { openDataDir, prepareDataDir, type DataDir } from './data-dir.js';
 import { DataDirLock } from './data-dir-lock.js';
-import { LOST_AT_RESTART, restartScope } from './server.js';
+import { LOST_AT_RESTART } from './server.js';
 import type { LogRecord } from './server-options.js';
 import { openTaskStore } from './open-store.js';
-import { newServedBy, nodeId, SERVED_BY_LENGTH } from './served-by.js';
+import { newServedBy, nodeId, restartScope, SERVED_BY_LENGTH } from './served-by.js';
 import type { TaskStoreContract } from './store-contract.js';
 import type { StoreLocation } from './store-location.js';
 
@@ -137,7 +136,7 @@ export class WorkerPool {
     this.#lock = lock;
     try {
       this.#dataDir = openDataDir(this.#options.dataDir, { create: true });
-      this.#node = nodeId(resolve(this.#options.dataDir));
+      this.#node = nodeId(this.#options.dataDir);
       const store = await this.#openStore(true);
       let lostSessions: number;
       try {
@@ -153,10 +152,10 @@ export class WorkerPool {
       // robin.
       if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
       cluster.on('exit', (worker, code, signal) => {
-      const handled = this.#onExit(worker, code, signal);
-      this.#exitHandlers.add(handled);
-      void handled.finally(() => this.#exitHandlers.delete(handled));
-    });
+        const handled = this.#onExit(worker, code, signal);
+        this.#exitHandlers.add(handled);
+        void handled.finally(() => this.#exitHandlers.delete(handled));
+      });
       for (let index = 0; index < this.#options.workers; index++) this.#slots.push({ index, worker: null, servedBy: '', startedAt: 0, isReady: false });
       const readies = await Promise.all(this.#slots.map((slot) => this.#fork(slot)));
       const first = readies[0]!;
@@ -277,7 +276,7 @@ export class WorkerPool {
   }
 
   #openStore(check: boolean): Promise<TaskStoreContract> {
-    return openTaskStore(this.#options.store ?? { kind: 'sqlite' }, this.#dataDir!, { check, ...(this.#options.env ? { env: this.#options.env } : {}) });
+    return openTaskStore(this.#options.store, this.#dataDir!, { check, ...(this.#options.env ? { env: this.#options.env } : {}) });
   }
 
   #log(message: string): void {

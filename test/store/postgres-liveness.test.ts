@@ -5,6 +5,7 @@ import t from 'tap';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskAdmin } from '../../lib/task/admin.js';
+import { FLEET_KEY_FILES } from '../../lib/task/data-dir.js';
 import { pull } from '../../lib/task/client.js';
 import { PostgresTaskStore } from '../../lib/task/postgres-store.js';
 import { LOST_SILENT_PROCESS } from '../../lib/task/server.js';
@@ -53,7 +54,7 @@ t.test('process liveness on PostgreSQL', { skip }, async (t) => {
     const observerData = join(dir, 'observer');
     const victim = await startServe(t, victimData, { env: { HOME: join(dir, 'home') }, extra: ['--store', storeUrl] });
     mkdirSync(observerData, { mode: 0o700 });
-    for (const file of ['server.key', 'master.key', 'admin.token']) copyFileSync(join(victimData, file), join(observerData, file));
+    for (const file of FLEET_KEY_FILES) copyFileSync(join(victimData, file), join(observerData, file));
     // The victim beats every 2 s (the default); the observer takes 6 s of silence for death.
     const observer = await startServer(t, observerData, { store, heartbeatMs: 200, silentProcessMs: 6000 });
     const admin = await TaskAdmin.open(observerData, { store });

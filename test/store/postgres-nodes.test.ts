@@ -9,6 +9,7 @@ import t from 'tap';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskAdmin } from '../../lib/task/admin.js';
+import { FLEET_KEY_FILES } from '../../lib/task/data-dir.js';
 import { pull, type PullOptions, type PullResult } from '../../lib/task/client.js';
 import { parseStoreLocation } from '../../lib/task/store-location.js';
 import { postgresSkipReason, startPostgres } from '../support/postgres.js';
@@ -19,8 +20,6 @@ const skip = postgresSkipReason() ?? false;
 const CLIENTS = 300;
 const SLOTS = 100;
 const CONCURRENCY = 45;
-/** The key files a node needs, copied from the first (SPEC.md §4.9, README "Scaling out"). */
-const KEY_FILES = ['server.key', 'master.key', 'admin.token'];
 
 const pullAll = (count: number, start: (index: number) => Promise<PullResult>, onAcknowledged?: (acknowledged: number) => void): Promise<Outcome[]> =>
   pullCrowd(count, start, { concurrency: CONCURRENCY, ...(onAcknowledged ? { onAcknowledged } : {}) });
@@ -50,7 +49,7 @@ t.test('three serve nodes on one PostgreSQL database', { skip }, async (t) => {
   t.notMatch(first.stderr() + first.stdout(), new RegExp(cluster.password), 'the password is in no output');
   for (const name of ['b', 'c']) {
     mkdirSync(dataOf(name), { mode: 0o700 });
-    for (const file of KEY_FILES) copyFileSync(join(dataOf('a'), file), join(dataOf(name), file));
+    for (const file of FLEET_KEY_FILES) copyFileSync(join(dataOf('a'), file), join(dataOf(name), file));
     await startNode(name);
   }
   const admin = await TaskAdmin.open(dataOf('b'), { store, env });
