@@ -1,6 +1,7 @@
 // A process on a shared PostgreSQL store that dies with no process of its own machine left to notice (SPEC.md
 // §4.9): every server process says it is alive (server_processes, by the database's clock), and any other marks
-// the sessions of one silent for silentProcessMs interrupted, and only those. A clean stop leaves no row behind.
+// the sessions of one silent for silentProcessMs interrupted, and only those. A clean stop leaves no row behind; a
+// heartbeat the database cannot take is logged, and does not keep the server from stopping.
 import t from 'tap';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,5 +84,20 @@ t.test('process liveness on PostgreSQL', { skip }, async (t) => {
     t.ok((await admin.events(task.id)).some((event) => event.state === 'interrupted' && event.detail === LOST_SILENT_PROCESS), 'an event says why');
     await observer.server.stop(0);
     t.equal(cluster.psql('SELECT count(*) FROM server_processes', 'liveness_nodes'), '0', 'the observer\'s clean stop left no row');
+  });
+
+  // Last: it stops the cluster.
+  await t.test('the database going away: each failed heartbeat is one clear log line, and the server still stops', async (t) => {
+    cluster.psql('CREATE DATABASE liveness_down');
+    const store = parseStoreLocation(`postgres://${cluster.user}@/liveness_down?host=${encodeURIComponent(cluster.socketDir)}&port=${cluster.port}`);
+    const running = await startServer(t, join(t.testdir(), 'data'), { store, heartbeatMs: 100, silentProcessMs: 1000 });
+    cluster.stop();
+    const failed = await running.waitForLog((record) => record.event === 'process-lost' && record.code !== undefined);
+    t.equal(failed.code, 'STORE_UNAVAILABLE');
+    t.match(failed.message, /^the heartbeat failed: /);
+    t.notMatch(failed.message, /\n|at .*\.js:\d+/, 'one line, no stack');
+    t.notMatch(failed.message, new RegExp(cluster.password), 'no password');
+    await running.server.stop(0);
+    t.pass('stop() resolved with the database gone');
   });
 });
