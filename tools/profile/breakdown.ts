@@ -43,6 +43,7 @@ export const CATEGORY_RULES: readonly CategoryRule[] = [
   // are the event loop blocked on the disk, which process.cpuUsage() does not count as CPU.
   { category: 'store COMMIT (fsync wait; the event loop is blocked)', matches: (frame) => frame.functionName === 'sqliteTransaction' && frame.url.includes('better-sqlite3') },
   { category: 'store (SQLite)', matches: (frame) => byUrl('better-sqlite3', '/lib/task/store', '/lib/task/sqlite')(frame) },
+  { category: 'store (PostgreSQL: pg, pg-protocol and our JavaScript)', matches: byUrl('/node_modules/pg', '/lib/task/postgres') },
   { category: 'JSON', matches: byFunction('parse', 'stringify') },
   { category: 'task server (negotiate, messages, content)', matches: byUrl('/lib/task/') },
   { category: 'channel (records, framing, handshake drivers)', matches: byUrl('/lib/transport/') },
