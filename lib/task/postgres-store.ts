@@ -13,19 +13,32 @@ import { NoiseCfgError } from '../errors.js';
 import type { FileEntry } from './digests.js';
 import { GROUP_COMMIT_WINDOW_MS } from './group-commit.js';
 import { openPostgresStore, postgresFailure } from './postgres-pool.js';
+import { WRITE_LOCK_KEY } from './postgres-schema.js';
 import { CONTENT_SLICE_BYTES } from './store-schema.js';
 import type { ProcessLiveness, ResultRecorded, TaskStoreContract } from './store-contract.js';
 import type { LostSessionScope } from './served-by.js';
 import { toTask, type ClientRecord, type ClientState, type NewTaskFile, type TaskEvent, type TaskRecord, type TaskRow, type TransferProgress } from './store-records.js';
 import type { PostgresLocation } from './store-location.js';
+import { storableText } from './storable-text.js';
 
-/** The advisory lock every write transaction takes first ("ncfh": the migration lock's neighbour). */
-export const WRITE_LOCK_KEY = 0x6e636668;
 
 type Query = (text: string, values?: readonly unknown[]) => Promise<pg.QueryResult>;
 
+const nothing = (): void => undefined;
+
+// jsonb refuses \u0000 and a lone surrogate, failing the whole batch: every string goes in as storableText.
+const storableStrings = (_key: string, value: unknown): unknown => (typeof value === 'string' ? storableText(value) : value);
+
+/**
+ * One of a pull's writes, as noise_cfg_write_batch takes it (postgres-schema.ts, version 4): `write` names the
+ * function, the other fields are its arguments by name (a client's are a ClientRecord's).
+ */
+type BatchWrite = { write: 'client' | 'claim' | 'result' | 'interrupted' | 'progress' } & Record<string, unknown>;
+
 interface QueuedWrite {
-  apply: (query: Query) => Promise<unknown>;
+  write: BatchWrite;
+  /** The write's result in the batch's answer (a JSON value) as its promise resolves with it. */
+  decode: (result: unknown) => unknown;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
 }
@@ -165,43 +178,25 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
     });
   }
 
+  // A pull's writes go to the database as data, a batch at a time, and its functions (postgres-schema.ts, version 4)
+  // apply them with the SQLite store's rules; the batch transaction's write lock makes each one step for every node.
   saveClient(client: ClientRecord, detail: string | null = null): Promise<void> {
-    return this.#enqueue((query) => this.#upsertClient(query, client, detail));
+    return this.#enqueue({ write: 'client', ...client, servedBy: this.#servedBy, detail }, nothing);
   }
 
   claimSlot(offer: ClientRecord, slotLimit: number): Promise<boolean> {
-    return this.#enqueue(async (query) => {
-      // The write lock makes this read and the update below one step for every node.
-      const holds = (await query('SELECT has_slot FROM clients WHERE task_id = $1 AND identity = $2', [offer.taskId, offer.identity])).rows[0]?.has_slot === true;
-      const taken = holds || (await query('UPDATE tasks SET slots_taken = slots_taken + 1 WHERE id = $1 AND slots_taken < $2', [offer.taskId, slotLimit])).rowCount === 1;
-      if (taken) await this.#upsertClient(query, { ...offer, hasSlot: true }, null);
-      return taken;
-    });
+    return this.#enqueue({ write: 'claim', ...offer, servedBy: this.#servedBy, slotLimit }, (taken) => taken === true);
   }
 
   saveResult(outcome: ClientRecord, detail: string | null): Promise<ResultRecorded> {
-    return this.#enqueue(async (query): Promise<ResultRecorded> => {
-      // One read for both checks, in the transaction that writes: no cancel or revoke slips between them.
-      const row = (await query('SELECT t.state AS task_state, (SELECT c.state FROM clients c WHERE c.task_id = t.id AND c.identity = $2) AS client_state FROM tasks t WHERE t.id = $1',
-        [outcome.taskId, outcome.identity])).rows[0] as { task_state: string; client_state: string | null } | undefined;
-      if (!row || row.task_state === 'cancelled') return { refused: 'cancelled', completed: false };
-      if (row.client_state === 'revoked') return { refused: 'revoked', completed: false };
-      await this.#upsertClient(query, outcome, detail);
-      if (outcome.state !== 'applied') return { refused: null, completed: false };
-      const completed = (await query(`UPDATE tasks SET state = 'completed', ended_at = $1 WHERE id = $2 AND state = 'active' AND max_clients IS NOT NULL
-        AND max_clients <= (SELECT count(*) FROM clients c WHERE c.task_id = tasks.id AND c.state = 'applied' AND c.applied_digest = tasks.digest)`,
-      [outcome.updatedAt, outcome.taskId])).rowCount === 1;
-      if (completed) await this.#insertEvent(query, outcome.taskId, null, null, 'completed', outcome.updatedAt, null);
-      return { refused: null, completed };
+    return this.#enqueue({ write: 'result', ...outcome, servedBy: this.#servedBy, detail }, (recorded): ResultRecorded => {
+      if (recorded === 'cancelled' || recorded === 'revoked') return { refused: recorded, completed: false };
+      return { refused: null, completed: recorded === 'completed' };
     });
   }
 
   markInterrupted(taskId: string, identity: string, at: number, detail: string): Promise<void> {
-    return this.#enqueue(async (query) => {
-      const row = (await query("UPDATE clients SET state = 'interrupted', updated_at = $1 WHERE task_id = $2 AND identity = $3 AND state = 'offered' RETURNING name",
-        [at, taskId, identity])).rows[0] as { name: string } | undefined;
-      if (row) await this.#insertEvent(query, taskId, identity, row.name, 'interrupted', at, detail);
-    });
+    return this.#enqueue({ write: 'interrupted', taskId, identity, at, detail }, nothing);
   }
 
   interruptLostSessions(at: number, detail: string, scope: LostSessionScope): Promise<number> {
@@ -232,10 +227,7 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
   }
 
   saveTransferProgress(taskId: string, identity: string, bytesSent: number, at: number): Promise<void> {
-    return this.#enqueue(async (query) => {
-      await query(`INSERT INTO transfers (task_id, identity, bytes_sent, updated_at) VALUES ($1, $2, $3, $4)
-        ON CONFLICT (task_id, identity) DO UPDATE SET bytes_sent = excluded.bytes_sent, updated_at = excluded.updated_at`, [taskId, identity, bytesSent, at]);
-    });
+    return this.#enqueue({ write: 'progress', taskId, identity, bytesSent, at }, nothing);
   }
 
   listTransfers(taskId: string): Promise<TransferProgress[]> {
@@ -292,27 +284,27 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
     return this.#closing;
   }
 
-  #enqueue<T>(apply: (query: Query) => Promise<T>): Promise<T> {
+  #enqueue<T>(write: BatchWrite, decode: (result: unknown) => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ apply, resolve: resolve as (value: unknown) => void, reject });
+      this.#queue.push({ write, decode, resolve: resolve as (value: unknown) => void, reject });
       // As in group-commit.ts: a short window gathers concurrent clients' writes into one transaction.
       this.#flushTimer ??= setTimeout(() => void this.flush(), GROUP_COMMIT_WINDOW_MS);
     });
   }
 
+  // One statement outside BEGIN is one transaction, and the function takes the write lock first (schema version 4):
+  // the batch is one round trip.
   async #commitBatch(batch: readonly QueuedWrite[]): Promise<void> {
     let results: unknown[];
     try {
-      results = await this.#transaction(async (query) => {
-        const values: unknown[] = [];
-        for (const write of batch) values.push(await write.apply(query));
-        return values;
-      });
+      results = (await this.#read<{ results: unknown[] }>('SELECT noise_cfg_write_batch($1) AS results',
+        [JSON.stringify(batch.map((queued) => queued.write), storableStrings)]))[0]!.results;
+      this.#commits++;
     } catch (error) {
       for (const write of batch) write.reject(error as Error);
       return;
     }
-    batch.forEach((write, index) => write.resolve(results[index]));
+    batch.forEach((queued, index) => queued.resolve(queued.decode(results[index])));
   }
 
   // One write transaction under the write lock; its error sorted into the store's codes.
@@ -321,9 +313,9 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
     try {
       client = await this.#pool.connect();
       const query: Query = (text, values) => client!.query(this.#statement(text, values));
-      await query('BEGIN');
       try {
-        await query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK_KEY]);
+        // One round trip for both: a simple query may hold several statements.
+        await query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK_KEY})`);
         const result = await step(query);
         await query('COMMIT');
         this.#commits++;
@@ -371,17 +363,6 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
     return postgresFailure(error, this.#location);
   }
 
-  async #upsertClient(query: Query, client: ClientRecord, detail: string | null): Promise<void> {
-    await query(`INSERT INTO clients (task_id, identity, name, remote_address, state, first_seen_at, updated_at, exit_code, message, applied_digest, has_slot, served_by)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-      ON CONFLICT (task_id, identity) DO UPDATE SET name = excluded.name, remote_address = excluded.remote_address,
-        state = CASE WHEN clients.state = 'revoked' THEN 'revoked' ELSE excluded.state END,
-        updated_at = excluded.updated_at, exit_code = excluded.exit_code, message = excluded.message,
-        applied_digest = excluded.applied_digest, has_slot = clients.has_slot OR excluded.has_slot, served_by = excluded.served_by`,
-    [client.taskId, client.identity, client.name, client.remoteAddress, client.state, client.firstSeenAt, client.updatedAt,
-      client.exitCode, client.message, client.appliedDigest, client.hasSlot, this.#servedBy]);
-    await this.#insertEvent(query, client.taskId, client.identity, client.name, client.state, client.updatedAt, detail);
-  }
 
   // Marks `interrupted`, each with its event, the clients still connected or offered that `condition` (on $2…)
   // selects; how many.

@@ -13,6 +13,7 @@ import type Database from 'better-sqlite3';
 import { NoiseCfgError } from '../errors.js';
 import type { FileEntry } from './digests.js';
 import { GroupCommitQueue } from './group-commit.js';
+import { storableNullableText, storableText } from './storable-text.js';
 import { storeFailure } from './store-errors.js';
 import { toClient, toTask, type ClientRecord, type ClientRow, type NewTaskFile, type TaskEvent, type TaskRecord, type TaskRow, type TransferProgress } from './store-records.js';
 import type { ResultRecorded, TaskStoreContract } from './store-contract.js';
@@ -378,13 +379,13 @@ export class TaskStore implements TaskStoreContract {
         state = CASE WHEN clients.state = 'revoked' THEN 'revoked' ELSE excluded.state END,
         updated_at = excluded.updated_at, exit_code = excluded.exit_code, message = excluded.message,
         applied_digest = excluded.applied_digest, has_slot = MAX(clients.has_slot, excluded.has_slot), served_by = excluded.served_by`)
-      .run(client.taskId, client.identity, client.name, client.remoteAddress, client.state, client.firstSeenAt, client.updatedAt,
-        client.exitCode, client.message, client.appliedDigest, client.hasSlot ? 1 : 0, this.#servedBy);
+      .run(client.taskId, client.identity, storableText(client.name), client.remoteAddress, client.state, client.firstSeenAt, client.updatedAt,
+        client.exitCode, storableNullableText(client.message), client.appliedDigest, client.hasSlot ? 1 : 0, this.#servedBy);
     this.#insertEvent(client.taskId, client.identity, client.name, client.state, client.updatedAt, detail);
   }
 
   #insertEvent(taskId: string, identity: string | null, name: string | null, state: string, at: number, detail: string | null): void {
-    this.#statement('INSERT INTO events (task_id, identity, name, state, at, detail) VALUES (?, ?, ?, ?, ?, ?)').run(taskId, identity, name, state, at, detail);
+    this.#statement('INSERT INTO events (task_id, identity, name, state, at, detail) VALUES (?, ?, ?, ?, ?, ?)').run(taskId, identity, storableNullableText(name), state, at, storableNullableText(detail));
   }
 
   // better-sqlite3 compiles SQL on every prepare(); each statement here is compiled once per handle.

@@ -60,6 +60,25 @@ t.test('migrations on a real PostgreSQL', { skip }, async (t) => {
     t.equal(cluster.psql("SELECT (SELECT count(*) FROM task_files) + (SELECT count(*) FROM file_slices) + (SELECT count(*) FROM clients)"), '0', 'deleting a task deletes its files, slices and clients');
   });
 
+  await t.test('a version 3 database gets the write functions of version 4, and the batch function refuses a write it does not know', async (t) => {
+    cluster.psql('CREATE DATABASE older');
+    const location = { ...overSocket, database: 'older' };
+    const functions = "SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE proname LIKE 'noise_cfg_%'";
+    const first = await openPostgresStore(location, { env: {} });
+    for (const name of ['noise_cfg_write_batch', 'noise_cfg_upsert_client', 'noise_cfg_claim_slot', 'noise_cfg_save_result', 'noise_cfg_mark_interrupted']) {
+      await first.pool.query(`DROP FUNCTION ${name}`);
+    }
+    await first.pool.query('UPDATE noise_cfg_schema SET version = 3');
+    await first.pool.end();
+    t.equal(cluster.psql(functions, 'older'), '', 'the database is as version 3 left it');
+    const { pool, migration } = await openPostgresStore(location, { env: {} });
+    t.teardown(() => pool.end());
+    t.same(migration, { from: 3, to: POSTGRES_SCHEMA_VERSION });
+    t.equal(cluster.psql(functions, 'older'), 'noise_cfg_claim_slot,noise_cfg_mark_interrupted,noise_cfg_save_result,noise_cfg_upsert_client,noise_cfg_write_batch');
+    await t.rejects(pool.query(`SELECT noise_cfg_write_batch('[{"write":"bogus"}]')`), { message: /bogus/ }, 'an unknown write fails its batch');
+    t.same((await pool.query(`SELECT noise_cfg_write_batch('[]') AS results`)).rows[0].results, [], 'an empty batch writes nothing');
+  });
+
   await t.test('a database of a newer version is refused, never downgraded', async (t) => {
     cluster.psql('CREATE DATABASE newer');
     const location = { ...overSocket, database: 'newer' };

@@ -154,6 +154,24 @@ export function storeConformance(t: Test, fresh: FreshDatabase): void {
     t.same((await store.listClients(TASK_ID)).map((client) => client.identity), ['later'], 'the next batch commits');
   });
 
+  t.test('text from a peer that PostgreSQL text cannot hold (NUL, a lone surrogate) is kept with U+FFFD in its place, by every store, and harms no other write of its batch', async (t) => {
+    const store = await (await fresh(t))();
+    await store.createTask(taskRecord(TASK_ID, FILES), FILES);
+    const hostile = 'a\u0000b\ud800c\udfffd "quoted" \\ \u{1F600}';
+    const kept = 'a\ufffdb\ufffdc\ufffdd "quoted" \\ \u{1F600}';
+    const writes = [
+      store.saveClient(clientRecord('named', { name: 'web\ud83d' })),
+      store.saveResult(clientRecord('result', { state: 'failed', hasSlot: true, exitCode: 1, message: hostile }), hostile),
+      store.saveClient(clientRecord('neighbour')),
+    ];
+    const settled = await Promise.allSettled(writes);
+    t.same(settled.map((result) => result.status), ['fulfilled', 'fulfilled', 'fulfilled'], 'every write of the batch commits');
+    t.equal((await store.getClient(TASK_ID, 'named'))!.name, 'web\ufffd');
+    t.equal((await store.getClient(TASK_ID, 'result'))!.message, kept);
+    t.equal((await store.listEvents(TASK_ID)).find((event) => event.identity === 'result')!.detail, kept, 'and so is the event detail');
+    t.ok(await store.getClient(TASK_ID, 'neighbour'));
+  });
+
   t.test('group commit: writes queued in one turn share one transaction, and all resolve', async (t) => {
     const store = await (await fresh(t))();
     await store.createTask(taskRecord(TASK_ID, FILES, { maxClients: 1 }), FILES);
