@@ -52,17 +52,22 @@ export class TaskAdmin implements Operator {
   readonly #store: TaskStoreContract;
   readonly #now: () => number;
   readonly #ownsStore: boolean;
+  readonly #onDeleted: (taskId: string) => void;
 
-  private constructor(dataDir: DataDir, store: TaskStoreContract, now: () => number, ownsStore: boolean) {
+  private constructor(dataDir: DataDir, store: TaskStoreContract, now: () => number, ownsStore: boolean, onDeleted: (taskId: string) => void = () => undefined) {
     this.#dataDir = dataDir;
     this.#store = store;
     this.#now = now;
     this.#ownsStore = ownsStore;
+    this.#onDeleted = onDeleted;
   }
 
-  /** An admin sharing a store that someone else (the running server) opened and closes. */
-  static attach(dataDir: DataDir, store: TaskStoreContract, now: () => number = Date.now): TaskAdmin {
-    return new TaskAdmin(dataDir, store, now, false);
+  /**
+   * An admin sharing a store that someone else (the running server) opened and closes. `onDeleted` hears of each
+   * task it deletes, so that the server forgets what it held for it at once (caches.ts, TASK_KEY_TTL_MS).
+   */
+  static attach(dataDir: DataDir, store: TaskStoreContract, now: () => number = Date.now, onDeleted?: (taskId: string) => void): TaskAdmin {
+    return new TaskAdmin(dataDir, store, now, false, onDeleted);
   }
 
   /**
@@ -196,6 +201,7 @@ export class TaskAdmin implements Operator {
     for (const task of tasks) {
       const bytes = isDryRun ? task.totalBytes : await this.#store.deleteTask(task.id);
       if (bytes === null) continue;
+      this.#onDeleted(task.id);
       freedBytes += bytes;
       const endedAtMs = task.endedAt ?? (task.state === 'active' ? task.expiresAt : null);
       deleted.push({ id: task.id, name: task.name, state: taskState(task, nowMs), endedAt: endedAtMs === null ? null : new Date(endedAtMs).toISOString(), totalBytes: task.totalBytes });

@@ -76,7 +76,7 @@ export class TaskServer {
 
   /** Operator access sharing this server's store (for the REST API). */
   admin(): TaskAdmin {
-    return TaskAdmin.attach(this.dataDir, this.store, this.#now);
+    return TaskAdmin.attach(this.dataDir, this.store, this.#now, (taskId) => this.#caches?.forgetTask(taskId));
   }
 
   /** The store, once started. */
@@ -140,10 +140,7 @@ export class TaskServer {
     this.#server = new SecureServer({
       staticKeyPair: dataDir.serverKeyPair,
       // Only the mode and the PSK are needed here; the task's state is read again at HELLO.
-      resolveTask: async (taskId) => {
-        const task = await store.getTask(taskId);
-        return task ? { psk: caches.psk(taskId), mode: task.mode } : null;
-      },
+      resolveTask: (taskId) => caches.keyFor(taskId),
       onConnection: (connection) => this.#track(serveSession(context, connection)),
       onEvent: (event) => this.#log.channelEvent(event),
       // The largest client message is a HELLO or a RESULT: a client that sends more is cut off as its fragments pass

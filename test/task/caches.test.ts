@@ -3,9 +3,10 @@
 // another process's holders only lower the count, prune forgets a task, and cancel, revoke and
 // delete made through another store handle (as `task cancel` from another process) hold though the task's PSK and
 // content were cached.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { LruCache, TaskCaches, type CacheBounds, type CacheSource } from '../../lib/task/caches.js';
+import { LruCache, TASK_KEY_TTL_MS, TaskCaches, type CacheBounds, type CacheSource } from '../../lib/task/caches.js';
 import type { FileEntry } from '../../lib/task/digests.js';
 import { TaskAdmin } from '../../lib/task/admin.js';
 import { CONTENT_SLICE_BYTES, TaskStore, type ClientRecord, type TaskRecord } from '../../lib/task/store.js';
@@ -37,6 +38,7 @@ function countingSource(sizes: Record<string, number>): CacheSource & { reads: s
     },
     listClients: () => [],
     flush: () => undefined,
+    getTask: (taskId) => (taskId in sizes ? task(taskId, { totalBytes: sizes[taskId]! }) : null),
   };
 }
 
@@ -121,6 +123,7 @@ t.test('sessions that ask at once for a task not cached share one load: its cont
         return later([client('a', 'x', 'offered')]);
       },
       flush: () => later(undefined),
+      getTask: (taskId) => later(source.getTask(taskId) as TaskRecord | null),
     },
     derivePsk: () => Buffer.alloc(32),
   });
@@ -158,6 +161,49 @@ t.test("slots: another handle's holders (another process) are missing until a re
   other.close();
   t.same([...await caches.slotHolders('a')], [], 'not seen here: a lower count, never a higher one');
   t.equal(store.getClient('a', 'y')?.hasSlot, true, "negotiate() reads the client's own record, which says it holds one");
+});
+
+t.test('task keys: a found task is read once per TASK_KEY_TTL_MS and answered at once between; a missing one is read every time', async (t) => {
+  const tasks = new Map<string, TaskRecord>([['a', { ...task('a'), mode: 'nnpsk0' }]]);
+  const reads: string[] = [];
+  let clock = 0;
+  const caches = new TaskCaches({
+    source: { ...countingSource({}), getTask: (id) => (reads.push(id), tasks.get(id) ?? null) },
+    derivePsk: (id) => Buffer.alloc(32, id.charCodeAt(0)),
+    monotonicMs: () => clock,
+  });
+  t.same(await caches.keyFor('a'), { mode: 'nnpsk0', psk: Buffer.alloc(32, 'a'.charCodeAt(0)) }, 'the mode and the PSK');
+  clock = TASK_KEY_TTL_MS - 1;
+  const held = caches.keyFor('a');
+  t.notOk(held instanceof Promise, 'within the TTL: answered without waiting');
+  t.same(reads, ['a'], 'and without a read');
+  tasks.delete('a');
+  t.same(caches.keyFor('a'), { mode: 'nnpsk0', psk: Buffer.alloc(32, 'a'.charCodeAt(0)) }, 'a delete by another process is not seen within the TTL (HELLO refuses it)');
+  clock = TASK_KEY_TTL_MS;
+  t.equal(await caches.keyFor('a'), null, 'at the TTL the task is read again, and is gone');
+  t.same(reads, ['a', 'a']);
+  t.equal(await caches.keyFor('b'), null);
+  t.equal(await caches.keyFor('b'), null);
+  t.same(reads, ['a', 'a', 'b', 'b'], 'a missing task is not kept: read at each handshake');
+  tasks.set('b', task('b'));
+  t.same(await caches.keyFor('b'), { mode: 'xxpsk3', psk: Buffer.alloc(32, 'b'.charCodeAt(0)) }, 'so a task created since is found at once');
+  const burst = await Promise.all([caches.keyFor('c'), caches.keyFor('c'), caches.keyFor('c')]);
+  t.same([burst, reads.filter((id) => id === 'c').length], [[null, null, null], 1], 'handshakes that ask at once share one read');
+  caches.forgetTask('b');
+  await caches.keyFor('b');
+  t.equal(reads.filter((id) => id === 'b').length, 4, 'forgetTask drops the key: the next handshake reads');
+});
+
+t.test('task keys: at the bound the least recently used is dropped and read again', async (t) => {
+  const reads: string[] = [];
+  const caches = new TaskCaches({
+    source: { ...countingSource({}), getTask: (id) => (reads.push(id), task(id)) },
+    derivePsk: () => Buffer.alloc(32),
+    bounds: { taskKeys: 2 },
+    monotonicMs: () => 0,
+  });
+  for (const id of ['a', 'b', 'a', 'c', 'a', 'b']) await caches.keyFor(id);
+  t.same(reads, ['a', 'b', 'c', 'b'], 'a, used most recently, stayed; b was dropped for c');
 });
 
 t.test('forgetTask drops every cache of the task', async (t) => {
@@ -201,5 +247,17 @@ t.test('a server with the task cached: cancel, revoke and delete through another
   const deleted = await s.create(textFiles({ 'c.conf': 'c\n' }));
   t.equal((await s.pullInto(deleted.token, { outDir: join(s.dir, 'out-c') })).status, 'applied');
   await other.deleteTask(deleted.id);
-  await t.rejects(s.pullInto(deleted.token, { outDir: join(s.dir, 'out-c2') }), { code: 'AUTHENTICATION_FAILED' }, 'a deleted task fails the handshake though its PSK was cached');
+  await t.rejects(s.pullInto(deleted.token, { outDir: join(s.dir, 'out-c2') }), { code: 'REJECTED', message: /no longer exists/ },
+    'within TASK_KEY_TTL_MS of the read, the handshake still finds the task, and HELLO refuses it: nothing is offered');
+  await new Promise((resolve) => setTimeout(resolve, TASK_KEY_TTL_MS + 50));
+  await t.rejects(s.pullInto(deleted.token, { outDir: join(s.dir, 'out-c3') }), { code: 'AUTHENTICATION_FAILED' }, 'after it, a deleted task fails the handshake though its key was cached');
+  t.notOk(existsSync(join(s.dir, 'out-c2')) || existsSync(join(s.dir, 'out-c3')), 'nothing was applied');
+});
+
+t.test("a delete through the server's own admin (the REST API) fails the next handshake at once", async (t) => {
+  const s = await clientSetup(t);
+  const purged = await s.create(textFiles({ 'd.conf': 'd\n' }));
+  t.equal((await s.pullInto(purged.token)).status, 'applied', 'pulled once: the key is cached');
+  await s.running.server.admin().deleteTask(purged.id);
+  await t.rejects(s.pullInto(purged.token, { outDir: join(s.dir, 'out-d2') }), { code: 'AUTHENTICATION_FAILED' }, 'the server forgot the key when it deleted the task');
 });
