@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { measurePrimitives, measureCipherCrossover, ceilingNow } from './primitives.js';
 import { handshakeRates, pairedHandshakeRates } from './handshakes.js';
-import { pullFigures, pullPoolComparison, pullPostgresComparison } from './pulls.js';
+import { clientWorkRoot, pullFigures, pullPoolComparison, pullPostgresComparison } from './pulls.js';
 import { postgresUnavailableReason, startPostgresCluster } from '../tools/postgres-cluster.js';
 import { figure, formatFigure } from './stats.js';
 import { BenchServer, bulkRun, handshakeRun, idleMemoryRun } from './tcp.js';
@@ -173,10 +173,13 @@ async function main(): Promise<void> {
     row(`${count} pulls of ${bytes / 1024} KiB, c=${concurrency}${label}: pulls/s`, formatFigure(pulls.pullsPerSecond), `p50 ${pulls.p50Ms.median.toFixed(1)} ms, p99 ${pulls.p99Ms.median.toFixed(1)} ms`);
     row(`  server CPU per pull${label ? ', all processes' : ''}`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 && !label ? 'goal ≤ 500 µs (XXpsk3)' : '');
     row(`  store commits (fsyncs) per pull`, formatFigure(pulls.fsyncsPerPull, '', 2), 'goal: well under 1');
+    row(`  load generator CPU per pull`, formatFigure(pulls.clientMicrosPerPull, ' µs'), 'the clients, on the same cores: above the server\'s, they bound pulls/s');
   };
   {
     const [count, bytes] = [settings.pulls, 64 * 1024];
     const concurrency = Math.min(settings.pullConcurrency, count);
+    const clientsIn = clientWorkRoot(count, bytes);
+    row('pull clients (the load generator) write in', clientsIn, clientsIn === '/dev/shm' ? 'memory: their fsyncs on disk, not the server, bounded pulls/s' : 'the temporary directory: their fsyncs may bound pulls/s');
     const compared = await pullPoolComparison(settings.pullRuns, count, concurrency, bytes, 2);
     results[`pulls_${bytes}`] = { count, concurrency, ...compared.single };
     results[`pulls_${bytes}_workers_2`] = { count, concurrency, ...compared.pool, cpuRatio: compared.cpuRatio, throughputRatio: compared.throughputRatio };
