@@ -109,30 +109,44 @@ function startTarget(server: PullServer, taskBytes: number): Promise<PullTarget>
 }
 
 /**
+ * Untimed pulls before each measured run, spread over the run's servers: a server process's first pulls pay for
+ * its JIT compilation, its database connections and prepared statements and its content cache, once per process,
+ * so without them a fleet of two nodes paid twice what one process paid on the same count.
+ */
+const WARM_UP_PULLS = 200;
+
+/**
  * `count` pulls of a task of `taskBytes`, `concurrency` at a time, each by a new client identity, from `serving`
  * (by default one server process); server CPU and commits are of every noise-cfg process, and the PostgreSQL
  * server's CPU is counted apart.
  */
 export async function pullRun(count: number, concurrency: number, taskBytes: number, serving: PullServer = { workers: 1 }): Promise<PullFigures> {
   const server = await startTarget(serving, taskBytes);
-  const work = mkdtempSync(join(clientWorkRoot(count, taskBytes), 'noise-cfg-bench-clients-'));
-  const latencies: number[] = [];
+  const work = mkdtempSync(join(clientWorkRoot(count + WARM_UP_PULLS, taskBytes), 'noise-cfg-bench-clients-'));
   try {
-    for (let i = 0; i < count; i++) mkdirSync(join(work, `c${i}`));
+    // Pulls numbered from `first`, `concurrency` at a time: how many did not apply, and each one's latency.
+    const pullMany = async (first: number, pulls: number): Promise<{ failures: number; latencies: number[] }> => {
+      const latencies: number[] = [];
+      let next = first;
+      let failures = 0;
+      await Promise.all(Array.from({ length: Math.min(concurrency, pulls) }, async () => {
+        while (next < first + pulls) {
+          const index = next++;
+          mkdirSync(join(work, `c${index}`));
+          const begun = performance.now();
+          const result = await pull({ token: server.tokens[index % server.tokens.length]!, outDir: join(work, `c${index}`, 'out'), identityDir: join(work, `c${index}`, 'id'), name: `bench-${index}` });
+          if (result.status !== 'applied') failures++;
+          latencies.push(performance.now() - begun);
+        }
+      }));
+      return { failures, latencies };
+    };
+    const warmUp = await pullMany(count, WARM_UP_PULLS);
+    if (warmUp.failures > 0) throw new Error(`${warmUp.failures} warm-up pulls did not apply`);
     const before = await server.stats();
     const clientBefore = process.cpuUsage();
     const started = performance.now();
-    let next = 0;
-    let failures = 0;
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const index = next++;
-        const begun = performance.now();
-        const result = await pull({ token: server.tokens[index % server.tokens.length]!, outDir: join(work, `c${index}`, 'out'), identityDir: join(work, `c${index}`, 'id'), name: `bench-${index}` });
-        if (result.status !== 'applied') failures++;
-        latencies.push(performance.now() - begun);
-      }
-    }));
+    const { failures, latencies } = await pullMany(0, count);
     const seconds = (performance.now() - started) / 1000;
     const clientCpu = process.cpuUsage(clientBefore);
     const after = await server.stats();

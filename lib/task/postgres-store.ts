@@ -21,7 +21,6 @@ import { toTask, type ClientRecord, type ClientState, type NewTaskFile, type Tas
 import type { PostgresLocation } from './store-location.js';
 import { storableText } from './storable-text.js';
 
-
 type Query = (text: string, values?: readonly unknown[]) => Promise<pg.QueryResult>;
 
 const nothing = (): void => undefined;
