@@ -113,7 +113,7 @@ function startTarget(server: PullServer, taskBytes: number): Promise<PullTarget>
  * its JIT compilation, its database connections and prepared statements and its content cache, once per process,
  * so without them a fleet of two nodes paid twice what one process paid on the same count.
  */
-const WARM_UP_PULLS = 200;
+const WARM_UP_PULLS = 200; // or the run's own count, when smaller (the 4 MiB pulls)
 
 /**
  * `count` pulls of a task of `taskBytes`, `concurrency` at a time, each by a new client identity, from `serving`
@@ -122,7 +122,8 @@ const WARM_UP_PULLS = 200;
  */
 export async function pullRun(count: number, concurrency: number, taskBytes: number, serving: PullServer = { workers: 1 }): Promise<PullFigures> {
   const server = await startTarget(serving, taskBytes);
-  const work = mkdtempSync(join(clientWorkRoot(count + WARM_UP_PULLS, taskBytes), 'noise-cfg-bench-clients-'));
+  const warmUpPulls = Math.min(WARM_UP_PULLS, count);
+  const work = mkdtempSync(join(clientWorkRoot(count + warmUpPulls, taskBytes), 'noise-cfg-bench-clients-'));
   try {
     // Pulls numbered from `first`, `concurrency` at a time: how many did not apply, and each one's latency.
     const pullMany = async (first: number, pulls: number): Promise<{ failures: number; latencies: number[] }> => {
@@ -141,7 +142,7 @@ export async function pullRun(count: number, concurrency: number, taskBytes: num
       }));
       return { failures, latencies };
     };
-    const warmUp = await pullMany(count, WARM_UP_PULLS);
+    const warmUp = await pullMany(count, warmUpPulls);
     if (warmUp.failures > 0) throw new Error(`${warmUp.failures} warm-up pulls did not apply`);
     const before = await server.stats();
     const clientBefore = process.cpuUsage();
