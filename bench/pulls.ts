@@ -30,11 +30,11 @@ let fleets = 0;
 
 /**
  * Where the load generator's clients write their output and identity directories: a memory file system when one
- * has room for `pulls` clients of a task of `taskBytes`, else the temporary directory. Each pull is durable on the client (about 9 fsyncs, the
- * staging, the version and state.json), and on this machine's disk that cost the load generator 5.3–6.5 ms of
- * system time per pull against the server's 1.1–1.3 ms, on the same two cores: the clients, not the server, were
- * the bound on pulls per second (147–172 a second; 302–310 with the clients in memory). Every run of a
- * comparison puts its clients in the same place, so the ratios compare servers alike.
+ * has room for `pulls` clients of a task of `taskBytes`, else the temporary directory. Each pull is durable on
+ * the client (about 9 fsyncs: the staging, the version and state.json), and on this machine's disk that cost the
+ * load generator 5.3–6.5 ms of system time per pull against the server's 1.1–1.3 ms, on the same two cores: the
+ * clients, not the server, were the bound on pulls per second (147–172 a second; 302–310 with the clients in
+ * memory). Every run of a comparison puts its clients in the same place, so the ratios compare servers alike.
  */
 export function clientWorkRoot(pulls: number, taskBytes: number): string {
   // Each client holds its version and, while it applies, a staged copy: twice the task, with room to spare.
@@ -109,11 +109,12 @@ function startTarget(server: PullServer, taskBytes: number): Promise<PullTarget>
 }
 
 /**
- * Untimed pulls before each measured run, spread over the run's servers: a server process's first pulls pay for
- * its JIT compilation, its database connections and prepared statements and its content cache, once per process,
- * so without them a fleet of two nodes paid twice what one process paid on the same count.
+ * Untimed pulls before each measured run (or the run's own count, when smaller: the 4 MiB pulls), spread over
+ * the run's servers: a server process's first pulls pay for its JIT compilation, its database connections and
+ * prepared statements and its content cache, once per process, so without them a fleet of two nodes paid twice
+ * what one process paid on the same count.
  */
-const WARM_UP_PULLS = 200; // or the run's own count, when smaller (the 4 MiB pulls)
+const WARM_UP_PULLS = 200;
 
 /**
  * `count` pulls of a task of `taskBytes`, `concurrency` at a time, each by a new client identity, from `serving`

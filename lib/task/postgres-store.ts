@@ -362,7 +362,6 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
     return postgresFailure(error, this.#location);
   }
 
-
   // Marks `interrupted`, each with its event, the clients still connected or offered that `condition` (on $2…)
   // selects; how many.
   async #interrupt(query: Query, at: number, detail: string, condition: string, values: readonly unknown[]): Promise<number> {

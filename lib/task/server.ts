@@ -199,7 +199,7 @@ export class TaskServer {
    */
   async sweep(): Promise<number> {
     if (this.#settings.retainMs === null || !this.#store || !this.#caches) return 0;
-    return sweepEndedTasks(this.admin(), this.#settings.retainMs, this.#caches, this.#log);
+    return sweepEndedTasks(this.admin(), this.#settings.retainMs, this.#log);
   }
 
   // Says this process is alive, then marks the sessions of any process silent for too long interrupted (one that

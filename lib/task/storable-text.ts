@@ -1,5 +1,5 @@
 /**
- * Text from a peer as the task database keeps it (SPEC.md §4.1, §4.9). PostgreSQL's text and jsonb cannot hold
+ * Text from a peer as the task database keeps it (SPEC.md §4.5 RESULT, §4.9). PostgreSQL's text and jsonb cannot hold
  * U+0000 nor a lone UTF-16 surrogate (a JSON message may spell either as `\u0000` or `\ud800`), and one such
  * character in a group-commit batch used to fail every other client's write of that batch. Both stores keep
  * U+FFFD in its place, so a client reads back the same text from either. Pure.
