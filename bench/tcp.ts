@@ -126,10 +126,21 @@ export async function handshakeRun(server: BenchServer, kind: ServerKind, concur
   return { perSecond: count / elapsedSeconds, serverMicrosPerHandshake: serverMicros / count, perServerCoreSecond: count / (serverMicros / 1e6) };
 }
 
-/** Receives `bytes` from a bulk server of `kind`; returns MB/s from the first byte to the last. */
-export async function bulkRun(server: BenchServer, kind: ServerKind, bytes: number): Promise<number> {
+/** One bulk transfer: MB/s from the first byte to the last, and the CPU each end spent per byte. */
+export interface BulkFigures {
+  mbps: number;
+  /** This process (the receiver: its socket reads, and for noise-cfg the AEAD opens and reassembly). */
+  receiverNsPerByte: number;
+  /** The server process (the sender). */
+  senderNsPerByte: number;
+}
+
+/** Receives `bytes` from a bulk server of `kind`. */
+export async function bulkRun(server: BenchServer, kind: ServerKind, bytes: number): Promise<BulkFigures> {
   let received = 0;
   let firstAt = 0;
+  const senderBefore = await server.stats();
+  const receiverBefore = process.cpuUsage();
   if (kind === 'noise-xxpsk3' || kind === 'noise-nnpsk0') {
     const connection: SecureConnection = await connectSecure('127.0.0.1', server.port, kind === 'noise-xxpsk3'
       ? { mode: 'xxpsk3', taskId: BENCH_TASK_ID, psk: BENCH_PSK, staticKeyPair: CLIENT_KEYS, serverPublicKey: SERVER_KEYS.publicKey }
@@ -156,8 +167,14 @@ export async function bulkRun(server: BenchServer, kind: ServerKind, bytes: numb
     });
   }
   const seconds = (performance.now() - firstAt) / 1000;
+  const receiverCpu = process.cpuUsage(receiverBefore);
+  const senderAfter = await server.stats();
   if (received !== bytes) throw new Error(`bulk ${kind}: received ${received} of ${bytes} bytes`);
-  return bytes / seconds / 1e6;
+  return {
+    mbps: bytes / seconds / 1e6,
+    receiverNsPerByte: ((receiverCpu.user + receiverCpu.system) * 1000) / bytes,
+    senderNsPerByte: ((senderAfter.cpuMicros - senderBefore.cpuMicros) * 1000) / bytes,
+  };
 }
 
 /** Opens `count` idle, authenticated connections to `server`, 100 at a time. */
