@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FLEET_KEY_FILES, parseStoreLocation, pull, TaskAdmin } from '../lib/index.js';
 import type { PostgresCluster } from '../tools/postgres-cluster.js';
+import { protocolPull } from './protocol-client.js';
 import { figure, type Figure } from './stats.js';
 import { BenchServer } from './tcp.js';
 
@@ -100,6 +101,12 @@ function percentile(sorted: readonly number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
 }
 
+/**
+ * What makes the pulls: `pull()` itself, as `noise-cfg pull` runs it (files, identity, fsyncs), or the protocol-level
+ * client of protocol-client.ts, which does the server the same work and writes nothing.
+ */
+export type LoadGenerator = 'pull' | 'protocol';
+
 /** What serves a run: one process on SQLite, a pool of `workers` on SQLite, or `nodes` on PostgreSQL. */
 export type PullServer = { workers: number } | { nodes: number; cluster: PostgresCluster };
 
@@ -121,10 +128,10 @@ const WARM_UP_PULLS = 200;
  * (by default one server process); server CPU and commits are of every noise-cfg process, and the PostgreSQL
  * server's CPU is counted apart.
  */
-export async function pullRun(count: number, concurrency: number, taskBytes: number, serving: PullServer = { workers: 1 }): Promise<PullFigures> {
+export async function pullRun(count: number, concurrency: number, taskBytes: number, serving: PullServer = { workers: 1 }, loadGenerator: LoadGenerator = 'pull'): Promise<PullFigures> {
   const server = await startTarget(serving, taskBytes);
   const warmUpPulls = Math.min(WARM_UP_PULLS, count);
-  const work = mkdtempSync(join(clientWorkRoot(count + warmUpPulls, taskBytes), 'noise-cfg-bench-clients-'));
+  const work = loadGenerator === 'pull' ? mkdtempSync(join(clientWorkRoot(count + warmUpPulls, taskBytes), 'noise-cfg-bench-clients-')) : null;
   try {
     // Pulls numbered from `first`, `concurrency` at a time: how many did not apply, and each one's latency.
     const pullMany = async (first: number, pulls: number): Promise<{ failures: number; latencies: number[] }> => {
@@ -134,10 +141,15 @@ export async function pullRun(count: number, concurrency: number, taskBytes: num
       await Promise.all(Array.from({ length: Math.min(concurrency, pulls) }, async () => {
         while (next < first + pulls) {
           const index = next++;
-          mkdirSync(join(work, `c${index}`));
+          const token = server.tokens[index % server.tokens.length]!;
           const begun = performance.now();
-          const result = await pull({ token: server.tokens[index % server.tokens.length]!, outDir: join(work, `c${index}`, 'out'), identityDir: join(work, `c${index}`, 'id'), name: `bench-${index}` });
-          if (result.status !== 'applied') failures++;
+          if (work === null) {
+            if (await protocolPull(token, `bench-${index}`) !== 'applied') failures++;
+          } else {
+            mkdirSync(join(work, `c${index}`));
+            const result = await pull({ token, outDir: join(work, `c${index}`, 'out'), identityDir: join(work, `c${index}`, 'id'), name: `bench-${index}` });
+            if (result.status !== 'applied') failures++;
+          }
           latencies.push(performance.now() - begun);
         }
       }));
@@ -165,7 +177,7 @@ export async function pullRun(count: number, concurrency: number, taskBytes: num
     };
   } finally {
     await server.stop();
-    rmSync(work, { recursive: true, force: true });
+    if (work !== null) rmSync(work, { recursive: true, force: true });
   }
 }
 
@@ -194,14 +206,14 @@ export async function pullFigures(runs: number, count: number, concurrency: numb
  * One process against a pool of `workers`, in alternating runs: the figures of each, and the paired ratios of
  * server CPU per pull and of pulls per second (pool / one process).
  */
-export async function pullPoolComparison(runs: number, count: number, concurrency: number, taskBytes: number, workers: number): Promise<{
+export async function pullPoolComparison(runs: number, count: number, concurrency: number, taskBytes: number, workers: number, loadGenerator: LoadGenerator = 'pull'): Promise<{
   single: PullFigureSet; pool: PullFigureSet; cpuRatio: Figure; throughputRatio: Figure;
 }> {
   const single: PullFigures[] = [];
   const pool: PullFigures[] = [];
   for (let run = 0; run < runs; run++) {
-    single.push(await pullRun(count, concurrency, taskBytes));
-    pool.push(await pullRun(count, concurrency, taskBytes, { workers }));
+    single.push(await pullRun(count, concurrency, taskBytes, { workers: 1 }, loadGenerator));
+    pool.push(await pullRun(count, concurrency, taskBytes, { workers }, loadGenerator));
   }
   return {
     single: figures(single),

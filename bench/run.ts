@@ -206,9 +206,11 @@ async function main(): Promise<void> {
   // each in alternating runs with one process; then 4 MiB.
   const pullRows = (label: string, count: number, bytes: number, concurrency: number, pulls: Awaited<ReturnType<typeof pullFigures>>): void => {
     row(`${count} pulls of ${bytes / 1024} KiB, c=${concurrency}${label}: pulls/s`, formatFigure(pulls.pullsPerSecond), `p50 ${pulls.p50Ms.median.toFixed(1)} ms, p99 ${pulls.p99Ms.median.toFixed(1)} ms`);
-    row(`  server CPU per pull${label ? ', all processes' : ''}`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 && !label ? 'goal ≤ 500 µs (XXpsk3)' : '');
+    const isSeveralProcesses = label.includes('--workers') || label.includes('PostgreSQL');
+    row(`  server CPU per pull${isSeveralProcesses ? ', all processes' : ''}`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 && !isSeveralProcesses ? 'goal ≤ 500 µs (XXpsk3)' : '');
     row(`  store commits (fsyncs) per pull`, formatFigure(pulls.fsyncsPerPull, '', 2), 'goal: well under 1');
-    row(`  load generator CPU per pull`, formatFigure(pulls.clientMicrosPerPull, ' µs'), 'the clients, on the same cores: above the server\'s, they bound pulls/s');
+    const clientsBound = pulls.clientMicrosPerPull.median > pulls.serverMicrosPerPull.median;
+    row(`  load generator CPU per pull`, formatFigure(pulls.clientMicrosPerPull, ' µs'), `the clients, on the same cores: ${clientsBound ? 'above the server\'s, they bound pulls/s' : 'below the server\'s'}`);
   };
   {
     const [count, bytes] = [settings.pulls, 64 * 1024];
@@ -222,6 +224,13 @@ async function main(): Promise<void> {
     pullRows(', --workers 2', count, bytes, concurrency, compared.pool);
     row(`  --workers 2 vs one process: server CPU per pull`, formatFigure(compared.cpuRatio, '×'), 'goal ≤ 1.15× (no coordination tax)');
     row(`  --workers 2 vs one process: pulls/s`, formatFigure(compared.throughputRatio, '×'), 'goal > 1× (the load generator shares the 2 cores)');
+    // The same comparison with a load generator that writes nothing (protocol-client.ts): the cores go to the server.
+    const lean = await pullPoolComparison(settings.pullRuns, count, concurrency, bytes, 2, 'protocol');
+    results[`pulls_${bytes}_protocol_client`] = { count, concurrency, single: lean.single, pool: lean.pool, cpuRatio: lean.cpuRatio, throughputRatio: lean.throughputRatio };
+    pullRows(', protocol-level clients', count, bytes, concurrency, lean.single);
+    pullRows(', protocol-level clients, --workers 2', count, bytes, concurrency, lean.pool);
+    row(`  --workers 2 vs one process, protocol-level clients: server CPU per pull`, formatFigure(lean.cpuRatio, '×'), 'goal ≤ 1.15×');
+    row(`  --workers 2 vs one process, protocol-level clients: pulls/s`, formatFigure(lean.throughputRatio, '×'), 'goal > 1×');
   }
   {
     // The same 64 KiB pulls from one and two nodes sharing one PostgreSQL database (a throwaway cluster).
