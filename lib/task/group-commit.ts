@@ -1,21 +1,10 @@
 /**
- * The store's group-commit queue (SPEC.md §4.1): a batch commits at most once per GROUP_COMMIT_WINDOW_MS, and every
- * write queued meanwhile shares its transaction, so one WAL fsync; each write's promise settles only once that
- * transaction has committed.
+ * The store's group-commit queue (SPEC.md §4.1): every write queued within GROUP_COMMIT_WINDOW_MS shares one
+ * transaction, so one WAL fsync, and each write's promise settles only once that transaction has committed.
  */
 
-/** The shortest time between two batches' commits, in milliseconds: how long writes wait for company when busy. */
+/** How long queued writes wait for company before they are committed, in milliseconds. */
 export const GROUP_COMMIT_WINDOW_MS = 10;
-
-/**
- * How long a write queued at `now` waits before its batch is taken, given when the last batch was (milliseconds on
- * one monotonic clock): until a window after that one, or not at all once a window has passed. So a busy store
- * still commits at most once per window, and an idle one does not hold a lone write back for a window it needs
- * no company in: a single client's pull waited two windows (its slot, its result) of its 28 ms for that.
- */
-export function commitDelayMs(lastBatchAt: number, now: number): number {
-  return Math.max(0, lastBatchAt + GROUP_COMMIT_WINDOW_MS - now);
-}
 
 interface QueuedWrite {
   apply: () => unknown;
@@ -27,8 +16,6 @@ interface QueuedWrite {
 export class GroupCommitQueue {
   #queue: QueuedWrite[] = [];
   #isFlushScheduled = false;
-  /** When the last batch was taken, on performance.now()'s clock. */
-  #lastBatchAt = Number.NEGATIVE_INFINITY;
   readonly #commit: (applyAll: () => void) => void;
   readonly #failure: (error: unknown) => Error;
 
@@ -50,10 +37,9 @@ export class GroupCommitQueue {
       this.#queue.push({ apply, resolve: resolve as (value: unknown) => void, reject });
       if (!this.#isFlushScheduled) {
         this.#isFlushScheduled = true;
-        // The writes of concurrent clients gather until a window after the last batch (one transaction, one fsync,
-        // instead of one per event-loop turn); an ACK waits at most GROUP_COMMIT_WINDOW_MS for it. Even with no
-        // wait, the batch is taken in a later turn, so this turn's other writes join it.
-        setTimeout(() => this.flush(), commitDelayMs(this.#lastBatchAt, performance.now()));
+        // A short window gathers the writes of concurrent clients into one transaction (one fsync) instead of one
+        // per event-loop turn; it delays an ACK by at most GROUP_COMMIT_WINDOW_MS.
+        setTimeout(() => this.flush(), GROUP_COMMIT_WINDOW_MS);
       }
     });
   }
@@ -64,7 +50,6 @@ export class GroupCommitQueue {
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
-    this.#lastBatchAt = performance.now();
     const results: unknown[] = [];
     try {
       this.#commit(() => {

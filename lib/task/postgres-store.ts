@@ -11,7 +11,7 @@
 import type pg from 'pg';
 import { NoiseCfgError } from '../errors.js';
 import type { FileEntry } from './digests.js';
-import { commitDelayMs } from './group-commit.js';
+import { GROUP_COMMIT_WINDOW_MS } from './group-commit.js';
 import { openPostgresStore, postgresFailure } from './postgres-pool.js';
 import { WRITE_LOCK_KEY } from './postgres-schema.js';
 import { CONTENT_SLICE_BYTES } from './store-schema.js';
@@ -66,8 +66,6 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
   #commits = 0;
   #queue: QueuedWrite[] = [];
   #flushTimer: NodeJS.Timeout | null = null;
-  /** When the last batch was taken, on performance.now()'s clock. */
-  #lastBatchAt = Number.NEGATIVE_INFINITY;
   // The batch being committed: batches of one node run one after the other, in the order they were queued.
   #committing: Promise<void> = Promise.resolve();
   #closing: Promise<void> | null = null;
@@ -275,10 +273,7 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
     this.#flushTimer = null;
     const batch = this.#queue;
     this.#queue = [];
-    if (batch.length > 0) {
-      this.#lastBatchAt = performance.now();
-      this.#committing = this.#committing.then(() => this.#commitBatch(batch));
-    }
+    if (batch.length > 0) this.#committing = this.#committing.then(() => this.#commitBatch(batch));
     await this.#committing;
   }
 
@@ -291,9 +286,8 @@ export class PostgresTaskStore implements TaskStoreContract, ProcessLiveness {
   #enqueue<T>(write: BatchWrite, decode: (result: unknown) => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ write, decode, resolve: resolve as (value: unknown) => void, reject });
-      // As in group-commit.ts: concurrent clients' writes gather into one transaction until a window after the last
-      // batch, and a lone write after a quiet window goes at once.
-      this.#flushTimer ??= setTimeout(() => void this.flush(), commitDelayMs(this.#lastBatchAt, performance.now()));
+      // As in group-commit.ts: a short window gathers concurrent clients' writes into one transaction.
+      this.#flushTimer ??= setTimeout(() => void this.flush(), GROUP_COMMIT_WINDOW_MS);
     });
   }
 
