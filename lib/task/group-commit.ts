@@ -38,7 +38,11 @@ export class GroupCommitQueue {
       if (!this.#isFlushScheduled) {
         this.#isFlushScheduled = true;
         // A short window gathers the writes of concurrent clients into one transaction (one fsync) instead of one
-        // per event-loop turn; it delays an ACK by at most GROUP_COMMIT_WINDOW_MS.
+        // per event-loop turn; it delays an ACK by at most GROUP_COMMIT_WINDOW_MS. The whole window, even when the
+        // store is idle: measured 2026-12-07 (64 KiB pulls, interleaved runs), waiting only for what is left of a
+        // window after the last batch made 5 concurrent pulls 1.5x faster, but at 100 concurrent pull() clients
+        // it committed 2-3x as often per pull and cost the server 8-9 % more CPU per pull; skipping the wait only
+        // after a quiet window still cost 5 % and 1.5x the commits, for little at low concurrency.
         setTimeout(() => this.flush(), GROUP_COMMIT_WINDOW_MS);
       }
     });
