@@ -9,6 +9,7 @@ import { findCipherFunction } from '../lib/noise/cipher-functions.js';
 import { HASH_FUNCTIONS } from '../lib/noise/hash-functions.js';
 import { patternFromName, type HandshakePattern } from '../lib/noise/patterns.js';
 import sodium from 'sodium-native';
+import { rate } from './primitives.js';
 
 /** What one side of a handshake asks of its primitives. */
 export interface SideOperations {
@@ -71,22 +72,6 @@ export function sideOperations(pattern: HandshakePattern, initiator: boolean): S
 /** Seconds per call of each operation, timed here. */
 export type OperationSeconds = Record<keyof SideOperations, number>;
 
-// Calls per timing round: enough that the clock's cost disappears.
-const CALLS_PER_ROUND = 50;
-
-function secondsPerCall(operation: () => void, budgetMs: number): number {
-  let count = 0;
-  const started = process.hrtime.bigint();
-  const deadline = started + BigInt(Math.max(1, Math.round(budgetMs))) * 1_000_000n;
-  let now = started;
-  while (now < deadline) {
-    for (let i = 0; i < CALLS_PER_ROUND; i++) operation();
-    count += CALLS_PER_ROUND;
-    now = process.hrtime.bigint();
-  }
-  return Number(now - started) / 1e9 / count;
-}
-
 /**
  * Times each operation as the product's handshakes make it (25519, ChaChaPoly, BLAKE2b; a DH output or a public key
  * as the input keying material and MixHash data, a 32-byte static key or an empty payload under AEAD), each over
@@ -106,21 +91,26 @@ export function timeOperations(budgetMs: number): OperationSeconds {
   const sealed = [Buffer.alloc(32 + 16), Buffer.alloc(16)];
   let nonce = 0;
   return {
-    keypairs: secondsPerCall(() => generateKeyPair(), budgetMs),
-    dh: secondsPerCall(() => sodium.crypto_scalarmult(shared, local.secretKey, remote.publicKey), budgetMs),
-    hkdf2: secondsPerCall(() => hash.hkdfInto(chainingKey, shared, [outputs[0]!, outputs[1]!]), budgetMs),
-    hkdf3: secondsPerCall(() => hash.hkdfInto(chainingKey, shared, outputs), budgetMs),
-    mixHash: secondsPerCall(() => hash.mixHashInPlace(h, remote.publicKey), budgetMs),
-    aead: secondsPerCall(() => {
+    keypairs: 1 / rate(() => generateKeyPair(), budgetMs),
+    dh: 1 / rate(() => sodium.crypto_scalarmult(shared, local.secretKey, remote.publicKey), budgetMs),
+    hkdf2: 1 / rate(() => hash.hkdfInto(chainingKey, shared, [outputs[0]!, outputs[1]!]), budgetMs),
+    hkdf3: 1 / rate(() => hash.hkdfInto(chainingKey, shared, outputs), budgetMs),
+    mixHash: 1 / rate(() => hash.mixHashInPlace(h, remote.publicKey), budgetMs),
+    aead: 1 / rate(() => {
       const output = sealed[nonce & 1]!;
       cipher.encrypt(key, 0, nonce++, h, output.subarray(0, output.byteLength - 16), output);
     }, budgetMs),
   };
 }
 
-/** Seconds one side of `pattern` costs at its floor, with each operation at `seconds`. */
+/** Seconds a side making `operations` costs at its floor, with each operation at `seconds`. */
 export function floorSeconds(operations: SideOperations, seconds: OperationSeconds): number {
   return (Object.keys(operations) as (keyof SideOperations)[]).reduce((sum, name) => sum + operations[name] * seconds[name], 0);
+}
+
+/** The key exchange's share of the floor: the share of the key-exchange ceiling a side reaches at best. */
+export function ceilingShareAtFloor(operations: SideOperations, seconds: OperationSeconds): number {
+  return (operations.keypairs * seconds.keypairs + operations.dh * seconds.dh) / floorSeconds(operations, seconds);
 }
 
 /** The responder's operations in the two product patterns. */

@@ -4,11 +4,11 @@ import { generateKeyPair } from '../lib/index.js';
 import { CHACHAPOLY_BACKENDS, findCipherFunction } from '../lib/noise/cipher-functions.js';
 import { figure, type Figure } from './stats.js';
 
-/** Operations per second of `operation`, timed over about `budgetMs`. */
-function rate(operation: () => void, budgetMs: number): number {
+/** Operations per second of `operation`, timed over about `budgetMs` (at least 1 ms). */
+export function rate(operation: () => void, budgetMs: number): number {
   let count = 0;
   const started = process.hrtime.bigint();
-  const deadline = started + BigInt(budgetMs) * 1_000_000n;
+  const deadline = started + BigInt(Math.max(1, Math.round(budgetMs))) * 1_000_000n;
   let now = started;
   while (now < deadline) {
     for (let i = 0; i < 50; i++) operation();

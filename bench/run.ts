@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { measurePrimitives, measureCipherCrossover, ceilingNow } from './primitives.js';
-import { floorSeconds, PRODUCT_RESPONDER_OPERATIONS, timeOperations, type SideOperations } from './floors.js';
+import { ceilingShareAtFloor, floorSeconds, PRODUCT_RESPONDER_OPERATIONS, timeOperations } from './floors.js';
 import { handshakeRates, pairedHandshakeRates } from './handshakes.js';
 import { clientWorkRoot, pullFigures, pullPoolComparison, pullPostgresComparison } from './pulls.js';
 import { postgresUnavailableReason, startPostgresCluster } from '../tools/postgres-cluster.js';
@@ -15,7 +15,6 @@ import { BenchServer, bulkRun, handshakeRun, idleMemoryRun } from './tcp.js';
 import type { ServerKind } from './fixtures.js';
 
 const isQuick = process.argv.includes('--quick');
-const NO_OPERATIONS: SideOperations = { keypairs: 0, dh: 0, hkdf2: 0, hkdf3: 0, mixHash: 0, aead: 0 };
 const RUNS = 5;
 const settings = isQuick
   ? { primitiveMs: 60, handshakes: 300, ceilingMs: 40, tcpMs: 300, bulkBytes: 16 * 1024 * 1024, idleConnections: 300, pulls: 200, pullConcurrency: 50, bigPulls: 20, pullRuns: 1 }
@@ -53,9 +52,8 @@ async function main(): Promise<void> {
     const seconds = timeOperations(settings.primitiveMs / 3);
     for (const protocol of ['xxpsk3', 'nnpsk0'] as const) {
       const operations = PRODUCT_RESPONDER_OPERATIONS[protocol];
-      const floor = floorSeconds(operations, seconds);
-      floorMicros[protocol].push(floor * 1e6);
-      floorShares[protocol].push(floorSeconds({ ...NO_OPERATIONS, keypairs: operations.keypairs, dh: operations.dh }, seconds) / floor);
+      floorMicros[protocol].push(floorSeconds(operations, seconds) * 1e6);
+      floorShares[protocol].push(ceilingShareAtFloor(operations, seconds));
     }
   }
   results['floors'] = { xxpsk3: { micros: figure(floorMicros.xxpsk3), shareOfCeiling: figure(floorShares.xxpsk3) }, nnpsk0: { micros: figure(floorMicros.nnpsk0), shareOfCeiling: figure(floorShares.nnpsk0) } };

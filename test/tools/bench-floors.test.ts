@@ -2,7 +2,7 @@
 // spec worked by hand for the two product patterns, and to what a real HandshakeState calls, side by side, for
 // those and a few patterns with pre-messages and several psk tokens.
 import t from 'tap';
-import { floorSeconds, sideOperations, type SideOperations } from '../../bench/floors.js';
+import { ceilingShareAtFloor, floorSeconds, sideOperations, type SideOperations } from '../../bench/floors.js';
 import { generateKeyPair, HandshakeState } from '../../lib/index.js';
 import { resolveProtocol } from '../../lib/noise/protocols.js';
 import { patternFromName } from '../../lib/noise/patterns.js';
@@ -65,6 +65,7 @@ t.test('the floor is the sum of each count at its cost', async (t) => {
   const operations: SideOperations = { keypairs: 1, dh: 3, hkdf2: 6, hkdf3: 1, mixHash: 9, aead: 5 };
   const seconds = { keypairs: 13e-6, dh: 29e-6, hkdf2: 3e-6, hkdf3: 4e-6, mixHash: 0.5e-6, aead: 0.8e-6 };
   t.equal(Math.round(floorSeconds(operations, seconds) * 1e7) / 10, 13 + 87 + 18 + 4 + 4.5 + 4, 'µs, to a tenth');
+  t.equal(Math.round(ceilingShareAtFloor(operations, seconds) * 1000) / 1000, Math.round((100 / 130.5) * 1000) / 1000, 'the key exchange\'s share of it');
 });
 
 function zero(): SideOperations {
