@@ -8,6 +8,7 @@ import { cpus } from 'node:os';
 import { measurePrimitives, measureCipherCrossover, ceilingNow } from './primitives.js';
 import { ceilingShareAtFloor, floorSeconds, PRODUCT_RESPONDER_OPERATIONS, timeOperations } from './floors.js';
 import { handshakeRates, pairedHandshakeRates } from './handshakes.js';
+import { clusterComparison, measureWakeCost } from './cluster-tax.js';
 import { clientWorkRoot, pullFigures, pullPoolComparison, pullPostgresComparison } from './pulls.js';
 import { postgresUnavailableReason, startPostgresCluster } from '../tools/postgres-cluster.js';
 import { figure, formatFigure } from './stats.js';
@@ -17,8 +18,8 @@ import type { ServerKind } from './fixtures.js';
 const isQuick = process.argv.includes('--quick');
 const RUNS = 5;
 const settings = isQuick
-  ? { primitiveMs: 60, handshakes: 300, ceilingMs: 40, tcpMs: 300, bulkBytes: 16 * 1024 * 1024, idleConnections: 300, pulls: 200, pullConcurrency: 50, bigPulls: 20, pullRuns: 1 }
-  : { primitiveMs: 300, handshakes: 2000, ceilingMs: 200, tcpMs: 2000, bulkBytes: 256 * 1024 * 1024, idleConnections: 2000, pulls: 5000, pullConcurrency: 100, bigPulls: 200, pullRuns: RUNS };
+  ? { primitiveMs: 60, handshakes: 300, ceilingMs: 40, tcpMs: 300, bulkBytes: 16 * 1024 * 1024, idleConnections: 300, pulls: 200, pullConcurrency: 50, bigPulls: 20, pullRuns: 1, wakeMs: 100 }
+  : { primitiveMs: 300, handshakes: 2000, ceilingMs: 200, tcpMs: 2000, bulkBytes: 256 * 1024 * 1024, idleConnections: 2000, pulls: 5000, pullConcurrency: 100, bigPulls: 200, pullRuns: RUNS, wakeMs: 500 };
 
 const rows: [string, string, string][] = [];
 const results: Record<string, unknown> = { date: new Date().toISOString(), quick: isQuick, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version };
@@ -229,6 +230,17 @@ async function main(): Promise<void> {
     pullRows(', protocol-level clients, --workers 2', count, bytes, concurrency, lean.pool);
     row(`  --workers 2 vs one process, protocol-level clients: server CPU per pull`, formatFigure(lean.cpuRatio, '×'), 'goal ≤ 1.15×');
     row(`  --workers 2 vs one process, protocol-level clients: pulls/s`, formatFigure(lean.throughputRatio, '×'), 'goal > 1×');
+    // The peer of those ratios (cluster-tax.ts): what a second process costs on these cores whatever it serves.
+    const wake = await measureWakeCost(RUNS, settings.wakeMs);
+    const clusterTax: Record<string, unknown> = { wake };
+    row('  CPU per X25519, back to back / each right after a 1 ms sleep', `${formatFigure(wake.backToBackMicros, ' µs')} / ${formatFigure(wake.afterSleepMicros, ' µs')}`, 'the difference is what one wake of an idle process costs on this machine');
+    for (const [kind, label] of [['tls13', 'Node\'s TLS 1.3-PSK'], ['noise-xxpsk3', 'noise-cfg XXpsk3 channel (no task layer, no store)']] as const) {
+      const peer = await clusterComparison(kind, settings.pullRuns, 50, settings.tcpMs);
+      clusterTax[kind] = peer;
+      row(`  bare ${label} handshake server, 2 cluster workers vs 1: server CPU per handshake`, formatFigure(peer.cpuRatio, '×'),
+        `1 worker ${formatFigure(peer.singleMicros, ' µs')}, 2 workers ${formatFigure(peer.poolMicros, ' µs')}; handshakes/s ${formatFigure(peer.throughputRatio, '×')}`);
+    }
+    results['clusterTax'] = clusterTax;
   }
   {
     // The same 64 KiB pulls from one and two nodes sharing one PostgreSQL database (a throwaway cluster).

@@ -11,6 +11,7 @@ import { BENCH_PSK, BENCH_TASK_ID, CLIENT_KEYS, NODE_DATA_DIR_ENV, NODE_STORE_EN
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./server-process.js', import.meta.url));
 const POOL_SCRIPT = fileURLToPath(new URL('./pool-process.js', import.meta.url));
+const CLUSTER_SCRIPT = fileURLToPath(new URL('./cluster-process.js', import.meta.url));
 
 /** A running bench server process. */
 export class BenchServer {
@@ -34,6 +35,11 @@ export class BenchServer {
   /** The task server as `serve --workers` runs it: `workers` processes under a WorkerPool primary (pool-process.ts). */
   static startPool(workers: number, taskBytes: number): Promise<BenchServer> {
     return BenchServer.#fork(POOL_SCRIPT, [String(workers), String(taskBytes)], `pool of ${workers}`);
+  }
+
+  /** A bare handshake server of `kind` in `workers` node:cluster workers on one port (cluster-process.ts). */
+  static startCluster(workers: number, kind: ServerKind): Promise<BenchServer> {
+    return BenchServer.#fork(CLUSTER_SCRIPT, [String(workers), kind], `cluster of ${workers} ${kind}`);
   }
 
   static async #fork(script: string, args: string[], label: string, env: NodeJS.ProcessEnv = {}): Promise<BenchServer> {
@@ -74,7 +80,7 @@ export class BenchServer {
 }
 
 /** One client handshake to a server of `kind`; resolves once both sides are authenticated. */
-async function handshakeOnce(kind: ServerKind, port: number): Promise<void> {
+export async function handshakeOnce(kind: ServerKind, port: number): Promise<void> {
   if (kind === 'noise-xxpsk3' || kind === 'noise-nnpsk0') {
     const connection = await connectSecure('127.0.0.1', port, kind === 'noise-xxpsk3'
       ? { mode: 'xxpsk3', taskId: BENCH_TASK_ID, psk: BENCH_PSK, staticKeyPair: CLIENT_KEYS, serverPublicKey: SERVER_KEYS.publicKey }
