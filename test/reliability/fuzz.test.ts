@@ -91,6 +91,9 @@ function liveHandshake(port: number, task: Task, misbehaviour: 'bad-message3' | 
   const kind: CaseKind = misbehaviour === 'bad-message3' ? 'live-bad-message3' : 'live-garbage-after-ready';
   return new Promise((resolve) => {
     const { isXx, preamble, handshake } = clientHandshake(task);
+    // The open time counts from before the connect: the server's deadlines count from its accept, which comes after,
+    // so a close is never measured as earlier than the server's timer made it (the connect handler can run late).
+    const startedAt = performance.now();
     const socket = net.connect({ host: HOST, port });
     const decoder = new FrameDecoder();
     let stage: 'message2' | 'ready' | 'done' = 'message2';
@@ -164,7 +167,7 @@ function liveHandshake(port: number, task: Task, misbehaviour: 'bad-message3' | 
     socket.on('close', () => {
       clearTimeout(guard);
       tracker.close(address);
-      resolve({ kind, reply: 'none', openMs: connectedAt === 0 ? 0 : performance.now() - connectedAt, closedByTest, errorCode, address, records });
+      resolve({ kind, reply: 'none', openMs: connectedAt === 0 ? 0 : performance.now() - startedAt, closedByTest, errorCode, address, records });
     });
   });
 }

@@ -275,7 +275,10 @@ t.test('sessions per identity and per task are capped: over a cap a client gets 
   t.equal(held.filter((answer) => answer === 'OFFER').length, perTask, `${perTask} were held open and served`);
   const busyLines = server.pullRecords(xx.id, (record) => record.outcome === 'rejected:busy');
   t.comment(`51 busy refusals of task ${xx.id} were logged in ${busyLines.length} line(s); counts ${JSON.stringify(busyLines.map((record) => record.count ?? 1))}`);
-  t.ok(busyLines.length <= 1 + 10 + 2, `the refusals were logged at a bounded rate (${busyLines.length} lines for 51)`);
+  t.equal(busyLines.reduce((sum, record) => sum + (record.count ?? 1), 0), 51, 'every refusal is in a line or a summary');
+  // The 1 s window is shared with the earlier refusal, so on a slow machine the crowd can straddle two windows: at
+  // most 10 single lines and a summary in each, beside that first line.
+  t.ok(busyLines.length <= 1 + 2 * (10 + 1), `the refusals were logged at a bounded rate (${busyLines.length} lines for 51)`);
   await t.rejects(pull({ token: xx.token, outDir: join(root, 'out-late'), identityDir: join(root, 'id-late'), name: 'late', retryForMs: 0 }), { code: 'TOO_MANY_CONNECTIONS', message: /busy/ }, 'a pull of the full task is told busy (exit 11), not refused');
   const otherPull = await pull({ token: other.token, outDir: join(root, 'out-other'), identityDir: join(root, 'id-other'), name: 'other' });
   t.equal(otherPull.status, 'applied', 'a pull of another task is served meanwhile');
