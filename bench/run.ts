@@ -203,9 +203,9 @@ async function main(): Promise<void> {
 
   // 6. Whole pulls: 64 KiB from one process and from `serve --workers 2`, then from one and two nodes on PostgreSQL,
   // each in alternating runs with one process; then 4 MiB.
-  const pullRows = (label: string, count: number, bytes: number, concurrency: number, pulls: Awaited<ReturnType<typeof pullFigures>>): void => {
+  // `isSeveralProcesses`: a pool or PostgreSQL nodes, whose CPU is summed over their processes and has no goal of its own.
+  const pullRows = (label: string, count: number, bytes: number, concurrency: number, pulls: Awaited<ReturnType<typeof pullFigures>>, isSeveralProcesses = false): void => {
     row(`${count} pulls of ${bytes / 1024} KiB, c=${concurrency}${label}: pulls/s`, formatFigure(pulls.pullsPerSecond), `p50 ${pulls.p50Ms.median.toFixed(1)} ms, p99 ${pulls.p99Ms.median.toFixed(1)} ms`);
-    const isSeveralProcesses = label.includes('--workers') || label.includes('PostgreSQL');
     row(`  server CPU per pull${isSeveralProcesses ? ', all processes' : ''}`, formatFigure(pulls.serverMicrosPerPull, ' µs'), bytes === 64 * 1024 && !isSeveralProcesses ? 'goal ≤ 500 µs (XXpsk3)' : '');
     row(`  store commits (fsyncs) per pull`, formatFigure(pulls.fsyncsPerPull, '', 2), 'goal: well under 1');
     const clientsBound = pulls.clientMicrosPerPull.median > pulls.serverMicrosPerPull.median;
@@ -220,14 +220,14 @@ async function main(): Promise<void> {
     results[`pulls_${bytes}`] = { count, concurrency, ...compared.single };
     results[`pulls_${bytes}_workers_2`] = { count, concurrency, ...compared.pool, cpuRatio: compared.cpuRatio, throughputRatio: compared.throughputRatio };
     pullRows('', count, bytes, concurrency, compared.single);
-    pullRows(', --workers 2', count, bytes, concurrency, compared.pool);
+    pullRows(', --workers 2', count, bytes, concurrency, compared.pool, true);
     row(`  --workers 2 vs one process: server CPU per pull`, formatFigure(compared.cpuRatio, '×'), 'goal ≤ 1.15× (no coordination tax)');
     row(`  --workers 2 vs one process: pulls/s`, formatFigure(compared.throughputRatio, '×'), 'goal > 1× (the load generator shares the 2 cores)');
     // The same comparison with a load generator that writes nothing (protocol-client.ts): the cores go to the server.
     const lean = await pullPoolComparison(settings.pullRuns, count, concurrency, bytes, 2, 'protocol');
     results[`pulls_${bytes}_protocol_client`] = { count, concurrency, single: lean.single, pool: lean.pool, cpuRatio: lean.cpuRatio, throughputRatio: lean.throughputRatio };
     pullRows(', protocol-level clients', count, bytes, concurrency, lean.single);
-    pullRows(', protocol-level clients, --workers 2', count, bytes, concurrency, lean.pool);
+    pullRows(', protocol-level clients, --workers 2', count, bytes, concurrency, lean.pool, true);
     row(`  --workers 2 vs one process, protocol-level clients: server CPU per pull`, formatFigure(lean.cpuRatio, '×'), 'goal ≤ 1.15×');
     row(`  --workers 2 vs one process, protocol-level clients: pulls/s`, formatFigure(lean.throughputRatio, '×'), 'goal > 1×');
     // The peer of those ratios (cluster-tax.ts): what a second process costs on these cores whatever it serves.
@@ -256,7 +256,7 @@ async function main(): Promise<void> {
         for (const fleet of compared.fleets) {
           const label = `, ${fleet.nodes} PostgreSQL node${fleet.nodes > 1 ? 's' : ''}`;
           results[`pulls_${bytes}_postgres_${fleet.nodes}`] = { count, concurrency, ...fleet.pulls, cpuRatio: fleet.cpuRatio, cpuWithStoreRatio: fleet.cpuWithStoreRatio, throughputRatio: fleet.throughputRatio };
-          pullRows(label, count, bytes, concurrency, fleet.pulls);
+          pullRows(label, count, bytes, concurrency, fleet.pulls, true);
           row(`  PostgreSQL server CPU per pull`, formatFigure(fleet.pulls.storeMicrosPerPull, ' µs'), 'the database\'s own processes, same machine');
           row(`  vs one process on SQLite: server CPU per pull, noise-cfg processes`, formatFigure(fleet.cpuRatio, '×'), 'goal ≤ 1.15×');
           row(`  vs one process on SQLite: server CPU per pull, with PostgreSQL's`, formatFigure(fleet.cpuWithStoreRatio, '×'));
